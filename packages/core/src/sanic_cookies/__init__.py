@@ -1,0 +1,64 @@
+"""Sessions for Sanic: server-side or encrypted-cookie, locked, safe by default.
+
+Public API::
+
+    from sanic_cookies import Session, SessionDict, Backend, register, ...
+"""
+
+# First-party backends are separate distributions installed into the
+# `sanic_cookies.backends` namespace; extending the path lets editable and
+# wheel installs of those distributions sit side by side with the core.
+from pkgutil import extend_path
+
+__path__ = extend_path(__path__, __name__)
+
+from ._backend import Backend, ClientSideBackend, LocalLock, SessionLock, StoredSession  # noqa: E402
+from ._config import SessionConfig  # noqa: E402
+from ._discovery import backend_from_url, register, registered_schemes  # noqa: E402
+from ._errors import (  # noqa: E402
+    BackendError,
+    BackendNotFound,
+    BackendUnavailable,
+    ConfigurationError,
+    DuplicateBackend,
+    LockLost,
+    LockTimeout,
+    SanicCookiesError,
+    SessionNotLoaded,
+    SessionSerializationError,
+    SessionTooLarge,
+    UnsupportedOperation,
+)
+from ._record import AuthInfo, SessionRecord  # noqa: E402
+from ._session import Session  # noqa: E402
+from ._session_dict import SessionDict  # noqa: E402
+
+__version__ = "1.0.0"
+
+__all__ = [
+    "AuthInfo",
+    "Backend",
+    "BackendError",
+    "BackendNotFound",
+    "BackendUnavailable",
+    "ClientSideBackend",
+    "ConfigurationError",
+    "DuplicateBackend",
+    "LocalLock",
+    "LockLost",
+    "LockTimeout",
+    "SanicCookiesError",
+    "Session",
+    "SessionConfig",
+    "SessionDict",
+    "SessionLock",
+    "SessionNotLoaded",
+    "SessionRecord",
+    "SessionSerializationError",
+    "SessionTooLarge",
+    "StoredSession",
+    "UnsupportedOperation",
+    "backend_from_url",
+    "register",
+    "registered_schemes",
+]

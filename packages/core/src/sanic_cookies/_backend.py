@@ -1,0 +1,446 @@
+"""The backend contract: what a session store must do.
+
+A backend stores opaque bytes under a key, with a time to live. The core
+hashes session ids into keys, encodes the records, enforces lifetimes and
+decides when to write; a backend only keeps bytes, expires them and locks keys.
+
+To write one, subclass `Backend`, implement the abstract methods, register the
+class under the entry-point group ``sanic_cookies.backends`` with the URL
+scheme as its name, and run `sanic_cookies.testing.BackendConformance`
+against it (see ``docs/writing-a-backend.md``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, ClassVar, NamedTuple, Self
+
+from ._errors import LockTimeout, UnsupportedOperation
+
+__all__ = ["Backend", "ClientSideBackend", "LocalLock", "SessionLock", "StoredSession"]
+
+
+class StoredSession(NamedTuple):
+    """A value as a backend returns it.
+
+    Attributes:
+        value: The bytes last saved under the key.
+        expires_at: When the store will drop it (epoch seconds, `time.time()` clock).
+    """
+
+    value: bytes
+    expires_at: float
+
+
+class SessionLock(ABC):
+    """Exclusive access to one session key, from `Backend.lock`.
+
+    The core uses a lock like this::
+
+        lock = backend.lock(key, timeout=5.0, lease=30.0)
+        stored = await lock.acquire()          # take the lock and load, one round trip
+        try:
+            ...                                # the handler's `async with` block
+            await lock.save_and_release(...)   # or delete_and_release() / release()
+        finally:
+            await lock.release()               # a no-op once released
+
+    Implementations must guarantee:
+
+    * mutual exclusion between holders of the same key, across every process
+      that shares the store (an in-process backend needs only in-process exclusion);
+    * a lease: if the holder dies, the lock frees itself after `lease` seconds;
+    * fencing: `save_and_release` and `delete_and_release` apply only while this
+      holder still owns the lock, atomically, and raise `LockLost` otherwise;
+    * `release` is idempotent and never raises because the lock is already gone.
+
+    `async with lock:` acquires (discarding the loaded value) and releases.
+    """
+
+    @abstractmethod
+    async def acquire(self) -> StoredSession | None:
+        """Take the lock, then return the stored value (None if there is none).
+
+        Raises:
+            LockTimeout: The lock was not free within the backend's acquire timeout.
+        """
+
+    @abstractmethod
+    async def save_and_release(
+        self,
+        value: bytes,
+        ttl: float,
+        *,
+        user_id: str | None = None,
+        replace_only: bool = False,
+    ) -> bool:
+        """Write `value` (as `Backend.save` does) and release the lock, atomically fenced.
+
+        Returns:
+            False when `replace_only` is set and the key no longer exists (a
+            concurrent logout deleted it); nothing is written then. True otherwise.
+
+        Raises:
+            LockLost: This holder's lease ran out; nothing was written.
+        """
+
+    @abstractmethod
+    async def delete_and_release(self) -> None:
+        """Delete the key (and its user-index entry) and release the lock.
+
+        Raises:
+            LockLost: This holder's lease ran out; nothing was deleted.
+        """
+
+    @abstractmethod
+    async def release(self) -> None:
+        """Release without writing. Idempotent; never raises for a lock already gone."""
+
+    @abstractmethod
+    async def extend(self, lease: float) -> None:
+        """Push the lease out to `lease` seconds from now.
+
+        Raises:
+            LockLost: The lease had already run out.
+        """
+
+    async def __aenter__(self) -> Self:
+        await self.acquire()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.release()
+
+
+class Backend(ABC):
+    """A session store.
+
+    Keys are 64-character hex strings (SHA-256 of the session id); values are
+    opaque bytes of at most a few kilobytes; TTLs are seconds as floats
+    (round up if the store counts whole seconds or milliseconds).
+
+    Every method may raise whatever the store's client raises: the core turns
+    any exception into `BackendUnavailable` (HTTP 503) and logs it once.
+    Bound every network call with a timeout so a dead store fails fast.
+
+    Class attributes:
+        name: A short label for logs and metrics (defaults to the class name).
+        supports_user_index: True if `list_user_sessions` and
+            `delete_user_sessions` are implemented ("log out everywhere").
+        per_process: True if each worker process has its own data (the
+            in-memory backend); the core warns when Sanic runs several workers.
+    """
+
+    name: ClassVar[str] = ""
+    supports_user_index: ClassVar[bool] = False
+    per_process: ClassVar[bool] = False
+
+    @classmethod
+    @abstractmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        """Build the backend from a URL such as ``redis://host:6379/0``.
+
+        Args:
+            url: The whole URL; its scheme selected this class.
+            **options: Backend-specific keyword arguments (from code or config).
+        """
+
+    async def open(self) -> None:  # noqa: B027 - optional hook, empty by design
+        """Connect, create tables, start background tasks. Called in each worker at start-up.
+
+        May be called again after `close` (an app restarted in tests): reconnect then.
+        """
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, empty by design
+        """Release connections and stop background tasks. Called at server stop."""
+
+    @abstractmethod
+    async def load(self, key: str) -> StoredSession | None:
+        """Return the value stored under `key`, or None if missing or expired."""
+
+    @abstractmethod
+    async def save(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float,
+        *,
+        user_id: str | None = None,
+        replace_only: bool = False,
+    ) -> bool:
+        """Store `value` under `key` for `ttl` seconds, replacing any previous value.
+
+        Args:
+            key: The store key.
+            value: The encoded record.
+            ttl: Seconds until the store drops the value, unless saved or touched again.
+            user_id: The logged-in user owning this session, for the user index
+                (None: the session belongs to nobody; remove it from any index).
+            replace_only: Write only if the key exists now (so a write racing a
+                logout cannot bring the session back).
+
+        Returns:
+            False if `replace_only` was set and the key did not exist; True otherwise.
+        """
+
+    @abstractmethod
+    async def delete(self, key: str) -> None:
+        """Remove `key` and its user-index entry. Missing keys are not an error."""
+
+    @abstractmethod
+    async def touch(self, key: str, ttl: float) -> bool:
+        """Reset the time to live of `key` to `ttl` seconds without rewriting it.
+
+        Returns:
+            True if the key existed.
+        """
+
+    @abstractmethod
+    def lock(self, key: str, *, timeout: float, lease: float) -> SessionLock:
+        """Return an (unacquired) `SessionLock` for `key`.
+
+        Args:
+            key: The store key to lock.
+            timeout: Seconds `acquire` waits before raising `LockTimeout`.
+            lease: Seconds the lock survives a holder that died.
+        """
+
+    async def list_user_sessions(self, user_id: str) -> Mapping[str, StoredSession]:
+        """Return the live sessions saved with `user_id`, by key.
+
+        Raises:
+            UnsupportedOperation: The backend keeps no user index.
+        """
+        raise UnsupportedOperation(f"{self.label} does not keep a per-user session index")
+
+    async def delete_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
+        """Delete every session saved with `user_id`, except the key `keep`.
+
+        Returns:
+            How many sessions were deleted.
+
+        Raises:
+            UnsupportedOperation: The backend keeps no user index.
+        """
+        raise UnsupportedOperation(f"{self.label} does not keep a per-user session index")
+
+    @property
+    def label(self) -> str:
+        """The backend's name for logs: `name`, or the class name."""
+        return self.name or type(self).__name__
+
+
+class _KeyLock:
+    """An asyncio lock with a count of interested tasks, so unused ones can be forgotten."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+class _KeyedMutex:
+    """Holds at most one in-process asyncio lock of a key registry.
+
+    The asyncio lock of a key exists while some task holds or awaits it and
+    is forgotten afterwards, so neither a leak nor a deadlock can outlive a
+    request (the two bugs that killed the 0.4 lock).
+    """
+
+    __slots__ = ("_held", "_key", "_registry", "_timeout")
+
+    def __init__(self, registry: dict[str, Any], key: str, timeout: float) -> None:
+        self._registry: dict[str, _KeyLock] = registry
+        self._key = key
+        self._timeout = timeout
+        self._held: _KeyLock | None = None
+
+    async def take(self) -> None:
+        entry = self._registry.get(self._key)
+        if entry is None:
+            entry = self._registry[self._key] = _KeyLock()
+        entry.users += 1
+        try:
+            await asyncio.wait_for(entry.lock.acquire(), self._timeout)
+        except TimeoutError:
+            self._forget(entry)
+            raise LockTimeout(f"Session lock not acquired within {self._timeout}s") from None
+        except BaseException:
+            self._forget(entry)
+            raise
+        self._held = entry
+
+    def give_back(self) -> None:
+        entry, self._held = self._held, None
+        if entry is not None:
+            entry.lock.release()
+            self._forget(entry)
+
+    def _forget(self, entry: _KeyLock) -> None:
+        entry.users -= 1
+        if entry.users == 0 and self._registry.get(self._key) is entry:
+            del self._registry[self._key]
+
+
+class LocalLock(SessionLock):
+    """An in-process lock for backends whose data lives in this process.
+
+    It gives mutual exclusion between the tasks of one process only, and has
+    no lease (a holder that dies takes the process, and the data, with it).
+    Loads and saves go through the backend's own `load` / `save` / `delete`.
+
+    Use it from `Backend.lock` of a single-process store, with one registry
+    dict per backend instance::
+
+        def lock(self, key, *, timeout, lease):
+            return LocalLock(self, self._locks, key, timeout=timeout)
+    """
+
+    def __init__(
+        self, backend: Backend, registry: dict[str, Any], key: str, *, timeout: float
+    ) -> None:
+        self._backend = backend
+        self._key = key
+        self._mutex = _KeyedMutex(registry, key, timeout)
+
+    async def acquire(self) -> StoredSession | None:
+        await self._mutex.take()
+        try:
+            return await self._backend.load(self._key)
+        except BaseException:
+            self._mutex.give_back()
+            raise
+
+    async def save_and_release(
+        self,
+        value: bytes,
+        ttl: float,
+        *,
+        user_id: str | None = None,
+        replace_only: bool = False,
+    ) -> bool:
+        try:
+            return await self._backend.save(
+                self._key, value, ttl, user_id=user_id, replace_only=replace_only
+            )
+        finally:
+            self._mutex.give_back()
+
+    async def delete_and_release(self) -> None:
+        try:
+            await self._backend.delete(self._key)
+        finally:
+            self._mutex.give_back()
+
+    async def release(self) -> None:
+        self._mutex.give_back()
+
+    async def extend(self, lease: float) -> None:
+        """In-process locks have no lease; nothing to extend."""
+
+
+def now() -> float:
+    """The clock every expiry is measured on (wall time, shared with other machines)."""
+    return time.time()
+
+
+class ClientSideBackend(Backend):
+    """A backend that keeps the whole session in the cookie (no server state).
+
+    The core hands it the encoded record and puts the token it returns in the
+    cookie; on the next request it hands the cookie back to `decode_cookie`.
+    `load`, `save`, `delete` and `touch` do not apply and raise
+    `UnsupportedOperation`; the lock is in-process only (there is nothing
+    shared to lock), so two parallel requests from one browser can still race.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, Any] = {}
+
+    @abstractmethod
+    async def decode_cookie(self, token: str) -> StoredSession | None:
+        """Return the record inside `token`, or None for anything invalid or expired.
+
+        Must never raise for bad input: tampered, truncated, foreign-key or
+        random tokens all give None.
+        """
+
+    @abstractmethod
+    async def encode_cookie(self, value: bytes, ttl: float) -> str:
+        """Return a cookie-safe token holding `value`, valid for `ttl` seconds.
+
+        Raises:
+            SessionTooLarge: The token would not fit in a cookie.
+        """
+
+    async def revoke_cookie(self, token: str, expires_at: float) -> None:  # noqa: B027
+        """Make `token` unusable before `expires_at` (logout). Default: do nothing."""
+
+    async def load(self, key: str) -> StoredSession | None:
+        raise UnsupportedOperation(f"{self.label} keeps sessions in cookies, not by key")
+
+    async def save(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float,
+        *,
+        user_id: str | None = None,
+        replace_only: bool = False,
+    ) -> bool:
+        raise UnsupportedOperation(f"{self.label} keeps sessions in cookies, not by key")
+
+    async def delete(self, key: str) -> None:
+        raise UnsupportedOperation(f"{self.label} keeps sessions in cookies, not by key")
+
+    async def touch(self, key: str, ttl: float) -> bool:
+        raise UnsupportedOperation(f"{self.label} keeps sessions in cookies, not by key")
+
+    def lock(self, key: str, *, timeout: float, lease: float) -> SessionLock:
+        return _CookieLock(self._locks, key, timeout=timeout)
+
+
+class _CookieLock(SessionLock):
+    """In-process exclusion only: the data comes from the cookie, not from a store.
+
+    `acquire` returns None; the core decodes the cookie itself. The core never
+    saves or deletes through this lock (it encodes a new cookie instead).
+    """
+
+    def __init__(self, registry: dict[str, Any], key: str, *, timeout: float) -> None:
+        self._mutex = _KeyedMutex(registry, key, timeout)
+
+    async def acquire(self) -> StoredSession | None:
+        await self._mutex.take()
+        return None
+
+    async def save_and_release(
+        self,
+        value: bytes,
+        ttl: float,
+        *,
+        user_id: str | None = None,
+        replace_only: bool = False,
+    ) -> bool:
+        self._mutex.give_back()
+        raise UnsupportedOperation("a client-side session is saved by encoding a new cookie")
+
+    async def delete_and_release(self) -> None:
+        self._mutex.give_back()
+        raise UnsupportedOperation("a client-side session is ended by expiring its cookie")
+
+    async def release(self) -> None:
+        self._mutex.give_back()
+
+    async def extend(self, lease: float) -> None:
+        """In-process locks have no lease; nothing to extend."""

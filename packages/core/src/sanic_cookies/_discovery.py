@@ -1,0 +1,119 @@
+"""Finding the backend class for a URL scheme, through entry points.
+
+The entry-point group is ``sanic_cookies.backends``; an entry point's name is
+the URL scheme it serves (``+`` in a scheme is written ``.``, so
+``postgresql+asyncpg://`` looks up ``postgresql.asyncpg``). Entry points are
+read once per process; `register` adds schemes at runtime.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+from ._backend import Backend
+from ._errors import BackendNotFound, ConfigurationError, DuplicateBackend
+
+__all__ = ["backend_from_url", "register", "registered_schemes"]
+
+GROUP = "sanic_cookies.backends"
+
+# What to install for the schemes of the first-party distributions.
+_INSTALL_HINTS = {
+    "redis": "redis",
+    "rediss": "redis",
+    "postgresql": "postgres",
+    "postgres": "postgres",
+    "postgresql.asyncpg": "postgres",
+    "cookie": "cookie",
+}
+
+_runtime: dict[str, type[Backend] | str] = {}
+_discovered: dict[str, EntryPoint] | None = None
+
+
+def register(scheme: str, target: type[Backend] | str) -> None:
+    """Serve URLs of `scheme` with `target` (a Backend subclass or ``"module:Class"``).
+
+    Runtime registrations take precedence over installed entry points. Useful
+    for in-app backends and tests.
+    """
+    _runtime[_entry_name(scheme)] = target
+
+
+def registered_schemes() -> list[str]:
+    """Every scheme a backend is available for (installed or registered)."""
+    return sorted(set(_entry_points()) | set(_runtime))
+
+
+def backend_from_url(url: str, **options: Any) -> Backend:
+    """Build the backend for `url` by its scheme.
+
+    Raises:
+        ConfigurationError: `url` has no scheme.
+        BackendNotFound: nothing serves the scheme (the message says what to install).
+        DuplicateBackend: two distributions serve the scheme.
+    """
+    scheme, sep, _ = url.partition("://")
+    if not sep or not scheme:
+        raise ConfigurationError(
+            f"SESSION_BACKEND must be a URL such as 'memory://' or 'redis://host:6379/0', got {url!r}"
+        )
+    return _load(_entry_name(scheme.lower())).from_url(url, **options)
+
+
+def _entry_name(scheme: str) -> str:
+    return scheme.replace("+", ".")
+
+
+def _load(name: str) -> type[Backend]:
+    target: Any = _runtime.get(name)
+    if target is None:
+        entry = _entry_points().get(name)
+        if entry is None:
+            raise BackendNotFound(_missing_message(name))
+        target = entry.load()
+    elif isinstance(target, str):
+        module, _, attr = target.partition(":")
+        target = getattr(importlib.import_module(module), attr)
+    if not (isinstance(target, type) and issubclass(target, Backend)):
+        raise ConfigurationError(f"Backend for {name!r} is {target!r}, not a Backend subclass")
+    return target
+
+
+def _entry_points() -> dict[str, EntryPoint]:
+    global _discovered
+    if _discovered is None:
+        found: dict[str, EntryPoint] = {}
+        for entry in entry_points(group=GROUP):
+            other = found.get(entry.name)
+            if other is not None and other.value != entry.value:
+                raise DuplicateBackend(
+                    f"URL scheme {entry.name!r} is claimed by two installed distributions: "
+                    f"{_dist_name(other)} ({other.value}) and {_dist_name(entry)} ({entry.value}). "
+                    "Uninstall one of them."
+                )
+            found[entry.name] = entry
+        _discovered = found
+    return _discovered
+
+
+def _dist_name(entry: EntryPoint) -> str:
+    dist = entry.dist
+    return dist.name if dist is not None else "<unknown distribution>"
+
+
+def _missing_message(name: str) -> str:
+    scheme = name.replace(".", "+")
+    extra = _INSTALL_HINTS.get(name)
+    if extra is not None:
+        return (
+            f"No session backend is installed for {scheme}:// URLs. "
+            f'Install it with: pip install "sanic-cookies[{extra}]"'
+        )
+    known = ", ".join(s.replace(".", "+") for s in registered_schemes()) or "none"
+    return (
+        f"No session backend is installed for {scheme}:// URLs (installed: {known}). "
+        "Install the package that provides it, or call sanic_cookies.register()."
+    )

@@ -1,0 +1,122 @@
+"""The exception tree.
+
+Every exception this package raises on purpose derives from `SanicCookiesError`::
+
+    SanicCookiesError
+     ├── ConfigurationError (ValueError)       a mistake in settings, raised at start-up
+     │    ├── BackendNotFound (ImportError)    no backend for a URL scheme: says what to install
+     │    └── DuplicateBackend                 two distributions claim one URL scheme
+     ├── BackendError (sanic ServiceUnavailable → HTTP 503)
+     │    ├── BackendUnavailable               the store failed or could not be reached
+     │    ├── LockTimeout                      the session's lock was not acquired in time
+     │    └── LockLost                         the lock's lease ran out before the save
+     ├── SessionNotLoaded (RuntimeError)       sync access before `async with` / `await load()`
+     ├── SessionSerializationError (TypeError) a value msgspec cannot encode; names the key
+     ├── SessionTooLarge (ValueError)          an encoded session over a backend's size limit
+     └── UnsupportedOperation (NotImplementedError)  a capability the backend does not have
+
+`BackendError` subclasses Sanic's `ServiceUnavailable`, so a handler that lets it
+propagate answers 503 instead of 500: the client keeps its cookie and can retry.
+"""
+
+from __future__ import annotations
+
+from sanic.exceptions import ServiceUnavailable
+
+__all__ = [
+    "BackendError",
+    "BackendNotFound",
+    "BackendUnavailable",
+    "ConfigurationError",
+    "DuplicateBackend",
+    "LockLost",
+    "LockTimeout",
+    "SanicCookiesError",
+    "SessionNotLoaded",
+    "SessionSerializationError",
+    "SessionTooLarge",
+    "UnsupportedOperation",
+]
+
+
+class SanicCookiesError(Exception):
+    """Root of every error raised by sanic-cookies."""
+
+
+class ConfigurationError(SanicCookiesError, ValueError):
+    """A setting is wrong. Raised when the app starts, never per request."""
+
+
+class BackendNotFound(ConfigurationError, ImportError):
+    """No installed backend handles a URL scheme.
+
+    The message names the distribution to install, e.g.
+    ``pip install "sanic-cookies[redis]"``.
+    """
+
+
+class DuplicateBackend(ConfigurationError):
+    """Two installed distributions register the same URL scheme."""
+
+
+class BackendError(SanicCookiesError, ServiceUnavailable):
+    """The session store could not do what was asked; the request answers 503.
+
+    `quiet` keeps Sanic from logging a traceback: sanic-cookies has already
+    logged one clear line naming the backend and the cause.
+    """
+
+    quiet = True
+
+    def __init__(self, message: str = "Session store unavailable") -> None:
+        super().__init__(message)
+
+
+class BackendUnavailable(BackendError):
+    """The store raised or timed out (connection refused, network error, ...)."""
+
+
+class LockTimeout(BackendError):
+    """The session's lock was not acquired within the acquire timeout."""
+
+
+class LockLost(BackendError):
+    """The lock's lease expired (or its connection dropped) before the save.
+
+    The save was *not* applied: another holder may have written since, and
+    overwriting it would lose that update. Extend the lease in long handlers
+    with `SessionDict.extend_lock`.
+    """
+
+
+class SessionNotLoaded(SanicCookiesError, RuntimeError):
+    """The session was read or written before it was loaded.
+
+    Use ``async with request.ctx.session as sess:`` (locked) or
+    ``await request.ctx.session.load()`` (read-only) first.
+    """
+
+
+class SessionSerializationError(SanicCookiesError, TypeError):
+    """A session value cannot be encoded; nothing was written."""
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        #: The top-level session key whose value failed to encode.
+        self.key = key
+
+
+class SessionTooLarge(SanicCookiesError, ValueError):
+    """The encoded session exceeds what the backend can store (e.g. a cookie's 4093 bytes)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"The encoded session is {size} bytes; the limit is {limit}. "
+            "Store less in the session, or use a server-side backend."
+        )
+        self.size = size
+        self.limit = limit
+
+
+class UnsupportedOperation(SanicCookiesError, NotImplementedError):
+    """The backend does not provide this capability (see `Backend.supports_user_index`)."""

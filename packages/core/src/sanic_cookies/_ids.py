@@ -1,0 +1,36 @@
+"""Session ids: how they are made, checked and turned into store keys."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+__all__ = ["is_session_id", "log_id", "new_session_id", "store_key"]
+
+# 32 random bytes, base64url without padding: 43 characters, 256 bits.
+_ID_BYTES = 32
+_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def new_session_id() -> str:
+    """Return a fresh session id with 256 bits from `secrets`."""
+    return secrets.token_urlsafe(_ID_BYTES)
+
+
+def is_session_id(value: str | None) -> bool:
+    """Tell whether `value` has the shape of an id we issue (not whether it exists)."""
+    return value is not None and _ID_PATTERN.fullmatch(value) is not None
+
+
+def store_key(session_id: str) -> str:
+    """The key a backend stores a session under: the SHA-256 of its id, in hex.
+
+    A leaked store dump therefore yields no cookie that works.
+    """
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def log_id(key: str) -> str:
+    """A short, non-secret label for logs: 8 hex digits of the store key."""
+    return key[:8]

@@ -1,0 +1,181 @@
+"""`Session`: the Sanic extension that gives each request a `SessionDict`."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+from sanic import Request, Sanic
+from sanic.response import HTTPResponse
+
+from ._backend import Backend
+from ._config import SessionConfig
+from ._discovery import backend_from_url
+from ._errors import ConfigurationError
+from ._session_dict import _DELETE, _SET, SessionDict
+
+__all__ = ["Session"]
+
+logger = logging.getLogger("sanic_cookies")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Session:
+    """Server-side sessions for a Sanic app.
+
+    ::
+
+        app = Sanic("shop")
+        Session(app)                     # memory://, or app.config.SESSION_BACKEND
+
+        @app.get("/")
+        async def index(request):
+            async with request.ctx.session as sess:
+                sess["visits"] = sess.get("visits", 0) + 1
+            return text(str(sess["visits"]))
+
+    Args:
+        app: The app to attach to now; or call `init_app` later.
+        backend: A `Backend` instance or a URL (``"redis://127.0.0.1:6379/0"``).
+            None: ``app.config.SESSION_BACKEND``, else ``"memory://"``.
+        session_name: Where the session appears: ``request.ctx.<session_name>``
+            and ``app.ctx.exts.<session_name>``.
+        backend_options: Keyword arguments for the backend's ``from_url``
+            (else ``app.config.SESSION_BACKEND_OPTIONS``).
+        master_interface: Old (0.4) name of `backend`.
+        **settings: Any `SessionConfig` field (``cookie_name``, ``expiry``,
+            ``secure``, ...); each defaults to ``app.config.SESSION_<FIELD>``.
+    """
+
+    def __init__(
+        self,
+        app: Sanic[Any, Any] | None = None,
+        *,
+        backend: Backend | str | None = None,
+        session_name: str = "session",
+        backend_options: dict[str, Any] | None = None,
+        master_interface: Backend | str | None = None,
+        **settings: Any,
+    ) -> None:
+        if backend is not None and master_interface is not None:
+            raise ConfigurationError("Pass backend= or its old name master_interface=, not both")
+        unknown = set(settings) - {f for f in SessionConfig.__dataclass_fields__}
+        if unknown:
+            raise ConfigurationError(f"Unknown session setting(s): {', '.join(sorted(unknown))}")
+        if not session_name.isidentifier():
+            raise ConfigurationError(f"session_name must be an identifier, got {session_name!r}")
+        self.name = session_name
+        self._backend_arg = backend if backend is not None else master_interface
+        self._backend_options = backend_options
+        self._settings = settings
+        self._backend: Backend | None = None
+        self.config = SessionConfig.resolve(settings, {})
+        self.app: Sanic[Any, Any] | None = None
+        if app is not None:
+            self.init_app(app)
+
+    # -- set-up ----------------------------------------------------------------
+
+    def init_app(self, app: Sanic[Any, Any]) -> None:
+        """Attach to `app`: middleware, start-up and shutdown listeners, ``app.ctx.exts``."""
+        if self.app is not None:
+            raise ConfigurationError(f"Session {self.name!r} is already attached to an app")
+        exts = getattr(app.ctx, "exts", None)
+        if exts is None:
+            exts = app.ctx.exts = SimpleNamespace()
+        if getattr(exts, self.name, None) is not None:
+            raise ConfigurationError(
+                f"App already has a session named {self.name!r}; give this one another session_name"
+            )
+        setattr(exts, self.name, self)
+        self.app = app
+        self.config = SessionConfig.resolve(self._settings, app.config)
+        app.register_listener(self._start, "before_server_start")
+        app.register_listener(self._stop, "after_server_stop")
+        app.register_middleware(self._on_request, "request")
+        app.register_middleware(self._on_response, "response")
+
+    async def _start(self, app: Sanic[Any, Any]) -> None:
+        self.config = SessionConfig.resolve(self._settings, app.config)
+        # Kept across restarts of the same app (test clients start it per request).
+        backend = self._backend if self._backend is not None else self._resolve_backend(app)
+        if backend.per_process and app.state.workers > 1:
+            warnings.warn(
+                f"Session {self.name!r} uses {backend.label}, whose sessions live in one process, "
+                f"but the app runs {app.state.workers} workers: each worker sees different "
+                "sessions. Use a shared backend such as redis:// or postgresql://.",
+                RuntimeWarning,
+                stacklevel=1,
+            )
+        await backend.open()
+        self._backend = backend
+
+    async def _stop(self, app: Sanic[Any, Any]) -> None:
+        if self._backend is not None:
+            await self._backend.close()
+
+    def _resolve_backend(self, app: Sanic[Any, Any]) -> Backend:
+        spec = self._backend_arg
+        if spec is None:
+            spec = app.config.get("SESSION_BACKEND") or "memory://"
+        if isinstance(spec, Backend):
+            return spec
+        if isinstance(spec, str):
+            options = self._backend_options
+            if options is None:
+                options = app.config.get("SESSION_BACKEND_OPTIONS") or {}
+            return backend_from_url(spec, **options)
+        raise ConfigurationError(
+            f"A session backend must be a Backend or a URL string, got {type(spec).__name__}"
+        )
+
+    @property
+    def backend(self) -> Backend:
+        """The backend in use (available once the server has started)."""
+        if self._backend is None:
+            raise RuntimeError(
+                f"Session {self.name!r} has no backend yet: it is set up when the server starts"
+            )
+        return self._backend
+
+    # -- per request -------------------------------------------------------------
+
+    def _cookie_key(self) -> str:
+        prefix = "__Host-" if self.config.host_prefix else ""
+        return prefix + self.config.cookie_name
+
+    async def _on_request(self, request: Request) -> None:
+        # Exact-name lookup: Sanic's cookies.get() would also accept a
+        # __Host-/__Secure- variant, which is not the cookie we set.
+        values = dict.get(request.cookies, self._cookie_key())
+        setattr(request.ctx, self.name, SessionDict(self, values[0] if values else None))
+
+    async def _on_response(self, request: Request, response: HTTPResponse) -> None:
+        sess: SessionDict | None = getattr(request.ctx, self.name, None)
+        if sess is None:
+            return
+        action, value, max_age = await sess._finish()
+        if action == _SET and value is not None:
+            self._set_cookie(response, value, max_age)
+        elif action == _DELETE:
+            self._set_cookie(response, "", 0)
+
+    def _set_cookie(self, response: HTTPResponse, value: str, max_age: int | None) -> None:
+        c = self.config
+        response.add_cookie(
+            c.cookie_name,
+            value,
+            path=c.path,
+            domain=c.domain,
+            secure=c.secure,
+            max_age=max_age,
+            expires=_EPOCH if max_age == 0 else None,
+            httponly=c.httponly,
+            samesite=c.samesite,  # type: ignore[arg-type]
+            partitioned=c.partitioned,
+            host_prefix=c.host_prefix,
+        )

@@ -1,0 +1,473 @@
+"""`SessionDict`: one request's view of one session.
+
+It loads nothing until the handler asks (`async with` or `await load()`), so a
+request that never uses its session costs no store call. It writes only when
+the encoded data, the login or the id changed, or the sliding expiry is due.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator, MutableMapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+import msgspec
+
+from ._backend import ClientSideBackend, SessionLock, StoredSession, now
+from ._errors import BackendUnavailable, SanicCookiesError, SessionNotLoaded
+from ._ids import is_session_id, log_id, new_session_id, store_key
+from ._record import (
+    EMPTY_DATA,
+    AuthInfo,
+    SessionRecord,
+    decode_data,
+    decode_record,
+    encode_data,
+    encode_record,
+)
+
+if TYPE_CHECKING:
+    from ._session import Session
+
+__all__ = ["SessionDict"]
+
+logger = logging.getLogger("sanic_cookies")
+
+UNLOCKED_ACCESS = (
+    "Session {name!r} used outside `async with request.ctx.{name}:`; a concurrent request "
+    "may overwrite this change. Use the lock, or pass warn_lock=False to silence this."
+)
+
+# What the response should do with the cookie.
+_KEEP, _SET, _DELETE = 0, 1, 2
+
+
+class SessionDict(MutableMapping[str, Any]):
+    """The session of one request, a mutable mapping of str to JSON-encodable values.
+
+    Use it as ``async with request.ctx.session as sess:``: that takes the
+    session's lock, loads the current data, and on a clean exit writes it back
+    if it changed and releases the lock (always, also when the block raises;
+    an exception discards the block's changes). ``await session.load()`` loads
+    without the lock, for read-only use.
+    """
+
+    def __init__(self, session: Session, cookie_value: str | None) -> None:
+        self._session = session
+        self._cookie_value = cookie_value
+        backend = session.backend
+        self._client_side = isinstance(backend, ClientSideBackend)
+        if self._client_side:
+            self._sid = cookie_value or None
+        else:
+            self._sid = cookie_value if is_session_id(cookie_value) else None
+        self._key = store_key(self._sid) if self._sid else None
+        self._data: dict[str, Any] | None = None
+        self._orig = EMPTY_DATA
+        self._stored: StoredSession | None = None  # what the store held at load
+        self._record: SessionRecord | None = None
+        self._auth: AuthInfo | None = None
+        self._ttl = session.config.expiry
+        self._persistent = not session.config.session_cookie
+        self._created = 0.0
+        self._deadline = 0.0
+        self._meta_changed = False
+        self._rotate = False
+        self._destroyed = False
+        self._lock: SessionLock | None = None
+        self._in_block = False
+        self._cookie_action = _KEEP
+        self._new_cookie_value: str | None = None
+
+    # -- loading ---------------------------------------------------------------
+
+    async def load(self) -> Self:
+        """Load the session without locking it (one store round trip, none if new).
+
+        Reads after this emit a `RuntimeWarning` unless `warn_lock` is off.
+        Loading twice does nothing the second time.
+        """
+        if self._data is None:
+            stored: StoredSession | None = None
+            if self._key is not None:
+                stored = await self._call("load", self._load_stored())
+            self._adopt(stored)
+        return self
+
+    async def _load_stored(self) -> StoredSession | None:
+        backend = self._session.backend
+        if isinstance(backend, ClientSideBackend):
+            assert self._sid is not None
+            return await backend.decode_cookie(self._sid)
+        assert self._key is not None
+        return await backend.load(self._key)
+
+    def _adopt(self, stored: StoredSession | None) -> None:
+        """Take `stored` as this session's state, or start a fresh one."""
+        record = decode_record(stored.value) if stored is not None else None
+        t = now()
+        data: dict[str, Any] | None = None
+        if record is not None and stored is not None:
+            if record.deadline <= t or stored.expires_at <= t:
+                record = None
+            else:
+                try:
+                    data = decode_data(record.data)
+                except ValueError:
+                    record = None
+        if record is None or stored is None or data is None:
+            if stored is not None:
+                logger.debug("session %s: unreadable or expired record ignored", self._log_id)
+            self._stored = None
+            self._record = None
+            self._data = {}
+            self._orig = EMPTY_DATA
+            self._auth = None
+            self._created = t
+            self._deadline = t + self._session.config.lifetime
+            self._ttl = self._session.config.expiry
+            self._persistent = not self._session.config.session_cookie
+            return
+        self._stored = stored
+        self._record = record
+        self._data = data
+        self._orig = bytes(record.data)
+        self._auth = record.auth
+        self._created = record.created
+        self._deadline = record.deadline
+        self._ttl = record.ttl
+        self._persistent = record.persistent
+
+    # -- the lock ----------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._in_block:
+            raise RuntimeError("This session is already locked by an enclosing `async with`.")
+        if self._data is not None and self._data_dirty():
+            raise RuntimeError(
+                "This session has unsaved changes made outside `async with`; "
+                "make them inside the block."
+            )
+        self._data = None  # reload under the lock: the unlocked copy may be stale
+        if self._key is None:
+            self._adopt(None)  # no cookie: nobody else can know this session, nothing to lock
+        else:
+            config = self._session.config
+            lock = self._session.backend.lock(
+                self._key, timeout=config.lock_timeout, lease=config.lock_lease
+            )
+            stored = await self._call("lock", lock.acquire())
+            self._lock = lock
+            try:
+                if self._client_side:
+                    stored = await self._call("load", self._load_stored())
+                self._adopt(stored)
+            except BaseException:
+                await self._release()
+                raise
+        self._in_block = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._in_block = False
+        try:
+            if exc_type is None:
+                await self._write()
+            else:
+                self._discard()
+        finally:
+            await self._release()
+
+    async def extend_lock(self, lease: float) -> None:
+        """Extend the held lock's lease to `lease` seconds from now (for long handlers)."""
+        if self._lock is None:
+            raise RuntimeError("extend_lock() needs the session locked by `async with`.")
+        await self._call("extend", self._lock.extend(lease))
+
+    async def _release(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            try:
+                await lock.release()
+            except Exception as exc:  # the lease will free it; say so once
+                logger.warning(
+                    "session %s: releasing the lock on %s failed (%s: %s); it frees at lease end",
+                    self._log_id, self._session.backend.label, type(exc).__name__, exc,
+                )
+
+    def _discard(self) -> None:
+        """Forget the block's changes (it raised): keep the data as loaded."""
+        self._data = decode_data(self._orig)
+        self._auth = self._record.auth if self._record else None
+        self._rotate = self._destroyed = self._meta_changed = False
+
+    # -- writing -----------------------------------------------------------------
+
+    def _data_dirty(self) -> bool:
+        assert self._data is not None
+        return encode_data(self._data) != self._orig
+
+    async def _write(self) -> None:
+        """Write what changed, through the held lock if there is one."""
+        if self._data is None:
+            return
+        data = encode_data(self._data)  # before any I/O: a bad value writes nothing
+        config = self._session.config
+        exists = self._stored is not None
+        empty = data == EMPTY_DATA and self._auth is None
+        if self._destroyed or (empty and (exists or self._rotate)):
+            await self._delete_stored()
+            return
+        changed = data != self._orig or self._meta_changed or self._rotate
+        t = now()
+        refresh = exists and self._refresh_due(t)
+        if not changed and not refresh or empty:
+            return
+        ttl = min(self._ttl, self._deadline - t)
+        if ttl <= 0:
+            await self._delete_stored()
+            return
+        record = SessionRecord(
+            data=msgspec.Raw(data),
+            created=self._created,
+            deadline=self._deadline,
+            ttl=self._ttl,
+            persistent=self._persistent,
+            auth=self._auth,
+        )
+        value = encode_record(record)
+        user_id = self._auth.user_id if self._auth else None
+        backend = self._session.backend
+        if isinstance(backend, ClientSideBackend):
+            token = await self._call("save", backend.encode_cookie(value, ttl))
+            old = self._sid
+            if old is not None and exists and self._rotate:
+                await self._call("revoke", backend.revoke_cookie(old, self._stored_expiry()))
+            self._sid = self._new_cookie_value = token
+            self._key = store_key(token)
+        elif not exists or self._rotate:
+            sid = new_session_id()
+            key = store_key(sid)
+            await self._call("save", backend.save(key, value, ttl, user_id=user_id))
+            if exists:
+                await self._delete_stored(send_cookie=False)
+            self._sid, self._key, self._new_cookie_value = sid, key, sid
+        else:
+            assert self._key is not None
+            if self._lock is not None:
+                saved = await self._call(
+                    "save",
+                    self._lock.save_and_release(value, ttl, user_id=user_id, replace_only=True),
+                )
+                self._lock = None
+            else:
+                saved = await self._call(
+                    "save", backend.save(self._key, value, ttl, user_id=user_id, replace_only=True)
+                )
+            if not saved:  # ended by a concurrent logout: stay ended
+                logger.info("session %s: ended concurrently; write dropped", self._log_id)
+                self._forget_all()
+                return
+        self._stored = StoredSession(value, t + ttl)
+        self._record = record
+        self._orig = data
+        self._rotate = self._meta_changed = False
+        self._cookie_action = _SET
+
+    def _refresh_due(self, t: float) -> bool:
+        """Sliding expiry: rewrite once `refresh_interval` has passed since the last write."""
+        if self._stored is None or self._stored.expires_at >= self._deadline:
+            return False  # capped by the absolute lifetime: nothing to extend
+        refreshed_at = self._stored.expires_at - self._ttl
+        return t - refreshed_at >= self._session.config.refresh_after
+
+    def _stored_expiry(self) -> float:
+        return self._stored.expires_at if self._stored else now()
+
+    async def _delete_stored(self, *, send_cookie: bool = True) -> None:
+        backend = self._session.backend
+        if self._stored is not None:
+            if isinstance(backend, ClientSideBackend):
+                assert self._sid is not None
+                await self._call("revoke", backend.revoke_cookie(self._sid, self._stored_expiry()))
+            elif self._lock is not None:
+                await self._call("delete", self._lock.delete_and_release())
+                self._lock = None
+            else:
+                assert self._key is not None
+                await self._call("delete", backend.delete(self._key))
+        if send_cookie:
+            self._forget_all()
+
+    def _forget_all(self) -> None:
+        self._stored = self._record = self._auth = None
+        self._data = {}
+        self._orig = EMPTY_DATA
+        self._sid = self._key = None
+        self._rotate = self._destroyed = self._meta_changed = False
+        self._cookie_action = _DELETE if self._cookie_value else _KEEP
+
+    async def _call(self, operation: str, awaitable: Any) -> Any:
+        """Await a backend call; turn any failure into one log line and a 503."""
+        try:
+            return await awaitable
+        except SanicCookiesError:
+            raise
+        except Exception as exc:
+            backend = self._session.backend
+            logger.error(
+                "session %s: %s on backend %s failed: %s: %s",
+                self._log_id, operation, backend.label, type(exc).__name__, exc,
+            )
+            raise BackendUnavailable(
+                f"Session store {backend.label} unavailable during {operation}"
+            ) from exc
+
+    async def _finish(self) -> tuple[int, str | None, int | None]:
+        """Called once the handler returned: write unlocked changes, say what the cookie needs.
+
+        Returns:
+            (action, cookie value, max age): action is keep, set or delete.
+        """
+        await self._release()  # a block left open by a streaming handler, say
+        if self._data is not None and not self._in_block:
+            await self._write_unlocked()
+        if self._cookie_action == _SET:
+            max_age = None
+            if self._persistent:
+                max_age = max(0, int(min(self._ttl, self._deadline - now())))
+            return _SET, self._new_cookie_value or self._sid, max_age
+        return self._cookie_action, None, None
+
+    async def _write_unlocked(self) -> None:
+        assert self._data is not None
+        data = encode_data(self._data)
+        dirty = data != self._orig or self._meta_changed or self._rotate or self._destroyed
+        if dirty:
+            await self._write()
+        elif self._stored is not None and self._refresh_due(now()):
+            # Read-only use: extend the TTL without rewriting data someone may be changing.
+            ttl = min(self._ttl, self._deadline - now())
+            backend = self._session.backend
+            if ttl > 0 and self._key is not None and not isinstance(backend, ClientSideBackend):
+                if await self._call("touch", backend.touch(self._key, ttl)):
+                    self._cookie_action = _SET
+
+    # -- session operations ------------------------------------------------------
+
+    def regenerate(self) -> None:
+        """Give the session a new id at its next write, keeping its data.
+
+        The old id stops working when the new one is written. Call it on any
+        change of privilege (`AuthSession.login_user` does).
+        """
+        self._require_loaded()
+        self._rotate = True
+
+    def destroy(self) -> None:
+        """End the session: its data and login are deleted and the cookie expired at write."""
+        self._require_loaded()
+        assert self._data is not None
+        self._data.clear()
+        self._auth = None
+        self._destroyed = True
+
+    @property
+    def sid(self) -> str | None:
+        """The session id the client holds (or will hold after this response); None if new."""
+        return self._new_cookie_value or self._sid
+
+    @property
+    def is_new(self) -> bool:
+        """True if nothing was stored for this session when it was loaded."""
+        self._require_loaded()
+        return self._stored is None
+
+    @property
+    def created(self) -> float:
+        """When this session was created (epoch seconds)."""
+        self._require_loaded()
+        return self._created
+
+    @property
+    def auth(self) -> AuthInfo | None:
+        """The login recorded in this session (managed by `AuthSession`)."""
+        self._require_loaded()
+        return self._auth
+
+    def set_auth(
+        self,
+        auth: AuthInfo | None,
+        *,
+        ttl: float | None = None,
+        persistent: bool | None = None,
+        lifetime: float | None = None,
+    ) -> None:
+        """Record a login (or None for none), optionally with its own timeouts.
+
+        This is the hook `AuthSession` uses; applications call `login_user` instead.
+        """
+        self._require_loaded()
+        self._auth = auth
+        if ttl is not None:
+            self._ttl = ttl
+        if persistent is not None:
+            self._persistent = persistent
+        if lifetime is not None:
+            self._deadline = now() + lifetime
+        self._meta_changed = True
+
+    # -- MutableMapping ----------------------------------------------------------
+
+    def _require_loaded(self) -> None:
+        if self._data is None:
+            raise SessionNotLoaded(
+                f"Session {self._session.name!r} is not loaded: use `async with "
+                f"request.ctx.{self._session.name} as sess:` or "
+                f"`await request.ctx.{self._session.name}.load()` first."
+            )
+
+    def _access(self) -> dict[str, Any]:
+        if self._data is None:
+            self._require_loaded()
+        if not self._in_block and self._session.config.warn_lock:
+            warnings.warn(
+                UNLOCKED_ACCESS.format(name=self._session.name), RuntimeWarning, stacklevel=3
+            )
+        assert self._data is not None
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._access()[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._access()[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._access()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._access())
+
+    def __len__(self) -> int:
+        return len(self._access())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._access()
+
+    def __repr__(self) -> str:
+        state = "unloaded" if self._data is None else f"{len(self._data)} keys"
+        return f"<SessionDict {self._session.name!r} {self._log_id} {state}>"
+
+    @property
+    def _log_id(self) -> str:
+        return log_id(self._key) if self._key else "new"
+
+

@@ -1,0 +1,182 @@
+"""The in-memory backend (``memory://``), the embedded default.
+
+Sessions live in a dict inside the worker process: fast, and gone at restart.
+Each worker of a multi-worker app has its own, so use it for development,
+tests and single-process apps (the core warns otherwise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
+from urllib.parse import parse_qsl, urlsplit
+
+from sanic_cookies._backend import Backend, LocalLock, SessionLock, StoredSession, now
+from sanic_cookies._errors import ConfigurationError
+
+__all__ = ["MemoryBackend"]
+
+# (expires_at, value, user_id): a tuple costs less memory than an object per session.
+_Entry = tuple[float, bytes, str | None]
+
+
+class MemoryBackend(Backend):
+    """Sessions in a per-process dict with TTLs.
+
+    Every operation is O(1). Expired entries are never returned, and a
+    background task (started and stopped with the server) sweeps them out.
+
+    Args:
+        max_entries: The most sessions to keep; beyond it the least recently
+            written one is dropped. None: no cap.
+        sweep_interval: Seconds between sweeps of expired entries.
+    """
+
+    name: ClassVar[str] = "memory"
+    supports_user_index: ClassVar[bool] = True
+    per_process: ClassVar[bool] = True
+
+    def __init__(self, *, max_entries: int | None = None, sweep_interval: float = 60.0) -> None:
+        if max_entries is not None and max_entries < 1:
+            raise ConfigurationError(f"max_entries must be at least 1, got {max_entries}")
+        if sweep_interval <= 0:
+            raise ConfigurationError(f"sweep_interval must be positive, got {sweep_interval}")
+        self.max_entries = max_entries
+        self.sweep_interval = sweep_interval
+        # Keys are kept as 32 raw bytes rather than 64 hex characters: half the memory.
+        self._data: dict[bytes, _Entry] = {}
+        self._users: dict[str, set[bytes]] = {}
+        self._locks: dict[str, Any] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        """``memory://`` with optional ``?max_entries=N&sweep_interval=S``."""
+        query = dict(parse_qsl(urlsplit(url).query))
+        kwargs: dict[str, Any] = {}
+        try:
+            if "max_entries" in query:
+                kwargs["max_entries"] = int(query.pop("max_entries"))
+            if "sweep_interval" in query:
+                kwargs["sweep_interval"] = float(query.pop("sweep_interval"))
+        except ValueError as exc:
+            raise ConfigurationError(f"Bad memory:// option in {url!r}: {exc}") from None
+        if query:
+            raise ConfigurationError(f"Unknown memory:// option(s): {', '.join(sorted(query))}")
+        kwargs.update(options)
+        return cls(**kwargs)
+
+    async def open(self) -> None:
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def close(self) -> None:
+        task, self._sweeper = self._sweeper, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def __len__(self) -> int:
+        """How many sessions are held, including expired ones not yet swept."""
+        return len(self._data)
+
+    async def load(self, key: str) -> StoredSession | None:
+        entry = self._data.get(bytes.fromhex(key))
+        if entry is None or entry[0] <= now():
+            return None
+        return StoredSession(entry[1], entry[0])
+
+    async def save(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float,
+        *,
+        user_id: str | None = None,
+        replace_only: bool = False,
+    ) -> bool:
+        k = bytes.fromhex(key)
+        old = self._data.pop(k, None)
+        if old is not None and old[0] <= now():
+            self._unindex(k, old[2])
+            old = None
+        if old is None and replace_only:
+            return False
+        if old is not None and old[2] != user_id:
+            self._unindex(k, old[2])
+        if user_id is not None:
+            self._users.setdefault(user_id, set()).add(k)
+        self._data[k] = (now() + ttl, value, user_id)
+        if self.max_entries is not None and len(self._data) > self.max_entries:
+            oldest = next(iter(self._data))
+            self._unindex(oldest, self._data.pop(oldest)[2])
+        return True
+
+    async def delete(self, key: str) -> None:
+        k = bytes.fromhex(key)
+        old = self._data.pop(k, None)
+        if old is not None:
+            self._unindex(k, old[2])
+
+    async def touch(self, key: str, ttl: float) -> bool:
+        k = bytes.fromhex(key)
+        entry = self._data.get(k)
+        if entry is None or entry[0] <= now():
+            return False
+        self._data[k] = (now() + ttl, entry[1], entry[2])
+        return True
+
+    def lock(self, key: str, *, timeout: float, lease: float) -> SessionLock:
+        return LocalLock(self, self._locks, key, timeout=timeout)
+
+    async def list_user_sessions(self, user_id: str) -> Mapping[str, StoredSession]:
+        t = now()
+        found = {}
+        for k in self._users.get(user_id, ()):
+            entry = self._data.get(k)
+            if entry is not None and entry[0] > t:
+                found[k.hex()] = StoredSession(entry[1], entry[0])
+        return found
+
+    async def delete_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
+        keys = self._users.get(user_id, set())
+        kept = bytes.fromhex(keep) if keep is not None else None
+        t = now()
+        deleted = 0
+        for k in list(keys):
+            if k == kept:
+                continue
+            entry = self._data.pop(k, None)
+            keys.discard(k)
+            if entry is not None and entry[0] > t:
+                deleted += 1
+        if not keys:
+            self._users.pop(user_id, None)
+        return deleted
+
+    def sweep(self) -> int:
+        """Drop every expired entry now; return how many went."""
+        t = now()
+        expired = [k for k, entry in self._data.items() if entry[0] <= t]
+        for k in expired:
+            entry = self._data.pop(k, None)
+            if entry is not None:
+                self._unindex(k, entry[2])
+        return len(expired)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_interval)
+            self.sweep()
+
+    def _unindex(self, k: bytes, user_id: str | None) -> None:
+        if user_id is None:
+            return
+        keys = self._users.get(user_id)
+        if keys is not None:
+            keys.discard(k)
+            if not keys:
+                del self._users[user_id]

@@ -1,0 +1,22 @@
+"""The backend conformance suite, a pytest plugin.
+
+Prove a backend keeps the contract of `sanic_cookies.Backend`::
+
+    # conftest.py at the top of your tests
+    pytest_plugins = ["sanic_cookies.testing"]
+
+    # test_my_backend.py
+    from sanic_cookies.testing import BackendConformance
+
+    class TestMyBackend(BackendConformance):
+        async def make_backend(self):
+            return MyBackend.from_url("mine://localhost")
+
+Every test of the suite then runs against your backend. The classes here are
+not named ``Test*`` so pytest collects them only through your subclass.
+The suite needs pytest-asyncio (its tests are marked ``asyncio``).
+"""
+
+from ._suite import BackendConformance, decode_stored, encode_value
+
+__all__ = ["BackendConformance", "decode_stored", "encode_value"]

@@ -1,0 +1,332 @@
+"""The tests every server-side backend must pass (see `sanic_cookies.testing`)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from typing import ClassVar
+
+import pytest
+import pytest_asyncio
+
+from sanic_cookies._backend import Backend, StoredSession
+from sanic_cookies._errors import LockLost, LockTimeout, UnsupportedOperation
+from sanic_cookies._ids import new_session_id, store_key
+
+__all__ = ["BackendConformance", "decode_stored", "encode_value"]
+
+
+def encode_value(n: int) -> bytes:
+    """A small stored value carrying the number `n`."""
+    return b'{"n":%d}' % n
+
+
+def decode_stored(stored: StoredSession | None) -> int | None:
+    """The number in a value written by `encode_value`."""
+    if stored is None:
+        return None
+    return int(stored.value.decode().split(":")[1].rstrip("}"))
+
+
+def _key() -> str:
+    return store_key(new_session_id())
+
+
+@pytest.mark.asyncio
+class BackendConformance:
+    """The contract of `sanic_cookies.Backend`, as tests.
+
+    Subclass it (as ``Test<Something>``) and implement `make_backend`. Declare
+    what the backend lacks with the class attributes below; the tests of a
+    capability the backend declares missing check that it says so
+    (`UnsupportedOperation`) instead of running.
+
+    Attributes:
+        lock_has_lease: The lock frees itself when its holder stops renewing it
+            (False for in-process locks, which die with their holder).
+        ttl_resolution: Seconds of slack the store's expiry may take (a store
+            that expires lazily or in whole seconds needs more).
+    """
+
+    lock_has_lease: ClassVar[bool] = True
+    ttl_resolution: ClassVar[float] = 0.2
+
+    async def make_backend(self) -> Backend:
+        """Return a fresh, unopened backend whose keys no other test run shares."""
+        raise NotImplementedError("Implement make_backend() in your BackendConformance subclass")
+
+    @pytest_asyncio.fixture
+    async def backend(self) -> AsyncIterator[Backend]:
+        backend = await self.make_backend()
+        await backend.open()
+        try:
+            yield backend
+        finally:
+            await backend.close()
+
+    # -- load / save / delete -------------------------------------------------
+
+    async def test_load_missing_is_none(self, backend: Backend) -> None:
+        assert await backend.load(_key()) is None
+
+    async def test_save_then_load_round_trips(self, backend: Backend) -> None:
+        key = _key()
+        assert await backend.save(key, encode_value(1), 60) is True
+        stored = await backend.load(key)
+        assert stored is not None
+        assert stored.value == encode_value(1)
+
+    async def test_load_reports_expiry_time(self, backend: Backend) -> None:
+        import time
+
+        key = _key()
+        before = time.time()
+        await backend.save(key, encode_value(1), 100)
+        stored = await backend.load(key)
+        assert stored is not None
+        assert before + 100 - 2 <= stored.expires_at <= time.time() + 100 + 2
+
+    async def test_binary_values_survive(self, backend: Backend) -> None:
+        key = _key()
+        value = bytes(range(256)) * 4
+        await backend.save(key, value, 60)
+        stored = await backend.load(key)
+        assert stored is not None and stored.value == value
+
+    async def test_save_replaces(self, backend: Backend) -> None:
+        key = _key()
+        await backend.save(key, encode_value(1), 60)
+        await backend.save(key, encode_value(2), 60)
+        assert decode_stored(await backend.load(key)) == 2
+
+    async def test_keys_are_independent(self, backend: Backend) -> None:
+        a, b = _key(), _key()
+        await backend.save(a, encode_value(1), 60)
+        await backend.save(b, encode_value(2), 60)
+        assert decode_stored(await backend.load(a)) == 1
+        assert decode_stored(await backend.load(b)) == 2
+
+    async def test_replace_only_refuses_missing_key(self, backend: Backend) -> None:
+        key = _key()
+        assert await backend.save(key, encode_value(1), 60, replace_only=True) is False
+        assert await backend.load(key) is None
+
+    async def test_replace_only_replaces_existing_key(self, backend: Backend) -> None:
+        key = _key()
+        await backend.save(key, encode_value(1), 60)
+        assert await backend.save(key, encode_value(2), 60, replace_only=True) is True
+        assert decode_stored(await backend.load(key)) == 2
+
+    async def test_delete(self, backend: Backend) -> None:
+        key = _key()
+        await backend.save(key, encode_value(1), 60)
+        await backend.delete(key)
+        assert await backend.load(key) is None
+
+    async def test_delete_missing_is_not_an_error(self, backend: Backend) -> None:
+        await backend.delete(_key())
+
+    # -- expiry ---------------------------------------------------------------
+
+    async def test_value_expires_after_ttl(self, backend: Backend) -> None:
+        key = _key()
+        await backend.save(key, encode_value(1), 0.5)
+        assert await backend.load(key) is not None
+        await asyncio.sleep(0.5 + self.ttl_resolution + 0.3)
+        assert await backend.load(key) is None
+
+    async def test_expired_value_is_not_replaceable(self, backend: Backend) -> None:
+        key = _key()
+        await backend.save(key, encode_value(1), 0.5)
+        await asyncio.sleep(0.5 + self.ttl_resolution + 0.3)
+        assert await backend.save(key, encode_value(2), 60, replace_only=True) is False
+
+    async def test_touch_extends_ttl_without_rewriting(self, backend: Backend) -> None:
+        key = _key()
+        await backend.save(key, encode_value(7), 1.0)
+        await asyncio.sleep(0.6)
+        assert await backend.touch(key, 60) is True
+        await asyncio.sleep(0.4 + self.ttl_resolution + 0.3)
+        assert decode_stored(await backend.load(key)) == 7
+
+    async def test_touch_missing_key_is_false(self, backend: Backend) -> None:
+        key = _key()
+        assert await backend.touch(key, 60) is False
+        assert await backend.load(key) is None
+
+    # -- locking ----------------------------------------------------------------
+
+    async def test_lock_acquire_loads_the_value(self, backend: Backend) -> None:
+        key = _key()
+        await backend.save(key, encode_value(3), 60)
+        lock = backend.lock(key, timeout=2, lease=5)
+        assert decode_stored(await lock.acquire()) == 3
+        await lock.release()
+
+    async def test_lock_acquire_of_missing_key_is_none(self, backend: Backend) -> None:
+        lock = backend.lock(_key(), timeout=2, lease=5)
+        assert await lock.acquire() is None
+        await lock.release()
+
+    async def test_lock_excludes_a_second_holder(self, backend: Backend) -> None:
+        key = _key()
+        first = backend.lock(key, timeout=2, lease=10)
+        await first.acquire()
+        second = backend.lock(key, timeout=0.3, lease=10)
+        with pytest.raises(LockTimeout):
+            await second.acquire()
+        await first.release()
+        third = backend.lock(key, timeout=2, lease=10)
+        await third.acquire()
+        await third.release()
+
+    async def test_locks_of_different_keys_are_independent(self, backend: Backend) -> None:
+        a = backend.lock(_key(), timeout=1, lease=10)
+        b = backend.lock(_key(), timeout=1, lease=10)
+        await a.acquire()
+        await b.acquire()
+        await a.release()
+        await b.release()
+
+    async def test_release_is_idempotent(self, backend: Backend) -> None:
+        lock = backend.lock(_key(), timeout=1, lease=10)
+        await lock.acquire()
+        await lock.release()
+        await lock.release()
+
+    async def test_save_and_release_writes_and_frees(self, backend: Backend) -> None:
+        key = _key()
+        lock = backend.lock(key, timeout=1, lease=10)
+        await lock.acquire()
+        assert await lock.save_and_release(encode_value(5), 60) is True
+        assert decode_stored(await backend.load(key)) == 5
+        again = backend.lock(key, timeout=1, lease=10)
+        assert decode_stored(await again.acquire()) == 5
+        await again.release()
+
+    async def test_delete_and_release_deletes_and_frees(self, backend: Backend) -> None:
+        key = _key()
+        await backend.save(key, encode_value(5), 60)
+        lock = backend.lock(key, timeout=1, lease=10)
+        await lock.acquire()
+        await lock.delete_and_release()
+        assert await backend.load(key) is None
+        again = backend.lock(key, timeout=1, lease=10)
+        assert await again.acquire() is None
+        await again.release()
+
+    async def test_save_racing_a_delete_does_not_resurrect(self, backend: Backend) -> None:
+        key = _key()
+        await backend.save(key, encode_value(1), 60)
+        lock = backend.lock(key, timeout=1, lease=10)
+        await lock.acquire()
+        await backend.delete(key)  # a logout elsewhere, which takes no lock
+        assert await lock.save_and_release(encode_value(2), 60, replace_only=True) is False
+        assert await backend.load(key) is None
+
+    async def test_concurrent_locked_increments_lose_nothing(self, backend: Backend) -> None:
+        key = _key()
+        await backend.save(key, encode_value(0), 60)
+
+        async def increment() -> None:
+            lock = backend.lock(key, timeout=20, lease=10)
+            n = decode_stored(await lock.acquire()) or 0
+            await asyncio.sleep(0)
+            await lock.save_and_release(encode_value(n + 1), 60)
+
+        await asyncio.gather(*(increment() for _ in range(50)))
+        assert decode_stored(await backend.load(key)) == 50
+
+    async def test_concurrent_saves_and_deletes_end_consistent(self, backend: Backend) -> None:
+        key = _key()
+        await backend.save(key, encode_value(0), 60)
+
+        async def writer(i: int) -> None:
+            lock = backend.lock(key, timeout=20, lease=10)
+            await lock.acquire()
+            await lock.save_and_release(encode_value(i), 60, replace_only=True)
+
+        await asyncio.gather(*(writer(i) for i in range(10)), backend.delete(key))
+        final = await backend.load(key)
+        # A delete is final: every writer after it was refused; every one before it was deleted.
+        assert final is None
+        # and the lock is free again
+        lock = backend.lock(key, timeout=1, lease=10)
+        await lock.acquire()
+        await lock.release()
+
+    async def test_lock_lease_expires_when_holder_stops(self, backend: Backend) -> None:
+        if not self.lock_has_lease:
+            pytest.skip(f"{type(backend).__name__} declares an in-process lock without lease")
+        key = _key()
+        await backend.save(key, encode_value(1), 60)
+        dead = backend.lock(key, timeout=1, lease=0.5)
+        await dead.acquire()  # and never released: its holder "died"
+        await asyncio.sleep(0.5 + self.ttl_resolution + 0.3)
+        alive = backend.lock(key, timeout=2, lease=10)
+        assert decode_stored(await alive.acquire()) == 1
+        await alive.save_and_release(encode_value(2), 60)
+        # The dead holder wakes up: its fenced save must not overwrite the newer write.
+        with pytest.raises(LockLost):
+            await dead.save_and_release(encode_value(99), 60)
+        assert decode_stored(await backend.load(key)) == 2
+        await dead.release()  # idempotent, harmless
+
+    async def test_extend_keeps_the_lease(self, backend: Backend) -> None:
+        if not self.lock_has_lease:
+            pytest.skip(f"{type(backend).__name__} declares an in-process lock without lease")
+        key = _key()
+        lock = backend.lock(key, timeout=1, lease=0.6)
+        await lock.acquire()
+        await asyncio.sleep(0.3)
+        await lock.extend(5)
+        await asyncio.sleep(0.6 + self.ttl_resolution)
+        other = backend.lock(key, timeout=0.3, lease=5)
+        with pytest.raises(LockTimeout):
+            await other.acquire()
+        assert await lock.save_and_release(encode_value(1), 60) is True
+
+    # -- the user index ("log out everywhere") --------------------------------------
+
+    async def test_user_index(self, backend: Backend) -> None:
+        user = "user-" + secrets.token_hex(4)
+        if not backend.supports_user_index:
+            with pytest.raises(UnsupportedOperation):
+                await backend.list_user_sessions(user)
+            with pytest.raises(UnsupportedOperation):
+                await backend.delete_user_sessions(user)
+            return
+        a, b, c, other = _key(), _key(), _key(), _key()
+        for key in (a, b, c):
+            await backend.save(key, encode_value(1), 60, user_id=user)
+        await backend.save(other, encode_value(1), 60, user_id=user + "-other")
+        assert set(await backend.list_user_sessions(user)) == {a, b, c}
+        assert await backend.delete_user_sessions(user, keep=c) == 2
+        assert await backend.load(a) is None and await backend.load(b) is None
+        assert await backend.load(c) is not None
+        assert await backend.load(other) is not None
+        assert set(await backend.list_user_sessions(user)) == {c}
+
+    async def test_user_index_follows_saves_and_deletes(self, backend: Backend) -> None:
+        if not backend.supports_user_index:
+            pytest.skip(f"{type(backend).__name__} declares no user index")
+        user = "user-" + secrets.token_hex(4)
+        a, b = _key(), _key()
+        await backend.save(a, encode_value(1), 60, user_id=user)
+        await backend.save(b, encode_value(1), 60, user_id=user)
+        await backend.delete(a)
+        await backend.save(b, encode_value(2), 60, user_id=None)  # logged out, session kept
+        assert set(await backend.list_user_sessions(user)) == set()
+        assert await backend.delete_user_sessions(user) == 0
+        assert decode_stored(await backend.load(b)) == 2
+
+    async def test_user_index_skips_expired_sessions(self, backend: Backend) -> None:
+        if not backend.supports_user_index:
+            pytest.skip(f"{type(backend).__name__} declares no user index")
+        user = "user-" + secrets.token_hex(4)
+        live, dead = _key(), _key()
+        await backend.save(live, encode_value(1), 60, user_id=user)
+        await backend.save(dead, encode_value(1), 0.5, user_id=user)
+        await asyncio.sleep(0.5 + self.ttl_resolution + 0.3)
+        assert set(await backend.list_user_sessions(user)) == {live}
