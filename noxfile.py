@@ -1,0 +1,263 @@
+"""Sessions for the sanic-cookies monorepo: ``nox -l`` lists them, ``nox`` runs the defaults.
+
+Every session builds a fresh virtualenv (uv when available) and installs the members it
+needs in ONE install call, so the exact sibling pins (``sanic-cookies==1.0.0``) resolve to
+the local packages and never to the unrelated 0.x releases on PyPI.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+VERSION = "1.0.0"
+
+PACKAGES = ROOT / "packages"
+CORE = PACKAGES / "core"
+BACKENDS = {
+    "redis": PACKAGES / "backend-redis",
+    "postgres": PACKAGES / "backend-postgres",
+    "cookie": PACKAGES / "backend-cookie",
+}
+ALL_MEMBERS = [CORE, *BACKENDS.values()]
+LINT_PATHS = ["packages", "tests", "noxfile.py", "examples", "bench"]
+
+BACKEND_MODULES = [
+    "sanic_cookies.backends.memory",
+    *(f"sanic_cookies.backends.{name}" for name in BACKENDS),
+]
+ENTRY_POINTS = {
+    "memory",
+    "redis",
+    "rediss",
+    "postgresql",
+    "postgres",
+    "postgresql.asyncpg",
+    "cookie",
+}
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_venv = "no"
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = [
+    "tests",
+    "lint",
+    "typecheck",
+    "wheels",
+    "mixed",
+    "core",
+    "redis",
+    "postgres",
+    "cookie",
+]
+
+
+def group(name: str) -> list[str]:
+    """Requirements of a PEP 735 dependency group from the root pyproject.toml."""
+    return list(nox.project.dependency_groups(PYPROJECT, name))
+
+
+def editable(*paths: Path) -> list[str]:
+    args: list[str] = []
+    for path in paths:
+        args += ["-e", str(path)]
+    return args
+
+
+def fresh_dir(session: nox.Session, name: str) -> Path:
+    path = Path(session.create_tmp()) / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def build_wheels(session: nox.Session, out: Path, *members: Path) -> None:
+    for member in members:
+        session.run("uv", "build", "--wheel", "--out-dir", str(out), str(member), external=True)
+
+
+def uninstall(session: nox.Session, *dists: str) -> None:
+    if session.venv_backend == "uv":
+        session.run("uv", "pip", "uninstall", *dists, external=True)
+    else:
+        session.run("python", "-m", "pip", "uninstall", "-y", *dists)
+
+
+def wheel_of(out: Path, dist: str) -> Path:
+    (wheel,) = out.glob(f"{dist.replace('-', '_')}-{VERSION}-*.whl")
+    return wheel
+
+
+def check_imports(session: nox.Session, where: dict[str, str], cwd: Path) -> None:
+    """Import modules from a directory outside the checkout and check where each came from.
+
+    ``where`` maps a module to ``"site-packages"`` (installed from a wheel) or to a path
+    prefix (an editable install from the checkout).
+    """
+    script = (
+        "import importlib, sys\n"
+        f"where = {where!r}\n"
+        "for mod, expected in where.items():\n"
+        "    m = importlib.import_module(mod)\n"
+        "    print(f'{mod:36} {m.__file__}')\n"
+        "    assert expected in m.__file__, f'{mod} not from {expected}: {m.__file__}'\n"
+    )
+    with session.chdir(cwd):
+        session.run("python", "-c", script, env={"PYTHONPATH": ""})
+
+
+def run_pytest_dir(session: nox.Session, test_dir: str, *extra: str) -> None:
+    """Run pytest on one tests/ sub-directory; skip when it does not exist yet."""
+    if not (ROOT / test_dir).is_dir():
+        session.skip(f"{test_dir}/ does not exist yet")
+    args = session.posargs or [test_dir]
+    # Exit code 5 = no tests collected (a backend whose test module is still empty).
+    session.run("pytest", *extra, *args, success_codes=[0, 5])
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """All four packages editable (one install call) + the whole test suite."""
+    session.install(*editable(*ALL_MEMBERS), *group("test"))
+    session.run("pytest", *(session.posargs or ["tests"]))
+
+
+@nox.session
+def core(session: nox.Session) -> None:
+    """The core alone: proves it works with no backend distribution installed."""
+    session.install(*editable(CORE), *group("test"))
+    run_pytest_dir(session, "tests/core")
+
+
+def _backend_session(session: nox.Session, name: str) -> None:
+    session.install(*editable(CORE, BACKENDS[name]), *group("test"))
+    run_pytest_dir(session, f"tests/backends/{name}")
+
+
+@nox.session
+def redis(session: nox.Session) -> None:
+    """Core + the Redis backend only (needs Redis at 127.0.0.1:6379)."""
+    _backend_session(session, "redis")
+
+
+@nox.session
+def postgres(session: nox.Session) -> None:
+    """Core + the PostgreSQL backend only (needs PostgreSQL at 127.0.0.1:5432)."""
+    _backend_session(session, "postgres")
+
+
+@nox.session
+def cookie(session: nox.Session) -> None:
+    """Core + the encrypted-cookie backend only."""
+    _backend_session(session, "cookie")
+
+
+@nox.session
+def wheels(session: nox.Session) -> None:
+    """Build all four wheels, install ``sanic-cookies[all]`` from them, test the install.
+
+    Tests run from a copy of tests/ in a temporary directory, so neither the checkout nor
+    ``packages/*/src`` is on sys.path: everything is imported from site-packages.
+    """
+    dist = fresh_dir(session, "dist")
+    build_wheels(session, dist, *ALL_MEMBERS)
+    session.install("--find-links", str(dist), f"sanic-cookies[all]=={VERSION}", *group("test"))
+
+    work = fresh_dir(session, "run")
+    shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(ROOT / "pyproject.toml", work / "pyproject.toml")  # pytest settings
+
+    check_imports(
+        session, {mod: "site-packages" for mod in ["sanic_cookies", *BACKEND_MODULES]}, work
+    )
+    script = (
+        "from importlib.metadata import entry_points\n"
+        "names = {ep.name for ep in entry_points(group='sanic_cookies.backends')}\n"
+        f"missing = {sorted(ENTRY_POINTS)!r}\n"
+        "missing = sorted(set(missing) - names)\n"
+        "assert not missing, f'entry points missing: {missing}'\n"
+        "print('entry points:', sorted(names))\n"
+    )
+    with session.chdir(work):
+        session.run("python", "-c", script, env={"PYTHONPATH": ""})
+        session.run(
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            *(session.posargs or ["tests"]),
+            env={"PYTHONPATH": ""},
+        )
+
+
+@nox.session
+def mixed(session: nox.Session) -> None:
+    """Mixed install modes: core wheel + backend editable, then core editable + backend wheel."""
+    dist = fresh_dir(session, "dist")
+    build_wheels(session, dist, CORE, BACKENDS["redis"])
+    outside = fresh_dir(session, "run")
+    redis_src = str(BACKENDS["redis"] / "src")
+
+    # 1. core from its wheel, redis backend editable (a .pth entry pointing at its src/).
+    session.install(
+        str(wheel_of(dist, "sanic-cookies")), *editable(BACKENDS["redis"]), *group("test")
+    )
+    check_imports(
+        session,
+        {
+            "sanic_cookies": "site-packages",
+            "sanic_cookies.backends.memory": "site-packages",
+            "sanic_cookies.backends.redis": redis_src,
+        },
+        outside,
+    )
+    if (ROOT / "tests" / "core").is_dir():
+        session.run("pytest", "-q", *(session.posargs or ["tests/core"]))
+
+    # 2. the other way round: core editable, redis backend from its wheel.
+    uninstall(session, "sanic-cookies", "sanic-cookies-redis")
+    session.install(*editable(CORE), str(wheel_of(dist, "sanic-cookies-redis")))
+    check_imports(
+        session,
+        {
+            "sanic_cookies": str(CORE / "src"),
+            "sanic_cookies.backends.memory": str(CORE / "src"),
+            "sanic_cookies.backends.redis": "site-packages",
+        },
+        outside,
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check + ruff format --check."""
+    session.install(*group("lint"))
+    paths = [p for p in LINT_PATHS if (ROOT / p).exists()]
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over all four packages (configuration in pyproject.toml)."""
+    session.install(*editable(*ALL_MEMBERS), *group("typecheck"))
+    session.run("mypy", *session.posargs)
+
+
+@nox.session(default=False)
+def demo(session: nox.Session) -> None:
+    """Run examples/demo.py (memory backend) on http://localhost:8000."""
+    session.install(*editable(CORE))
+    session.run("python", "examples/demo.py")
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Run bench/run.py if it exists."""
+    if not (ROOT / "bench" / "run.py").is_file():
+        session.skip("bench/run.py does not exist yet")
+    session.install(*editable(*ALL_MEMBERS))
+    session.run("python", "bench/run.py", *session.posargs)
