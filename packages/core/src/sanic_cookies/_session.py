@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -73,7 +74,7 @@ class Session:
         self._backend_options = backend_options
         self._settings = settings
         self._backend: Backend | None = None
-        self.config = SessionConfig.resolve(settings, {})
+        self.config = self._resolve_config({})
         self.app: Sanic[Any, Any] | None = None
         if app is not None:
             self.init_app(app)
@@ -93,14 +94,18 @@ class Session:
             )
         setattr(exts, self.name, self)
         self.app = app
-        self.config = SessionConfig.resolve(self._settings, app.config)
+        self.config = self._resolve_config(app.config)
         app.register_listener(self._start, "before_server_start")
         app.register_listener(self._stop, "after_server_stop")
         app.register_middleware(self._on_request, "request")
         app.register_middleware(self._on_response, "response")
 
+    def _resolve_config(self, app_config: Mapping[str, Any]) -> SessionConfig:
+        """Settings from the constructor over ``SESSION_*`` app config (subclasses may differ)."""
+        return SessionConfig.resolve(self._settings, app_config)
+
     async def _start(self, app: Sanic[Any, Any]) -> None:
-        self.config = SessionConfig.resolve(self._settings, app.config)
+        self.config = self._resolve_config(app.config)
         # Kept across restarts of the same app (test clients start it per request).
         backend = self._backend if self._backend is not None else self._resolve_backend(app)
         if backend.per_process and app.state.workers > 1:
