@@ -14,6 +14,13 @@ from collections.abc import Callable
 
 import pytest
 
+# The conformance suite's asserts get pytest's rewriting (helpful failure messages).
+pytest_plugins = ["sanic_cookies.testing"]
+
+# tests/fixtures/ holds installable sample packages with their own test suites; they run
+# through tests/core/test_third_party_backend.py, not by being collected from here.
+collect_ignore = ["fixtures"]
+
 #: Random per-run id: fresh Redis key prefixes and PostgreSQL schemas for every run.
 RUN_ID: str = secrets.token_hex(4)
 
