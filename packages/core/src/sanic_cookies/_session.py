@@ -6,11 +6,12 @@ import logging
 import warnings
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from inspect import isawaitable
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 from sanic import Request, Sanic
-from sanic.response import HTTPResponse
+from sanic.response import BaseHTTPResponse, HTTPResponse
 
 from ._backend import Backend
 from ._config import SessionConfig
@@ -36,8 +37,8 @@ class Session:
         @app.get("/")
         async def index(request):
             async with request.ctx.session as sess:
-                sess["visits"] = sess.get("visits", 0) + 1
-            return text(str(sess["visits"]))
+                sess["visits"] = visits = sess.get("visits", 0) + 1
+            return text(str(visits))
 
     Args:
         app: The app to attach to now; or call `init_app` later.
@@ -159,17 +160,33 @@ class Session:
         values = dict.get(request.cookies, self._cookie_key())
         setattr(request.ctx, self.name, SessionDict(self, values[0] if values else None))
 
-    async def _on_response(self, request: Request, response: HTTPResponse) -> None:
+    async def _on_response(
+        self, request: Request, response: BaseHTTPResponse
+    ) -> HTTPResponse | None:
         sess: SessionDict | None = getattr(request.ctx, self.name, None)
         if sess is None:
-            return
-        action, value, max_age = await sess._finish()
+            return None
+        try:
+            action, value, max_age = await sess._finish()
+        except Exception as exc:
+            # Sanic logs an exception raised by response middleware and sends the handler's
+            # response anyway: a 200 for a write that never happened. Answer with the
+            # app's error response for it instead (503 for a store failure).
+            return await self._error_response(request, exc)
         if action == _SET and value is not None:
             self._set_cookie(response, value, max_age)
         elif action == _DELETE:
             self._set_cookie(response, "", 0)
+        return None
 
-    def _set_cookie(self, response: HTTPResponse, value: str, max_age: int | None) -> None:
+    @staticmethod
+    async def _error_response(request: Request, exc: Exception) -> HTTPResponse:
+        response: Any = request.app.error_handler.response(request, exc)  # type: ignore[no-untyped-call]
+        if isawaitable(response):
+            response = await response
+        return cast(HTTPResponse, response)
+
+    def _set_cookie(self, response: BaseHTTPResponse, value: str, max_age: int | None) -> None:
         c = self.config
         response.add_cookie(
             c.cookie_name,

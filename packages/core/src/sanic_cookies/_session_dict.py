@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Self
 import msgspec
 
 from ._backend import ClientSideBackend, SessionLock, StoredSession, now
-from ._errors import BackendUnavailable, SanicCookiesError, SessionNotLoaded
+from ._errors import BackendError, BackendUnavailable, SanicCookiesError, SessionNotLoaded
 from ._ids import is_session_id, log_id, new_session_id, store_key
 from ._record import (
     EMPTY_DATA,
@@ -78,6 +78,7 @@ class SessionDict(MutableMapping[str, Any]):
         self._destroyed = False
         self._lock: SessionLock | None = None
         self._in_block = False
+        self._failed = False  # a store call failed: the response must not touch the store again
         self._cookie_action = _KEEP
         self._new_cookie_value: str | None = None
 
@@ -179,7 +180,13 @@ class SessionDict(MutableMapping[str, Any]):
         self._in_block = False
         try:
             if exc_type is None:
-                await self._write()
+                try:
+                    await self._write()
+                except BaseException:
+                    # Not written (bad value, store down): the response must not retry it
+                    # without the lock.
+                    self._discard()
+                    raise
             else:
                 self._discard()
         finally:
@@ -199,13 +206,15 @@ class SessionDict(MutableMapping[str, Any]):
             except Exception as exc:  # the lease will free it; say so once
                 logger.warning(
                     "session %s: releasing the lock on %s failed (%s: %s); it frees at lease end",
-                    self._log_id, self._session.backend.label, type(exc).__name__, exc,
+                    self._log_id,
+                    self._session.backend.label,
+                    type(exc).__name__,
+                    exc,
                 )
 
     def _discard(self) -> None:
-        """Forget the block's changes (it raised): keep the data as loaded."""
-        self._data = decode_data(self._orig)
-        self._auth = self._record.auth if self._record else None
+        """Forget the block's changes (it raised): back to the state as loaded or last written."""
+        self._adopt(self._stored)
         self._rotate = self._destroyed = self._meta_changed = False
 
     # -- writing -----------------------------------------------------------------
@@ -219,16 +228,25 @@ class SessionDict(MutableMapping[str, Any]):
         if self._data is None:
             return
         data = encode_data(self._data)  # before any I/O: a bad value writes nothing
-        config = self._session.config
         exists = self._stored is not None
         empty = data == EMPTY_DATA and self._auth is None
-        if self._destroyed or (empty and (exists or self._rotate)):
+        if empty and (self._destroyed or exists or self._rotate):
             await self._delete_stored()
             return
+        if self._destroyed:
+            # destroy() then new data (a "logged out" message, say): end the old session
+            # and start a new one, under a new id, holding only the new data.
+            await self._delete_stored(send_cookie=False)
+            kept = self._data
+            self._adopt(None)
+            self._data = kept
+            self._sid = self._key = None
+            self._destroyed = False
+            exists = False
         changed = data != self._orig or self._meta_changed or self._rotate
         t = now()
         refresh = exists and self._refresh_due(t)
-        if not changed and not refresh or empty:
+        if (not changed and not refresh) or empty:
             return
         ttl = min(self._ttl, self._deadline - t)
         if ttl <= 0:
@@ -282,11 +300,16 @@ class SessionDict(MutableMapping[str, Any]):
         self._cookie_action = _SET
 
     def _refresh_due(self, t: float) -> bool:
-        """Sliding expiry: rewrite once `refresh_interval` has passed since the last write."""
-        if self._stored is None or self._stored.expires_at >= self._deadline:
-            return False  # capped by the absolute lifetime: nothing to extend
-        refreshed_at = self._stored.expires_at - self._ttl
-        return t - refreshed_at >= self._session.config.refresh_after
+        """Sliding expiry: due once a refresh would push the expiry out by `refresh_interval`.
+
+        Measured on expiry times rather than write times so that a session capped by its
+        absolute lifetime (nothing left to extend) is never refreshed, even on a store
+        that rounds TTLs.
+        """
+        if self._stored is None:
+            return False
+        gain = t + min(self._ttl, self._deadline - t) - self._stored.expires_at
+        return gain > 0 and gain >= self._session.config.refresh_after
 
     def _stored_expiry(self) -> float:
         return self._stored.expires_at if self._stored else now()
@@ -318,13 +341,28 @@ class SessionDict(MutableMapping[str, Any]):
         """Await a backend call; turn any failure into one log line and a 503."""
         try:
             return await awaitable
+        except BackendError as exc:  # lock timeout, lock lost: already a 503
+            self._failed = True
+            logger.warning(
+                "session %s: %s on backend %s failed: %s",
+                self._log_id,
+                operation,
+                self._session.backend.label,
+                exc,
+            )
+            raise
         except SanicCookiesError:
             raise
         except Exception as exc:
+            self._failed = True
             backend = self._session.backend
             logger.error(
                 "session %s: %s on backend %s failed: %s: %s",
-                self._log_id, operation, backend.label, type(exc).__name__, exc,
+                self._log_id,
+                operation,
+                backend.label,
+                type(exc).__name__,
+                exc,
             )
             raise BackendUnavailable(
                 f"Session store {backend.label} unavailable during {operation}"
@@ -337,7 +375,9 @@ class SessionDict(MutableMapping[str, Any]):
             (action, cookie value, max age): action is keep, set or delete.
         """
         await self._release()  # a block left open by a streaming handler, say
-        if self._data is not None and not self._in_block:
+        # After a failed store call, write nothing more (the client keeps its cookie and
+        # may retry); a cookie change from an earlier successful write still goes out.
+        if self._data is not None and not self._in_block and not self._failed:
             await self._write_unlocked()
         if self._cookie_action == _SET:
             max_age = None
@@ -356,9 +396,13 @@ class SessionDict(MutableMapping[str, Any]):
             # Read-only use: extend the TTL without rewriting data someone may be changing.
             ttl = min(self._ttl, self._deadline - now())
             backend = self._session.backend
-            if ttl > 0 and self._key is not None and not isinstance(backend, ClientSideBackend):
-                if await self._call("touch", backend.touch(self._key, ttl)):
-                    self._cookie_action = _SET
+            if (
+                ttl > 0
+                and self._key is not None
+                and not isinstance(backend, ClientSideBackend)
+                and await self._call("touch", backend.touch(self._key, ttl))
+            ):
+                self._cookie_action = _SET
 
     # -- session operations ------------------------------------------------------
 
@@ -469,5 +513,3 @@ class SessionDict(MutableMapping[str, Any]):
     @property
     def _log_id(self) -> str:
         return log_id(self._key) if self._key else "new"
-
-
