@@ -1,0 +1,288 @@
+"""The Sanic apps the benchmark loads: bare Sanic, hand-written floors, sanic-cookies targets.
+
+Every app answers the same four paths, one per scenario:
+
+* ``/rmw``: read a counter from the session, increment it, write it back (inside
+  ``async with`` for sanic-cookies). Loaded with a cookie: the returning visitor.
+* ``/new``: the same handler, loaded without a cookie: a new visitor each request.
+* ``/untouched``: the session is present but the handler never uses it.
+* ``/read``: read-only (``await request.ctx.session.load()`` for sanic-cookies).
+
+The floors are what a careful developer writes by hand, with no library: a dict
+keyed by the cookie, redis-py GET+SET, asyncpg SELECT+upsert.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from sanic import Request, Sanic
+from sanic.response import HTTPResponse, text
+
+COOKIE = "session"
+TTL = 3600
+SCENARIO_PATHS = {"rmw": "/rmw", "new": "/new", "untouched": "/untouched", "read": "/read"}
+
+Handler = Callable[[Request], Coroutine[Any, Any, HTTPResponse]]
+_json = msgspec.json.Encoder()
+_json_dict = msgspec.json.Decoder(dict[str, Any])
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """Where the store-backed apps keep their data.
+
+    Attributes:
+        redis_url: Redis server URL.
+        postgres_dsn: PostgreSQL DSN (asyncpg form, ``postgresql://...``).
+        schema: PostgreSQL schema owned by this benchmark run.
+        prefix: Redis key prefix owned by this benchmark run.
+        pool_size: Connections per store pool (floors and backends alike).
+    """
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    postgres_dsn: str = "postgresql://postgres@127.0.0.1:5432/test"
+    schema: str = "bench"
+    prefix: str = "bench:"
+    pool_size: int = 10
+
+
+def _routes(app: Sanic[Any, Any], rmw: Handler, untouched: Handler, read: Handler) -> None:
+    app.add_route(rmw, "/rmw", name="rmw")
+    app.add_route(rmw, "/new", name="new")
+    app.add_route(untouched, "/untouched", name="untouched")
+    app.add_route(read, "/read", name="read")
+
+
+async def _ok(request: Request) -> HTTPResponse:
+    return text("ok")
+
+
+def _new_cookie(response: HTTPResponse, sid: str) -> None:
+    response.add_cookie(
+        COOKIE, sid, path="/", max_age=TTL, httponly=True, secure=True, samesite="Lax"
+    )
+
+
+def _app(name: str) -> Sanic[Any, Any]:
+    app: Sanic[Any, Any] = Sanic(f"bench_{name.replace('-', '_')}")
+    app.config.ACCESS_LOG = False
+    app.config.MOTD = False
+    return app
+
+
+# -- bare Sanic: the handlers without any session ------------------------------------------
+
+
+def bare_app(options: StoreOptions) -> Sanic[Any, Any]:
+    """Bare Sanic: every path answers a constant (the cost of no session at all)."""
+    app = _app("bare")
+
+    async def rmw(request: Request) -> HTTPResponse:
+        return text("1")
+
+    _routes(app, rmw, _ok, rmw)
+    return app
+
+
+# -- floor: a plain dict keyed by the cookie -------------------------------------------------
+
+
+def dict_app(options: StoreOptions) -> Sanic[Any, Any]:
+    """A dict in process memory keyed by the cookie value (no library, no lock needed)."""
+    app = _app("dict")
+    store: dict[str, dict[str, Any]] = {}
+
+    async def rmw(request: Request) -> HTTPResponse:
+        sid = request.cookies.get(COOKIE)
+        data = store.get(sid) if sid else None
+        created = data is None
+        if data is None:
+            sid = secrets.token_urlsafe(32)
+            data = store[sid] = {}
+        n = data.get("n", 0) + 1
+        data["n"] = n
+        response = text(str(n))
+        if created:
+            assert sid is not None
+            _new_cookie(response, sid)
+        return response
+
+    async def read(request: Request) -> HTTPResponse:
+        sid = request.cookies.get(COOKIE)
+        data = store.get(sid, {}) if sid else {}
+        return text(str(data.get("n", 0)))
+
+    _routes(app, rmw, _ok, read)
+    return app
+
+
+# -- floor: redis-py GET + SET -----------------------------------------------------------------
+
+
+def redis_raw_app(options: StoreOptions) -> Sanic[Any, Any]:
+    """redis-py GET + SET per request (two round trips), no lock."""
+    import redis.asyncio as aioredis
+
+    app = _app("redis-raw")
+    client: list[aioredis.Redis] = []
+
+    @app.before_server_start
+    async def connect(app: Sanic[Any, Any]) -> None:
+        pool = aioredis.BlockingConnectionPool.from_url(
+            options.redis_url, max_connections=options.pool_size
+        )
+        client.append(aioredis.Redis(connection_pool=pool))
+
+    @app.after_server_stop
+    async def disconnect(app: Sanic[Any, Any]) -> None:
+        await client[0].aclose(close_connection_pool=True)
+
+    async def rmw(request: Request) -> HTTPResponse:
+        r = client[0]
+        sid = request.cookies.get(COOKIE)
+        raw = await r.get(options.prefix + sid) if sid else None
+        created = raw is None
+        if sid is None or raw is None:
+            sid = secrets.token_urlsafe(32)
+            data: dict[str, Any] = {}
+        else:
+            data = _json_dict.decode(raw)
+        n = data.get("n", 0) + 1
+        data["n"] = n
+        await r.set(options.prefix + sid, _json.encode(data), ex=TTL)
+        response = text(str(n))
+        if created:
+            _new_cookie(response, sid)
+        return response
+
+    async def read(request: Request) -> HTTPResponse:
+        sid = request.cookies.get(COOKIE)
+        raw = await client[0].get(options.prefix + sid) if sid else None
+        data = _json_dict.decode(raw) if raw else {}
+        return text(str(data.get("n", 0)))
+
+    _routes(app, rmw, _ok, read)
+    return app
+
+
+# -- floor: asyncpg SELECT + upsert ------------------------------------------------------------
+
+RAW_TABLE = "raw_sessions"
+
+
+def pg_raw_app(options: StoreOptions) -> Sanic[Any, Any]:
+    """asyncpg SELECT + upsert on one pooled connection per request (two round trips).
+
+    The pool's reset-on-release query is turned off (it would be a third round trip):
+    this floor holds no session state that needs resetting.
+    """
+    import asyncpg
+
+    app = _app("pg-raw")
+    pools: list[asyncpg.Pool] = []
+    table = f'"{options.schema}".{RAW_TABLE}'
+    select = f"SELECT value FROM {table} WHERE key = $1 AND expires_at > $2"
+    upsert = (
+        f"INSERT INTO {table} (key, value, expires_at) VALUES ($1, $2, $3) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at"
+    )
+
+    async def no_reset(conn: asyncpg.Connection) -> None:
+        return None
+
+    @app.before_server_start
+    async def connect(app: Sanic[Any, Any]) -> None:
+        pool = await asyncpg.create_pool(
+            options.postgres_dsn,
+            min_size=1,
+            max_size=options.pool_size,
+            reset=no_reset,
+        )
+        async with pool.acquire() as conn:
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {table} "
+                "(key text PRIMARY KEY, value bytea NOT NULL, expires_at double precision NOT NULL)"
+            )
+        pools.append(pool)
+
+    @app.after_server_stop
+    async def disconnect(app: Sanic[Any, Any]) -> None:
+        await pools[0].close()
+
+    async def rmw(request: Request) -> HTTPResponse:
+        sid = request.cookies.get(COOKIE)
+        t = time.time()
+        async with pools[0].acquire() as conn:
+            row = await conn.fetchrow(select, sid, t) if sid else None
+            created = row is None
+            if sid is None or row is None:
+                sid = secrets.token_urlsafe(32)
+                data: dict[str, Any] = {}
+            else:
+                data = _json_dict.decode(row[0])
+            n = data.get("n", 0) + 1
+            data["n"] = n
+            await conn.execute(upsert, sid, _json.encode(data), t + TTL)
+        response = text(str(n))
+        if created:
+            _new_cookie(response, sid)
+        return response
+
+    async def read(request: Request) -> HTTPResponse:
+        sid = request.cookies.get(COOKIE)
+        row = None
+        if sid:
+            async with pools[0].acquire() as conn:
+                row = await conn.fetchrow(select, sid, time.time())
+        data = _json_dict.decode(row[0]) if row else {}
+        return text(str(data.get("n", 0)))
+
+    _routes(app, rmw, _ok, read)
+    return app
+
+
+# -- sanic-cookies ---------------------------------------------------------------------------
+
+
+def _session_app(name: str, backend: Any, **settings: Any) -> Sanic[Any, Any]:
+    from sanic_cookies import Session
+
+    app = _app(name)
+    # warn_lock off: the read-only scenario reads after `load()` on purpose.
+    Session(app, backend=backend, warn_lock=False, **settings)
+
+    async def rmw(request: Request) -> HTTPResponse:
+        async with request.ctx.session as sess:
+            n = sess.get("n", 0) + 1
+            sess["n"] = n
+        return text(str(n))
+
+    async def read(request: Request) -> HTTPResponse:
+        sess = await request.ctx.session.load()
+        return text(str(sess.get("n", 0)))
+
+    _routes(app, rmw, _ok, read)
+    return app
+
+
+def memory_app(options: StoreOptions) -> Sanic[Any, Any]:
+    """sanic-cookies with the built-in memory backend."""
+    return _session_app("memory", "memory://")
+
+
+AppFactory = Callable[[StoreOptions], Sanic[Any, Any]]
+
+#: Every app by name. Backends that are not installed fail when built, not when listed.
+APPS: dict[str, AppFactory] = {
+    "bare": bare_app,
+    "dict": dict_app,
+    "redis-raw": redis_raw_app,
+    "pg-raw": pg_raw_app,
+    "memory": memory_app,
+}
