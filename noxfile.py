@@ -122,7 +122,7 @@ def run_pytest_dir(session: nox.Session, test_dir: str, *extra: str) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """All four packages editable (one install call) + the whole test suite."""
-    session.install(*editable(*ALL_MEMBERS), *group("test"))
+    session.install(*editable(*ALL_MEMBERS), *group("test"), *group("browser"))
     session.run("pytest", *(session.posargs or ["tests"]))
 
 
@@ -165,11 +165,22 @@ def wheels(session: nox.Session) -> None:
     """
     dist = fresh_dir(session, "dist")
     build_wheels(session, dist, *ALL_MEMBERS)
-    session.install("--find-links", str(dist), f"sanic-cookies[all]=={VERSION}", *group("test"))
+    session.install(
+        "--find-links",
+        str(dist),
+        f"sanic-cookies[all]=={VERSION}",
+        *group("test"),
+        *group("browser"),
+    )
 
     work = fresh_dir(session, "run")
     shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(ROOT / "pyproject.toml", work / "pyproject.toml")  # pytest settings
+    # tests/docs runs every example of README.md and docs/; tests/browser drives examples/.
+    shutil.copy2(ROOT / "README.md", work / "README.md")
+    for folder in ("docs", "examples"):
+        if (ROOT / folder).is_dir():
+            shutil.copytree(ROOT / folder, work / folder)
 
     check_imports(
         session, {mod: "site-packages" for mod in ["sanic_cookies", *BACKEND_MODULES]}, work
