@@ -29,6 +29,8 @@ from ._errors import (  # noqa: E402
     SessionTooLarge,
     UnsupportedOperation,
 )
+from ._metrics import BackendMetrics
+from ._multi import MultiBackend
 from ._record import AuthInfo, SessionRecord  # noqa: E402
 from ._session import Session  # noqa: E402
 from ._session_dict import SessionDict  # noqa: E402
@@ -39,6 +41,7 @@ __all__ = [
     "AuthInfo",
     "Backend",
     "BackendError",
+    "BackendMetrics",
     "BackendNotFound",
     "BackendUnavailable",
     "ClientSideBackend",
@@ -47,6 +50,7 @@ __all__ = [
     "LocalLock",
     "LockLost",
     "LockTimeout",
+    "MultiBackend",
     "SanicCookiesError",
     "Session",
     "SessionConfig",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from inspect import isawaitable
 from types import SimpleNamespace
@@ -17,6 +17,8 @@ from ._backend import Backend
 from ._config import SessionConfig
 from ._discovery import backend_from_url
 from ._errors import ConfigurationError
+from ._metrics import BackendMetrics
+from ._multi import MultiBackend
 from ._session_dict import _DELETE, _SET, SessionDict
 
 __all__ = ["Session"]
@@ -24,6 +26,9 @@ __all__ = ["Session"]
 logger = logging.getLogger("sanic_cookies")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+#: A backend, its URL, or a list of them (the first is the primary; see `MultiBackend`).
+BackendSpec = Backend | str | Sequence[Backend | str]
 
 
 class Session:
@@ -42,12 +47,15 @@ class Session:
 
     Args:
         app: The app to attach to now; or call `init_app` later.
-        backend: A `Backend` instance or a URL (``"redis://127.0.0.1:6379/0"``).
+        backend: A `Backend` instance or a URL (``"redis://127.0.0.1:6379/0"``), or a
+            list of them: the first is read and locked, every one gets the writes
+            (see `MultiBackend` and `add_backend`).
             None: ``app.config.SESSION_BACKEND``, else ``"memory://"``.
         session_name: Where the session appears: ``request.ctx.<session_name>``
             and ``app.ctx.exts.<session_name>``.
         backend_options: Keyword arguments for the backend's ``from_url``
-            (else ``app.config.SESSION_BACKEND_OPTIONS``).
+            (else ``app.config.SESSION_BACKEND_OPTIONS``). With a list of backends,
+            a dict applies to the first; a list gives one dict per backend.
         master_interface: Old (0.4) name of `backend`.
         **settings: Any `SessionConfig` field (``cookie_name``, ``expiry``,
             ``secure``, ...); each defaults to ``app.config.SESSION_<FIELD>``.
@@ -57,10 +65,10 @@ class Session:
         self,
         app: Sanic[Any, Any] | None = None,
         *,
-        backend: Backend | str | None = None,
+        backend: BackendSpec | None = None,
         session_name: str = "session",
-        backend_options: dict[str, Any] | None = None,
-        master_interface: Backend | str | None = None,
+        backend_options: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
+        master_interface: BackendSpec | None = None,
         **settings: Any,
     ) -> None:
         if backend is not None and master_interface is not None:
@@ -72,9 +80,14 @@ class Session:
             raise ConfigurationError(f"session_name must be an identifier, got {session_name!r}")
         self.name = session_name
         self._backend_arg = backend if backend is not None else master_interface
-        self._backend_options = backend_options
+        # A dict, or one dict per backend of a list (Any: subclasses read it as either).
+        self._backend_options: Any = backend_options
         self._settings = settings
         self._backend: Backend | None = None
+        self._added: list[tuple[Backend | str, dict[str, Any]]] = []
+        # Counted by SessionDict for a single backend; a MultiBackend counts per member.
+        self._meter: BackendMetrics | None = None
+        self._metrics: dict[str, BackendMetrics] = {}
         self.config = self._resolve_config({})
         self.app: Sanic[Any, Any] | None = None
         if app is not None:
@@ -108,7 +121,7 @@ class Session:
     async def _start(self, app: Sanic[Any, Any]) -> None:
         self.config = self._resolve_config(app.config)
         # Kept across restarts of the same app (test clients start it per request).
-        backend = self._backend if self._backend is not None else self._resolve_backend(app)
+        backend = self._backend if self._backend is not None else self._combined_backend(app)
         if backend.per_process and app.state.workers > 1:
             warnings.warn(
                 f"Session {self.name!r} uses {backend.label}, whose sessions live in one process, "
@@ -128,16 +141,80 @@ class Session:
         spec = self._backend_arg
         if spec is None:
             spec = app.config.get("SESSION_BACKEND") or "memory://"
+        options = self._backend_options
+        if options is None:
+            options = app.config.get("SESSION_BACKEND_OPTIONS") or {}
+        return self._build_backend(spec, options)
+
+    def _build_backend(self, spec: Any, options: Any) -> Backend:
+        """A backend from an instance, a URL, or a list of them (the first is the primary)."""
+        if isinstance(spec, Sequence) and not isinstance(spec, str):
+            if not spec:
+                raise ConfigurationError("The list of session backends is empty")
+            if isinstance(options, Mapping):
+                options = [options, *([{}] * (len(spec) - 1))]
+            if len(options) != len(spec):
+                raise ConfigurationError(
+                    f"{len(spec)} session backends but {len(options)} dicts of backend options"
+                )
+            members = [self._build_backend(s, o) for s, o in zip(spec, options, strict=True)]
+            return members[0] if len(members) == 1 else MultiBackend(*members)
         if isinstance(spec, Backend):
             return spec
         if isinstance(spec, str):
-            options = self._backend_options
-            if options is None:
-                options = app.config.get("SESSION_BACKEND_OPTIONS") or {}
             return backend_from_url(spec, **options)
         raise ConfigurationError(
-            f"A session backend must be a Backend or a URL string, got {type(spec).__name__}"
+            "A session backend must be a Backend, a URL string or a list of them, "
+            f"got {type(spec).__name__}"
         )
+
+    def _combined_backend(self, app: Sanic[Any, Any]) -> Backend:
+        """The configured backend plus those of `add_backend`; sets up the counters."""
+        backend = self._resolve_backend(app)
+        added = [self._build_backend(spec, options) for spec, options in self._added]
+        if added:
+            if isinstance(backend, MultiBackend):
+                for extra in added:
+                    backend.add(extra)
+            else:
+                backend = MultiBackend(backend, *added)
+        if isinstance(backend, MultiBackend):
+            self._meter, self._metrics = None, backend.metrics
+        else:
+            self._meter = BackendMetrics()
+            self._metrics = {backend.label: self._meter}
+        return backend
+
+    def add_backend(self, backend: Backend | str, **options: Any) -> None:
+        """Also write every session to `backend` (a `Backend` or a URL).
+
+        The first backend (``backend=`` or ``SESSION_BACKEND``) stays the primary:
+        it alone is read and locked. Added backends receive every write, touch
+        and delete; their failures are logged and counted but never fail a
+        request (see `MultiBackend`). Call it before the server starts.
+
+        Args:
+            backend: The backend, or its URL.
+            **options: Keyword arguments for the backend's ``from_url`` (URLs only).
+        """
+        if self._backend is not None:
+            raise ConfigurationError("Add session backends before the server starts")
+        if isinstance(backend, Backend) and options:
+            raise ConfigurationError("Backend options apply to URLs, not to Backend instances")
+        self._added.append((backend, options))
+
+    def add_interface(self, interface: Backend | str, **options: Any) -> None:
+        """Old (0.4) name of `add_backend`."""
+        self.add_backend(interface, **options)
+
+    @property
+    def metrics(self) -> dict[str, BackendMetrics]:
+        """Counters of each backend, by label (live objects; `BackendMetrics.copy` to keep).
+
+        Empty until the server has started. A single backend's counters cover the
+        calls the session makes; see `BackendMetrics`.
+        """
+        return dict(self._metrics)
 
     @property
     def backend(self) -> Backend:

@@ -18,6 +18,7 @@ import msgspec
 from ._backend import ClientSideBackend, SessionLock, StoredSession, now
 from ._errors import BackendError, BackendUnavailable, SanicCookiesError, SessionNotLoaded
 from ._ids import is_session_id, log_id, new_session_id, store_key
+from ._metrics import metered
 from ._record import (
     EMPTY_DATA,
     AuthInfo,
@@ -159,9 +160,11 @@ class SessionDict(MutableMapping[str, Any]):
             lock = self._session.backend.lock(
                 self._key, timeout=config.lock_timeout, lease=config.lock_lease
             )
-            stored = await self._call("lock", lock.acquire())
+            # Held from before the acquire: if the store granted the lock and then failed
+            # (a lost reply), releasing gives it back now instead of at the lease's end.
             self._lock = lock
             try:
+                stored = await self._call("lock", lock.acquire())
                 if self._client_side:
                     stored = await self._call("load", self._load_stored())
                 self._adopt(stored)
@@ -339,8 +342,9 @@ class SessionDict(MutableMapping[str, Any]):
 
     async def _call(self, operation: str, awaitable: Any) -> Any:
         """Await a backend call; turn any failure into one log line and a 503."""
+        meter = self._session._meter  # None when the backend counts itself (MultiBackend)
         try:
-            return await awaitable
+            return await (awaitable if meter is None else metered(meter, operation, awaitable))
         except BackendError as exc:  # lock timeout, lock lost: already a 503
             self._failed = True
             logger.warning(

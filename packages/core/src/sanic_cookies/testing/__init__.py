@@ -15,8 +15,20 @@ Prove a backend keeps the contract of `sanic_cookies.Backend`::
 Every test of the suite then runs against your backend. The classes here are
 not named ``Test*`` so pytest collects them only through your subclass.
 The suite needs pytest-asyncio (its tests are marked ``asyncio``).
+
+For fault-injection tests, `FaultyBackend` wraps any backend and makes any of
+its operations fail on demand (``faulty.fail("save", times=1)``).
 """
 
+from ._faults import OPERATIONS, Fault, FaultyBackend, InjectedFault
 from ._suite import BackendConformance, decode_stored, encode_value
 
-__all__ = ["BackendConformance", "decode_stored", "encode_value"]
+__all__ = [
+    "OPERATIONS",
+    "BackendConformance",
+    "Fault",
+    "FaultyBackend",
+    "InjectedFault",
+    "decode_stored",
+    "encode_value",
+]
