@@ -212,7 +212,9 @@ def add_standard_routes(app: Sanic[Any, Any], name: str = "session") -> None:
         return text("ok")
 
 
-async def get(app: Sanic[Any, Any], path: str, cookie: str | None = None, **kwargs: Any) -> Any:
+async def get(
+    app: Sanic[Any, Any], path: str, cookie: str | bytes | None = None, **kwargs: Any
+) -> Any:
     """GET `path` through the app's ASGI client, sending exactly `cookie` (``name=value``).
 
     The client's own cookie jar is emptied first, so nothing but `cookie` is sent.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,8 +28,8 @@ class SessionConfig:
     expiry: float = 30 * DAY
     #: Absolute lifetime in seconds, however active the session (``SESSION_LIFETIME``).
     lifetime: float = 90 * DAY
-    #: Seconds between sliding-expiry refreshes of an unchanged session (``SESSION_REFRESH_INTERVAL``).
-    #: None: a tenth of `expiry`, at most five minutes.
+    #: Seconds between sliding-expiry refreshes of an unchanged session
+    #: (``SESSION_REFRESH_INTERVAL``). None: a tenth of `expiry`, at most five minutes.
     refresh_interval: float | None = None
     #: Cookie Domain attribute; None: host-only (``SESSION_DOMAIN``).
     domain: str | None = None
@@ -42,9 +43,10 @@ class SessionConfig:
     samesite: str = "Lax"
     #: True: a browser-session cookie with no Max-Age (``SESSION_SESSION_COOKIE``).
     session_cookie: bool = False
-    #: Name the cookie ``__Host-<name>`` (needs secure, path "/", no domain) (``SESSION_HOST_PREFIX``).
+    #: Name the cookie ``__Host-<name>``; needs secure, path "/" and no domain
+    #: (``SESSION_HOST_PREFIX``).
     host_prefix: bool = False
-    #: Cookie Partitioned attribute, CHIPS (``SESSION_PARTITIONED``).
+    #: Cookie Partitioned attribute, CHIPS; needs host_prefix (``SESSION_PARTITIONED``).
     partitioned: bool = False
     #: Warn on session access outside ``async with`` (``SESSION_WARN_LOCK``).
     warn_lock: bool = True
@@ -54,9 +56,7 @@ class SessionConfig:
     lock_lease: float = 10.0
 
     @classmethod
-    def resolve(
-        cls, given: Mapping[str, Any], app_config: Mapping[str, Any]
-    ) -> SessionConfig:
+    def resolve(cls, given: Mapping[str, Any], app_config: Mapping[str, Any]) -> SessionConfig:
         """Merge explicit arguments over ``SESSION_*`` settings over defaults, and check them."""
         values: dict[str, Any] = {}
         for field in dataclasses.fields(cls):
@@ -78,21 +78,76 @@ class SessionConfig:
         return min(300.0, self.expiry / 10)
 
     def _checked(self) -> SessionConfig:
-        for name in ("expiry", "lifetime", "lock_timeout", "lock_lease"):
+        for name in _SECONDS:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ConfigurationError(f"SESSION_{name.upper()} must be a positive number of seconds, got {value!r}")
-        samesite = self.samesite.capitalize()
-        if samesite not in ("Lax", "Strict", "None"):
+            if not _is_number(value) or value <= 0:
+                raise ConfigurationError(
+                    f"{_label(name)} must be a positive number of seconds, got {value!r}"
+                )
+        if self.refresh_interval is not None and (
+            not _is_number(self.refresh_interval) or self.refresh_interval < 0
+        ):
             raise ConfigurationError(
-                f"SESSION_SAMESITE must be 'Lax', 'Strict' or 'None', got {self.samesite!r}"
+                f"{_label('refresh_interval')} must be a number of seconds >= 0 or None, "
+                f"got {self.refresh_interval!r}"
             )
+        for name in _FLAGS:
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ConfigurationError(f"{_label(name)} must be True or False, got {value!r}")
+        if not isinstance(self.cookie_name, str) or not _TOKEN.fullmatch(self.cookie_name):
+            raise ConfigurationError(
+                f"{_label('cookie_name')} must be a non-empty cookie token "
+                f"(letters, digits and !#$%&'*+-.^_`|~), got {self.cookie_name!r}"
+            )
+        if self.cookie_name.lower().startswith(("__host-", "__secure-")):
+            raise ConfigurationError(
+                f"{_label('cookie_name')} {self.cookie_name!r}: give the name without its "
+                "prefix and set host_prefix=True (SESSION_HOST_PREFIX) for a __Host- cookie"
+            )
+        if not isinstance(self.path, str) or not self.path.startswith("/") or ";" in self.path:
+            raise ConfigurationError(
+                f"{_label('path')} must be a path starting with '/', got {self.path!r}"
+            )
+        if self.domain is not None and (
+            not isinstance(self.domain, str) or not _DOMAIN.fullmatch(self.domain)
+        ):
+            raise ConfigurationError(
+                f"{_label('domain')} must be a host name such as 'example.com' or None, "
+                f"got {self.domain!r}"
+            )
+        if not isinstance(self.samesite, str) or self.samesite.capitalize() not in _SAMESITE:
+            raise ConfigurationError(
+                f"{_label('samesite')} must be 'Lax', 'Strict' or 'None', got {self.samesite!r}"
+            )
+        samesite = self.samesite.capitalize()
         if samesite == "None" and not self.secure:
-            raise ConfigurationError("SameSite=None cookies must be Secure: set SESSION_SECURE=True")
+            raise ConfigurationError(
+                "SameSite=None cookies must be Secure: set secure=True (SESSION_SECURE)"
+            )
         if self.host_prefix and (not self.secure or self.path != "/" or self.domain):
             raise ConfigurationError(
-                "SESSION_HOST_PREFIX needs SESSION_SECURE=True, SESSION_PATH='/' and no SESSION_DOMAIN"
+                "host_prefix=True (SESSION_HOST_PREFIX) needs secure=True, path='/' and no domain"
             )
-        if not self.cookie_name or any(c in self.cookie_name for c in ' ;,="\\'):
-            raise ConfigurationError(f"Invalid cookie name {self.cookie_name!r}")
+        if self.partitioned and not self.host_prefix:
+            raise ConfigurationError(
+                "partitioned=True (SESSION_PARTITIONED) needs host_prefix=True "
+                "(SESSION_HOST_PREFIX): Sanic sets Partitioned only on __Host- cookies"
+            )
         return dataclasses.replace(self, samesite=samesite)
+
+
+_SECONDS = ("expiry", "lifetime", "lock_timeout", "lock_lease")
+_FLAGS = ("httponly", "secure", "session_cookie", "host_prefix", "partitioned", "warn_lock")
+_SAMESITE = ("Lax", "Strict", "None")
+# RFC 6265 cookie-name token characters.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_DOMAIN = re.compile(r"\.?[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _label(name: str) -> str:
+    return f"{name} (SESSION_{name.upper()})"
