@@ -1,0 +1,214 @@
+"""Every code example in README.md and docs/*.md runs (rules: docs_runner.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import re
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+from docs_runner import (
+    DOC_FILES,
+    ROOT,
+    Block,
+    CliCommand,
+    DocError,
+    all_blocks,
+    cli_commands,
+    drive,
+    parse_script,
+    python_blocks,
+    smoke,
+)
+from sanic import Sanic
+
+from sanic_cookies import BackendNotFound, backend_from_url
+
+BLOCKS = python_blocks()
+COMMANDS = cli_commands()
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _unavailable(message: str) -> None:
+    if _in_ci():
+        pytest.fail(f"{message} (CI=true: every docs example must run)")
+    pytest.skip(message)
+
+
+def _require_backend(url: str, **options: Any) -> None:
+    try:
+        backend_from_url(url, **options)
+    except BackendNotFound as exc:
+        _unavailable(str(exc))
+
+
+def _setup_requirements(block: Block, request: pytest.FixtureRequest) -> dict[str, str]:
+    """Check what the block needs; return URL rewrites ({scheme prefix: test URL})."""
+    rewrites: dict[str, str] = {}
+    needs = set()
+    chain = _chain(block)
+    for b in chain:
+        needs |= b.requires
+    if "redis" in needs:
+        url = request.getfixturevalue("redis_url")
+        _require_backend(url)
+        rewrites["redis"] = url
+    if "postgres" in needs:
+        dsn = request.getfixturevalue("postgres_dsn")
+        _require_backend(dsn)
+        rewrites["postgres"] = dsn
+    if "cookie" in needs:
+        _require_backend("cookie://", keys=["A" * 43 + "="])
+    return rewrites
+
+
+_URLS = {
+    "redis": re.compile(r"""rediss?://[^\s"'`]*"""),
+    "postgres": re.compile(r"""postgres(?:ql)?(?:\+asyncpg)?://[^\s"'`]*"""),
+}
+
+
+def _rewrite(code: str, rewrites: dict[str, str]) -> str:
+    """Point the example's server URLs at the test servers (same scheme, test host/db)."""
+    for kind, target in rewrites.items():
+
+        def replace(match: re.Match[str], target: str = target) -> str:
+            scheme = match.group(0).split("://", 1)[0]
+            return scheme + "://" + target.split("://", 1)[1]
+
+        code = _URLS[kind].sub(replace, code)
+    return code
+
+
+def _chain(block: Block) -> list[Block]:
+    chain = [block]
+    while "continue" in chain[0].markers:
+        assert chain[0].previous is not None
+        chain.insert(0, chain[0].previous)
+    return chain
+
+
+def _apps(namespace: dict[str, Any], block: Block) -> list[Any]:
+    name = block.markers.get("app")
+    if name:
+        app = namespace.get(name)
+        assert isinstance(app, Sanic), f"{block.id}: <!-- app: {name} --> is not a Sanic app"
+        return [app]
+    apps = [v for v in namespace.values() if isinstance(v, Sanic)]
+    unique = list({id(a): a for a in apps}.values())
+    if len(unique) > 1 and block.script:
+        raise DocError(f"{block.id}: several apps and a check script: add <!-- app: NAME -->")
+    return unique
+
+
+def _run_test_functions(namespace: dict[str, Any], block: Block) -> None:
+    """Call the ``test_*`` functions the block itself defines, as pytest would."""
+    code = compile(block.code, block.id, "exec")
+    for name in code.co_names:
+        func = namespace.get(name)
+        if name.startswith("test_") and inspect.isfunction(func):
+            result = func()
+            if inspect.iscoroutine(result):
+                asyncio.run(result)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_sanic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Sanic.test_mode = True
+    Sanic._app_registry.clear()
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
+def test_python_example(block: Block, request: pytest.FixtureRequest) -> None:
+    if "fragment" in block.markers:
+        assert block.markers["fragment"], f"{block.id}: say why the fragment cannot run"
+        compile(block.code, block.id, "exec")
+        return
+    rewrites = _setup_requirements(block, request)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        _execute(block, rewrites)
+    # An example must not teach a pattern the library warns about.
+    noisy = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert not noisy, f"{block.id}: the example raises RuntimeWarning(s): {noisy}"
+
+
+def _execute(block: Block, rewrites: dict[str, str]) -> None:
+    namespace: dict[str, Any] = {"__name__": "__docs__"}
+    for b in _chain(block):
+        code = compile(_rewrite(b.code, rewrites), b.id, "exec")
+        exec(code, namespace)
+    _run_test_functions(namespace, block)
+    apps = _apps(namespace, block)
+    if block.script is not None:
+        assert apps, f"{block.id}: a check script but no Sanic app"
+        steps = parse_script(block.script, block.id)
+        asyncio.run(drive(apps[0], steps, block.id))
+    else:
+        for app in apps:
+            if app.router.routes:
+                asyncio.run(smoke(app, block.id))
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=[f"{c.block.id} {c.line}" for c in COMMANDS])
+def test_cli_example(command: CliCommand, request: pytest.FixtureRequest) -> None:
+    rewrites = _setup_requirements(command.block, request)
+    argv = [_rewrite(arg, rewrites) for arg in command.argv]
+    done = subprocess.run(
+        [sys.executable, "-m", "sanic_cookies", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == command.exit_code, (
+        f"{command.block.id}: `{command.line}` exited {done.returncode}\n{done.stderr}"
+    )
+
+
+def test_examples_exist_and_fragments_are_rare() -> None:
+    assert len(BLOCKS) >= 10, f"only {len(BLOCKS)} Python examples found"
+    fragments = [b.id for b in BLOCKS if "fragment" in b.markers]
+    assert len(fragments) * 10 <= len(BLOCKS), f"too many fragments: {fragments}"
+
+
+def test_every_check_script_parses() -> None:
+    for block in all_blocks():
+        if block.script is not None:
+            assert block.is_python, f"{block.id}: a check script after a non-Python block"
+            assert parse_script(block.script, block.id), f"{block.id}: empty check script"
+
+
+def test_every_page_is_linked_from_the_readme() -> None:
+    """README.md → docs/index.md → each page: nothing in docs/ is an orphan."""
+    link = re.compile(r"\]\(((?:\.\./|\./)?(?:docs/)?[\w./-]+\.md)(?:#[\w-]*)?\)")
+    reached: set[Path] = set()
+    todo = [ROOT / "README.md"]
+    while todo:
+        page = todo.pop()
+        if page in reached or not page.is_file():
+            continue
+        reached.add(page)
+        for target in link.findall(page.read_text(encoding="utf-8")):
+            todo.append((page.parent / target).resolve())
+    missing = [p.name for p in DOC_FILES if p.resolve() not in reached]
+    assert not missing, f"pages not reachable from README.md: {missing}"
+
+
+def test_relative_links_resolve() -> None:
+    link = re.compile(r"\]\((?!https?://|mailto:|#)([^)#\s]+)(?:#[^)]*)?\)")
+    broken = []
+    for page in DOC_FILES:
+        for target in link.findall(page.read_text(encoding="utf-8")):
+            if not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(ROOT)} → {target}")
+    assert not broken, f"broken links: {broken}"
