@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import msgspec
 
-from ._backend import ClientSideBackend, SessionLock, StoredSession, now
+from ._backend import Backend, ClientSideBackend, SessionLock, StoredSession, now
 from ._errors import BackendError, BackendUnavailable, SanicCookiesError, SessionNotLoaded
 from ._ids import is_session_id, log_id, new_session_id, store_key
 from ._metrics import metered
@@ -404,9 +404,20 @@ class SessionDict(MutableMapping[str, Any]):
                 ttl > 0
                 and self._key is not None
                 and not isinstance(backend, ClientSideBackend)
-                and await self._call("touch", backend.touch(self._key, ttl))
+                and await self._touch(backend, self._key, ttl)
             ):
                 self._cookie_action = _SET
+
+    async def _touch(self, backend: Backend, key: str, ttl: float) -> bool:
+        """Refresh the TTL of a read-only session; a failure is logged, not raised.
+
+        The request already read its data; the session stays valid until its current
+        expiry, and the next request retries the refresh.
+        """
+        try:
+            return bool(await self._call("touch", backend.touch(key, ttl)))
+        except BackendError:
+            return False
 
     # -- session operations ------------------------------------------------------
 
