@@ -8,6 +8,7 @@ the encoded data, the login or the id changed, or the sliding expiry is due.
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections.abc import Iterator, MutableMapping
 from types import TracebackType
@@ -386,7 +387,9 @@ class SessionDict(MutableMapping[str, Any]):
         if self._cookie_action == _SET:
             max_age = None
             if self._persistent:
-                max_age = max(0, int(min(self._ttl, self._deadline - now())))
+                # Rounded up: a session with 0.9 s left must not get Max-Age=0,
+                # which tells the browser to delete the cookie at once.
+                max_age = max(1, math.ceil(min(self._ttl, self._deadline - now())))
             return _SET, self._new_cookie_value or self._sid, max_age
         return self._cookie_action, None, None
 
