@@ -8,6 +8,7 @@ the encoded data, the login or the id changed, or the sliding expiry is due.
 from __future__ import annotations
 
 import logging
+import sys
 import math
 import warnings
 from collections.abc import Iterator, MutableMapping
@@ -44,6 +45,21 @@ UNLOCKED_ACCESS = (
 
 # What the response should do with the cookie.
 _KEEP, _SET, _DELETE = 0, 1, 2
+
+
+# Frames of these modules are skipped when a warning names the line that used the session
+# (``sess.get(...)`` reaches `_access` through the Mapping mixins).
+_INTERNAL_MODULES = frozenset({__name__, "_collections_abc", "collections.abc"})
+
+
+def _caller_stacklevel() -> int:
+    """The `warnings.warn` stacklevel, seen from `_access`, of the first frame outside us."""
+    frame = sys._getframe(2)  # _access's caller (level 1 is _access itself)
+    level = 2
+    while frame is not None and frame.f_globals.get("__name__") in _INTERNAL_MODULES:
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
 
 
 class SessionDict(MutableMapping[str, Any]):
@@ -501,7 +517,9 @@ class SessionDict(MutableMapping[str, Any]):
             self._require_loaded()
         if not self._in_block and self._session.config.warn_lock:
             warnings.warn(
-                UNLOCKED_ACCESS.format(name=self._session.name), RuntimeWarning, stacklevel=3
+                UNLOCKED_ACCESS.format(name=self._session.name),
+                RuntimeWarning,
+                stacklevel=_caller_stacklevel(),
             )
         assert self._data is not None
         return self._data
