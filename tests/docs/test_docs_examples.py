@@ -9,8 +9,10 @@ import re
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 from docs_runner import (
@@ -52,23 +54,30 @@ def _require_backend(url: str, **options: Any) -> None:
 
 
 def _setup_requirements(block: Block, request: pytest.FixtureRequest) -> dict[str, str]:
-    """Check what the block needs; return URL rewrites ({scheme prefix: test URL})."""
+    """Check what the block needs; return URL rewrites ({"redis"|"postgres": test URL})."""
     rewrites: dict[str, str] = {}
     needs = set()
-    chain = _chain(block)
-    for b in chain:
+    for b in _chain(block):
         needs |= b.requires
     if "redis" in needs:
         url = request.getfixturevalue("redis_url")
         _require_backend(url)
-        rewrites["redis"] = url
+        prefix = request.getfixturevalue("redis_key_prefix") + "docs:"
+        rewrites["redis"] = _with_query(url, {"prefix": prefix})
     if "postgres" in needs:
         dsn = request.getfixturevalue("postgres_dsn")
         _require_backend(dsn)
-        rewrites["postgres"] = dsn
+        rewrites["postgres"] = _with_query(dsn, {"schema": request.getfixturevalue("docs_schema")})
     if "cookie" in needs:
         _require_backend("cookie://", keys=["A" * 43 + "="])
     return rewrites
+
+
+def _with_query(url: str, forced: dict[str, str]) -> str:
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query.update(forced)
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 _URLS = {
@@ -78,15 +87,42 @@ _URLS = {
 
 
 def _rewrite(code: str, rewrites: dict[str, str]) -> str:
-    """Point the example's server URLs at the test servers (same scheme, test host/db)."""
-    for kind, target in rewrites.items():
+    """Point the example's server URLs at the test servers.
 
-        def replace(match: re.Match[str], target: str = target) -> str:
-            scheme = match.group(0).split("://", 1)[0]
-            return scheme + "://" + target.split("://", 1)[1]
+    The example's scheme and query options are kept; host, credentials and database
+    come from the test server, and the options in the rewrite (a fresh key prefix or
+    schema) win.
+    """
+    for kind, target in rewrites.items():
+        test = urlsplit(target)
+
+        def replace(match: re.Match[str], test: SplitResult = test) -> str:
+            shown = urlsplit(match.group(0))
+            query = dict(parse_qsl(shown.query))
+            query.update(parse_qsl(test.query))
+            return urlunsplit(
+                (shown.scheme, test.netloc, test.path, urlencode(query), shown.fragment)
+            )
 
         code = _URLS[kind].sub(replace, code)
     return code
+
+
+@pytest.fixture(scope="session")
+def docs_schema(postgres_dsn: str, run_id: str) -> Iterator[str]:
+    """A fresh PostgreSQL schema for the examples' tables, dropped after the run."""
+    schema = f"sctest_docs_{run_id}"
+    yield schema
+    asyncpg = pytest.importorskip("asyncpg")
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(postgres_dsn)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
 
 
 def _chain(block: Block) -> list[Block]:
