@@ -26,9 +26,27 @@ __all__ = ["Session"]
 logger = logging.getLogger("sanic_cookies")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Sanic names its server worker processes "Sanic-Server-<n>-<m>".
+_SERVER_WORKER_PREFIX = "Sanic-Server-"
 
 #: A backend, its URL, or a list of them (the first is the primary; see `MultiBackend`).
 BackendSpec = Backend | str | Sequence[Backend | str]
+
+
+def _server_workers(app: Sanic[Any, Any]) -> int:
+    """How many server processes run the app, as seen from the current process.
+
+    ``app.state.workers`` holds the count in the main process (and is 1 in single-process
+    mode) but is 0 inside Sanic's worker processes, where `before_server_start` runs: there,
+    count the server workers in the multiplexer's shared worker state instead.
+    """
+    if app.state.workers:
+        return int(app.state.workers)
+    try:
+        states = app.m.workers
+    except AttributeError:  # no multiplexer: not a Sanic worker process
+        return 1
+    return sum(1 for name in states if name.startswith(_SERVER_WORKER_PREFIX)) or 1
 
 
 class Session:
@@ -122,10 +140,11 @@ class Session:
         self.config = self._resolve_config(app.config)
         # Kept across restarts of the same app (test clients start it per request).
         backend = self._backend if self._backend is not None else self._combined_backend(app)
-        if backend.per_process and app.state.workers > 1:
+        workers = _server_workers(app)
+        if backend.per_process and workers > 1:
             warnings.warn(
                 f"Session {self.name!r} uses {backend.label}, whose sessions live in one process, "
-                f"but the app runs {app.state.workers} workers: each worker sees different "
+                f"but the app runs {workers} workers: each worker sees different "
                 "sessions. Use a shared backend such as redis:// or postgresql://.",
                 RuntimeWarning,
                 stacklevel=1,
