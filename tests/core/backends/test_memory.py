@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import asyncio
+import socket
+import subprocess
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, ClassVar
 
-from sanic_cookies import Backend
+import pytest
+
+from sanic_cookies import Backend, ConfigurationError, LockTimeout, Session, backend_from_url
 from sanic_cookies.backends.memory import MemoryBackend
 from sanic_cookies.testing import BackendConformance, encode_value
 
@@ -17,8 +27,6 @@ class TestMemoryConformance(BackendConformance):
 
 
 async def test_sweeper_drops_expired_entries() -> None:
-    import asyncio
-
     backend = MemoryBackend(sweep_interval=0.1)
     await backend.open()
     try:
@@ -38,3 +46,293 @@ async def test_max_entries_drops_the_least_recently_written() -> None:
     assert len(backend) == 2
     assert await backend.load(keys[0]) is None
     assert await backend.load(keys[2]) is not None
+
+
+# -- through a Sanic app ----------------------------------------------------------------------
+
+
+async def test_sweeper_starts_and_stops_with_the_server_on_its_own() -> None:
+    from core_support import cookie_header, get, session_app
+    from sanic import Request, text
+    from sanic.response import HTTPResponse
+
+    app, session = session_app(backend="memory://?sweep_interval=0.05", expiry=0.2)
+    seen: dict[str, Any] = {}
+
+    @app.get("/wait")
+    async def wait(request: Request) -> HTTPResponse:
+        backend = request.app.ctx.exts.session.backend
+        seen["running"] = backend._sweeper is not None and not backend._sweeper.done()
+        await asyncio.sleep(0.6)  # the sweeper runs meanwhile
+        seen["left"] = len(backend)
+        return text("ok")
+
+    for _ in range(3):
+        cookie_header(await get(app, "/set?a=1"))
+    backend = session.backend
+    assert isinstance(backend, MemoryBackend)
+    assert len(backend) == 3
+    assert backend._sweeper is None  # the server stopped after that request: so did it
+    await get(app, "/wait")
+    assert seen == {"running": True, "left": 0}
+    assert backend._sweeper is None
+
+
+def _app_state(workers: int, server_names: list[str] | None = None) -> Any:
+    state = SimpleNamespace(workers=workers)
+    if server_names is None:
+        return SimpleNamespace(state=state)
+    return SimpleNamespace(state=state, m=SimpleNamespace(workers=dict.fromkeys(server_names)))
+
+
+@pytest.mark.parametrize(
+    ("app", "warns"),
+    [
+        (_app_state(1), None),
+        (_app_state(2), 2),
+        (_app_state(0), None),  # no multiplexer: a plain process
+        # Inside a worker process Sanic reports 0 workers; the multiplexer knows them all.
+        (_app_state(0, ["Sanic-Main", "Sanic-Server-0-0"]), None),
+        (_app_state(0, ["Sanic-Main", "Sanic-Server-0-0", "Sanic-Server-1-0"]), 2),
+        (_app_state(0, ["Sanic-Main", "Sanic-Reloader-0", "Sanic-Server-0-0"]), None),
+    ],
+)
+async def test_per_process_backend_warns_when_several_workers_run(
+    app: Any, warns: int | None
+) -> None:
+    session = Session(backend=MemoryBackend(), session_name="s")
+    app.config = {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await session._start(app)
+    await session._stop(app)
+    runtime = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    if warns is None:
+        assert runtime == []
+    else:
+        (warning,) = runtime
+        message = str(warning.message)
+        assert f"runs {warns} workers" in message
+        assert "redis://" in message and "memory" in message
+
+
+async def test_shared_backend_does_not_warn_with_several_workers() -> None:
+    from core_support import CountingBackend
+
+    session = Session(backend=CountingBackend(), session_name="s")
+    app = _app_state(4)
+    app.config = {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await session._start(app)
+    assert [w for w in caught if issubclass(w.category, RuntimeWarning)] == []
+
+
+TWO_WORKER_APP = """
+import sys
+from sanic import Sanic, text
+from sanic_cookies import Session
+
+app = Sanic("memory_two_workers")
+Session(app)
+
+@app.get("/")
+async def index(request):
+    return text("up")
+
+if __name__ == "__main__":
+    app.run(host="127.0.0.1", port=int(sys.argv[1]), workers=2, access_log=False)
+"""
+
+
+@pytest.mark.slow
+async def test_two_worker_server_warns_in_each_worker(tmp_path: Path) -> None:
+    import httpx
+
+    script = tmp_path / "two_workers.py"
+    script.write_text(TWO_WORKER_APP)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(script),
+            str(port),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(300):
+                try:
+                    if (await client.get(f"http://127.0.0.1:{port}/", timeout=2)).text == "up":
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                pytest.fail(f"server did not start:\n{log.read_text()}")
+        await asyncio.sleep(0.5)  # both workers have run before_server_start by now
+    finally:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 30)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+    output = log.read_text()
+    assert output.count("but the app runs 2 workers") == 2, output
+
+
+# -- O(1) operations ---------------------------------------------------------------------------
+
+
+class _IterationCountingDict(dict[bytes, Any]):
+    """A dict that counts the entries any iteration over it yields."""
+
+    yielded = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for key in super().__iter__():
+            type(self).yielded += 1
+            yield key
+
+    def keys(self) -> Any:
+        type(self).yielded += len(self)
+        return super().keys()
+
+    def items(self) -> Any:
+        type(self).yielded += len(self)
+        return super().items()
+
+    def values(self) -> Any:
+        type(self).yielded += len(self)
+        return super().values()
+
+    def copy(self) -> Any:
+        type(self).yielded += len(self)
+        return super().copy()
+
+
+async def test_operations_never_walk_the_store() -> None:
+    # 0.4's ExpiringDict copied the whole dict on every lookup. Count entries visited.
+    backend = MemoryBackend(max_entries=20_000)
+    backend._data = _IterationCountingDict()
+    user_keys = [f"{i:064x}" for i in range(10_000)]
+    for key in user_keys:
+        await backend.save(key, encode_value(1), 60, user_id="u" + key[-3:])
+    _IterationCountingDict.yielded = 0
+    key = user_keys[5000]
+    await backend.load(key)
+    await backend.save(key, encode_value(2), 60, user_id="other")
+    await backend.save(key, encode_value(3), 60, replace_only=True)
+    await backend.touch(key, 60)
+    lock = backend.lock(key, timeout=1, lease=1)
+    await lock.acquire()
+    await lock.save_and_release(encode_value(4), 60)
+    await backend.delete(key)
+    assert _IterationCountingDict.yielded == 0
+
+
+async def test_max_entries_eviction_visits_one_entry() -> None:
+    backend = MemoryBackend(max_entries=1000)
+    backend._data = _IterationCountingDict()
+    for i in range(1000):
+        await backend.save(f"{i:064x}", encode_value(1), 60)
+    _IterationCountingDict.yielded = 0
+    await backend.save(f"{5000:064x}", encode_value(1), 60)
+    assert len(backend) == 1000
+    assert _IterationCountingDict.yielded == 1
+
+
+async def test_max_entries_from_the_url_and_rewrites_count_as_recent() -> None:
+    backend = backend_from_url("memory://?max_entries=2")
+    assert isinstance(backend, MemoryBackend) and backend.max_entries == 2
+    a, b, c = (f"{i:064x}" for i in range(3))
+    await backend.save(a, encode_value(1), 60)
+    await backend.save(b, encode_value(1), 60)
+    await backend.save(a, encode_value(2), 60)  # a is now the most recently written
+    await backend.save(c, encode_value(1), 60)
+    assert await backend.load(b) is None
+    assert await backend.load(a) is not None and await backend.load(c) is not None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"max_entries": 0}, "max_entries"), ({"sweep_interval": 0}, "sweep_interval")],
+)
+def test_bad_options(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        MemoryBackend(**kwargs)
+
+
+# -- the lock: released on every path, forgotten when unused --------------------------------
+
+
+async def test_lock_registry_is_empty_after_every_path() -> None:
+    backend = MemoryBackend()
+    key = f"{1:064x}"
+    # acquire/release, save_and_release, delete_and_release
+    for finish in ("release", "save_and_release", "delete_and_release"):
+        lock = backend.lock(key, timeout=1, lease=1)
+        await lock.acquire()
+        if finish == "save_and_release":
+            await lock.save_and_release(encode_value(1), 60)
+        else:
+            await getattr(lock, finish)()
+        assert backend._locks == {}, finish
+    # a waiter that times out
+    holder = backend.lock(key, timeout=1, lease=1)
+    await holder.acquire()
+    with pytest.raises(LockTimeout):
+        await backend.lock(key, timeout=0.05, lease=1).acquire()
+    await holder.release()
+    assert backend._locks == {}
+    # a waiter that is cancelled
+    await holder.acquire()
+    waiter = asyncio.ensure_future(backend.lock(key, timeout=5, lease=1).acquire())
+    await asyncio.sleep(0.01)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    await holder.release()
+    assert backend._locks == {}
+
+
+async def test_release_wakes_the_next_waiter() -> None:
+    # 0.4's D1: release deleted the lock without waking the task already waiting on it.
+    backend = MemoryBackend()
+    key = f"{2:064x}"
+    first = backend.lock(key, timeout=1, lease=1)
+    await first.acquire()
+    second = backend.lock(key, timeout=2, lease=1)
+    waiting = asyncio.ensure_future(second.acquire())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await first.release()
+    await asyncio.wait_for(waiting, 1)
+    third = backend.lock(key, timeout=0.05, lease=1)
+    with pytest.raises(LockTimeout):  # and exclusion still holds after the hand-over
+        await third.acquire()
+    await second.release()
+    assert backend._locks == {}
+
+
+async def test_failing_save_still_releases_the_lock() -> None:
+    class BrokenSave(MemoryBackend):
+        async def save(self, *args: Any, **kwargs: Any) -> bool:
+            raise ConnectionError("disk full")
+
+    backend = BrokenSave()
+    key = f"{3:064x}"
+    lock = backend.lock(key, timeout=1, lease=1)
+    await lock.acquire()
+    with pytest.raises(ConnectionError):
+        await lock.save_and_release(encode_value(1), 60)
+    assert backend._locks == {}
+    again = backend.lock(key, timeout=0.1, lease=1)
+    await again.acquire()
+    await again.release()
