@@ -30,7 +30,7 @@ _INSTALL_HINTS = {
 }
 
 _runtime: dict[str, type[Backend] | str] = {}
-_discovered: dict[str, EntryPoint] | None = None
+_discovered: dict[str, list[EntryPoint]] | None = None
 
 
 def register(scheme: str, target: type[Backend] | str) -> None:
@@ -69,32 +69,50 @@ def _entry_name(scheme: str) -> str:
 
 def _load(name: str) -> type[Backend]:
     target: Any = _runtime.get(name)
-    if target is None:
-        entry = _entry_points().get(name)
-        if entry is None:
-            raise BackendNotFound(_missing_message(name))
-        target = entry.load()
-    elif isinstance(target, str):
-        module, _, attr = target.partition(":")
-        target = getattr(importlib.import_module(module), attr)
+    try:
+        if target is None:
+            claims = _entry_points().get(name)
+            if not claims:
+                raise BackendNotFound(_missing_message(name))
+            if len(claims) > 1:
+                first, second = claims[:2]
+                raise DuplicateBackend(
+                    f"URL scheme {name!r} is claimed by two installed distributions: "
+                    f"{_dist_name(first)} ({first.value}) and {_dist_name(second)} "
+                    f"({second.value}). Uninstall one of them, or choose one with "
+                    f"sanic_cookies.register({name!r}, ...)."
+                )
+            target = claims[0].load()
+        elif isinstance(target, str):
+            module, _, attr = target.partition(":")
+            target = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        if isinstance(exc, BackendNotFound):
+            raise
+        # Installed but broken (a missing dependency, say): say which and why.
+        raise BackendNotFound(
+            f"The session backend for {name.replace('.', '+')}:// URLs failed to import: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
     if not (isinstance(target, type) and issubclass(target, Backend)):
         raise ConfigurationError(f"Backend for {name!r} is {target!r}, not a Backend subclass")
     return target
 
 
-def _entry_points() -> dict[str, EntryPoint]:
+def _entry_points() -> dict[str, list[EntryPoint]]:
+    """Installed entry points by scheme, read once; a scheme may have several claimants.
+
+    Two claims are an error only when that scheme is used, so an unrelated clash
+    does not stop an app that never asks for it.
+    """
     global _discovered
     if _discovered is None:
-        found: dict[str, EntryPoint] = {}
+        found: dict[str, list[EntryPoint]] = {}
         for entry in entry_points(group=GROUP):
-            other = found.get(entry.name)
-            if other is not None and other.value != entry.value:
-                raise DuplicateBackend(
-                    f"URL scheme {entry.name!r} is claimed by two installed distributions: "
-                    f"{_dist_name(other)} ({other.value}) and {_dist_name(entry)} ({entry.value}). "
-                    "Uninstall one of them."
-                )
-            found[entry.name] = entry
+            claims = found.setdefault(entry.name, [])
+            # The same target twice (one distribution seen on two paths) is one claim.
+            if all(other.value != entry.value for other in claims):
+                claims.append(entry)
         _discovered = found
     return _discovered
 
