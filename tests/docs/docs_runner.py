@@ -15,7 +15,9 @@ The rules a documentation writer follows (also in docs/contributing-docs.md):
       The block needs that backend (and, for redis/postgres, the real server).
       Inside it every ``redis://…`` / ``postgresql://…`` URL literal is replaced
       by the test server's, with a fresh key prefix / schema, so examples can show
-      realistic URLs. Skipped locally if unavailable; a failure under ``CI=true``.
+      realistic URLs (PostgreSQL examples get a database of their own, dropped after
+      the run). A ``cookie`` block finds two fresh keys in ``$SESSION_KEYS``.
+      Skipped locally if unavailable; a failure under ``CI=true``.
   ``<!-- continue -->``
       Run in the namespace left by the previous Python block of the same page
       (a page may build one example over several blocks).

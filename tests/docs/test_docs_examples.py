@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import inspect
 import os
 import re
@@ -62,14 +63,17 @@ def _setup_requirements(block: Block, request: pytest.FixtureRequest) -> dict[st
     if "redis" in needs:
         url = request.getfixturevalue("redis_url")
         _require_backend(url)
-        prefix = request.getfixturevalue("redis_key_prefix") + "docs:"
+        prefix = request.getfixturevalue("docs_redis_prefix")
         rewrites["redis"] = _with_query(url, {"prefix": prefix})
     if "postgres" in needs:
         dsn = request.getfixturevalue("postgres_dsn")
         _require_backend(dsn)
-        rewrites["postgres"] = _with_query(dsn, {"schema": request.getfixturevalue("docs_schema")})
+        rewrites["postgres"] = request.getfixturevalue("docs_database")
     if "cookie" in needs:
         _require_backend("cookie://", keys=["A" * 43 + "="])
+        monkeypatch = request.getfixturevalue("monkeypatch")
+        keys = [base64.urlsafe_b64encode(os.urandom(32)).decode() for _ in range(2)]
+        monkeypatch.setenv("SESSION_KEYS", ",".join(keys))
     return rewrites
 
 
@@ -109,20 +113,42 @@ def _rewrite(code: str, rewrites: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="session")
-def docs_schema(postgres_dsn: str, run_id: str) -> Iterator[str]:
-    """A fresh PostgreSQL schema for the examples' tables, dropped after the run."""
-    schema = f"sctest_docs_{run_id}"
-    yield schema
-    asyncpg = pytest.importorskip("asyncpg")
+def docs_redis_prefix(redis_url: str, redis_key_prefix: str) -> Iterator[str]:
+    """A key prefix of the examples' own; their keys are deleted after the run."""
+    prefix = redis_key_prefix + "docs:"
+    yield prefix
+    redis = pytest.importorskip("redis")
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
-    async def drop() -> None:
+
+@pytest.fixture(scope="session")
+def docs_database(postgres_dsn: str, run_id: str) -> Iterator[str]:
+    """The DSN of a database of the examples' own, created for this run and dropped after.
+
+    A whole database (not a schema) so that examples may create tables wherever their
+    code says, SQLAlchemy metadata included, without touching the shared test database.
+    """
+    asyncpg = pytest.importorskip("asyncpg")
+    name = f"sctest_docs_{run_id}"
+
+    async def admin(sql: str) -> None:
         conn = await asyncpg.connect(postgres_dsn)
         try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            await conn.execute(sql)
         finally:
             await conn.close()
 
-    asyncio.run(drop())
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield urlunsplit(urlsplit(postgres_dsn)._replace(path=f"/{name}"))
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def _chain(block: Block) -> list[Block]:
