@@ -1,0 +1,108 @@
+"""Building the redis-py asyncio client, and the scripts registered on it."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, TypeAlias
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+
+from . import _scripts
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_SOCKET_TIMEOUT",
+    "AnyRedis",
+    "Scripts",
+    "build_client",
+    "ms",
+    "public_location",
+]
+
+#: Either kind of asyncio client: one server, or a Redis Cluster.
+AnyRedis: TypeAlias = Redis | RedisCluster
+
+#: Seconds to wait for a TCP (and TLS) connection: a dead Redis fails a request this fast.
+DEFAULT_CONNECT_TIMEOUT = 1.0
+#: Seconds to wait for a command's reply.
+DEFAULT_SOCKET_TIMEOUT = 2.0
+
+
+def ms(seconds: float) -> int:
+    """Seconds as whole milliseconds, rounded up, at least 1 (Redis rejects a zero TTL)."""
+    return max(1, math.ceil(seconds * 1000))
+
+
+def build_client(url: str, *, cluster: bool, options: dict[str, Any]) -> AnyRedis:
+    """A new client for `url`: a `RedisCluster` if `cluster`, else a `Redis`.
+
+    Short timeouts and no automatic retries are the defaults (each overridable
+    in `options` or in the URL's query string): a request needing a dead Redis
+    must fail in about a second, and a retried script could replay a write
+    whose reply was lost (a fenced save would then report its own success as
+    `LockLost`). redis-py still reconnects by itself: a connection the server
+    closed is detected and replaced when it is next taken from the pool.
+    """
+    kwargs: dict[str, Any] = {
+        "socket_connect_timeout": DEFAULT_CONNECT_TIMEOUT,
+        "socket_timeout": DEFAULT_SOCKET_TIMEOUT,
+        "retry": Retry(NoBackoff(), 0),
+    }
+    kwargs.update(options)
+    if cluster:
+        return RedisCluster.from_url(url, **kwargs)
+    return Redis.from_url(url, **kwargs)
+
+
+def public_location(url: str) -> str:
+    """`url` without its credentials or query, for log lines."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+class Scripts:
+    """The Lua scripts of `_scripts`, registered on one client (EVALSHA, reloaded on NOSCRIPT)."""
+
+    __slots__ = (
+        "acquire",
+        "delete",
+        "delete_if_owned",
+        "extend",
+        "index_add",
+        "index_members",
+        "index_remove",
+        "load",
+        "load_if_owned",
+        "release",
+        "save",
+        "touch",
+    )
+
+    def __init__(self, client: AnyRedis) -> None:
+        def register(source: str) -> AsyncScript:
+            return client.register_script(source)
+
+        self.load = register(_scripts.LOAD)
+        self.acquire = register(_scripts.ACQUIRE)
+        self.save = register(_scripts.SAVE)
+        self.delete = register(_scripts.DELETE)
+        self.touch = register(_scripts.TOUCH)
+        self.release = register(_scripts.RELEASE)
+        self.extend = register(_scripts.EXTEND)
+        self.index_add = register(_scripts.INDEX_ADD)
+        self.index_remove = register(_scripts.INDEX_REMOVE)
+        self.index_members = register(_scripts.INDEX_MEMBERS)
+        self.load_if_owned = register(_scripts.LOAD_IF_OWNED)
+        self.delete_if_owned = register(_scripts.DELETE_IF_OWNED)
+
+    def all(self) -> list[AsyncScript]:
+        """Every script, e.g. to load them into the server's cache at start-up."""
+        return [getattr(self, name) for name in self.__slots__]

@@ -1,0 +1,209 @@
+"""`RedisLock`: a session lock shared by every process that uses the same Redis.
+
+One holder at a time per session key, identified by a random token stored in
+the lock key with a lease (``PX``). Only the holder releases it
+(compare-and-delete), and its final save or delete is fenced: the script checks
+the token and writes in the same atomic step, so a holder whose lease ran out
+(and whose lock someone else may have taken) writes nothing and gets
+`LockLost`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import secrets
+import time
+from typing import TYPE_CHECKING
+
+from sanic_cookies import LockLost, LockTimeout, SessionLock, StoredSession
+
+from ._client import ms
+
+if TYPE_CHECKING:
+    from ._backend import RedisBackend
+
+__all__ = ["RedisLock"]
+
+# Waiting for a busy lock: retry after a jittered delay that doubles from the
+# first to the last value (seconds). Short, because a session's critical
+# section is usually a couple of milliseconds; jittered, so the waiters of a
+# released lock do not all retry at once.
+_FIRST_DELAY = 0.004
+_MAX_DELAY = 0.1
+
+_IDLE, _HELD, _DONE = 0, 1, 2
+
+
+class RedisLock(SessionLock):
+    """The lock of one session key in Redis, from `RedisBackend.lock`.
+
+    Each instance is one would-be holder with its own random token; it can be
+    acquired once. Costs: `acquire` is one round trip per attempt (taking the
+    lock and loading the value in one script), `save_and_release` and
+    `delete_and_release` one each (a login change costs one or two more, for
+    the user index), `release` and `extend` one.
+
+    Args:
+        backend: The backend whose keys and connection to use.
+        key: The session key to lock.
+        timeout: Seconds `acquire` waits for a busy lock before `LockTimeout`.
+        lease: Seconds the lock outlives a holder that stopped without releasing.
+    """
+
+    def __init__(self, backend: RedisBackend, key: str, *, timeout: float, lease: float) -> None:
+        self._backend = backend
+        self._key = key
+        self._timeout = timeout
+        self._lease_ms = ms(lease)
+        self._token = secrets.token_hex(16)
+        self._state = _IDLE
+        # What acquire saw of the stored session: its user and how long (ms, from
+        # `_seen_at`) its user-index entry is still guaranteed; used to skip the
+        # index round trip when it cannot be needed.
+        self._owner: str | None = None
+        self._index_left_ms = -1
+        self._seen_at = 0.0
+
+    @property
+    def held(self) -> bool:
+        """True between a successful `acquire` and the release (as far as this holder knows)."""
+        return self._state == _HELD
+
+    async def acquire(self) -> StoredSession | None:
+        """Take the lock and load the session, in one round trip per attempt.
+
+        While another holder has it, retries with a short jittered backoff.
+
+        Returns:
+            The stored session, or None if there is none.
+
+        Raises:
+            LockTimeout: The lock stayed busy for `timeout` seconds.
+            RuntimeError: This lock object was already used.
+        """
+        if self._state != _IDLE:
+            raise RuntimeError("A RedisLock can be acquired once; ask the backend for a new one.")
+        backend = self._backend
+        keys = [backend._keys.data(self._key), backend._keys.lock(self._key)]
+        deadline = time.monotonic() + self._timeout
+        delay = _FIRST_DELAY
+        while True:
+            try:
+                reply = await backend._scripts.acquire(keys, [self._token, self._lease_ms])
+            except BaseException:
+                # The script may have run before the error (a lost reply): free the
+                # lock in the background rather than leave it until the lease ends.
+                backend._spawn(self._release_quietly())
+                raise
+            if reply[0] == 1:
+                self._state = _HELD
+                self._seen_at = time.monotonic()
+                value, pttl, owner, index_left = reply[1], reply[2], reply[3], reply[4]
+                self._owner = owner.decode() if owner is not None else None
+                self._index_left_ms = int(index_left)
+                if value is None:
+                    return None
+                return StoredSession(bytes(value), backend._expires_at(int(pttl)))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise LockTimeout(
+                    f"Session lock on {backend.label} not acquired within {self._timeout}s"
+                )
+            await asyncio.sleep(min(left, delay * random.uniform(0.5, 1.5)))
+            delay = min(delay * 2, _MAX_DELAY)
+
+    async def save_and_release(
+        self,
+        value: bytes,
+        ttl: float,
+        *,
+        user_id: str | None = None,
+        replace_only: bool = False,
+    ) -> bool:
+        """Write `value` and release the lock, in one fenced script.
+
+        Returns:
+            False if `replace_only` is set and the session no longer exists
+            (nothing written, lock released); True otherwise.
+
+        Raises:
+            LockLost: The lease ran out (someone else may hold the lock now);
+                nothing was written.
+        """
+        self._require_held()
+        ttl_ms = ms(ttl)
+        index_first = user_id is not None and (
+            self._owner != user_id or self._index_left() < ttl_ms + self._backend._INDEX_SAFETY_MS
+        )
+        try:
+            saved = await self._backend._save(
+                self._key,
+                value,
+                ttl_ms,
+                user_id=user_id,
+                replace_only=replace_only,
+                token=self._token,
+                index_first=index_first,
+            )
+        except LockLost:
+            self._state = _DONE
+            raise
+        self._state = _DONE
+        return saved
+
+    async def delete_and_release(self) -> None:
+        """Delete the session (and its user-index entry) and release, in one fenced script.
+
+        Raises:
+            LockLost: The lease ran out; nothing was deleted.
+        """
+        self._require_held()
+        try:
+            await self._backend._delete(self._key, token=self._token)
+        except LockLost:
+            self._state = _DONE
+            raise
+        self._state = _DONE
+
+    async def release(self) -> None:
+        """Release without writing (compare-and-delete). Idempotent.
+
+        A lock that was never acquired, already released, or whose lease ran
+        out (and maybe was taken by another holder) is left alone.
+        """
+        if self._state != _HELD:
+            return
+        backend = self._backend
+        await backend._scripts.release([backend._keys.lock(self._key)], [self._token])
+        self._state = _DONE
+
+    async def extend(self, lease: float) -> None:
+        """Make the lease end `lease` seconds from now.
+
+        Raises:
+            LockLost: The lease had already run out.
+        """
+        self._require_held()
+        backend = self._backend
+        extended = await backend._scripts.extend(
+            [backend._keys.lock(self._key)], [self._token, ms(lease)]
+        )
+        if not extended:
+            self._state = _DONE
+            raise LockLost(f"Session lock on {backend.label} expired before it was extended")
+
+    def _require_held(self) -> None:
+        if self._state != _HELD:
+            raise LockLost(f"Session lock on {self._backend.label} is not held")
+
+    def _index_left(self) -> float:
+        if self._index_left_ms < 0:
+            return -1.0
+        return self._index_left_ms - (time.monotonic() - self._seen_at) * 1000
+
+    async def _release_quietly(self) -> None:
+        backend = self._backend
+        with contextlib.suppress(Exception):  # Redis is down: the lease frees the lock
+            await backend._scripts.release([backend._keys.lock(self._key)], [self._token])

@@ -1,0 +1,341 @@
+"""RedisBackend's own behaviour: configuration, the user index, and sessions through Sanic."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import redis.asyncio as aioredis
+from redis.asyncio.connection import SSLConnection
+from redis_procs import RedisServer, free_port
+from sanic import HTTPResponse, Request, Sanic, json
+
+from sanic_cookies import ConfigurationError, LockLost, Session, backend_from_url
+from sanic_cookies._ids import new_session_id, store_key
+from sanic_cookies.backends.redis import RedisBackend
+from sanic_cookies.testing import decode_stored, encode_value
+
+pytestmark = pytest.mark.redis
+
+Sanic.test_mode = True
+
+
+def new_key() -> str:
+    return store_key(new_session_id())
+
+
+@pytest_asyncio.fixture
+async def backend(redis_url: str, unique_prefix: str) -> AsyncIterator[RedisBackend]:
+    backend = RedisBackend.from_url(redis_url, prefix=unique_prefix)
+    await backend.open()
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
+@pytest_asyncio.fixture
+async def direct(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+# -- configuration ---------------------------------------------------------------------
+
+
+def test_urls_select_this_backend_with_their_options() -> None:
+    plain = backend_from_url("redis://:pw@127.0.0.1:6380/3?prefix=shop:s:&socket_timeout=0.5")
+    assert isinstance(plain, RedisBackend)
+    assert plain._keys.prefix == "shop:s:" and not plain._cluster
+    client = plain.client
+    assert isinstance(client, aioredis.Redis)
+    kwargs = client.connection_pool.connection_kwargs
+    assert (kwargs["db"], kwargs["password"], kwargs["port"]) == (3, "pw", 6380)
+    assert kwargs["socket_timeout"] == 0.5  # the URL wins over the default
+    assert kwargs["socket_connect_timeout"] == 1.0  # the short default
+    assert "pw" not in repr(plain)
+
+    tls = RedisBackend.from_url("rediss://cache:6390/0", socket_timeout=1.5)
+    pool = tls.client.connection_pool  # type: ignore[union-attr]
+    assert pool.connection_kwargs["socket_timeout"] == 1.5  # keyword options win too
+    assert issubclass(pool.connection_class, SSLConnection)
+
+    assert RedisBackend.from_url("redis+cluster://127.0.0.1:7000")._cluster
+    assert RedisBackend.from_url("rediss+cluster://127.0.0.1:7000")._cluster
+    assert RedisBackend.from_url("redis://127.0.0.1:7000?cluster=true")._cluster
+    # No automatic retries: a script is never replayed behind the caller's back.
+    retry = RedisBackend().client.connection_pool.connection_kwargs["retry"]  # type: ignore[union-attr]
+    assert retry.get_retries() == 0
+
+
+def test_bad_settings_are_configuration_errors() -> None:
+    with pytest.raises(ConfigurationError, match="prefix"):
+        RedisBackend(prefix="{tagged}:")
+    with pytest.raises(ConfigurationError):
+        RedisBackend.from_url("memcached://127.0.0.1")
+    with pytest.raises(ConfigurationError, match="boolean"):
+        RedisBackend.from_url("redis://127.0.0.1?cluster=maybe")
+    with pytest.raises(ConfigurationError, match="decode_responses"):
+        RedisBackend(client=aioredis.Redis(decode_responses=True))
+    with pytest.raises(ConfigurationError, match="socket_timeout"):
+        RedisBackend(client=aioredis.Redis(), socket_timeout=1)
+
+
+async def test_wrapped_client_is_used_and_not_closed(redis_url: str, unique_prefix: str) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        backend = RedisBackend(client=client, prefix=unique_prefix)
+        assert backend.client is client
+        await backend.open()
+        key = new_key()
+        await backend.save(key, encode_value(4), 30)
+        await backend.close()
+        assert await client.type(f"{unique_prefix}{{{key}}}") == b"hash"
+        assert await client.hget(f"{unique_prefix}{{{key}}}", "v") == encode_value(4)
+        await backend.open()
+        assert decode_stored(await backend.load(key)) == 4
+        await backend.close()
+    finally:
+        await client.aclose()
+
+
+async def test_open_again_after_close_builds_a_new_client(backend: RedisBackend) -> None:
+    first = backend.client
+    await backend.close()
+    await backend.open()
+    assert backend.client is not first
+    key = new_key()
+    await backend.save(key, encode_value(1), 30)
+    assert decode_stored(await backend.load(key)) == 1
+
+
+async def test_open_with_redis_down_warns_and_recovers_when_it_starts(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture, unique_prefix: str
+) -> None:
+    port = free_port()
+    backend = RedisBackend(f"redis://127.0.0.1:{port}/0", prefix=unique_prefix)
+    with caplog.at_level(logging.WARNING, logger="sanic_cookies.redis"):
+        await backend.open()  # does not raise: the app starts
+    assert any("unreachable at start-up" in r.getMessage() for r in caplog.records)
+    key = new_key()
+    with pytest.raises(Exception):  # noqa: B017 - whatever redis-py raises; the core makes it a 503
+        await backend.load(key)
+    server = RedisServer(tmp_path / "late", port, ["--save", "", "--appendonly", "no"])
+    server.start()
+    try:
+        await backend.save(key, encode_value(9), 30)
+        assert decode_stored(await backend.load(key)) == 9
+    finally:
+        await backend.close()
+        server.stop()
+
+
+async def test_wrong_password_fails_the_start(
+    own_redis: Callable[..., RedisServer], unique_prefix: str
+) -> None:
+    server = own_redis("--save", "", "--appendonly", "no", "--requirepass", "right")
+    for url in (server.url, f"redis://:wrong@127.0.0.1:{server.port}/0"):
+        backend = RedisBackend(url, prefix=unique_prefix)
+        with pytest.raises(ConfigurationError, match="refused"):
+            await backend.open()
+        await backend.close()
+    good = RedisBackend(f"redis://:right@127.0.0.1:{server.port}/0", prefix=unique_prefix)
+    await good.open()
+    await good.save(new_key(), b"x", 10)
+    await good.close()
+
+
+# -- TTLs and the lock ---------------------------------------------------------------------
+
+
+async def test_ttl_is_native_and_rounded_up_to_milliseconds(
+    backend: RedisBackend, direct: aioredis.Redis
+) -> None:
+    key = new_key()
+    await backend.save(key, b"v", 12.0001)
+    pttl = await direct.pttl(backend._keys.data(key))
+    assert 11_900 < pttl <= 12_001
+    assert await backend.touch(key, 100)
+    assert 99_000 < await direct.pttl(backend._keys.data(key)) <= 100_000
+    assert await direct.hget(backend._keys.data(key), "v") == b"v"
+
+
+async def test_a_lock_can_be_held_across_processes_only_once(
+    backend: RedisBackend, direct: aioredis.Redis
+) -> None:
+    key = new_key()
+    lock = backend.lock(key, timeout=1, lease=7)
+    await lock.acquire()
+    lock_key = backend._keys.lock(key)
+    token = await direct.get(lock_key)
+    assert token is not None and len(token) == 32
+    assert 6_000 < await direct.pttl(lock_key) <= 7_000
+    # Someone else's token in the lock key (another process took it after our lease).
+    await direct.set(lock_key, b"someone-else", px=10_000)
+    with pytest.raises(LockLost):
+        await lock.save_and_release(encode_value(1), 30)
+    assert await backend.load(key) is None  # fenced: nothing written
+    await lock.release()
+    assert await direct.get(lock_key) == b"someone-else"  # and their lock left alone
+
+
+async def test_extend_after_the_lease_ran_out_is_lock_lost(backend: RedisBackend) -> None:
+    lock = backend.lock(new_key(), timeout=1, lease=0.2)
+    await lock.acquire()
+    await asyncio.sleep(0.4)
+    with pytest.raises(LockLost):
+        await lock.extend(5)
+
+
+async def test_acquire_replayed_by_the_same_holder_still_holds(backend: RedisBackend) -> None:
+    """A retried acquire (its first reply lost) must not lock its own holder out."""
+    key = new_key()
+    lock = backend.lock(key, timeout=1, lease=5)
+    keys = [backend._keys.data(key), backend._keys.lock(key)]
+    first = await backend._scripts.acquire(keys, [lock._token, 5000])
+    again = await backend._scripts.acquire(keys, [lock._token, 5000])
+    assert first[0] == 1 and again[0] == 1
+    other = await backend._scripts.acquire(keys, ["another-token", 5000])
+    assert other[0] == 0
+
+
+# -- the per-user index ----------------------------------------------------------------------
+
+
+async def test_index_entry_always_outlives_the_session(
+    backend: RedisBackend, direct: aioredis.Redis
+) -> None:
+    user = f"u-{uuid.uuid4().hex[:6]}"
+    key = new_key()
+    index = backend._keys.index(user)
+    await backend.save(key, b"a", 1, user_id=user)  # short session: a short index entry
+    await backend.save(key, b"b", 10_000, user_id=user, replace_only=True)  # then far longer
+    assert await backend.touch(key, 100_000)  # and longer again, by touch
+    data_expiry = await direct.pexpiretime(backend._keys.data(key))  # epoch ms
+    score = await direct.zscore(index, key)
+    assert score is not None and score >= data_expiry
+    assert await direct.pexpiretime(index) >= score  # the index key lives as long
+    assert set(await backend.list_user_sessions(user)) == {key}
+
+
+async def test_index_follows_a_change_of_user(
+    backend: RedisBackend, direct: aioredis.Redis
+) -> None:
+    alice, bob = f"alice-{uuid.uuid4().hex[:6]}", f"bob-{uuid.uuid4().hex[:6]}"
+    key = new_key()
+    await backend.save(key, b"1", 60, user_id=alice)
+    await backend.save(key, b"2", 60, user_id=bob, replace_only=True)
+    assert await direct.zscore(backend._keys.index(alice), key) is None  # removed eagerly
+    assert set(await backend.list_user_sessions(bob)) == {key}
+    await backend.save(key, b"3", 60, replace_only=True)  # logged out, session kept
+    assert await direct.zscore(backend._keys.index(bob), key) is None
+    assert await backend.list_user_sessions(bob) == {}
+
+
+async def test_index_removal_spares_an_entry_added_again_since(
+    backend: RedisBackend, direct: aioredis.Redis
+) -> None:
+    """A late removal (stamp of an older entry) must not drop a newer entry of the same key."""
+    user = f"u-{uuid.uuid4().hex[:6]}"
+    key = new_key()
+    _, old_stamp = await backend._index_add(user, key, 60_000)
+    _, new_stamp = await backend._index_add(user, key, 60_000)
+    assert int(new_stamp) > int(old_stamp)
+    await backend._index_forget(user, key, old_stamp)
+    assert await direct.zscore(backend._keys.index(user), key) == float(new_stamp)
+    await backend._index_forget(user, key, new_stamp)
+    assert await direct.zscore(backend._keys.index(user), key) is None
+
+
+async def test_logout_everywhere_beats_a_concurrent_locked_save(backend: RedisBackend) -> None:
+    """A request holding a session's lock cannot resurrect it after delete_user_sessions."""
+    user = f"u-{uuid.uuid4().hex[:6]}"
+    here, there = new_key(), new_key()
+    await backend.save(here, encode_value(1), 60, user_id=user)
+    await backend.save(there, encode_value(1), 60, user_id=user)
+    lock = backend.lock(there, timeout=1, lease=10)
+    assert decode_stored(await lock.acquire()) == 1  # a request on the other device, mid-way
+    assert await backend.delete_user_sessions(user, keep=here) == 1
+    # It finishes: the core saves an existing session with replace_only=True.
+    assert (
+        await lock.save_and_release(encode_value(2), 60, user_id=user, replace_only=True) is False
+    )
+    assert await backend.load(there) is None
+    assert set(await backend.list_user_sessions(user)) == {here}
+    relock = backend.lock(there, timeout=1, lease=10)  # and the lock was released
+    assert await relock.acquire() is None
+    await relock.release()
+
+
+async def test_delete_user_sessions_leaves_sessions_that_changed_owner(
+    backend: RedisBackend,
+) -> None:
+    alice, bob = f"alice-{uuid.uuid4().hex[:6]}", f"bob-{uuid.uuid4().hex[:6]}"
+    key = new_key()
+    await backend.save(key, b"1", 60, user_id=alice)
+    # A stale entry in alice's index (e.g. its removal failed) for a session now bob's.
+    await backend._index_add(alice, key, 60_000)
+    await backend.save(key, b"2", 60, user_id=bob, replace_only=True)
+    await backend._index_add(alice, key, 60_000)
+    assert await backend.delete_user_sessions(alice) == 0
+    assert await backend.load(key) is not None
+
+
+# -- through Sanic ---------------------------------------------------------------------------
+
+
+def redis_app(backend: RedisBackend) -> Sanic[Any, Any]:
+    app = Sanic(f"t{uuid.uuid4().hex}")
+    # Plain-http test client: this test app (only) sends a non-Secure cookie.
+    Session(app, backend=backend, secure=False)
+
+    @app.get("/incr")
+    async def incr(request: Request) -> HTTPResponse:
+        async with request.ctx.session as sess:
+            n = sess["n"] = sess.get("n", 0) + 1
+        return json({"n": n})
+
+    @app.get("/logout")
+    async def logout(request: Request) -> HTTPResponse:
+        async with request.ctx.session as sess:
+            sess.destroy()
+        return json({})
+
+    return app
+
+
+def cookie_of(response: Any) -> str:
+    for header in response.headers.get_list("set-cookie"):
+        name, _, rest = header.partition("=")
+        if name == "session":
+            return f"session={rest.split(';', 1)[0]}"
+    raise AssertionError("no session cookie")
+
+
+async def test_session_round_trip_through_sanic(
+    redis_url: str, unique_prefix: str, direct: aioredis.Redis
+) -> None:
+    backend = RedisBackend.from_url(redis_url, prefix=unique_prefix)
+    app = redis_app(backend)  # the ASGI test client starts and stops the app per request
+    _, first = await app.asgi_client.get("/incr")
+    cookie = cookie_of(first)
+    sid = cookie.partition("=")[2]
+    data_key = f"{unique_prefix}{{{store_key(sid)}}}"
+    assert await direct.exists(data_key) == 1
+    assert sid.encode() not in b"".join(await direct.keys(f"{unique_prefix}*"))
+    for expected in (2, 3):
+        _, again = await app.asgi_client.get("/incr", headers={"Cookie": cookie})
+        assert again.json == {"n": expected}
+    _, out = await app.asgi_client.get("/logout", headers={"Cookie": cookie})
+    assert "max-age=0" in out.headers["set-cookie"].lower()
+    assert await direct.exists(data_key) == 0
+    _, after = await app.asgi_client.get("/incr", headers={"Cookie": cookie})
+    assert after.json == {"n": 1}  # the old cookie starts nothing but a fresh session

@@ -1,0 +1,21 @@
+"""RedisBackend against the conformance suite, on the shared Redis at 127.0.0.1:6379."""
+
+from __future__ import annotations
+
+import pytest
+
+from sanic_cookies import Backend
+from sanic_cookies.backends.redis import RedisBackend
+from sanic_cookies.testing import BackendConformance
+
+pytestmark = pytest.mark.redis
+
+
+class TestRedisConformance(BackendConformance):
+    @pytest.fixture(autouse=True)
+    def _server(self, redis_url: str, redis_key_prefix: str) -> None:
+        self.url = redis_url
+        self.prefix = f"{redis_key_prefix}conformance:"
+
+    async def make_backend(self) -> Backend:
+        return RedisBackend.from_url(self.url, prefix=self.prefix)
