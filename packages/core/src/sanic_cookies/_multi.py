@@ -277,6 +277,8 @@ class MultiBackend(Backend):
             consequence = "it catches up on the session's next write"
         elif operation == "delete":
             consequence = "the delete is retried before its next call"
+        elif operation == "open":
+            consequence = "opening it is retried before its next call"
         else:
             consequence = "the request goes on without it"
         logger.warning(
