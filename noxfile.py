@@ -122,7 +122,13 @@ def run_pytest_dir(session: nox.Session, test_dir: str, *extra: str) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """All four packages editable (one install call) + the whole test suite."""
-    session.install(*editable(*ALL_MEMBERS), *group("test"), *group("browser"))
+    session.install(
+        *editable(*ALL_MEMBERS),
+        "-e",
+        "tests/fixtures/sanic_cookies_dictstore",
+        *group("test"),
+        *group("browser"),
+    )
     session.run("pytest", *(session.posargs or ["tests"]))
 
 
