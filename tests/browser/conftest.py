@@ -8,7 +8,9 @@ tests; under ``CI=true`` it fails them.
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -124,10 +126,74 @@ def artifacts(request: pytest.FixtureRequest) -> Path:
     return path
 
 
+BACKENDS = ["memory", "redis", "postgres"]
+
+
+def _require_backend(url: str, **options: Any) -> None:
+    from sanic_cookies import BackendNotFound, backend_from_url
+
+    try:
+        backend_from_url(url, **options)
+    except BackendNotFound as exc:
+        _unavailable(str(exc))
+
+
 @pytest.fixture
-def demo_env() -> dict[str, str]:
-    """Environment for the demo process (override to pick a backend)."""
-    return {"SESSION_BACKEND": "memory://"}
+def demo_env(request: pytest.FixtureRequest, run_id: str) -> Iterator[dict[str, str]]:
+    """Environment for the demo process: ``SESSION_BACKEND`` for the test's backend.
+
+    Parametrize indirectly with a backend name (default ``memory``). Redis gets a fresh
+    key prefix and PostgreSQL a fresh schema, both removed afterwards.
+    """
+    kind = getattr(request, "param", "memory")
+    tag = secrets.token_hex(3)
+    if kind == "memory":
+        yield {"SESSION_BACKEND": "memory://"}
+    elif kind == "redis":
+        url = request.getfixturevalue("redis_url")
+        prefix = f"{request.getfixturevalue('redis_key_prefix')}browser:{tag}:"
+        _require_backend(url)
+        yield {"SESSION_BACKEND": f"{url}?prefix={prefix}"}
+        _redis_delete_prefix(url, prefix)
+    elif kind == "postgres":
+        dsn = request.getfixturevalue("postgres_dsn")
+        schema = f"sctest_{run_id}_browser_{tag}"
+        _require_backend(dsn)
+        yield {"SESSION_BACKEND": f"{dsn}?schema={schema}&create_table=true"}
+        _postgres_drop_schema(dsn, schema)
+    elif kind == "cookie":
+        keys = ",".join(base64.urlsafe_b64encode(os.urandom(32)).decode() for _ in range(2))
+        _require_backend("cookie://", keys=keys)
+        yield {"SESSION_BACKEND": "cookie://", "SESSION_KEYS": keys}
+    else:
+        raise ValueError(kind)
+
+
+def _redis_delete_prefix(url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+def _postgres_drop_schema(dsn: str, schema: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
 
 
 @pytest.fixture

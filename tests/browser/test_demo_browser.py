@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DemoServer
+from conftest import BACKENDS, DemoServer
 
 pytestmark = pytest.mark.browser
 
@@ -56,6 +56,7 @@ def path_of(page: Any, base: str) -> str:
     return url[len(base) :]
 
 
+@pytest.mark.parametrize("demo_env", BACKENDS, indirect=True)
 async def test_login_counter_cookies_and_logout_other_sessions(
     browser: Any, demo: DemoServer, artifacts: Path
 ) -> None:
@@ -226,6 +227,38 @@ async def test_login_never_redirects_off_site(
     assert await page.inner_text("#user") == "carol"
     await steps.shot(page, "next-ignored")
     await context.close()
+
+
+@pytest.mark.parametrize("demo_env", ["cookie"], indirect=True)
+async def test_cookie_backend_demo(browser: Any, demo: DemoServer, artifacts: Path) -> None:
+    """On cookie:// the demo works, except the sessions page, which says why it cannot."""
+    steps = Steps(artifacts)
+    base = demo.url
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(f"{base}/")
+    await page.reload()
+    assert await visits(page) == 2
+    await log_in(page, base, "dana")
+    await page.goto(f"{base}/private")
+    assert await page.inner_text("#user") == "dana"
+    jar = await context.cookies()
+    for c in (cookie(jar, "session"), cookie(jar, "auth_session")):
+        assert (c["httpOnly"], c["secure"], c["sameSite"]) == (True, True, "Lax")
+    await steps.shot(page, "cookie-backend-logged-in")
+    await page.goto(f"{base}/sessions")
+    assert "cannot list them" in await page.inner_text("body")
+    await steps.shot(page, "cookie-backend-no-session-list")
+    await page.click("#logout")
+    await page.wait_for_load_state()
+    await page.goto(f"{base}/private")
+    assert path_of(page, base) == "/login?next=/private"
+    await page.goto(f"{base}/")
+    # Two visits, then "/" after login and after logout: the counter outlived both.
+    assert await visits(page) == 5
+    await steps.shot(page, "cookie-backend-logged-out")
+    await context.close()
+    assert_no_secrets_in_log(demo, jar)
 
 
 def assert_no_secrets_in_log(demo: DemoServer, cookies: list[dict[str, Any]]) -> None:
