@@ -14,7 +14,14 @@ import msgspec
 
 from ._errors import SessionSerializationError
 
-__all__ = ["AuthInfo", "SessionRecord", "decode_data", "decode_record", "encode_data", "encode_record"]
+__all__ = [
+    "AuthInfo",
+    "SessionRecord",
+    "decode_data",
+    "decode_record",
+    "encode_data",
+    "encode_record",
+]
 
 
 class AuthInfo(msgspec.Struct, array_like=True, omit_defaults=True):

@@ -8,8 +8,8 @@ the encoded data, the login or the id changed, or the sliding expiry is due.
 from __future__ import annotations
 
 import logging
-import sys
 import math
+import sys
 import warnings
 from collections.abc import Iterator, MutableMapping
 from types import TracebackType
