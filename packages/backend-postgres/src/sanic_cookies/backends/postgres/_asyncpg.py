@@ -1,0 +1,132 @@
+"""`PostgresBackend`: sessions in PostgreSQL through an asyncpg pool."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
+
+import asyncpg
+from sqlalchemy import Table
+
+from sanic_cookies._errors import ConfigurationError
+
+from ._connector import Connector, PoolConnector
+from ._options import split_url
+from ._schema import DEFAULT_TABLE
+from ._store import PostgresStore
+
+__all__ = ["PostgresBackend"]
+
+_SCHEMES = ("postgresql", "postgres")
+
+
+class PostgresBackend(PostgresStore):
+    """Sessions in a PostgreSQL table, through asyncpg (``postgresql://`` URLs).
+
+    ::
+
+        Session(app, backend="postgresql://app@db:5432/app?create_table=true")
+        # or, sharing the app's pool:
+        Session(app, backend=PostgresBackend(pool=app.ctx.pool, table="web_sessions"))
+
+    Every operation outside a lock is one prepared statement (one round trip);
+    see `AdvisoryLock` for the lock's. Expired rows are never returned and are
+    deleted by a sweeper that one worker at a time runs (see `cleanup`).
+
+    Args:
+        dsn: The database URL, for a pool of the backend's own (closed with it).
+        pool: An existing asyncpg pool to use instead; the backend never
+            closes it. (asyncpg's default pool ``reset`` sends one extra
+            statement per release; pass ``reset=`` a no-op coroutine to
+            `asyncpg.create_pool` to avoid it, as the backend's own pool does.)
+        table: The table name, or a `Table` from `sessions_table`.
+        schema: The table's schema (None: the search path).
+        create_table: Create the schema, table and indexes at start-up if missing.
+        max_size: The most connections in the backend's own pool (per worker).
+        connect_timeout: Seconds to establish a connection (a dead host fails this fast).
+        command_timeout: Seconds any one statement may take.
+        sweep_interval: Seconds between sweeps of expired rows; None or 0: no sweeper.
+        sweep_batch: Rows deleted per sweep transaction.
+        pool_options: More keyword arguments for `asyncpg.create_pool`
+            (``ssl``, ``server_settings``, ``init``, ...).
+    """
+
+    name: ClassVar[str] = "postgres"
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        pool: asyncpg.Pool[asyncpg.Record] | None = None,
+        table: str | Table = DEFAULT_TABLE,
+        schema: str | None = None,
+        create_table: bool = False,
+        max_size: int = 10,
+        connect_timeout: float = 2.0,
+        command_timeout: float = 5.0,
+        sweep_interval: float | None = 300.0,
+        sweep_batch: int = 1000,
+        pool_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if (dsn is None) == (pool is None):
+            raise ConfigurationError("PostgresBackend needs either a dsn or a pool, not both")
+        if max_size < 1:
+            raise ConfigurationError(f"max_size must be at least 1, got {max_size}")
+        if connect_timeout <= 0:
+            raise ConfigurationError(f"connect_timeout must be positive, got {connect_timeout}")
+        super().__init__(
+            table=table,
+            schema=schema,
+            create_table=create_table,
+            command_timeout=command_timeout,
+            sweep_interval=sweep_interval,
+            sweep_batch=sweep_batch,
+        )
+        self._connector = PoolConnector(
+            dsn=dsn,
+            pool=pool,
+            max_size=max_size,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+            pool_options=pool_options or {},
+        )
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        """Build from ``postgresql://user:password@host:port/db?option=value``.
+
+        Query options named like this class's arguments (``table``, ``schema``,
+        ``create_table``, ``max_size``, ``connect_timeout``, ``command_timeout``,
+        ``sweep_interval``, ``sweep_batch``) configure the backend; the rest of
+        the URL goes to asyncpg unchanged. Keyword `options` win over the URL's.
+        """
+        scheme = url.partition("://")[0].lower()
+        if scheme not in _SCHEMES:
+            raise ConfigurationError(
+                f"PostgresBackend takes postgresql:// or postgres:// URLs, got {scheme}://"
+            )
+        known = {
+            "table",
+            "schema",
+            "create_table",
+            "max_size",
+            "connect_timeout",
+            "command_timeout",
+            "sweep_interval",
+            "sweep_batch",
+        }
+        dsn, merged = split_url(url, known, options)
+        try:
+            return cls(dsn, **merged)
+        except TypeError as exc:
+            raise ConfigurationError(f"Bad PostgresBackend option: {exc}") from None
+
+    @property
+    def connector(self) -> Connector:
+        """The asyncpg pool connector."""
+        return self._connector
+
+    @property
+    def pool(self) -> asyncpg.Pool[asyncpg.Record] | None:
+        """The asyncpg pool in use (None until `open`, and after `close` of an own pool)."""
+        return self._connector.pool

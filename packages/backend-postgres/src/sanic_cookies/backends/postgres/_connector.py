@@ -1,0 +1,171 @@
+"""Where connections come from: an asyncpg pool, or a SQLAlchemy engine's pool.
+
+Both backends run the same statements on an asyncpg connection; they differ
+only in how they borrow it and give it back, which is all this module hides.
+Giving back costs no round trip: the backend leaves every connection outside
+a transaction, and a connection in doubt is closed instead of reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+__all__ = ["Checkout", "Conn", "Connector", "PoolConnector"]
+
+logger = logging.getLogger("sanic_cookies.postgres")
+
+#: A borrowed asyncpg connection (a pool proxy, or a plain connection).
+Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+
+
+class Checkout(ABC):
+    """One borrowed connection, returned exactly once (later calls do nothing)."""
+
+    __slots__ = ("_returned", "conn")
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+        self._returned = False
+
+    async def give_back(self) -> None:
+        """Return the connection, which is idle outside any transaction. Never raises."""
+        if not self._returned:
+            self._returned = True
+            try:
+                await self._give_back()
+            except Exception as exc:  # the connection is gone either way
+                logger.debug("returning a connection failed: %s: %s", type(exc).__name__, exc)
+
+    async def discard(self) -> None:
+        """Close the connection (its state is unknown) and free its slot. Never raises.
+
+        The server rolls back whatever the connection had open, releasing its
+        transaction-scoped locks.
+        """
+        if not self._returned:
+            self._returned = True
+            with contextlib.suppress(Exception):
+                self._terminate()
+            try:
+                await self._give_back()
+            except Exception as exc:
+                logger.debug("dropping a connection failed: %s: %s", type(exc).__name__, exc)
+
+    def _terminate(self) -> None:
+        """Close the socket at once: no round trip, nothing to wait for."""
+        self.conn.terminate()
+
+    @abstractmethod
+    async def _give_back(self) -> None:
+        """Hand the connection (open or terminated) back to where it came from."""
+
+
+class Connector(ABC):
+    """A source of connections, opened and closed with the backend."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Get ready to lend connections (may be called again after `close`)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Close what this connector created; leave alone what it was given."""
+
+    @abstractmethod
+    async def checkout(self, within: float) -> Checkout:
+        """Borrow a connection, waiting at most `within` seconds.
+
+        Raises:
+            TimeoutError: No connection within `within` seconds.
+        """
+
+
+async def _keep_session(conn: Any) -> None:
+    """asyncpg's pool `reset` hook: nothing to reset, so no round trip on release.
+
+    asyncpg still rolls back a transaction left open before calling it; the
+    default hook would send ``RESET ALL; UNLISTEN *; ...`` on every release.
+    """
+
+
+class _PoolCheckout(Checkout):
+    __slots__ = ("_pool",)
+
+    def __init__(self, pool: asyncpg.Pool[asyncpg.Record], conn: Conn) -> None:
+        super().__init__(conn)
+        self._pool = pool
+
+    async def _give_back(self) -> None:
+        # asyncpg replaces a terminated connection with a new one on the next acquire.
+        await self._pool.release(self.conn)  # type: ignore[arg-type]
+
+
+class PoolConnector(Connector):
+    """Connections from an asyncpg pool: one it creates from a DSN, or one it is given.
+
+    Args:
+        dsn: ``postgresql://`` URL for a pool of its own (closed with the backend).
+        pool: An existing pool to borrow from instead (never closed here).
+        max_size: The most connections of its own pool.
+        connect_timeout: Seconds to establish a connection.
+        command_timeout: Default seconds per statement on its own pool.
+        pool_options: More keyword arguments for `asyncpg.create_pool`.
+    """
+
+    def __init__(
+        self,
+        *,
+        dsn: str | None,
+        pool: asyncpg.Pool[asyncpg.Record] | None,
+        max_size: int,
+        connect_timeout: float,
+        command_timeout: float,
+        pool_options: Mapping[str, Any],
+    ) -> None:
+        self._dsn = dsn
+        self._given = pool
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = pool
+        self._options: dict[str, Any] = {
+            # min_size=0: creating the pool never connects, so start-up
+            # survives a database that is briefly down.
+            "min_size": 0,
+            "max_size": max_size,
+            "timeout": connect_timeout,
+            "command_timeout": command_timeout,
+            "reset": _keep_session,
+            **pool_options,
+        }
+
+    @property
+    def pool(self) -> asyncpg.Pool[asyncpg.Record] | None:
+        """The pool in use (None while closed)."""
+        return self._pool
+
+    async def open(self) -> None:
+        if self._pool is None:
+            self._pool = await asyncpg.create_pool(self._dsn, **self._options)
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None or pool is self._given:
+            self._pool = self._given
+            return
+        try:
+            await asyncio.wait_for(pool.close(), timeout=5.0)
+        except Exception:  # a connection stuck in a request: cut it
+            pool.terminate()
+
+    async def checkout(self, within: float) -> Checkout:
+        pool = self._pool
+        if pool is None:
+            raise asyncpg.InterfaceError("the session backend is closed")
+        conn = await pool.acquire(timeout=within)
+        return _PoolCheckout(pool, conn)

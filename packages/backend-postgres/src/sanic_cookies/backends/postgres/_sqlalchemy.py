@@ -1,0 +1,198 @@
+"""`SQLAlchemyBackend`: sessions in PostgreSQL through the application's `AsyncEngine`.
+
+The backend borrows connections from the engine's pool and runs its
+statements on the asyncpg driver connection underneath, the same statements
+as `PostgresBackend`, so both have the same round trips and the same locking.
+SQLAlchemy's own transaction never starts (no ``BEGIN``, and its rollback on
+check-in is a no-op); the backend ends its transactions itself and
+invalidates any connection it cannot leave clean.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
+
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from sanic_cookies._errors import ConfigurationError
+
+from ._connector import Checkout, Conn, Connector
+from ._options import split_url
+from ._schema import DEFAULT_TABLE
+from ._store import PostgresStore
+
+__all__ = ["EngineConnector", "SQLAlchemyBackend"]
+
+
+class _EngineCheckout(Checkout):
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: AsyncConnection, conn: Conn) -> None:
+        super().__init__(conn)
+        self._connection = connection
+
+    async def _give_back(self) -> None:
+        if self.conn.is_closed():
+            # Tell the pool, so it opens a new connection instead of lending this one.
+            await self._connection.invalidate()
+        await self._connection.close()
+
+
+class EngineConnector(Connector):
+    """Connections from a SQLAlchemy `AsyncEngine` using the asyncpg driver.
+
+    Args:
+        engine: The engine.
+        owned: Dispose of the engine's pool on `close` (an engine the backend made).
+    """
+
+    def __init__(self, engine: AsyncEngine, *, owned: bool) -> None:
+        self.engine = engine
+        self.owned = owned
+
+    async def open(self) -> None:
+        """Nothing to do: the engine connects on demand."""
+
+    async def close(self) -> None:
+        """Dispose of the pool of an engine this backend created."""
+        if self.owned:
+            await self.engine.dispose()
+
+    async def checkout(self, within: float) -> Checkout:
+        async with asyncio.timeout(within):
+            # A connection the server closed (restart) stays in the pool until
+            # used; replace it here, at no cost, rather than fail a request.
+            for _ in range(2):
+                connection = await self.engine.connect()
+                try:
+                    raw = await connection.get_raw_connection()
+                    driver: Conn | None = raw.driver_connection
+                except BaseException:
+                    await connection.close()
+                    raise
+                if driver is not None and not driver.is_closed():
+                    return _EngineCheckout(connection, driver)
+                with contextlib.suppress(Exception):
+                    await connection.invalidate()
+                await connection.close()
+        raise ConnectionError("the engine lent only closed connections")
+
+
+class SQLAlchemyBackend(PostgresStore):
+    """Sessions in a PostgreSQL table, through a SQLAlchemy `AsyncEngine` (asyncpg driver).
+
+    ::
+
+        metadata = MetaData()                      # the app's, seen by Alembic
+        sessions = sessions_table(metadata)        # add the sessions table to it
+        engine = create_async_engine("postgresql+asyncpg://app@db/app")
+        Session(app, backend=SQLAlchemyBackend(engine, table=sessions))
+
+        # or by URL (the backend makes and disposes of its own engine):
+        Session(app, backend="postgresql+asyncpg://app@db/app?create_table=true")
+
+    It borrows connections from the engine's pool (so sessions count against
+    the app's pool size) and behaves exactly like `PostgresBackend`. If the
+    engine has ``pool_pre_ping=True``, SQLAlchemy adds one round trip per
+    borrow; the backend does not need it (it replaces connections the server
+    closed by itself).
+
+    Args:
+        engine: The application's engine; its driver must be asyncpg.
+        table: The table name, or the `Table` from `sessions_table`.
+        schema: The table's schema, when `table` is a name (None: the search path).
+        create_table: Create the schema, table and indexes at start-up if missing.
+        command_timeout: Seconds any one statement (and a connection checkout) may take.
+        sweep_interval: Seconds between sweeps of expired rows; None or 0: no sweeper.
+        sweep_batch: Rows deleted per sweep transaction.
+    """
+
+    name: ClassVar[str] = "postgres+sqlalchemy"
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        table: str | Table = DEFAULT_TABLE,
+        schema: str | None = None,
+        create_table: bool = False,
+        command_timeout: float = 5.0,
+        sweep_interval: float | None = 300.0,
+        sweep_batch: int = 1000,
+        _owned: bool = False,
+    ) -> None:
+        if engine.dialect.name != "postgresql" or engine.dialect.driver != "asyncpg":
+            raise ConfigurationError(
+                "SQLAlchemyBackend needs a postgresql+asyncpg engine, got "
+                f"{engine.dialect.name}+{engine.dialect.driver}"
+            )
+        super().__init__(
+            table=table,
+            schema=schema,
+            create_table=create_table,
+            command_timeout=command_timeout,
+            sweep_interval=sweep_interval,
+            sweep_batch=sweep_batch,
+        )
+        self._connector = EngineConnector(engine, owned=_owned)
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        """Build from ``postgresql+asyncpg://user@host/db?option=value``, with its own engine.
+
+        Backend options in the query (``table``, ``schema``, ``create_table``,
+        ``command_timeout``, ``sweep_interval``, ``sweep_batch``) and engine
+        options (``pool_size`` default 10, ``max_overflow`` default 0,
+        ``pool_timeout`` default `command_timeout`, ``connect_timeout``
+        default 2) are taken out; the rest goes to SQLAlchemy. Keyword
+        `options` win over the URL's; ``engine_options`` (a dict) is passed to
+        `create_async_engine` as is.
+        """
+        if url.partition("://")[0].lower() != "postgresql+asyncpg":
+            raise ConfigurationError(
+                f"SQLAlchemyBackend.from_url takes postgresql+asyncpg:// URLs, got {url!r}"
+            )
+        known = {
+            "table",
+            "schema",
+            "create_table",
+            "command_timeout",
+            "sweep_interval",
+            "sweep_batch",
+            "pool_size",
+            "max_overflow",
+            "pool_timeout",
+            "connect_timeout",
+        }
+        engine_url, merged = split_url(url, known, options)
+        engine_options: dict[str, Any] = dict(merged.pop("engine_options", None) or {})
+        command_timeout = float(merged.get("command_timeout", 5.0))
+        connect_timeout = float(merged.pop("connect_timeout", 2.0))
+        engine_options.setdefault("pool_size", merged.pop("pool_size", 10))
+        engine_options.setdefault("max_overflow", merged.pop("max_overflow", 0))
+        engine_options.setdefault("pool_timeout", merged.pop("pool_timeout", command_timeout))
+        connect_args: Mapping[str, Any] = engine_options.pop("connect_args", {})
+        engine_options["connect_args"] = {
+            "timeout": connect_timeout,
+            "command_timeout": command_timeout,
+            **connect_args,
+        }
+        engine = create_async_engine(engine_url, **engine_options)
+        try:
+            return cls(engine, _owned=True, **merged)
+        except TypeError as exc:
+            raise ConfigurationError(f"Bad SQLAlchemyBackend option: {exc}") from None
+
+    @property
+    def connector(self) -> Connector:
+        """The engine connector."""
+        return self._connector
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine sessions are stored through."""
+        return self._connector.engine

@@ -1,0 +1,266 @@
+"""What both PostgreSQL backends share: the operations, on any `Connector`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import abstractmethod
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar
+
+import asyncpg
+from sqlalchemy import Table
+
+from sanic_cookies._backend import Backend, SessionLock, StoredSession
+from sanic_cookies._errors import ConfigurationError
+
+from ._connector import Conn, Connector
+from ._lock import AdvisoryLock
+from ._schema import ddl_statements, qualified_name
+from ._sql import Queries, rows_affected
+from ._sweeper import Sweeper
+
+__all__ = ["PostgresStore", "is_unreachable"]
+
+logger = logging.getLogger("sanic_cookies.postgres")
+
+# Server answers that mean "not reachable right now" rather than "misconfigured".
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "57")
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Tell whether `exc` means the database is down or unreachable (worth waiting out)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError | TimeoutError | asyncpg.InterfaceError):
+            return True
+        if isinstance(current, asyncpg.PostgresError):
+            return str(current.sqlstate or "")[:2] in _TRANSIENT_SQLSTATE_CLASSES
+        current = getattr(current, "orig", None) or current.__cause__
+    return False
+
+
+class PostgresStore(Backend):
+    """Sessions in one PostgreSQL table, reached through a `Connector`.
+
+    Subclasses decide where connections come from (`PostgresBackend`:
+    asyncpg's pool; `SQLAlchemyBackend`: an `AsyncEngine`'s pool).
+    """
+
+    supports_user_index: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        *,
+        table: str | Table,
+        schema: str | None,
+        create_table: bool,
+        command_timeout: float,
+        sweep_interval: float | None,
+        sweep_batch: int,
+    ) -> None:
+        if command_timeout <= 0:
+            raise ConfigurationError(f"command_timeout must be positive, got {command_timeout}")
+        if sweep_interval is not None and sweep_interval < 0:
+            raise ConfigurationError(f"sweep_interval must not be negative, got {sweep_interval}")
+        if sweep_batch < 1:
+            raise ConfigurationError(f"sweep_batch must be at least 1, got {sweep_batch}")
+        if isinstance(table, Table):
+            if schema is not None and schema != table.schema:
+                raise ConfigurationError("Pass the schema in the Table, not as schema=")
+            self.table = table
+        else:
+            from sqlalchemy import MetaData
+
+            from ._schema import sessions_table
+
+            try:
+                self.table = sessions_table(MetaData(), table, schema)
+            except ValueError as exc:
+                raise ConfigurationError(str(exc)) from None
+        self.queries = Queries(qualified_name(self.table))
+        self.create_table = create_table
+        self.command_timeout = float(command_timeout)
+        self.sweep_batch = sweep_batch
+        self._sweeper = Sweeper(self, sweep_interval or None)
+        self._ddl_pending = False
+        self._ddl_lock: asyncio.Lock | None = None
+
+    @property
+    @abstractmethod
+    def connector(self) -> Connector:
+        """Where this backend borrows its connections."""
+
+    # -- life cycle -----------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, create the table if asked, and start the sweeper.
+
+        A database that cannot be reached now does not stop the app: one
+        warning is logged, requests answer 503 until it is back, and the table
+        (if `create_table`) is created on the first request that reaches it.
+        A reachable database that refuses (bad password, unknown database,
+        no permission) raises, so the mistake shows at start-up.
+        """
+        await self.connector.open()
+        self._ddl_pending = self.create_table
+        self._ddl_lock = asyncio.Lock()
+        try:
+            await self.ready() if self.create_table else await self._probe()
+        except Exception as exc:
+            if not is_unreachable(exc):
+                raise
+            logger.warning(
+                "%s: database unreachable at start-up (%s: %s); sessions answer 503 until it "
+                "is back",
+                self.label,
+                type(exc).__name__,
+                exc,
+            )
+        self._sweeper.start()
+
+    async def close(self) -> None:
+        """Stop the sweeper and close connections this backend opened."""
+        await self._sweeper.stop()
+        await self.connector.close()
+
+    async def ready(self) -> None:
+        """Create the table first if `create_table` is set and that is still to do."""
+        if not self._ddl_pending:
+            return
+        assert self._ddl_lock is not None
+        async with self._ddl_lock:
+            if self._ddl_pending:
+                await self._create()
+                self._ddl_pending = False
+
+    async def _create(self) -> None:
+        script = self.queries.create_script(ddl_statements(self.table))
+        async with self._connection() as conn:
+            await conn.execute(script, timeout=max(self.command_timeout, 30.0))
+        logger.debug("%s: table %s ready", self.label, self.queries.table)
+
+    async def _probe(self) -> None:
+        """Borrow one connection (warming the pool); complain if the table is missing."""
+        async with self._connection() as conn:
+            exists = await conn.fetchval(
+                self.queries.table_exists, self.queries.table, timeout=self.command_timeout
+            )
+        if not exists:
+            logger.error(
+                "%s: table %s does not exist; create it with `python -m sanic_cookies ddl` "
+                "(or pass create_table=True)",
+                self.label,
+                self.queries.table,
+            )
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Conn]:
+        """Borrow a connection for autocommit statements."""
+        checkout = await self.connector.checkout(self.command_timeout)
+        try:
+            yield checkout.conn
+        except BaseException as exc:
+            conn = checkout.conn
+            clean = (
+                isinstance(exc, asyncpg.PostgresError)
+                and not is_unreachable(exc)
+                and not conn.is_closed()
+                and not conn.is_in_transaction()
+            )
+            await (checkout.give_back() if clean else checkout.discard())
+            raise
+        await checkout.give_back()
+
+    async def _execute(self, sql: str, *args: Any) -> str:
+        await self.ready()
+        async with self._connection() as conn:
+            return await conn.execute(sql, *args, timeout=self.command_timeout)
+
+    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        await self.ready()
+        async with self._connection() as conn:
+            return await conn.fetch(sql, *args, timeout=self.command_timeout)
+
+    # -- the Backend contract -------------------------------------------------------
+
+    async def load(self, key: str) -> StoredSession | None:
+        """One prepared SELECT of a live row."""
+        rows = await self._fetch(self.queries.load, key)
+        return StoredSession(bytes(rows[0][0]), float(rows[0][1])) if rows else None
+
+    async def save(
+        self,
+        key: str,
+        value: bytes,
+        ttl: float,
+        *,
+        user_id: str | None = None,
+        replace_only: bool = False,
+    ) -> bool:
+        """One UPSERT (or, with `replace_only`, one UPDATE of a live row)."""
+        if replace_only:
+            status = await self._execute(self.queries.replace, key, value, float(ttl), user_id)
+            return rows_affected(status) > 0
+        await self._execute(self.queries.save, key, value, float(ttl), user_id)
+        return True
+
+    async def delete(self, key: str) -> None:
+        """One DELETE; a missing key is fine."""
+        await self._execute(self.queries.delete, key)
+
+    async def touch(self, key: str, ttl: float) -> bool:
+        """One UPDATE of a live row's expiry."""
+        status = await self._execute(self.queries.touch, key, float(ttl))
+        return rows_affected(status) > 0
+
+    def lock(self, key: str, *, timeout: float, lease: float) -> SessionLock:
+        """A transaction-scoped advisory lock on `key` (see `AdvisoryLock`)."""
+        return AdvisoryLock(self, key, timeout=timeout, lease=lease)
+
+    async def list_user_sessions(self, user_id: str) -> Mapping[str, StoredSession]:
+        """The live rows whose ``user_id`` is `user_id` (one indexed SELECT)."""
+        rows = await self._fetch(self.queries.list_user, user_id)
+        return {str(r[0]): StoredSession(bytes(r[1]), float(r[2])) for r in rows}
+
+    async def delete_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
+        """Delete every row of `user_id` except `keep`; return how many live ones went."""
+        rows = await self._fetch(self.queries.delete_user, user_id, keep)
+        return int(rows[0][0])
+
+    # -- sweeping -----------------------------------------------------------------------
+
+    async def cleanup(self) -> int:
+        """Delete every expired row now, whatever the sweepers are doing; return how many.
+
+        Rows are deleted in batches of `sweep_batch`, each its own short
+        transaction, skipping rows a writer has locked. This is what
+        ``python -m sanic_cookies cleanup --backend URL`` runs (e.g. from cron).
+        """
+        return await self._sweep(elect=False)
+
+    async def sweep(self) -> int:
+        """One elected sweep, as the background sweeper runs it; return rows deleted.
+
+        Only the process holding the sweep lock deletes; the others return 0 at once.
+        """
+        return await self._sweep(elect=True)
+
+    async def _sweep(self, *, elect: bool) -> int:
+        await self.ready()
+        sql = self.queries.sweep(elect=elect)
+        args: tuple[int, ...] = (
+            (self.queries.sweep_lock_id, self.sweep_batch) if elect else (self.sweep_batch,)
+        )
+        total = 0
+        while True:
+            async with self._connection() as conn:
+                row = await conn.fetchrow(sql, *args, timeout=max(self.command_timeout, 30.0))
+            assert row is not None
+            elected, deleted = bool(row[0]), int(row[1])
+            total += deleted
+            if not elected or deleted < self.sweep_batch:
+                return total
