@@ -9,13 +9,10 @@ and fails under ``CI=true``; so does a server that is down (see tests/conftest.p
 from __future__ import annotations
 
 import asyncio
-import importlib
-import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 from typing import Any
 
@@ -28,34 +25,10 @@ from sanic_cookies.backends.memory import MemoryBackend
 # core_support.py (apps, cookie helpers) lives one directory up.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fault_stores import backend_module, unavailable
+
 #: ``await make(name)``: a fresh (backend for the app, opened reader on the same data).
 StoreFactory = Callable[[str], Awaitable[tuple[Backend, Backend]]]
-
-_DISTRIBUTIONS = {"redis": "sanic-cookies-redis", "postgres": "sanic-cookies-postgres"}
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def unavailable(message: str) -> None:
-    """Skip, or fail under CI=true."""
-    if in_ci():
-        pytest.fail(f"{message} (CI=true: every backend pair must be tested)")
-    pytest.skip(message)
-
-
-def backend_module(kind: str) -> Any:
-    """The backend module of a store kind, or skip/fail as the module docstring says."""
-    dist = _DISTRIBUTIONS[kind]
-    try:
-        distribution(dist)
-    except PackageNotFoundError:
-        pytest.skip(f"{dist} is not installed (core-only environment)")
-    try:
-        return importlib.import_module(f"sanic_cookies.backends.{kind}")
-    except ImportError as exc:
-        unavailable(f"{dist} is installed but does not import: {exc}")
 
 
 def _redis_store(request: pytest.FixtureRequest) -> StoreFactory:
