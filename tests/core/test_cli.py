@@ -324,20 +324,80 @@ def test_check_real_redis(
     assert "lock" in out
 
 
-def test_check_real_postgres(capsys: pytest.CaptureFixture[str], postgres_dsn: str) -> None:
-    _real_backend_or_skip(postgres_dsn)
-    code, out, err = run(capsys, "check", "--backend", postgres_dsn)
+async def _drop_schema(dsn: str, schema: str) -> None:
+    asyncpg = pytest.importorskip("asyncpg")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgresql+asyncpg"])
+def test_check_real_postgres(
+    capsys: pytest.CaptureFixture[str], postgres_dsn: str, run_id: str, scheme: str
+) -> None:
+    url = scheme + "://" + postgres_dsn.split("://", 1)[1]
+    _real_backend_or_skip(url)
+    schema = f"sctest_cli_{run_id}_{uuid.uuid4().hex[:6]}"
+    try:
+        code, out, err = run(
+            capsys, "check", "--backend", url, "-o", f"schema={schema}", "-o", "create_table=true"
+        )
+    finally:
+        asyncio.run(_drop_schema(postgres_dsn, schema))
     assert code == EXIT_OK, err
+    assert {"lock", "user"} <= {line.split()[0] for line in out.splitlines()[1:-1]}
     assert out.splitlines()[-1] == "ok"
 
 
-def test_check_cookie_backend(capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_postgres_without_table_fails_clearly(
+    capsys: pytest.CaptureFixture[str], postgres_dsn: str, run_id: str
+) -> None:
+    _real_backend_or_skip(postgres_dsn)
+    code, out, err = run(
+        capsys, "check", "--backend", postgres_dsn, "-o", f"schema=sctest_cli_missing_{run_id}"
+    )
+    assert code == EXIT_FAILURE
+    assert out == ""
+    assert err.strip().splitlines()[-1].startswith("sanic-cookies: error: save on postgres")
+
+
+def test_cleanup_real_postgres(
+    capsys: pytest.CaptureFixture[str], postgres_dsn: str, run_id: str
+) -> None:
+    _real_backend_or_skip(postgres_dsn)
+    schema = f"sctest_cli_{run_id}_{uuid.uuid4().hex[:6]}"
+    try:
+        code, out, err = run(
+            capsys,
+            "cleanup",
+            "--backend",
+            f"{postgres_dsn}?schema={schema}&create_table=true",
+        )
+    finally:
+        asyncio.run(_drop_schema(postgres_dsn, schema))
+    assert code == EXIT_OK, err
+    assert out.strip().endswith("removed 0 expired session(s)")
+
+
+def test_check_cookie_backend(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     key = base64.urlsafe_b64encode(os.urandom(32)).decode()
     url = "cookie://"
     _real_backend_or_skip(url, keys=[key])
     code, out, err = run(capsys, "check", "--backend", url, "-o", f'keys=["{key}"]')
     assert code == EXIT_OK, err
     assert "reject tampered" in out
+    # Keys from the environment, as an app takes them from SESSION_KEYS.
+    monkeypatch.setenv("SESSION_KEYS", key)
+    code, out, err = run(capsys, "check", "--backend", url)
+    assert code == EXIT_OK, err
+    monkeypatch.delenv("SESSION_KEYS")
+    code, out, err = run(capsys, "check", "--backend", url)
+    assert code == EXIT_FAILURE
+    assert "keygen" in err or "keys" in err
 
 
 # -- cleanup ------------------------------------------------------------------------------

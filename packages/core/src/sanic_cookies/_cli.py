@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 
 from ._backend import Backend, ClientSideBackend, now
-from ._discovery import backend_from_url
+from ._discovery import backend_class, backend_from_url
 from ._errors import SanicCookiesError
 from ._ids import log_id, new_session_id, store_key
 from ._record import SessionRecord, encode_record
@@ -50,7 +50,8 @@ exit codes:
   1  failure: the store is unreachable, an operation failed, a package is missing
   2  usage error: unknown command, bad or missing arguments
 
-The backend URL may also come from the SESSION_BACKEND environment variable.
+The backend URL may also come from the SESSION_BACKEND environment variable, and the
+keys of cookie:// from SESSION_KEYS.
 Run "%(prog)s COMMAND --help" for the options of one command.
 """
 
@@ -201,8 +202,12 @@ def _resolve(args: argparse.Namespace) -> Backend:
     url: str | None = args.backend
     if not url:
         raise UsageError("no backend: pass --backend URL or set SESSION_BACKEND")
+    options = dict(args.option)
     try:
-        return backend_from_url(url, **dict(args.option))
+        keys = os.environ.get("SESSION_KEYS")
+        if keys and "keys" not in options and issubclass(backend_class(url), ClientSideBackend):
+            options["keys"] = keys  # as a Session passes app.config.SESSION_KEYS
+        return backend_from_url(url, **options)
     except SanicCookiesError as exc:
         raise CommandFailed(str(exc)) from None
     except (TypeError, ValueError, ImportError) as exc:
@@ -457,7 +462,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler.setFormatter(logging.Formatter("%(name)s: %(levelname)s: %(message)s"))
     previous = logger.level
     logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    # Without -v only errors: a failure then reads as the backend's own error line (if
+    # any) and the tool's one-line reason, not as start-up warnings that repeat it.
+    logger.setLevel(logging.DEBUG if args.verbose else logging.ERROR)
     try:
         return _run(args)
     except UsageError as exc:
