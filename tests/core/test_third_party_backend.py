@@ -19,6 +19,7 @@ import pytest
 from core_support import cookie_header, get, session_app
 
 from sanic_cookies import Backend, backend_from_url, registered_schemes
+from sanic_cookies import _discovery as discovery
 from sanic_cookies._discovery import GROUP, backend_class
 from sanic_cookies.testing import BackendConformance
 
@@ -35,7 +36,9 @@ def _installed() -> bool:
 
 
 @pytest.fixture(autouse=True)
-def _require_the_fixture_distribution() -> None:
+def _require_the_fixture_distribution(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Resolve through the installed entry points only, whatever register() did before.
+    monkeypatch.setattr(discovery, "_runtime", {})
     if _installed():
         return
     message = f"{DIST} is not installed: pip install -e {FIXTURE} --no-deps"
