@@ -68,3 +68,31 @@ async def test_concurrent_requests_on_different_sessions_do_not_wait_for_each_ot
     assert response.json == {"n": 1}
     release.set()
     await holder
+
+
+async def test_streaming_response_from_inside_async_with_keeps_the_lock() -> None:
+    # The response middleware runs at request.respond(), while the block still runs:
+    # releasing the lock there let 20 concurrent increments end at 1.
+    app, _ = session_app(lock_timeout=60)
+
+    @app.get("/stream-incr")
+    async def stream_incr(request: Request) -> None:
+        async with request.ctx.session as sess:
+            response = await request.respond(content_type="text/plain")
+            n = sess.get("n", 0)
+            await asyncio.sleep(0.01)
+            sess["n"] = n + 1
+            await response.send(str(n + 1))
+        await response.eof()
+
+    cookie = cookie_header(await get(app, "/set?a=1"))
+    client = app.asgi_client
+    client.cookies.clear()
+
+    async def one() -> Any:
+        _, response = await client.get("/stream-incr", headers={"cookie": cookie})
+        return response
+
+    responses = await asyncio.gather(*(one() for _ in range(20)))
+    assert sorted(int(r.text) for r in responses) == list(range(1, 21))
+    assert (await get(app, "/locked-read", cookie)).json == {"a": "1", "n": 20}

@@ -395,7 +395,11 @@ class SessionDict(MutableMapping[str, Any]):
         Returns:
             (action, cookie value, max age): action is keep, set or delete.
         """
-        await self._release()  # a block left open by a streaming handler, say
+        if not self._in_block:
+            await self._release()
+        # else a streaming handler responded from inside `async with`: the block still
+        # runs, and keeps its lock until it exits (releasing here would let a concurrent
+        # request in, and the block's write would then overwrite that request's update).
         # After a failed store call, write nothing more (the client keeps its cookie and
         # may retry); a cookie change from an earlier successful write still goes out.
         if self._data is not None and not self._in_block and not self._failed:
