@@ -83,6 +83,12 @@ def test_bad_settings_are_configuration_errors() -> None:
         RedisBackend.from_url("memcached://127.0.0.1")
     with pytest.raises(ConfigurationError, match="boolean"):
         RedisBackend.from_url("redis://127.0.0.1?cluster=maybe")
+    with pytest.raises(ConfigurationError, match="prefx"):  # a misspelt option, not "unreachable"
+        backend_from_url("redis://127.0.0.1:6379/0?prefx=shop:")
+    with pytest.raises(ConfigurationError, match="socket_timeout"):
+        RedisBackend.from_url("redis://127.0.0.1:6379/0?socket_timeout=soon")
+    with pytest.raises(ConfigurationError):
+        RedisBackend.from_url("redis+cluster://127.0.0.1:7000", no_such_option=1)
     with pytest.raises(ConfigurationError, match="decode_responses"):
         RedisBackend(client=aioredis.Redis(decode_responses=True))
     with pytest.raises(ConfigurationError, match="socket_timeout"):

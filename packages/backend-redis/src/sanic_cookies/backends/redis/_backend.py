@@ -128,6 +128,8 @@ class RedisBackend(Backend):
         self._client: AnyRedis | None = client
         self._scripts_cache: Scripts | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        if client is None:
+            self._client = build_client(url, cluster=cluster, options=dict(client_options))
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -202,9 +204,15 @@ class RedisBackend(Backend):
         client = self.client
         scripts = self._scripts
         try:
-            await client.ping()
-            for script in scripts.all():
-                await client.script_load(script.script)
+            if isinstance(client, RedisCluster):  # SCRIPT LOAD goes to every primary
+                await client.ping()
+                await asyncio.gather(*(client.script_load(s.script) for s in scripts.all()))
+            else:  # one round trip
+                pipe = client.pipeline(transaction=False)
+                pipe.ping()
+                for script in scripts.all():
+                    pipe.script_load(script.script)
+                await pipe.execute()
         except Exception as exc:
             refused = isinstance(exc, AuthenticationError | AuthorizationError) or (
                 isinstance(exc, ResponseError) and "DB index" in str(exc)
@@ -404,6 +412,37 @@ class RedisBackend(Backend):
             await self._index_forget(reply[1].decode(), key, reply[2])
 
     # -- the per-user index ---------------------------------------------------------
+    #
+    # On Redis Cluster a user's index (hash tag: the user id) and a session (hash
+    # tag: the session key) live in different slots, so no script may touch both.
+    # Every index operation is therefore its own single-key command, and
+    # consistency rests on ordering and on readers checking, not on atomicity:
+    #
+    # 1. The index is a list of candidates. `list_user_sessions` and
+    #    `delete_user_sessions` act on a candidate only after a script on the
+    #    session itself confirms it is live and still owned by the user (and the
+    #    delete is that same check-and-delete script). A stale entry (session
+    #    expired, deleted, or now someone else's) is skipped, never reported or
+    #    deleted wrongly.
+    # 2. The converse must hold: every live session owned by a user is in the
+    #    user's index, or logout-everywhere would miss it. A session's entry is
+    #    written BEFORE the session (`_index_add`, then the save script), and
+    #    with a score (an expiry on the index node's clock) beyond the session's
+    #    own expiry. The session records until when its entry is guaranteed
+    #    (``ix``); the save and touch scripts refuse (code -2, nothing written)
+    #    to give the session a user or an expiry its entry does not cover, and
+    #    the client renews the entry and retries. Entries are pruned only once
+    #    their score has passed, when their session must be gone too. So
+    #    whenever a live session has owner U, U's index lists it.
+    # 3. Eager removals (the old owner's entry after a change of user, the entry
+    #    of a deleted session) are conditional on the entry's stamp (its score
+    #    when the session last wrote it); re-adding always raises the score, so
+    #    a late removal can never drop an entry someone has written since.
+    # 4. Deleting a session's data is final: a request holding its lock saves an
+    #    existing session with ``replace_only``, which the save script refuses
+    #    once the data is gone, so logout-everywhere cannot be undone by a save
+    #    in flight. What no ordering can settle is a brand-new session (a new
+    #    id) created while logout-everywhere runs: it is a new login, and stays.
 
     async def _index_add(self, user_id: str, key: str, ttl_ms: int) -> tuple[int, str]:
         """Add or renew `key` in the index of `user_id`.

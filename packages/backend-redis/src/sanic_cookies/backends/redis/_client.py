@@ -11,6 +11,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
+from sanic_cookies import ConfigurationError
 
 from . import _scripts
 
@@ -47,6 +48,9 @@ def build_client(url: str, *, cluster: bool, options: dict[str, Any]) -> AnyRedi
     whose reply was lost (a fenced save would then report its own success as
     `LockLost`). redis-py still reconnects by itself: a connection the server
     closed is detected and replaced when it is next taken from the pool.
+
+    Raises:
+        ConfigurationError: An option redis-py does not know or cannot parse.
     """
     kwargs: dict[str, Any] = {
         "socket_connect_timeout": DEFAULT_CONNECT_TIMEOUT,
@@ -54,9 +58,16 @@ def build_client(url: str, *, cluster: bool, options: dict[str, Any]) -> AnyRedi
         "retry": Retry(NoBackoff(), 0),
     }
     kwargs.update(options)
-    if cluster:
-        return RedisCluster.from_url(url, **kwargs)
-    return Redis.from_url(url, **kwargs)
+    try:
+        if cluster:
+            return RedisCluster.from_url(url, **kwargs)
+        client = Redis.from_url(url, **kwargs)
+        # Connection options are only used when a connection is made: make one now
+        # (unconnected) so a misspelt option fails at start-up, not as "Redis unreachable".
+        client.connection_pool.make_connection()  # type: ignore[no-untyped-call]
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"Bad Redis option for {public_location(url)}: {exc}") from None
+    return client
 
 
 def public_location(url: str) -> str:
