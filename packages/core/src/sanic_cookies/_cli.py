@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import importlib
 import inspect
 import json
 import logging
@@ -258,7 +259,7 @@ def keygen(count: int) -> list[str]:
 def ddl_text(table: str, schema: str | None) -> str:
     """The PostgreSQL backend's DDL, or `CommandFailed` naming the package to install."""
     try:
-        from sanic_cookies.backends import postgres
+        postgres = importlib.import_module("sanic_cookies.backends.postgres")
     except ImportError as exc:
         raise CommandFailed(
             f"the PostgreSQL backend is not installed ({exc}); install it with: {POSTGRES_HINT}"

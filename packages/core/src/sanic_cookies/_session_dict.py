@@ -294,6 +294,11 @@ class SessionDict(MutableMapping[str, Any]):
             sid = new_session_id()
             key = store_key(sid)
             await self._call("save", backend.save(key, value, ttl, user_id=user_id))
+            logger.debug(
+                "session %s: %s",
+                log_id(key),
+                f"new id (was {self._log_id})" if exists else "created",
+            )
             if exists:
                 await self._delete_stored(send_cookie=False)
             self._sid, self._key, self._new_cookie_value = sid, key, sid
@@ -346,6 +351,7 @@ class SessionDict(MutableMapping[str, Any]):
             else:
                 assert self._key is not None
                 await self._call("delete", backend.delete(self._key))
+            logger.debug("session %s: deleted", self._log_id)
         if send_cookie:
             self._forget_all()
 
