@@ -151,6 +151,7 @@ class Session:
             )
         await backend.open()
         self._backend = backend
+        logger.info("session %r: backend %s open", self.name, backend.label)
 
     async def _stop(self, app: Sanic[Any, Any]) -> None:
         if self._backend is not None:
