@@ -90,6 +90,21 @@ def bare_app(options: StoreOptions) -> Sanic[Any, Any]:
     return app
 
 
+def middleware_app(options: StoreOptions) -> Sanic[Any, Any]:
+    """Bare Sanic plus a no-op request and response middleware (what any hook costs)."""
+    app = bare_app(options)
+
+    async def on_request(request: Request) -> None:
+        request.ctx.session = None
+
+    async def on_response(request: Request, response: HTTPResponse) -> None:
+        return None
+
+    app.register_middleware(on_request, "request")
+    app.register_middleware(on_response, "response")
+    return app
+
+
 # -- floor: a plain dict keyed by the cookie -------------------------------------------------
 
 
@@ -281,6 +296,7 @@ AppFactory = Callable[[StoreOptions], Sanic[Any, Any]]
 #: Every app by name. Backends that are not installed fail when built, not when listed.
 APPS: dict[str, AppFactory] = {
     "bare": bare_app,
+    "middleware": middleware_app,
     "dict": dict_app,
     "redis-raw": redis_raw_app,
     "pg-raw": pg_raw_app,

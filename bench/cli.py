@@ -175,7 +175,7 @@ async def create_sessions(server: Server, count: int, clients: int = 8) -> list[
     Bare Sanic keeps no session: it gets cookies of the same shape, so every app
     parses the same requests.
     """
-    if server.app == "bare":
+    if server.app in ("bare", "middleware"):
         return [f"session={secrets.token_urlsafe(32)}" for _ in range(count)]
     cookies: list[str] = []
 
@@ -276,6 +276,13 @@ class Cell:
     """All rounds of one app in one scenario."""
 
     runs: list[LoadResult] = field(default_factory=list)
+    #: Server CPU time per request in microseconds, per run (None where unmeasurable).
+    cpu_us: list[float | None] = field(default_factory=list)
+
+    @property
+    def cpu(self) -> float | None:
+        known = [c for c in self.cpu_us if c is not None]
+        return statistics.median(known) if known else None
 
     @property
     def rps(self) -> float:
@@ -299,6 +306,25 @@ def ratio(a: Cell, b: Cell) -> float:
     return statistics.median(x.rps / y.rps for x, y in zip(a.runs, b.runs, strict=True) if y.rps)
 
 
+def cpu_ratio(a: Cell, b: Cell) -> float | None:
+    """b's server CPU per request over a's: the rate ratio if both were CPU-bound."""
+    pairs = [
+        y / x for x, y in zip(a.cpu_us, b.cpu_us, strict=True) if x is not None and y is not None
+    ]
+    return statistics.median(pairs) if pairs else None
+
+
+def cpu_ns(pid: int) -> int | None:
+    """CPU time a process has used (all its threads) in nanoseconds; None off Linux."""
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
 async def timed_rounds(
     servers: dict[str, Server],
     scenario: str,
@@ -311,10 +337,11 @@ async def timed_rounds(
     apps = list(servers)
     cells = {app: Cell() for app in apps}
 
-    async def one(app: str, duration: float) -> LoadResult:
+    async def one(app: str, duration: float) -> tuple[LoadResult, float | None]:
         server = servers[app]
         cookies = [] if scenario == "new" else server.cookies
-        return await run_load(
+        before = cpu_ns(server.proc.pid)
+        result = await run_load(
             server.port,
             path,
             cookies,
@@ -323,6 +350,10 @@ async def timed_rounds(
             core=args.client_core,
             tool=tool,
         )
+        after = cpu_ns(server.proc.pid)
+        if before is None or after is None or not result.requests:
+            return result, None
+        return result, (after - before) / 1000 / result.requests
 
     if args.warmup > 0:
         for app in apps:
@@ -330,12 +361,14 @@ async def timed_rounds(
     for r in range(args.rounds):
         order = apps[r % len(apps) :] + apps[: r % len(apps)]
         for app in order:
-            result = await one(app, args.duration)
+            result, cpu = await one(app, args.duration)
             cells[app].runs.append(result)
+            cells[app].cpu_us.append(cpu)
             if progress:
                 print(
                     f"  {scenario:9} round {r + 1}/{args.rounds} {app:14} "
-                    f"{result.rps:9.0f} req/s  p50 {result.p50_ms:.2f} ms",
+                    f"{result.rps:9.0f} req/s  p50 {result.p50_ms:.2f} ms  "
+                    f"server CPU {cpu or 0:.1f} µs/req",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -408,9 +441,9 @@ def report(
         lines += [
             f"**{scenario}** — {SCENARIOS[scenario]}",
             "",
-            "| app | req/s | p50 ms | p99 ms | × bare | × floor | store round trips/req "
-            "| store commands/req | errors |",
-            "|---|--:|--:|--:|--:|--:|--:|---|--:|",
+            "| app | req/s | p50 ms | p99 ms | × bare | × floor | server CPU µs/req "
+            "| × bare by CPU | store round trips/req | store commands/req | errors |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|",
         ]
         for app, cell in cells.items():
             x_bare = f"{ratio(cell, bare):.2f}" if bare is not None else "–"
@@ -421,9 +454,12 @@ def report(
                 else "–"
             )
             rt, cmds = _fmt_count(counts.get(app, {}).get(scenario))
+            cpu = f"{cell.cpu:.1f}" if cell.cpu is not None else "–"
+            by_cpu = cpu_ratio(cell, bare) if bare is not None else None
+            x_cpu = f"{by_cpu:.2f}" if by_cpu is not None else "–"
             lines.append(
                 f"| {app} | {cell.rps:,.0f} | {cell.p50:.2f} | {cell.p99:.2f} | {x_bare} "
-                f"| {x_floor} | {rt} | {cmds} | {cell.errors} |"
+                f"| {x_floor} | {cpu} | {x_cpu} | {rt} | {cmds} | {cell.errors} |"
             )
         lines.append("")
     if memory is not None:
@@ -460,7 +496,11 @@ def goals(
         if app in cells and base in cells:
             got = ratio(cells[app], cells[base])
             verdict = "met" if got >= minimum else f"MISSED by {minimum - got:.2f}"
-            out.append(f"- {app} {scenario} ≥ {minimum:g}× {base}: {got:.2f}× — {verdict}")
+            by_cpu = cpu_ratio(cells[app], cells[base])
+            cpu_note = f" (by server CPU per request: {by_cpu:.2f}×)" if by_cpu is not None else ""
+            out.append(
+                f"- {app} {scenario} ≥ {minimum:g}× {base}: {got:.2f}× — {verdict}{cpu_note}"
+            )
     for app, by_scenario in counts.items():
         if app in FLOOR_STORES:
             continue
@@ -511,6 +551,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="backends to measure (default: every one installed whose store is reachable)",
     )
     parser.add_argument("--no-floors", action="store_true", help="bare Sanic as the only baseline")
+    parser.add_argument(
+        "--middleware",
+        action="store_true",
+        help="also run bare Sanic with a no-op request + response middleware",
+    )
     parser.add_argument("--tool", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--sessions", type=int, default=512, help="pre-created sessions")
@@ -589,7 +634,7 @@ async def benchmark(args: argparse.Namespace) -> str:
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         logdir = Path(tmp)
         options, targets = await _stores(args, args.targets or list(TARGETS), stack)
-        apps = ["bare"]
+        apps = ["bare", "middleware"] if args.middleware else ["bare"]
         floors: dict[str, str] = {}
         for name in targets:
             target = TARGETS[name]
