@@ -304,6 +304,13 @@ class Cluster:
             "start",
         )
 
+    def running(self) -> bool:
+        """Whether the server is up."""
+        command = [self.pg_ctl, "-D", str(self.data), "status"]
+        if self._as_postgres:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        return subprocess.run(command, capture_output=True, timeout=30).returncode == 0
+
     def stop(self) -> None:
         """Fast shutdown: clients are disconnected, transactions rolled back."""
         self._run(self.pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")

@@ -1,0 +1,366 @@
+"""What the PostgreSQL backends do beyond the conformance suite, on the shared server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import pytest
+from pg_support import sqlalchemy_url
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from sanic_cookies import ConfigurationError, LockLost, LockTimeout, backend_from_url
+from sanic_cookies.backends.postgres import (
+    PostgresBackend,
+    PostgresStore,
+    SQLAlchemyBackend,
+    cleanup,
+    ddl,
+    sessions_table,
+)
+from sanic_cookies.testing import decode_stored, encode_value
+
+pytestmark = pytest.mark.postgres
+
+KINDS = ["asyncpg", "sqlalchemy"]
+Make = Callable[..., PostgresStore]
+
+
+def _key(n: int) -> str:
+    return f"{n:064x}"
+
+
+async def _sql(dsn: str, query: str, *args: Any) -> Any:
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        return await conn.fetchval(query, *args)
+    finally:
+        await conn.close()
+
+
+# -- the table and its DDL ---------------------------------------------------------------
+
+
+def test_ddl_is_idempotent_sql_for_the_table() -> None:
+    text = ddl()
+    assert "CREATE TABLE IF NOT EXISTS sessions" in text
+    assert "TIMESTAMP WITH TIME ZONE" in text
+    assert "CREATE INDEX IF NOT EXISTS sessions_expires_idx" in text
+    assert "WHERE user_id IS NOT NULL" in text
+    assert 'CREATE SCHEMA IF NOT EXISTS "My Schema"' in ddl("t", "My Schema")
+    assert "TIMESTAMP WITHOUT" not in text
+
+
+@pytest.mark.parametrize("table", ["", "x" * 64, "a\x00b"])
+def test_ddl_refuses_names_postgres_would_mangle(table: str) -> None:
+    with pytest.raises(ValueError):
+        ddl(table)
+
+
+async def test_ddl_and_metadata_create_the_same_table(postgres_dsn: str, pg_schema: str) -> None:
+    """The printed DDL and the `Table` an app adds to its metadata (Alembic) agree."""
+    by_ddl, by_metadata = f"{pg_schema}_ddl", f"{pg_schema}_meta"
+    engine = create_async_engine(sqlalchemy_url(postgres_dsn))
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        await conn.execute(ddl("sessions", by_ddl))
+        await conn.execute(ddl("sessions", by_ddl))  # again: idempotent
+        metadata = MetaData()
+        sessions_table(metadata, "sessions", by_metadata)
+        await conn.execute(f'CREATE SCHEMA "{by_metadata}"')
+        async with engine.begin() as sa_conn:
+            await sa_conn.run_sync(metadata.create_all)
+
+        async def shape(schema: str) -> Any:
+            columns = await conn.fetch(
+                "SELECT column_name, data_type, is_nullable, column_default, collation_name "
+                "FROM information_schema.columns WHERE table_schema = $1 ORDER BY column_name",
+                schema,
+            )
+            indexes = await conn.fetch(
+                "SELECT replace(indexdef, $1, 'S') FROM pg_indexes WHERE schemaname = $1 "
+                "ORDER BY indexname",
+                schema,
+            )
+            return [tuple(r) for r in columns], [r[0] for r in indexes]
+
+        assert await shape(by_ddl) == await shape(by_metadata)
+        columns, indexes = await shape(by_ddl)
+        types = {c[0]: c[1] for c in columns}
+        assert types == {
+            "created": "timestamp with time zone",
+            "data": "bytea",
+            "expires": "timestamp with time zone",
+            "key": "text",
+            "user_id": "text",
+        }
+        assert len(indexes) == 3  # primary key, expires, user_id (partial)
+    finally:
+        for schema in (by_ddl, by_metadata):
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
+        await engine.dispose()
+
+
+# -- construction and URLs ------------------------------------------------------------------
+
+
+def test_url_options_configure_the_backend_and_the_rest_goes_to_the_driver(
+    postgres_dsn: str,
+) -> None:
+    backend = backend_from_url(
+        postgres_dsn + "?table=web&schema=app&create_table=yes&sweep_interval=none"
+        "&command_timeout=2.5&application_name=shop"
+    )
+    assert isinstance(backend, PostgresBackend)
+    assert backend.queries.table == "app.web"
+    assert backend.create_table is True
+    assert backend.command_timeout == 2.5
+    assert backend._sweeper.interval is None
+    assert backend._connector._dsn.endswith("?application_name=shop")  # type: ignore[attr-defined]
+    other = backend_from_url(postgres_dsn.replace("postgresql://", "postgres://"))
+    assert isinstance(other, PostgresBackend) and other.queries.table == "sessions"
+    sqla = backend_from_url(sqlalchemy_url(postgres_dsn) + "?table=web&pool_size=3")
+    assert isinstance(sqla, SQLAlchemyBackend)
+    assert sqla.queries.table == "web"
+    assert sqla.engine.pool.size() == 3  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "url_tail",
+    ["?create_table=maybe", "?sweep_batch=many", "?command_timeout=-1", "?sweep_batch=0"],
+)
+def test_bad_options_fail_at_start_up(postgres_dsn: str, url_tail: str) -> None:
+    with pytest.raises(ConfigurationError):
+        PostgresBackend.from_url(postgres_dsn + url_tail)
+
+
+def test_constructor_needs_exactly_one_connection_source() -> None:
+    with pytest.raises(ConfigurationError):
+        PostgresBackend()
+    with pytest.raises(ConfigurationError):
+        PostgresBackend.from_url("mysql://x/y")
+
+
+def test_sqlalchemy_backend_needs_the_asyncpg_driver() -> None:
+    engine = create_async_engine("postgresql+asyncpg://u@127.0.0.1/db")
+    engine.dialect.driver = "psycopg"  # what a postgresql+psycopg engine reports
+    with pytest.raises(ConfigurationError, match="asyncpg"):
+        SQLAlchemyBackend(engine)
+
+
+# -- life cycle -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_open_after_close(kind: str, make_backend: Make) -> None:
+    backend = make_backend(kind, table="reopen", sweep_interval=0.2)
+    await backend.open()
+    await backend.save(_key(1), encode_value(1), 60)
+    await backend.close()
+    await backend.open()
+    try:
+        assert decode_stored(await backend.load(_key(1))) == 1
+    finally:
+        await backend.close()
+
+
+async def test_a_pool_it_was_given_is_not_closed(postgres_dsn: str, pg_schema: str) -> None:
+    pool = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=2)
+    try:
+        backend = PostgresBackend(pool=pool, schema=pg_schema, table="given", create_table=True)
+        await backend.open()
+        await backend.save(_key(2), encode_value(2), 60)
+        await backend.close()
+        assert await pool.fetchval("SELECT 1") == 1  # still usable
+        await backend.open()
+        assert decode_stored(await backend.load(_key(2))) == 2
+        await backend.close()
+    finally:
+        await pool.close()
+
+
+async def test_sqlalchemy_backend_uses_the_apps_engine_and_table(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    """The app's metadata holds the table (as Alembic would create it); its engine stays open."""
+    engine = create_async_engine(sqlalchemy_url(postgres_dsn), pool_size=2, max_overflow=0)
+    metadata = MetaData()
+    table = sessions_table(metadata, "app_sessions", pg_schema)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        backend = SQLAlchemyBackend(engine, table=table)  # create_table=False: the app's job
+        await backend.open()
+        await backend.save(_key(3), encode_value(3), 60, user_id="u")
+        await backend.close()
+        async with engine.connect() as conn:  # the engine is still the app's, and usable
+            rows = (await conn.execute(table.select())).all()
+        assert [(r.key, r.user_id) for r in rows] == [(_key(3), "u")]
+        assert rows[0].expires.tzinfo is not None
+    finally:
+        await engine.dispose()
+
+
+# -- values, time zones, user ids ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_expiry_is_right_whatever_the_session_time_zone(
+    kind: str, postgres_dsn: str, pg_schema: str
+) -> None:
+    """Timestamps are timestamptz, compared on the server clock: the TimeZone setting is moot."""
+    settings = {"server_settings": {"TimeZone": "Pacific/Kiritimati"}}  # UTC+14
+    options: dict[str, Any] = {"schema": pg_schema, "table": "tz", "create_table": True}
+    backend: PostgresStore
+    if kind == "asyncpg":
+        backend = PostgresBackend(postgres_dsn, pool_options=settings, **options)
+    else:
+        engine = create_async_engine(sqlalchemy_url(postgres_dsn), connect_args=settings)
+        backend = SQLAlchemyBackend(engine, **options)
+    await backend.open()
+    try:
+        before = time.time()
+        await backend.save(_key(4), encode_value(4), 100)
+        stored = await backend.load(_key(4))
+        assert stored is not None
+        assert before + 99 <= stored.expires_at <= time.time() + 101
+        await backend.save(_key(5), encode_value(5), 0.3)
+        await asyncio.sleep(0.6)
+        assert await backend.load(_key(5)) is None
+    finally:
+        await backend.close()
+        if isinstance(backend, SQLAlchemyBackend):
+            await backend.engine.dispose()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_any_bytes_and_user_id_survive_the_locked_write(
+    kind: str, make_backend: Make
+) -> None:
+    """The locked save sends literals (one simple query): quoting must hold for any content."""
+    backend = make_backend(kind, table="literals")
+    user = 'o\'neil\\ "é" ; DROP TABLE x; -- $$ \x01'
+    value = bytes(range(256)) + b"'\\x00"
+    await backend.open()
+    try:
+        key = _key(6)
+        await backend.save(key, b"old", 60)
+        lock = backend.lock(key, timeout=2, lease=5)
+        await lock.acquire()
+        assert await lock.save_and_release(value, 60, user_id=user, replace_only=True)
+        sessions = await backend.list_user_sessions(user)
+        assert list(sessions) == [key]
+        assert sessions[key].value == value
+        lock = backend.lock(key, timeout=2, lease=5)
+        await lock.acquire()
+        assert await lock.save_and_release(b"new", 60, user_id=None)  # upsert path
+        assert await backend.list_user_sessions(user) == {}
+    finally:
+        await backend.close()
+
+
+# -- the lock -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_save_after_the_connection_was_killed_raises_lock_lost(
+    kind: str, make_backend: Make, postgres_dsn: str
+) -> None:
+    backend = make_backend(kind, table="killed")
+    await backend.open()
+    try:
+        key = _key(7)
+        await backend.save(key, encode_value(1), 60)
+        lock = backend.lock(key, timeout=2, lease=30)
+        assert decode_stored(await lock.acquire()) == 1
+        pid = lock._checkout.conn.get_server_pid()  # type: ignore[union-attr]
+        assert await _sql(postgres_dsn, "SELECT pg_terminate_backend($1)", pid)
+        with pytest.raises(LockLost):
+            await lock.save_and_release(encode_value(99), 60)
+        await lock.release()  # harmless
+        again = backend.lock(key, timeout=2, lease=5)  # the lock went with the connection
+        assert decode_stored(await again.acquire()) == 1  # and nothing was written
+        await again.release()
+    finally:
+        await backend.close()
+
+
+async def test_pool_exhaustion_counts_against_the_lock_timeout(make_backend: Make) -> None:
+    backend = make_backend("asyncpg", table="exhausted", max_size=1)
+    await backend.open()
+    try:
+        held = backend.lock(_key(8), timeout=2, lease=5)
+        await held.acquire()
+        started = time.monotonic()
+        with pytest.raises(LockTimeout):
+            await backend.lock(_key(9), timeout=0.3, lease=5).acquire()
+        assert time.monotonic() - started < 2
+        await held.release()
+        other = backend.lock(_key(9), timeout=1, lease=5)
+        await other.acquire()  # the connection came back
+        await other.release()
+    finally:
+        await backend.close()
+
+
+# -- sweeping ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_background_sweeper_deletes_expired_rows(
+    kind: str, make_backend: Make, postgres_dsn: str, pg_schema: str
+) -> None:
+    backend = make_backend(kind, table=f"swept_{kind}", sweep_interval=0.2)
+    await backend.open()
+    try:
+        for n in range(5):
+            await backend.save(_key(n), encode_value(n), 0.1)
+        await backend.save(_key(99), encode_value(99), 60)
+        await asyncio.sleep(1.0)
+        count = f"SELECT count(*) FROM {pg_schema}.swept_{kind}"
+        assert await _sql(postgres_dsn, count) == 1
+    finally:
+        await backend.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_only_the_elected_sweeper_deletes_but_cleanup_always_does(
+    kind: str, make_backend: Make, postgres_dsn: str, pg_schema: str
+) -> None:
+    backend = make_backend(kind, table=f"elect_{kind}", sweep_interval=None, sweep_batch=3)
+    await backend.open()
+    holder = await asyncpg.connect(postgres_dsn)
+    try:
+        for n in range(10):
+            await backend.save(_key(n), encode_value(n), 0.05)
+        await backend.save(_key(99), encode_value(99), 60)
+        await asyncio.sleep(0.3)
+        # Another worker is sweeping (holds the election lock): this one skips its turn.
+        await holder.execute("SELECT pg_advisory_lock($1)", backend.queries.sweep_lock_id)
+        assert await backend.sweep() == 0
+        count = f"SELECT count(*) FROM {pg_schema}.elect_{kind}"
+        assert await _sql(postgres_dsn, count) == 11
+        assert await backend.cleanup() == 10  # cron's cleanup does not wait its turn; 4 batches
+        await holder.execute("SELECT pg_advisory_unlock_all()")
+        assert await backend.sweep() == 0
+        assert await _sql(postgres_dsn, count) == 1
+    finally:
+        await holder.close()
+        await backend.close()
+
+
+async def test_cleanup_function_for_cron(postgres_dsn: str, pg_schema: str) -> None:
+    url = f"{postgres_dsn}?schema={pg_schema}&table=cron&create_table=true"
+    backend = backend_from_url(url)
+    await backend.open()
+    await backend.save(_key(1), encode_value(1), 0.05)
+    await backend.save(_key(2), encode_value(2), 60)
+    await backend.close()
+    await asyncio.sleep(0.2)
+    assert await cleanup(url) == 1
+    assert await cleanup(sqlalchemy_url(postgres_dsn), schema=pg_schema, table="cron") == 0
