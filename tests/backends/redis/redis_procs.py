@@ -14,9 +14,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+import httpx
 import pytest
 
 HOST = "127.0.0.1"
@@ -251,8 +252,9 @@ class AppServer:
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGINT)
+        # SIGINT to the main process only: it stops its workers in order (a signal to the
+        # whole group would interrupt the workers' own clean-up).
+        process.send_signal(signal.SIGINT)
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -261,11 +263,15 @@ class AppServer:
             process.wait()
 
 
-@contextlib.contextmanager
-def running(thing: RedisServer | RedisCluster | AppServer) -> Iterator[None]:
-    """Start `thing`, and stop it however the block ends."""
-    thing.start()
-    try:
-        yield
-    finally:
-        thing.stop()
+def session_cookie(response: httpx.Response) -> str:
+    """The ``Cookie`` header that carries the session the response set."""
+    for header in response.headers.get_list("set-cookie"):
+        name, _, rest = header.partition("=")
+        if name.strip() == "session":
+            return f"session={rest.split(';', 1)[0]}"
+    raise AssertionError(f"no session cookie in {response.headers!r}")
+
+
+def app_env(redis_url: str, prefix: str, **more: str) -> dict[str, str]:
+    """The environment of `redis_app.py` for a store, a key prefix and more ``SCT_*``."""
+    return {"SCT_REDIS_URL": redis_url, "SCT_PREFIX": prefix, **more}

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from redis_procs import AppServer
+from redis_procs import AppServer, app_env, session_cookie
 
 from sanic_cookies._ids import store_key
 
@@ -21,15 +21,6 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 TOTAL = 400
 CONCURRENCY = 50
-
-
-def session_cookie(response: httpx.Response) -> str:
-    """The ``Cookie`` header that carries the session the response set."""
-    for header in response.headers.get_list("set-cookie"):
-        name, _, rest = header.partition("=")
-        if name.strip() == "session":
-            return f"session={rest.split(';', 1)[0]}"
-    raise AssertionError(f"no session cookie in {response.headers!r}")
 
 
 async def hammer(base: str, total: int = TOTAL) -> tuple[int, Counter[int], set[int]]:
@@ -58,10 +49,6 @@ async def hammer(base: str, total: int = TOTAL) -> tuple[int, Counter[int], set[
         final = await client.get("/read", headers=cookie)
         assert final.status_code == 200
         return final.json()["n"], statuses, pids
-
-
-def app_env(redis_url: str, prefix: str, **more: str) -> dict[str, str]:
-    return {"SCT_REDIS_URL": redis_url, "SCT_PREFIX": prefix, **more}
 
 
 async def test_locked_increments_across_4_workers_lose_nothing(

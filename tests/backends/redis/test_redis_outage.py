@@ -14,8 +14,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from redis_procs import AppServer, RedisServer
-from test_redis_multiprocess import app_env, session_cookie
+from redis_procs import AppServer, RedisServer, app_env, session_cookie
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
