@@ -364,10 +364,20 @@ class ClientSideBackend(Backend):
 
     The core hands it the encoded record and puts the token it returns in the
     cookie; on the next request it hands the cookie back to `decode_cookie`.
+    Every write asks for a new token (so login's id rotation is a new token),
+    and logout or rotation hands the old one to `revoke_cookie`. The core
+    refuses a write whose whole ``Set-Cookie`` value (name, token, attributes)
+    exceeds `max_cookie_size`, with `SessionTooLarge`.
     `load`, `save`, `delete` and `touch` do not apply and raise
     `UnsupportedOperation`; the lock is in-process only (there is nothing
     shared to lock), so two parallel requests from one browser can still race.
+
+    Attributes:
+        max_cookie_size: The most bytes of a ``Set-Cookie`` header value
+            (4093: larger cookies are dropped by browsers without a word).
     """
+
+    max_cookie_size: int = 4093
 
     def __init__(self) -> None:
         self._locks: dict[str, Any] = {}
@@ -381,15 +391,34 @@ class ClientSideBackend(Backend):
         """
 
     @abstractmethod
-    async def encode_cookie(self, value: bytes, ttl: float) -> str:
+    async def encode_cookie(
+        self,
+        value: bytes,
+        ttl: float,
+        *,
+        previous: str | None = None,
+        deadline: float | None = None,
+    ) -> str:
         """Return a cookie-safe token holding `value`, valid for `ttl` seconds.
+
+        Args:
+            value: The encoded record.
+            ttl: Seconds the token is valid (already capped by the deadline).
+            previous: The token this write replaces in the same session (None
+                for a new session or an id rotation), so that revoking the new
+                token can revoke its predecessors too.
+            deadline: The session's absolute end (epoch seconds), if known.
 
         Raises:
             SessionTooLarge: The token would not fit in a cookie.
         """
 
-    async def revoke_cookie(self, token: str, expires_at: float) -> None:  # noqa: B027
-        """Make `token` unusable before `expires_at` (logout). Default: do nothing."""
+    async def revoke_cookie(self, token: str, expires_at: float) -> None:
+        """Make `token` (and the tokens it replaced) unusable before `expires_at`.
+
+        Called at logout and id rotation with the token the client held.
+        Default: do nothing (a copied cookie then stays valid until it expires).
+        """
 
     async def load(self, key: str) -> StoredSession | None:
         raise UnsupportedOperation(f"{self.label} keeps sessions in cookies, not by key")

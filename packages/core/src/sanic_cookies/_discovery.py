@@ -15,7 +15,7 @@ from typing import Any
 from ._backend import Backend
 from ._errors import BackendNotFound, ConfigurationError, DuplicateBackend
 
-__all__ = ["backend_from_url", "register", "registered_schemes"]
+__all__ = ["backend_class", "backend_from_url", "register", "registered_schemes"]
 
 GROUP = "sanic_cookies.backends"
 
@@ -55,12 +55,18 @@ def backend_from_url(url: str, **options: Any) -> Backend:
         BackendNotFound: nothing serves the scheme (the message says what to install).
         DuplicateBackend: two distributions serve the scheme.
     """
+    return backend_class(url).from_url(url, **options)
+
+
+def backend_class(url: str) -> type[Backend]:
+    """The `Backend` subclass serving `url`'s scheme (errors as for `backend_from_url`)."""
     scheme, sep, _ = url.partition("://")
     if not sep or not scheme:
         raise ConfigurationError(
-            f"SESSION_BACKEND must be a URL such as 'memory://' or 'redis://host:6379/0', got {url!r}"
+            "SESSION_BACKEND must be a URL such as 'memory://' or 'redis://host:6379/0', "
+            f"got {url!r}"
         )
-    return _load(_entry_name(scheme.lower())).from_url(url, **options)
+    return _load(_entry_name(scheme.lower()))
 
 
 def _entry_name(scheme: str) -> str:

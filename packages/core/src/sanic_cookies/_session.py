@@ -11,12 +11,13 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from sanic import Request, Sanic
+from sanic.cookies.response import Cookie
 from sanic.response import BaseHTTPResponse, HTTPResponse
 
-from ._backend import Backend
+from ._backend import Backend, ClientSideBackend
 from ._config import SessionConfig
-from ._discovery import backend_from_url
-from ._errors import ConfigurationError
+from ._discovery import backend_class, backend_from_url
+from ._errors import ConfigurationError, SessionTooLarge
 from ._metrics import BackendMetrics
 from ._multi import MultiBackend
 from ._session_dict import _DELETE, _SET, SessionDict
@@ -182,11 +183,24 @@ class Session:
         if isinstance(spec, Backend):
             return spec
         if isinstance(spec, str):
-            return backend_from_url(spec, **options)
+            return backend_from_url(spec, **self._with_keys(spec, options))
         raise ConfigurationError(
             "A session backend must be a Backend, a URL string or a list of them, "
             f"got {type(spec).__name__}"
         )
+
+    def _with_keys(self, url: str, options: Mapping[str, Any]) -> Mapping[str, Any]:
+        """`options`, plus ``keys=app.config.SESSION_KEYS`` for a client-side backend's URL.
+
+        The encryption keys of ``cookie://`` live in ``SESSION_KEYS``; server-side
+        backends take no keys, so they never get them.
+        """
+        keys = self.app.config.get("SESSION_KEYS") if self.app is not None else None
+        if keys is None or "keys" in options:
+            return options
+        if not issubclass(backend_class(url), ClientSideBackend):
+            return options
+        return {**options, "keys": keys}
 
     def _combined_backend(self, app: Sanic[Any, Any]) -> Backend:
         """The configured backend plus those of `add_backend`; sets up the counters."""
@@ -284,17 +298,28 @@ class Session:
         return cast(HTTPResponse, response)
 
     def _set_cookie(self, response: BaseHTTPResponse, value: str, max_age: int | None) -> None:
+        response.add_cookie(self.config.cookie_name, value, **self._cookie_attributes(max_age))
+
+    def _cookie_attributes(self, max_age: int | None) -> dict[str, Any]:
         c = self.config
-        response.add_cookie(
-            c.cookie_name,
-            value,
-            path=c.path,
-            domain=c.domain,
-            secure=c.secure,
-            max_age=max_age,
-            expires=_EPOCH if max_age == 0 else None,
-            httponly=c.httponly,
-            samesite=c.samesite,  # type: ignore[arg-type]
-            partitioned=c.partitioned,
-            host_prefix=c.host_prefix,
-        )
+        return {
+            "path": c.path,
+            "domain": c.domain,
+            "secure": c.secure,
+            "max_age": max_age,
+            "expires": _EPOCH if max_age == 0 else None,
+            "httponly": c.httponly,
+            "samesite": c.samesite,
+            "partitioned": c.partitioned,
+            "host_prefix": c.host_prefix,
+        }
+
+    def _check_cookie_size(self, value: str, max_age: int | None, limit: int) -> None:
+        """Raise `SessionTooLarge` if the ``Set-Cookie`` value for `value` exceeds `limit` bytes.
+
+        Measured on the header Sanic would send: name, value and every attribute.
+        """
+        cookie = Cookie(self.config.cookie_name, value, **self._cookie_attributes(max_age))
+        size = len(str(cookie).encode("utf-8"))
+        if size > limit:
+            raise SessionTooLarge(size, limit)

@@ -78,7 +78,9 @@ class SessionDict(MutableMapping[str, Any]):
         backend = session.backend
         self._client_side = isinstance(backend, ClientSideBackend)
         if self._client_side:
-            self._sid = cookie_value or None
+            # Tokens are ASCII; anything else (undecodable bytes arrive as lone
+            # surrogates, which cannot even be hashed) is no cookie at all.
+            self._sid = cookie_value if cookie_value and cookie_value.isascii() else None
         else:
             self._sid = cookie_value if is_session_id(cookie_value) else None
         self._key = store_key(self._sid) if self._sid else None
@@ -284,9 +286,24 @@ class SessionDict(MutableMapping[str, Any]):
         user_id = self._auth.user_id if self._auth else None
         backend = self._session.backend
         if isinstance(backend, ClientSideBackend):
-            token = await self._call("save", backend.encode_cookie(value, ttl))
-            old = self._sid
-            if old is not None and exists and self._rotate:
+            old = self._sid if exists else None
+            # The same session continues from `old` unless its id rotates (login):
+            # the backend can then revoke every token of the session at logout.
+            token = await self._call(
+                "save",
+                backend.encode_cookie(
+                    value,
+                    ttl,
+                    previous=None if self._rotate else old,
+                    deadline=self._deadline,
+                ),
+            )
+            # The whole Set-Cookie value, attributes included, must fit what browsers keep
+            # (they drop a larger cookie without a word).
+            self._session._check_cookie_size(
+                token, int(ttl) if self._persistent else None, backend.max_cookie_size
+            )
+            if old is not None and self._rotate:
                 await self._call("revoke", backend.revoke_cookie(old, self._stored_expiry()))
             self._sid = self._new_cookie_value = token
             self._key = store_key(token)
@@ -426,9 +443,13 @@ class SessionDict(MutableMapping[str, Any]):
         if dirty:
             await self._write()
         elif self._stored is not None and self._refresh_due(now()):
+            backend = self._session.backend
+            if isinstance(backend, ClientSideBackend):
+                # A cookie's expiry is inside it: refreshing means issuing a new one.
+                await self._write()
+                return
             # Read-only use: extend the TTL without rewriting data someone may be changing.
             ttl = min(self._ttl, self._deadline - now())
-            backend = self._session.backend
             if (
                 ttl > 0
                 and self._key is not None

@@ -12,6 +12,10 @@ Prove a backend keeps the contract of `sanic_cookies.Backend`::
         async def make_backend(self):
             return MyBackend.from_url("mine://localhost")
 
+A client-side backend (the session inside the cookie) runs
+`ClientSideBackendConformance` instead, with ``make_backend``,
+``make_foreign_backend`` and ``make_rotation``.
+
 Every test of the suite then runs against your backend. The classes here are
 not named ``Test*`` so pytest collects them only through your subclass.
 The suite needs pytest-asyncio (its tests are marked ``asyncio``).
@@ -20,15 +24,18 @@ For fault-injection tests, `FaultyBackend` wraps any backend and makes any of
 its operations fail on demand (``faulty.fail("save", times=1)``).
 """
 
+from ._client_side import ClientSideBackendConformance, KeyRotation
 from ._faults import OPERATIONS, Fault, FaultyBackend, InjectedFault
 from ._suite import BackendConformance, decode_stored, encode_value
 
 __all__ = [
     "OPERATIONS",
     "BackendConformance",
+    "ClientSideBackendConformance",
     "Fault",
     "FaultyBackend",
     "InjectedFault",
+    "KeyRotation",
     "decode_stored",
     "encode_value",
 ]
