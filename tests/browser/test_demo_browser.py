@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BACKENDS, DemoServer
+from demo_support import BACKENDS, DemoServer
 
 pytestmark = pytest.mark.browser
 
