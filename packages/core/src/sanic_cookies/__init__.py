@@ -12,8 +12,16 @@ from pkgutil import extend_path
 
 __path__ = extend_path(__path__, __name__)
 
+from ._auth import AuthSession, SessionInfo
 from ._backend import Backend, ClientSideBackend, LocalLock, SessionLock, StoredSession  # noqa: E402
 from ._config import SessionConfig  # noqa: E402
+from ._decorators import (
+    LoginGuard,
+    fresh_login_required,
+    is_safe_path,
+    login_required,
+    safe_next,
+)
 from ._discovery import backend_from_url, register, registered_schemes  # noqa: E402
 from ._errors import (  # noqa: E402
     BackendError,
@@ -39,6 +47,7 @@ __version__ = "1.0.0"
 
 __all__ = [
     "AuthInfo",
+    "AuthSession",
     "Backend",
     "BackendError",
     "BackendMetrics",
@@ -50,11 +59,13 @@ __all__ = [
     "LocalLock",
     "LockLost",
     "LockTimeout",
+    "LoginGuard",
     "MultiBackend",
     "SanicCookiesError",
     "Session",
     "SessionConfig",
     "SessionDict",
+    "SessionInfo",
     "SessionLock",
     "SessionNotLoaded",
     "SessionRecord",
@@ -63,6 +74,10 @@ __all__ = [
     "StoredSession",
     "UnsupportedOperation",
     "backend_from_url",
+    "fresh_login_required",
+    "is_safe_path",
+    "login_required",
     "register",
     "registered_schemes",
+    "safe_next",
 ]

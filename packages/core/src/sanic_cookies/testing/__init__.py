@@ -22,10 +22,14 @@ The suite needs pytest-asyncio (its tests are marked ``asyncio``).
 
 For fault-injection tests, `FaultyBackend` wraps any backend and makes any of
 its operations fail on demand (``faulty.fail("save", times=1)``).
+
+For applications' own tests, `login_as` logs a test client in as a given
+user without the login form (see its docstring for Secure cookies).
 """
 
 from ._client_side import ClientSideBackendConformance, KeyRotation
 from ._faults import OPERATIONS, Fault, FaultyBackend, InjectedFault
+from ._login import cookie_header, login_as
 from ._suite import BackendConformance, decode_stored, encode_value
 
 __all__ = [
@@ -36,6 +40,8 @@ __all__ = [
     "FaultyBackend",
     "InjectedFault",
     "KeyRotation",
+    "cookie_header",
     "decode_stored",
     "encode_value",
+    "login_as",
 ]

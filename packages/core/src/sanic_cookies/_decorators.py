@@ -1,0 +1,227 @@
+"""`login_required`, `fresh_login_required`, `safe_next`: route guards without open redirects."""
+
+from __future__ import annotations
+
+import functools
+import unicodedata
+from collections.abc import Awaitable, Callable
+from inspect import isawaitable
+from typing import Any, TypeVar, cast
+from urllib.parse import quote, unquote, urlsplit
+
+from sanic import Request
+from sanic.exceptions import Unauthorized
+from sanic.response import HTTPResponse, redirect
+
+from ._auth import AuthSession, _positive_seconds
+from ._backend import now
+from ._errors import ConfigurationError
+
+__all__ = ["LoginGuard", "fresh_login_required", "is_safe_path", "login_required", "safe_next"]
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+#: Longer `next` values are dropped rather than echoed into a Location header.
+MAX_NEXT_LENGTH = 2048
+
+
+def is_safe_path(value: object) -> bool:
+    """Tell whether `value` is a same-site relative path, safe to redirect to.
+
+    Accepted: ``/``-rooted paths with an optional query and fragment. Refused:
+    anything with a scheme or host (``https://evil``, ``//evil``, ``javascript:``),
+    backslashes (``/\\evil`` is ``//evil`` to browsers), control or space
+    characters (browsers strip tabs and newlines, turning ``/\\t/evil`` into
+    ``//evil``), and values that would be refused once percent-decoded.
+    """
+    if not isinstance(value, str) or not value or len(value) > MAX_NEXT_LENGTH:
+        return False
+    decoded = unquote(value)
+    for candidate in (value, decoded):
+        if not candidate.startswith("/") or candidate.startswith("//"):
+            return False
+        if "\\" in candidate:
+            return False
+        for char in candidate:
+            if char.isspace() or unicodedata.category(char)[0] in "CZ":
+                return False
+    parts = urlsplit(value)
+    return not parts.scheme and not parts.netloc
+
+
+def safe_next(request: Request, default: str = "/") -> str:
+    """Where to go after login: the request's ``next`` parameter if it is safe, else `default`.
+
+    Reads ``next`` from the query string, else from a submitted form; any
+    value that is not a same-site relative path (see `is_safe_path`) is ignored.
+
+    ::
+
+        @app.post("/login")
+        async def login(request):
+            ...
+            await auth.login_user(request, user)
+            return redirect(safe_next(request))
+    """
+    value = request.args.get("next")
+    if value is None and request.content_type.startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        try:
+            form = request.form
+            value = form.get("next") if form is not None else None
+        except Exception:  # a malformed form is just "no next"
+            value = None
+    return value if is_safe_path(value) else default
+
+
+def _find_request(args: tuple[Any, ...]) -> Request:
+    # A function handler gets (request, ...); an HTTPMethodView method (self, request, ...).
+    for arg in args[:2]:
+        if isinstance(arg, Request):
+            return arg
+    raise TypeError("login_required: the decorated handler was not called with a Request")
+
+
+class LoginGuard:
+    """What `login_required` and `fresh_login_required` return.
+
+    Decorate a handler with it, or run its `check` as request middleware to
+    guard a whole blueprint::
+
+        bp = Blueprint("account", url_prefix="/account")
+        bp.on_request(login_required().check)
+
+    Attributes:
+        check: ``async check(request) -> HTTPResponse | None``: let the request
+            through (None) or refuse it (a redirect response, or raise
+            `Unauthorized`). OPTIONS requests always pass (CORS preflights
+            carry no cookies). It is a plain function, not a bound method,
+            because Sanic's blueprint ``on_request`` silently ignores bound
+            methods (it tells a middleware from a decorator call with
+            `inspect.isfunction`).
+    """
+
+    check: Callable[[Request], Awaitable[HTTPResponse | None]]
+
+    def __init__(self, session_name: str, redirect_to: str | None, max_age: float | None) -> None:
+        if not isinstance(session_name, str):
+            raise TypeError(
+                "login_required takes arguments: write @login_required(), not @login_required"
+            )
+        if redirect_to is not None and (not isinstance(redirect_to, str) or not redirect_to):
+            raise ConfigurationError(f"redirect_to must be a non-empty URL, got {redirect_to!r}")
+        self.session_name = session_name
+        self.redirect_to = redirect_to
+        self.max_age = max_age
+
+        async def check(request: Request) -> HTTPResponse | None:
+            return await self._check(request)
+
+        self.check = check
+
+    def __call__(self, handler: H) -> H:
+        """Guard `handler` (sync or async, function or HTTPMethodView method)."""
+
+        @functools.wraps(handler)
+        async def guarded(*args: Any, **kwargs: Any) -> Any:
+            denied = await self._check(_find_request(args))
+            if denied is not None:
+                return denied
+            result = handler(*args, **kwargs)
+            if isawaitable(result):
+                result = await result
+            return result
+
+        return cast(H, guarded)
+
+    async def _check(self, request: Request) -> HTTPResponse | None:
+        """See `check`.
+
+        Raises:
+            Unauthorized: Nobody is logged in (or not recently enough) and no
+                ``redirect_to`` was given.
+        """
+        if request.method == "OPTIONS":
+            return None
+        auth = self._auth_session(request)
+        if await auth.current_user(request) is not None and await self._fresh(auth, request):
+            return None
+        if self.redirect_to is None:
+            raise Unauthorized("Login required" if self.max_age is None else "Fresh login required")
+        return redirect(self._redirect_location(request))
+
+    async def _fresh(self, auth: AuthSession, request: Request) -> bool:
+        if self.max_age is None:
+            return True
+        info = await auth._login_info(request)
+        return info is not None and now() - info.login_at <= self.max_age
+
+    def _auth_session(self, request: Request) -> AuthSession:
+        exts = getattr(request.app.ctx, "exts", None)
+        auth = getattr(exts, self.session_name, None)
+        if not isinstance(auth, AuthSession):
+            raise ConfigurationError(
+                f"login_required: the app has no AuthSession named {self.session_name!r}"
+            )
+        return auth
+
+    def _redirect_location(self, request: Request) -> str:
+        assert self.redirect_to is not None
+        target = request.path
+        if request.query_string:
+            target += "?" + request.query_string
+        if not is_safe_path(target):
+            return self.redirect_to
+        separator = "&" if "?" in self.redirect_to else "?"
+        return f"{self.redirect_to}{separator}next={quote(target, safe='/')}"
+
+
+def login_required(
+    session_name: str = "auth_session", *, redirect_to: str | None = None
+) -> LoginGuard:
+    """Guard a route: only logged-in users get through.
+
+    Without a logged-in user the route answers 401 (`sanic.exceptions.Unauthorized`),
+    or, with `redirect_to`, a 302 to ``<redirect_to>?next=<this path>``
+    (``next`` is only ever a same-site path; pass it through `safe_next`
+    after login). OPTIONS requests pass.
+
+    Works on sync and async handlers, `HTTPMethodView` methods and their
+    ``decorators = [login_required()]``; for a blueprint, decorate each route
+    or add ``bp.on_request(login_required().check)``.
+
+    ::
+
+        @app.get("/account")
+        @login_required(redirect_to="/login")
+        async def account(request): ...
+
+    Args:
+        session_name: The `AuthSession` to check (its ``session_name``).
+        redirect_to: A login page URL; None: answer 401.
+    """
+    return LoginGuard(session_name, redirect_to, None)
+
+
+def fresh_login_required(
+    max_age: float = 900.0,
+    session_name: str = "auth_session",
+    *,
+    redirect_to: str | None = None,
+) -> LoginGuard:
+    """Like `login_required`, but the login must also be at most `max_age` seconds old.
+
+    For sensitive pages (changing the password or e-mail, payment details):
+    a user logged in long ago, or remembered from an old login, must log in again.
+
+    Args:
+        max_age: Seconds since `login_user` within which a login counts as fresh.
+        session_name: The `AuthSession` to check.
+        redirect_to: A login page URL; None: answer 401.
+    """
+    try:
+        seconds = _positive_seconds("max_age", max_age)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    return LoginGuard(session_name, redirect_to, seconds)
