@@ -364,3 +364,46 @@ async def test_cleanup_function_for_cron(postgres_dsn: str, pg_schema: str) -> N
     await asyncio.sleep(0.2)
     assert await cleanup(url) == 1
     assert await cleanup(sqlalchemy_url(postgres_dsn), schema=pg_schema, table="cron") == 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_database_that_refuses_fails_the_start_up(kind: str, postgres_dsn: str) -> None:
+    """Unreachable is waited out (503s); a wrong database name is a mistake to show at once."""
+    dsn = postgres_dsn.rsplit("/", 1)[0] + "/sctest_no_such_database"
+    url = dsn if kind == "asyncpg" else sqlalchemy_url(dsn)
+    backend = backend_from_url(url)
+    with pytest.raises(Exception, match="sctest_no_such_database"):
+        await backend.open()
+    await backend.close()
+
+
+@pytest.mark.parametrize("isolation", ["repeatable read", "serializable"])
+async def test_locked_increments_hold_whatever_the_default_isolation(
+    isolation: str, postgres_dsn: str, pg_schema: str
+) -> None:
+    """The lock's transaction is READ COMMITTED even if the server defaults to stricter levels
+    (whose single transaction snapshot, taken before the lock wait, would lose updates)."""
+    settings = {"server_settings": {"default_transaction_isolation": isolation}}
+    backend = PostgresBackend(
+        postgres_dsn,
+        schema=pg_schema,
+        table="isolation",
+        create_table=True,
+        max_size=8,
+        pool_options=settings,
+    )
+    await backend.open()
+    try:
+        key = _key(isolation.count(" "))
+        await backend.save(key, encode_value(0), 60)
+
+        async def increment() -> None:
+            lock = backend.lock(key, timeout=20, lease=10)
+            n = decode_stored(await lock.acquire()) or 0
+            await asyncio.sleep(0.002)
+            assert await lock.save_and_release(encode_value(n + 1), 60, replace_only=True)
+
+        await asyncio.gather(*(increment() for _ in range(40)))
+        assert decode_stored(await backend.load(key)) == 40
+    finally:
+        await backend.close()

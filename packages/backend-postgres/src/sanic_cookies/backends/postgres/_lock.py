@@ -2,7 +2,8 @@
 
 Round trips of one locked read-modify-write::
 
-    acquire            1. BEGIN; SET LOCAL lock_timeout, idle_in_transaction_session_timeout;
+    acquire            1. BEGIN ISOLATION LEVEL READ COMMITTED;
+                          SET LOCAL lock_timeout, idle_in_transaction_session_timeout;
                           SELECT pg_advisory_xact_lock(id)          (one simple query)
                        2. SELECT the row                            (prepared statement)
     save_and_release   3. UPSERT ...; COMMIT                        (one simple query)
@@ -84,7 +85,8 @@ class AdvisoryLock(SessionLock):
             script = store.queries.begin_and_lock(self._key, wait=wait, lease=self._lease)
             try:
                 await conn.execute(script, timeout=wait + store.command_timeout)
-            except asyncpg.LockNotAvailableError:
+            except (asyncpg.LockNotAvailableError, asyncpg.QueryCanceledError):
+                # lock_timeout ran out (or the server's own statement_timeout did)
                 await _rollback(checkout, store.command_timeout)
                 raise LockTimeout(f"Session lock not acquired within {self._timeout}s") from None
             row = await conn.fetchrow(store.queries.load, self._key, timeout=store.command_timeout)

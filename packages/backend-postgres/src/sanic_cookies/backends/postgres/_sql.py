@@ -176,10 +176,12 @@ class Queries:
         ``lock_timeout`` bounds the wait (SQLSTATE 55P03 when it runs out);
         ``idle_in_transaction_session_timeout`` is the lease: a holder that
         stops talking to the server for `lease` seconds loses its connection,
-        and with it the lock.
+        and with it the lock. READ COMMITTED whatever the server's default:
+        under REPEATABLE READ the load would see the snapshot taken by the lock
+        statement, i.e. from before the wait, and lose the previous holder's write.
         """
         return (
-            "BEGIN; "
+            "BEGIN ISOLATION LEVEL READ COMMITTED; "
             f"SET LOCAL lock_timeout = {milliseconds(wait)}; "
             f"SET LOCAL idle_in_transaction_session_timeout = {milliseconds(lease)}; "
             f"SELECT pg_advisory_xact_lock({self.lock_id(key)})"
