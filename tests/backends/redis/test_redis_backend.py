@@ -345,3 +345,25 @@ async def test_session_round_trip_through_sanic(
     assert await direct.exists(data_key) == 0
     _, after = await app.asgi_client.get("/incr", headers={"Cookie": cookie})
     assert after.json == {"n": 1}  # the old cookie starts nothing but a fresh session
+
+
+async def test_scripts_lost_by_the_server_are_loaded_again(
+    own_redis: Callable[..., RedisServer], unique_prefix: str
+) -> None:
+    """After SCRIPT FLUSH (or a restart) EVALSHA meets NOSCRIPT: the script is sent again."""
+    server = own_redis("--save", "", "--appendonly", "no")
+    backend = RedisBackend(server.url, prefix=unique_prefix)
+    await backend.open()
+    try:
+        key = new_key()
+        await backend.save(key, encode_value(1), 30, user_id="u")
+        async with aioredis.Redis(port=server.port) as admin:
+            await admin.script_flush()
+            assert await admin.script_exists(backend._scripts.load.sha) == [False]
+        assert decode_stored(await backend.load(key)) == 1
+        lock = backend.lock(key, timeout=1, lease=5)
+        assert decode_stored(await lock.acquire()) == 1
+        assert await lock.save_and_release(encode_value(2), 30, user_id="u", replace_only=True)
+        assert set(await backend.list_user_sessions("u")) == {key}
+    finally:
+        await backend.close()
