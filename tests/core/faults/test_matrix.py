@@ -218,8 +218,7 @@ async def test_fault(config: Any, name: str, mode: str, stores: Any, tag: str) -
 
     # -- the failure is counted for the faulted store ------------------------------
     counted = rig.auth.metrics[faulted_label].failures - failures_before
-    index_op_on_single = len(kinds) == 1 and scenario.login
-    if fired and scenario.op != "release" and not index_op_on_single:
+    if fired and scenario.op != "release":
         assert counted == 1, f"{faulted_label} counted {counted} failures"
     elif not fired:
         assert counted == 0

@@ -31,6 +31,7 @@ from ._errors import (
     UnsupportedOperation,
 )
 from ._ids import log_id, store_key
+from ._metrics import metered
 from ._record import AuthInfo, SessionRecord, decode_record
 from ._session import Session
 from ._session_dict import SessionDict
@@ -416,8 +417,9 @@ class AuthSession(Session):
         return backend
 
     async def _backend_call(self, operation: str, awaitable: Awaitable[Any]) -> Any:
+        meter = self._meter  # None when the backend counts itself (MultiBackend)
         try:
-            return await awaitable
+            return await (awaitable if meter is None else metered(meter, operation, awaitable))
         except SanicCookiesError:
             raise
         except Exception as exc:
