@@ -20,7 +20,7 @@ from ._discovery import backend_class, backend_from_url
 from ._errors import ConfigurationError, SessionTooLarge
 from ._metrics import BackendMetrics
 from ._multi import MultiBackend
-from ._session_dict import _DELETE, _SET, SessionDict
+from ._session_dict import _DELETE, _KEEP, _SET, SessionDict
 
 __all__ = ["Session"]
 
@@ -266,10 +266,8 @@ class Session:
         return prefix + self.config.cookie_name
 
     async def _on_request(self, request: Request) -> None:
-        # Exact-name lookup: Sanic's cookies.get() would also accept a
-        # __Host-/__Secure- variant, which is not the cookie we set.
-        values = dict.get(request.cookies, self._cookie_key())
-        setattr(request.ctx, self.name, SessionDict(self, values[0] if values else None))
+        # The cookie is read when the session is first used (most requests never do).
+        setattr(request.ctx, self.name, SessionDict._for_request(self, request))
 
     async def _on_response(
         self, request: Request, response: BaseHTTPResponse
@@ -277,6 +275,8 @@ class Session:
         sess: SessionDict | None = getattr(request.ctx, self.name, None)
         if sess is None:
             return None
+        if sess._data is None and sess._lock is None and sess._cookie_action == _KEEP:
+            return None  # never used: nothing to write, release or send (and no await)
         try:
             action, value, max_age = await sess._finish()
         except Exception as exc:

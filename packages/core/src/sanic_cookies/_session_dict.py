@@ -32,6 +32,8 @@ from ._record import (
 )
 
 if TYPE_CHECKING:
+    from sanic import Request
+
     from ._session import Session
 
 __all__ = ["SessionDict"]
@@ -45,6 +47,9 @@ UNLOCKED_ACCESS = (
 
 # What the response should do with the cookie.
 _KEEP, _SET, _DELETE = 0, 1, 2
+
+# SessionDict attributes worked out from the cookie and config on first use.
+_FROM_COOKIE = frozenset({"_cookie_value", "_client_side", "_sid", "_key", "_ttl", "_persistent"})
 
 
 # Frames of these modules are skipped when a warning names the line that used the session
@@ -72,35 +77,79 @@ class SessionDict(MutableMapping[str, Any]):
     without the lock, for read-only use.
     """
 
+    # Speed: every request gets a SessionDict, most never use it. The state that
+    # starts out the same for all is class-level defaults (an instance only stores
+    # what changes), and what comes from the cookie (reading it, checking the id,
+    # hashing it into a store key) is worked out by `__getattr__` on first use.
+    _data: dict[str, Any] | None = None
+    _orig: bytes = EMPTY_DATA
+    _stored: StoredSession | None = None  # what the store held at load
+    _record: SessionRecord | None = None
+    _auth: AuthInfo | None = None
+    _created: float = 0.0
+    _deadline: float = 0.0
+    _meta_changed: bool = False
+    _rotate: bool = False
+    _destroyed: bool = False
+    _lock: SessionLock | None = None
+    _in_block: bool = False
+    _failed: bool = False  # a store call failed: the response must not touch the store again
+    _cookie_action: int = _KEEP
+    _new_cookie_value: str | None = None
+    _request: Request | None = None  # where to read the cookie from, if not given
+    # Worked out on first use (see `_from_cookie`).
+    _cookie_value: str | None
+    _client_side: bool
+    _sid: str | None
+    _key: str | None
+    _ttl: float
+    _persistent: bool
+
     def __init__(self, session: Session, cookie_value: str | None) -> None:
         self._session = session
         self._cookie_value = cookie_value
-        backend = session.backend
-        self._client_side = isinstance(backend, ClientSideBackend)
-        if self._client_side:
-            # Tokens are ASCII; anything else (undecodable bytes arrive as lone
-            # surrogates, which cannot even be hashed) is no cookie at all.
-            self._sid = cookie_value if cookie_value and cookie_value.isascii() else None
-        else:
-            self._sid = cookie_value if is_session_id(cookie_value) else None
-        self._key = store_key(self._sid) if self._sid else None
-        self._data: dict[str, Any] | None = None
-        self._orig = EMPTY_DATA
-        self._stored: StoredSession | None = None  # what the store held at load
-        self._record: SessionRecord | None = None
-        self._auth: AuthInfo | None = None
-        self._ttl = session.config.expiry
-        self._persistent = not session.config.session_cookie
-        self._created = 0.0
-        self._deadline = 0.0
-        self._meta_changed = False
-        self._rotate = False
-        self._destroyed = False
-        self._lock: SessionLock | None = None
-        self._in_block = False
-        self._failed = False  # a store call failed: the response must not touch the store again
-        self._cookie_action = _KEEP
-        self._new_cookie_value: str | None = None
+
+    @classmethod
+    def _for_request(cls, session: Session, request: Request) -> SessionDict:
+        """The session of `request`, whose cookie is read only if the session is used."""
+        self = cls.__new__(cls)
+        self._session = session
+        self._request = request
+        return self
+
+    if not TYPE_CHECKING:  # (hidden from mypy, which would otherwise accept any attribute)
+
+        def __getattr__(self, name: str) -> Any:
+            if name in _FROM_COOKIE:
+                self._from_cookie()
+                return self.__dict__[name]
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _from_cookie(self) -> None:
+        """Set the cookie-derived attributes that were not set yet."""
+        state = self.__dict__
+        session = self._session
+        if "_cookie_value" not in state:
+            # Exact-name lookup: Sanic's cookies.get() would also accept a
+            # __Host-/__Secure- variant, which is not the cookie we set.
+            assert self._request is not None
+            values = dict.get(self._request.cookies, session._cookie_key())
+            state["_cookie_value"] = values[0] if values else None
+        cookie_value: str | None = state["_cookie_value"]
+        if "_client_side" not in state:
+            state["_client_side"] = isinstance(session.backend, ClientSideBackend)
+        if "_sid" not in state:
+            if state["_client_side"]:
+                # Tokens are ASCII; anything else (undecodable bytes arrive as lone
+                # surrogates, which cannot even be hashed) is no cookie at all.
+                sid = cookie_value if cookie_value and cookie_value.isascii() else None
+            else:
+                sid = cookie_value if is_session_id(cookie_value) else None
+            state["_sid"] = sid
+        if "_key" not in state:
+            state["_key"] = store_key(state["_sid"]) if state["_sid"] else None
+        state.setdefault("_ttl", session.config.expiry)
+        state.setdefault("_persistent", not session.config.session_cookie)
 
     # -- loading ---------------------------------------------------------------
 
