@@ -204,3 +204,23 @@ async def test_custom_error_handler_renders_the_503() -> None:
         response = await get(app, path, cookie)
         assert response.status == 503, path
         assert response.json == {"error": "try again shortly"}, path
+
+
+def test_failed_final_write_gives_503_on_the_real_http_server_too() -> None:
+    # Sanic's HTTP/1.1 server (not ASGI) replaces the response the same way.
+    backend = CountingBackend()
+    app, _ = session_app(backend=backend, warn_lock=False)
+
+    @app.get("/unlocked-set")
+    async def unlocked_set(request: Request) -> HTTPResponse:
+        sess = await request.ctx.session.load()
+        sess["a"] = "changed"
+        return text("handler says ok")
+
+    _, response = app.test_client.get("/set?a=1")
+    cookie = response.headers["set-cookie"].split(";")[0]
+    backend.fail = {"save"}
+    _, response = app.test_client.get("/unlocked-set", headers={"cookie": cookie})
+    assert response.status == 503
+    assert "handler says ok" not in response.text
+    assert "set-cookie" not in response.headers
