@@ -336,3 +336,18 @@ async def test_failing_save_still_releases_the_lock() -> None:
     again = backend.lock(key, timeout=0.1, lease=1)
     await again.acquire()
     await again.release()
+
+
+async def test_open_replaces_a_sweeper_that_ended() -> None:
+    backend = MemoryBackend(sweep_interval=0.05)
+    await backend.open()
+    first = backend._sweeper
+    assert first is not None
+    first.cancel()  # as if its loop had gone away without close()
+    await asyncio.sleep(0)
+    await backend.open()
+    assert backend._sweeper is not first and not backend._sweeper.done()
+    await backend.save("ab" * 32, encode_value(1), 0.05)
+    await asyncio.sleep(0.3)
+    assert len(backend) == 0  # the new sweeper sweeps
+    await backend.close()

@@ -69,7 +69,8 @@ class MemoryBackend(Backend):
         return cls(**kwargs)
 
     async def open(self) -> None:
-        if self._sweeper is None:
+        # A sweeper that ended (its loop closed under it, say) is replaced, not trusted.
+        if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 
     async def close(self) -> None:
