@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core_support import CountingBackend, cookie_header, get, session_app
+from sanic import json, text
 
 
 async def _with_session(app: Any, backend: CountingBackend) -> str:
@@ -79,8 +80,6 @@ async def test_unlocked_write_costs_one_load_and_one_replace_only_save() -> None
 
     @app.get("/unlocked-incr")
     async def unlocked_incr(request: Any) -> Any:
-        from sanic import json
-
         sess = await request.ctx.session.load()
         sess["n"] += 1
         return json({"n": sess["n"]})
@@ -97,8 +96,6 @@ async def test_two_blocks_in_one_request_lock_twice_and_write_only_what_changed(
 
     @app.get("/twice")
     async def twice(request: Any) -> Any:
-        from sanic import text
-
         async with request.ctx.session as sess:
             n = sess["n"]
         async with request.ctx.session as sess:
