@@ -13,8 +13,8 @@ from pkgutil import extend_path
 __path__ = extend_path(__path__, __name__)
 
 from ._auth import AuthSession, SessionInfo
-from ._backend import Backend, ClientSideBackend, LocalLock, SessionLock, StoredSession  # noqa: E402
-from ._config import SessionConfig  # noqa: E402
+from ._backend import Backend, ClientSideBackend, LocalLock, SessionLock, StoredSession
+from ._config import SessionConfig
 from ._decorators import (
     LoginGuard,
     fresh_login_required,
@@ -22,8 +22,8 @@ from ._decorators import (
     login_required,
     safe_next,
 )
-from ._discovery import backend_from_url, register, registered_schemes  # noqa: E402
-from ._errors import (  # noqa: E402
+from ._discovery import backend_from_url, register, registered_schemes
+from ._errors import (
     BackendError,
     BackendNotFound,
     BackendUnavailable,
@@ -39,9 +39,9 @@ from ._errors import (  # noqa: E402
 )
 from ._metrics import BackendMetrics
 from ._multi import MultiBackend
-from ._record import AuthInfo, SessionRecord  # noqa: E402
-from ._session import Session  # noqa: E402
-from ._session_dict import SessionDict  # noqa: E402
+from ._record import AuthInfo, SessionRecord
+from ._session import Session
+from ._session_dict import SessionDict
 
 __version__ = "1.0.0"
 
