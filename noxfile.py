@@ -24,6 +24,9 @@ BACKENDS = {
     "cookie": PACKAGES / "backend-cookie",
 }
 ALL_MEMBERS = [CORE, *BACKENDS.values()]
+# An out-of-tree backend, installed like a third-party package would be: it proves
+# that entry-point discovery and the conformance suite work for outside authors.
+DICTSTORE = ROOT / "tests" / "fixtures" / "sanic_cookies_dictstore"
 LINT_PATHS = ["packages", "tests", "noxfile.py", "examples", "bench"]
 
 BACKEND_MODULES = [
@@ -123,9 +126,7 @@ def run_pytest_dir(session: nox.Session, test_dir: str, *extra: str) -> None:
 def tests(session: nox.Session) -> None:
     """All four packages editable (one install call) + the whole test suite."""
     session.install(
-        *editable(*ALL_MEMBERS),
-        "-e",
-        "tests/fixtures/sanic_cookies_dictstore",
+        *editable(*ALL_MEMBERS, DICTSTORE),
         *group("test"),
         *group("browser"),
     )
@@ -135,7 +136,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def core(session: nox.Session) -> None:
     """The core alone: proves it works with no backend distribution installed."""
-    session.install(*editable(CORE), *group("test"))
+    session.install(*editable(CORE, DICTSTORE), *group("test"))
     run_pytest_dir(session, "tests/core")
 
 
@@ -170,11 +171,12 @@ def wheels(session: nox.Session) -> None:
     ``packages/*/src`` is on sys.path: everything is imported from site-packages.
     """
     dist = fresh_dir(session, "dist")
-    build_wheels(session, dist, *ALL_MEMBERS)
+    build_wheels(session, dist, *ALL_MEMBERS, DICTSTORE)
     session.install(
         "--find-links",
         str(dist),
         f"sanic-cookies[all]=={VERSION}",
+        "sanic-cookies-dictstore",
         *group("test"),
         *group("browser"),
     )
@@ -220,7 +222,9 @@ def mixed(session: nox.Session) -> None:
 
     # 1. core from its wheel, redis backend editable (a .pth entry pointing at its src/).
     session.install(
-        str(wheel_of(dist, "sanic-cookies")), *editable(BACKENDS["redis"]), *group("test")
+        str(wheel_of(dist, "sanic-cookies")),
+        *editable(BACKENDS["redis"], DICTSTORE),
+        *group("test"),
     )
     check_imports(
         session,

@@ -62,7 +62,9 @@ async def test_destroy_costs_one_acquire_and_one_delete_and_release() -> None:
     assert backend.store_calls() == {"lock.acquire": 1, "lock.delete_and_release": 1}
 
 
-async def test_regenerate_costs_acquire_save_of_the_new_key_and_delete_of_the_old() -> None:
+async def test_regenerate_costs_acquire_new_save_old_check_and_old_delete() -> None:
+    # The old record is rewritten replace_only before it is deleted: that is how a
+    # rotation notices a concurrent "log out everywhere" (test_rotation_race.py).
     backend = CountingBackend()
     app, _ = session_app(backend=backend)
     cookie = await _with_session(app, backend)
@@ -70,7 +72,8 @@ async def test_regenerate_costs_acquire_save_of_the_new_key_and_delete_of_the_ol
     assert backend.store_calls() == {
         "lock.acquire": 1,
         "save": 1,
-        "lock.delete_and_release": 1,
+        "lock.save_and_release": 1,
+        "delete": 1,
     }
 
 

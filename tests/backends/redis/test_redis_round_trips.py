@@ -121,8 +121,10 @@ async def test_commands_per_request(
     assert len(results["new session (no cookie)"]) == 1
     assert len(results["locked read-modify-write, logged in"]) == 2
     assert len(results["read-only, logged in"]) == 1
-    # login: acquire, index entry, save under the new id, fenced delete of the old id.
-    assert len(results["login"]) == 4
+    # login: acquire, index entry, save under the new id, fenced replace-only rewrite of
+    # the old id (it must still exist: a concurrent "log out everywhere" would have
+    # deleted it), then the delete of the old id.
+    assert len(results["login"]) == 5
     # ... and when the old session had another user: removing it from that user's index.
-    assert len(results["login as another user"]) == 5
+    assert len(results["login as another user"]) == 6
     assert all(c.startswith("EVALSHA") for cs in results.values() for c in cs)

@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import msgspec
+from sanic.cookies.request import parse_cookie
 
 from ._backend import Backend, ClientSideBackend, SessionLock, StoredSession, now
 from ._errors import BackendError, BackendUnavailable, SanicCookiesError, SessionNotLoaded
@@ -33,6 +34,7 @@ from ._record import (
 
 if TYPE_CHECKING:
     from sanic import Request
+    from sanic.compat import Header
 
     from ._session import Session
 
@@ -96,7 +98,10 @@ class SessionDict(MutableMapping[str, Any]):
     _failed: bool = False  # a store call failed: the response must not touch the store again
     _cookie_action: int = _KEEP
     _new_cookie_value: str | None = None
-    _request: Request | None = None  # where to read the cookie from, if not given
+    # The request's headers, to read the cookie from if it was not given. (Not the
+    # request itself: request -> ctx -> session -> request would be a reference cycle,
+    # leaving every request to the cyclic garbage collector.)
+    _headers: Header | None = None
     # Worked out on first use (see `_from_cookie`).
     _cookie_value: str | None
     _client_side: bool
@@ -114,7 +119,7 @@ class SessionDict(MutableMapping[str, Any]):
         """The session of `request`, whose cookie is read only if the session is used."""
         self = cls.__new__(cls)
         self._session = session
-        self._request = request
+        self._headers = request.headers
         return self
 
     if not TYPE_CHECKING:  # (hidden from mypy, which would otherwise accept any attribute)
@@ -132,8 +137,10 @@ class SessionDict(MutableMapping[str, Any]):
         if "_cookie_value" not in state:
             # Exact-name lookup: Sanic's cookies.get() would also accept a
             # __Host-/__Secure- variant, which is not the cookie we set.
-            assert self._request is not None
-            values = dict.get(self._request.cookies, session._cookie_key())
+            # (What request.cookies holds, parsed the same way.)
+            assert self._headers is not None
+            cookies = parse_cookie(self._headers.getone("cookie", ""))
+            values = cookies.get(session._cookie_key())
             state["_cookie_value"] = values[0] if values else None
         cookie_value: str | None = state["_cookie_value"]
         if "_client_side" not in state:
@@ -365,8 +372,8 @@ class SessionDict(MutableMapping[str, Any]):
                 log_id(key),
                 f"new id (was {self._log_id})" if exists else "created",
             )
-            if exists:
-                await self._delete_stored(send_cookie=False)
+            if exists and not await self._retire_old_id(key):
+                return
             self._sid, self._key, self._new_cookie_value = sid, key, sid
         else:
             assert self._key is not None
@@ -389,6 +396,58 @@ class SessionDict(MutableMapping[str, Any]):
         self._orig = data
         self._rotate = self._meta_changed = False
         self._cookie_action = _SET
+
+    async def _retire_old_id(self, new_key: str) -> bool:
+        """End the old id after a rotation wrote the session under `new_key`.
+
+        The old record must still exist at this point: a "log out everywhere" that
+        deleted it while this request held the session would otherwise live on under
+        the new id. So the old record is first rewritten with `replace_only` (which
+        fails if it is gone), only then deleted; if it was gone, the new one goes too.
+
+        Returns:
+            False if the session had been ended concurrently (it is ended here too).
+        """
+        assert self._stored is not None and self._key is not None
+        old_key, old_value = self._key, self._stored.value
+        old_user = self._record.auth.user_id if self._record and self._record.auth else None
+        grace = max(1.0, min(10.0, self._stored.expires_at - now()))  # if the delete fails
+        backend = self._session.backend
+        try:
+            if self._lock is not None:
+                alive = await self._call(
+                    "save",
+                    self._lock.save_and_release(
+                        old_value, grace, user_id=old_user, replace_only=True
+                    ),
+                )
+                self._lock = None
+            else:
+                alive = await self._call(
+                    "save",
+                    backend.save(old_key, old_value, grace, user_id=old_user, replace_only=True),
+                )
+        except BaseException:
+            await self._drop_quietly(new_key)
+            raise
+        if not alive:
+            logger.info("session %s: ended concurrently; new id dropped", self._log_id)
+            await self._call("delete", backend.delete(new_key))
+            self._forget_all()
+            return False
+        await self._call("delete", backend.delete(old_key))
+        return True
+
+    async def _drop_quietly(self, key: str) -> None:
+        """Best-effort delete of a record no cookie will ever point at."""
+        try:
+            await self._session.backend.delete(key)
+        except Exception as exc:
+            logger.warning(
+                "session %s: could not remove an unused record (%s); it expires with its TTL",
+                log_id(key),
+                type(exc).__name__,
+            )
 
     def _refresh_due(self, t: float) -> bool:
         """Sliding expiry: due once a refresh would push the expiry out by `refresh_interval`.
