@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 from sanic import Request, Sanic
-from sanic.response import HTTPResponse, text
+from sanic.response import BaseHTTPResponse, HTTPResponse, text
 
 COOKIE = "session"
 TTL = 3600
@@ -42,7 +42,7 @@ class StoreOptions:
         postgres_dsn: PostgreSQL DSN (asyncpg form, ``postgresql://...``).
         schema: PostgreSQL schema owned by this benchmark run.
         prefix: Redis key prefix owned by this benchmark run.
-        pool_size: Connections per store pool (floors and backends alike).
+        pool_size: Connections per PostgreSQL pool (floor and backends alike).
     """
 
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -97,7 +97,7 @@ def middleware_app(options: StoreOptions) -> Sanic[Any, Any]:
     async def on_request(request: Request) -> None:
         request.ctx.session = None
 
-    async def on_response(request: Request, response: HTTPResponse) -> None:
+    async def on_response(request: Request, response: BaseHTTPResponse) -> None:
         return None
 
     app.register_middleware(on_request, "request")
@@ -149,14 +149,12 @@ def redis_raw_app(options: StoreOptions) -> Sanic[Any, Any]:
 
     @app.before_server_start
     async def connect(app: Sanic[Any, Any]) -> None:
-        pool = aioredis.BlockingConnectionPool.from_url(
-            options.redis_url, max_connections=options.pool_size
-        )
-        client.append(aioredis.Redis(connection_pool=pool))
+        # Default client options, as a developer would write it (and as the backend uses).
+        client.append(aioredis.Redis.from_url(options.redis_url))
 
     @app.after_server_stop
     async def disconnect(app: Sanic[Any, Any]) -> None:
-        await client[0].aclose(close_connection_pool=True)
+        await client[0].aclose()
 
     async def rmw(request: Request) -> HTTPResponse:
         r = client[0]
@@ -291,6 +289,38 @@ def memory_app(options: StoreOptions) -> Sanic[Any, Any]:
     return _session_app("memory", "memory://")
 
 
+def _query(url: str, **params: Any) -> str:
+    from urllib.parse import urlencode
+
+    return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
+
+
+def redis_app(options: StoreOptions) -> Sanic[Any, Any]:
+    """sanic-cookies with the Redis backend (its default client options)."""
+    return _session_app("redis", _query(options.redis_url, prefix=options.prefix + "s:"))
+
+
+def postgres_app(options: StoreOptions) -> Sanic[Any, Any]:
+    """sanic-cookies with the PostgreSQL backend on asyncpg."""
+    url = _query(
+        options.postgres_dsn, schema=options.schema, create_table="true", max_size=options.pool_size
+    )
+    return _session_app("postgres", url)
+
+
+def postgres_sqla_app(options: StoreOptions) -> Sanic[Any, Any]:
+    """sanic-cookies with the PostgreSQL backend on SQLAlchemy (asyncpg driver)."""
+    dsn = options.postgres_dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+    url = _query(
+        dsn,
+        schema=options.schema,
+        table="sessions_sqla",
+        create_table="true",
+        pool_size=options.pool_size,
+    )
+    return _session_app("postgres-sqla", url)
+
+
 AppFactory = Callable[[StoreOptions], Sanic[Any, Any]]
 
 #: Every app by name. Backends that are not installed fail when built, not when listed.
@@ -301,4 +331,7 @@ APPS: dict[str, AppFactory] = {
     "redis-raw": redis_raw_app,
     "pg-raw": pg_raw_app,
     "memory": memory_app,
+    "redis": redis_app,
+    "postgres": postgres_app,
+    "postgres-sqla": postgres_sqla_app,
 }

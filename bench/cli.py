@@ -68,6 +68,11 @@ class Target:
 
 TARGETS = {
     "memory": Target("memory", "sanic_cookies.backends.memory", "dict", None),
+    "redis": Target("redis", "sanic_cookies.backends.redis", "redis-raw", "redis"),
+    "postgres": Target("postgres", "sanic_cookies.backends.postgres", "pg-raw", "postgres"),
+    "postgres-sqla": Target(
+        "postgres-sqla", "sanic_cookies.backends.postgres", "pg-raw", "postgres"
+    ),
 }
 FLOOR_STORES = {"dict": None, "redis-raw": "redis", "pg-raw": "postgres"}
 
@@ -582,7 +587,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 async def _stores(
-    args: argparse.Namespace, wanted: list[str], stack: contextlib.ExitStack
+    args: argparse.Namespace, wanted: list[str], stack: contextlib.AsyncExitStack
 ) -> tuple[StoreOptions, list[str]]:
     """Set up the stores the targets need; the targets whose store is reachable."""
     run_id = secrets.token_hex(4)
@@ -612,11 +617,11 @@ async def _stores(
             usable = [n for n in usable if TARGETS[n].store != "redis"]
         else:
             url, prefix = options.redis_url, options.prefix
-            stack.callback(lambda: asyncio.run(redis_delete_prefix(url, prefix)))
+            stack.push_async_callback(redis_delete_prefix, url, prefix)
     if "postgres" in stores:
         if await postgres_schema(options.postgres_dsn, options.schema, drop=False):
             dsn, schema = options.postgres_dsn, options.schema
-            stack.callback(lambda: asyncio.run(postgres_schema(dsn, schema, drop=True)))
+            stack.push_async_callback(postgres_schema, dsn, schema, drop=True)
         else:
             print(f"skipping PostgreSQL targets: no server at {args.postgres_dsn}", file=sys.stderr)
             usable = [n for n in usable if TARGETS[n].store != "postgres"]
@@ -631,7 +636,8 @@ async def benchmark(args: argparse.Namespace) -> str:
     if tool == "wrk":
         args.duration = float(max(1, round(args.duration)))
         args.warmup = float(max(1, round(args.warmup))) if args.warmup > 0 else 0.0
-    with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+    async with contextlib.AsyncExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-"))
         logdir = Path(tmp)
         options, targets = await _stores(args, args.targets or list(TARGETS), stack)
         apps = ["bare", "middleware"] if args.middleware else ["bare"]
@@ -686,7 +692,8 @@ async def profile(args: argparse.Namespace) -> str:
     scenario = scenario or "rmw"
     tool = "wrk" if args.tool == "auto" and wrk_path() else args.tool
     tool = "python" if tool == "auto" else tool
-    with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+    async with contextlib.AsyncExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-"))
         wanted = [n for n, t in TARGETS.items() if t.app == app]
         options, _ = await _stores(args, wanted, stack)
         out = Path(tmp) / "profile.txt"
@@ -694,15 +701,23 @@ async def profile(args: argparse.Namespace) -> str:
         try:
             wait_servers([server])
             server.cookies = await create_sessions(server, args.sessions)
-            await run_load(
-                server.port,
-                SCENARIO_PATHS[scenario],
-                [] if scenario == "new" else server.cookies,
-                duration=args.duration,
-                connections=args.connections,
-                core=args.client_core,
-                tool=tool,
-            )
+            for phase in ("warm-up", "profile"):
+                if phase == "profile":
+                    server.proc.send_signal(signal.SIGUSR1)
+                await run_load(
+                    server.port,
+                    SCENARIO_PATHS[scenario],
+                    [] if scenario == "new" else server.cookies,
+                    duration=args.duration if phase == "profile" else max(1.0, args.warmup),
+                    connections=args.connections,
+                    core=args.client_core,
+                    tool=tool,
+                )
+            server.proc.send_signal(signal.SIGUSR2)
+            for _ in range(100):
+                if out.exists():
+                    break
+                await asyncio.sleep(0.1)
         finally:
             stop_server(server)
         return out.read_text() if out.exists() else server.log.read_text()

@@ -98,7 +98,8 @@ class _PgParser:
         self.counts = counts
         self.buf = b""
         self.started = False
-        self.last_sql = ""
+        self.statements: dict[bytes, str] = {}  # prepared statement name -> SQL
+        self.portals: dict[bytes, str] = {}  # portal name -> SQL of its statement
 
     def feed(self, data: bytes) -> None:
         self.buf += data
@@ -127,13 +128,16 @@ class _PgParser:
         if len(buf) < 1 + length:
             return 0
         body = buf[5 : 1 + length]
-        if kind == b"P":  # Parse: name\0 query\0 ...
-            name_end = body.index(b"\0")
-            self.last_sql = body[name_end + 1 : body.index(b"\0", name_end + 1)].decode()
+        if kind == b"P":  # Parse: statement\0 query\0 ...
+            name, _, rest = body.partition(b"\0")
+            self.statements[name] = rest.partition(b"\0")[0].decode(errors="replace")
+        elif kind == b"B":  # Bind: portal\0 statement\0 ...
+            portal, _, rest = body.partition(b"\0")
+            self.portals[portal] = self.statements.get(rest.partition(b"\0")[0], "?")
         elif kind == b"Q":
-            self._count(body[:-1].decode())
-        elif kind == b"E":
-            self._count(self.last_sql)
+            self._count(body[:-1].decode(errors="replace"))
+        elif kind == b"E":  # Execute: portal\0 ...
+            self._count(self.portals.get(body.partition(b"\0")[0], "?"))
         return 1 + length
 
     def _count(self, sql: str) -> None:

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -33,20 +34,27 @@ def pin(core: int | None) -> bool:
 
 
 def _attach_profiler(app: Sanic[Any, Any], path: str) -> None:
+    """SIGUSR1 starts sampling with pyinstrument, SIGUSR2 stops and writes the report to `path`.
+
+    (Started by signal so that the warm-up is left out.) ``BENCH_PROFILE_ALL=1`` in
+    the environment keeps library frames in the report.
+    """
     from pyinstrument import Profiler
 
     # async_mode="disabled": sample the event loop thread whatever task runs.
     profiler = Profiler(interval=0.0005, async_mode="disabled")
+    show_all = bool(os.environ.get("BENCH_PROFILE_ALL"))
+
+    def stop() -> None:
+        profiler.stop()
+        report = profiler.output_text(unicode=True, color=False, show_all=show_all)
+        Path(path).write_text(report, "utf-8")
 
     @app.after_server_start
-    async def start(app: Sanic[Any, Any]) -> None:
-        profiler.start()
-
-    @app.before_server_stop
-    async def stop(app: Sanic[Any, Any]) -> None:
-        profiler.stop()
-        report = profiler.output_text(unicode=True, color=False, show_all=False)
-        await asyncio.to_thread(Path(path).write_text, report, "utf-8")
+    async def arm(app: Sanic[Any, Any]) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGUSR1, profiler.start)
+        loop.add_signal_handler(signal.SIGUSR2, stop)
 
 
 def main(argv: list[str] | None = None) -> None:
