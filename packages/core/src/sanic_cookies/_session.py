@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from sanic import Request, Sanic
-from sanic.cookies.response import Cookie, CookieJar
+from sanic.cookies.response import CookieJar
 from sanic.response import BaseHTTPResponse, HTTPResponse
 
 from ._backend import Backend, ClientSideBackend
@@ -322,7 +322,7 @@ class Session:
 
         Measured on the header Sanic would send: name, value and every attribute.
         """
-        cookie = Cookie(self.config.cookie_name, value, **self._cookie_attributes(max_age))
+        cookie = SessionCookie(self.config.cookie_name, value, **self._cookie_attributes(max_age))
         size = len(str(cookie).encode("utf-8"))
         if size > limit:
             raise SessionTooLarge(size, limit)
