@@ -18,6 +18,7 @@ from sanic.response import HTTPResponse
 
 from sanic_cookies import BackendUnavailable
 from sanic_cookies._ids import store_key
+from sanic_cookies.backends.memory import _HEAD
 
 
 def error_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -46,7 +47,7 @@ async def _session(backend: CountingBackend, **options: Any) -> tuple[Any, str]:
 
 def _stored_value(backend: CountingBackend, cookie: str) -> bytes:
     key = bytes.fromhex(store_key(cookie.partition("=")[2]))
-    return backend.inner._data[key][1]
+    return backend.inner._data[key][_HEAD:]
 
 
 async def test_failed_save_inside_async_with_gives_503_and_releases_the_lock(

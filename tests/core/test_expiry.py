@@ -15,6 +15,7 @@ from core_support import (
 )
 
 from sanic_cookies import StoredSession
+from sanic_cookies.backends.memory import _HEAD, _expiry, _pack
 
 
 class NeverExpiringStore(CountingBackend):
@@ -26,7 +27,7 @@ class NeverExpiringStore(CountingBackend):
     async def load(self, key: str) -> StoredSession | None:
         self._count("load")
         entry = self.inner._data.get(bytes.fromhex(key))
-        return None if entry is None else StoredSession(entry[1], entry[0])
+        return None if entry is None else StoredSession(entry[_HEAD:], _expiry(entry))
 
     async def save(
         self,
@@ -41,7 +42,7 @@ class NeverExpiringStore(CountingBackend):
         k = bytes.fromhex(key)
         if replace_only and k not in self.inner._data:
             return False
-        self.inner._data[k] = (time.time() + ttl, value, None)
+        self.inner._data[k] = _pack(time.time() + ttl) + value
         return True
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 from urllib.parse import parse_qsl, urlsplit
@@ -18,8 +19,17 @@ from sanic_cookies._errors import ConfigurationError
 
 __all__ = ["MemoryBackend"]
 
-# (expires_at, value, user_id): a tuple costs less memory than an object per session.
-_Entry = tuple[float, bytes, str | None]
+# A session is one bytes object: its expiry (an 8-byte double) then its value. No
+# tuple and no float object per session: about 100 bytes less than (expiry, value, user).
+_EXPIRY = struct.Struct("<d")
+_HEAD = _EXPIRY.size
+_pack = _EXPIRY.pack
+_unpack = _EXPIRY.unpack_from
+
+
+def _expiry(entry: bytes) -> float:
+    expires_at: float = _unpack(entry)[0]
+    return expires_at
 
 
 class MemoryBackend(Backend):
@@ -46,7 +56,8 @@ class MemoryBackend(Backend):
         self.max_entries = max_entries
         self.sweep_interval = sweep_interval
         # Keys are kept as 32 raw bytes rather than 64 hex characters: half the memory.
-        self._data: dict[bytes, _Entry] = {}
+        self._data: dict[bytes, bytes] = {}
+        self._owners: dict[bytes, str] = {}  # the user of each session that has one
         self._users: dict[str, set[bytes]] = {}
         self._locks: dict[str, Any] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -86,9 +97,12 @@ class MemoryBackend(Backend):
 
     async def load(self, key: str) -> StoredSession | None:
         entry = self._data.get(bytes.fromhex(key))
-        if entry is None or entry[0] <= now():
+        if entry is None:
             return None
-        return StoredSession(entry[1], entry[0])
+        expires_at = _expiry(entry)
+        if expires_at <= now():
+            return None
+        return StoredSession(entry[_HEAD:], expires_at)
 
     async def save(
         self,
@@ -101,33 +115,36 @@ class MemoryBackend(Backend):
     ) -> bool:
         k = bytes.fromhex(key)
         old = self._data.pop(k, None)
-        if old is not None and old[0] <= now():
-            self._unindex(k, old[2])
+        old_user = self._owners.get(k) if old is not None else None
+        if old is not None and _expiry(old) <= now():
+            self._unindex(k, old_user)
             old = None
         if old is None and replace_only:
             return False
-        if old is not None and old[2] != user_id:
-            self._unindex(k, old[2])
+        if old is not None and old_user != user_id:
+            self._unindex(k, old_user)
         if user_id is not None:
             self._users.setdefault(user_id, set()).add(k)
-        self._data[k] = (now() + ttl, value, user_id)
+            self._owners[k] = user_id
+        self._data[k] = _pack(now() + ttl) + value
         if self.max_entries is not None and len(self._data) > self.max_entries:
             oldest = next(iter(self._data))
-            self._unindex(oldest, self._data.pop(oldest)[2])
+            del self._data[oldest]
+            self._unindex(oldest, self._owners.get(oldest))
         return True
 
     async def delete(self, key: str) -> None:
         k = bytes.fromhex(key)
         old = self._data.pop(k, None)
         if old is not None:
-            self._unindex(k, old[2])
+            self._unindex(k, self._owners.get(k))
 
     async def touch(self, key: str, ttl: float) -> bool:
         k = bytes.fromhex(key)
         entry = self._data.get(k)
-        if entry is None or entry[0] <= now():
+        if entry is None or _expiry(entry) <= now():
             return False
-        self._data[k] = (now() + ttl, entry[1], entry[2])
+        self._data[k] = _pack(now() + ttl) + entry[_HEAD:]
         return True
 
     def lock(self, key: str, *, timeout: float, lease: float) -> SessionLock:
@@ -138,8 +155,8 @@ class MemoryBackend(Backend):
         found = {}
         for k in self._users.get(user_id, ()):
             entry = self._data.get(k)
-            if entry is not None and entry[0] > t:
-                found[k.hex()] = StoredSession(entry[1], entry[0])
+            if entry is not None and _expiry(entry) > t:
+                found[k.hex()] = StoredSession(entry[_HEAD:], _expiry(entry))
         return found
 
     async def delete_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
@@ -152,7 +169,8 @@ class MemoryBackend(Backend):
                 continue
             entry = self._data.pop(k, None)
             keys.discard(k)
-            if entry is not None and entry[0] > t:
+            self._owners.pop(k, None)
+            if entry is not None and _expiry(entry) > t:
                 deleted += 1
         if not keys:
             self._users.pop(user_id, None)
@@ -161,11 +179,11 @@ class MemoryBackend(Backend):
     def sweep(self) -> int:
         """Drop every expired entry now; return how many went."""
         t = now()
-        expired = [k for k, entry in self._data.items() if entry[0] <= t]
+        expired = [k for k, entry in self._data.items() if _expiry(entry) <= t]
         for k in expired:
             entry = self._data.pop(k, None)
             if entry is not None:
-                self._unindex(k, entry[2])
+                self._unindex(k, self._owners.get(k))
         return len(expired)
 
     async def _sweep_forever(self) -> None:
@@ -176,6 +194,7 @@ class MemoryBackend(Backend):
     def _unindex(self, k: bytes, user_id: str | None) -> None:
         if user_id is None:
             return
+        self._owners.pop(k, None)
         keys = self._users.get(user_id)
         if keys is not None:
             keys.discard(k)
