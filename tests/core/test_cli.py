@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
 import pytest
+from environment import everything_installed, require_module
 
 from sanic_cookies import Backend, SessionLock, StoredSession, register
 from sanic_cookies._cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, main, redact
@@ -116,7 +117,7 @@ def test_keygen_prints_fernet_format_keys(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_keygen_keys_are_accepted_by_fernet(capsys: pytest.CaptureFixture[str]) -> None:
-    fernet = pytest.importorskip("cryptography.fernet")
+    fernet = require_module("cryptography.fernet", "cryptography")
     _, out, _ = run(capsys, "keygen")
     f = fernet.Fernet(out.strip())
     assert f.decrypt(f.encrypt(b"x")) == b"x"
@@ -138,12 +139,7 @@ def test_ddl_without_the_postgres_package_names_the_install_command(
 
 
 def _postgres_ddl() -> Any:
-    try:
-        from sanic_cookies.backends import postgres
-    except ImportError:
-        pytest.skip("sanic-cookies-postgres is not installed in this environment")
-    if not hasattr(postgres, "ddl"):
-        pytest.skip("sanic_cookies.backends.postgres has no ddl() yet")
+    postgres = require_module("sanic_cookies.backends.postgres", "sanic-cookies-postgres")
     return postgres.ddl
 
 
@@ -158,7 +154,7 @@ def test_ddl_prints_the_backends_table(capsys: pytest.CaptureFixture[str]) -> No
 async def test_ddl_output_creates_a_working_table(postgres_dsn: str, run_id: str) -> None:
     """The printed DDL runs on a real server (in a schema of its own, dropped after)."""
     ddl = _postgres_ddl()
-    asyncpg = pytest.importorskip("asyncpg")
+    asyncpg = require_module("asyncpg", "asyncpg")
     schema = f"sctest_cli_{run_id}"
     done = await asyncio.to_thread(
         subprocess.run,
@@ -311,6 +307,8 @@ def _real_backend_or_skip(url: str, **options: Any) -> None:
     try:
         backend_from_url(url, **options)
     except BackendNotFound as exc:
+        if everything_installed():
+            pytest.fail(f"{exc} (every distribution should be installed here)")
         pytest.skip(str(exc))
 
 
@@ -325,7 +323,7 @@ def test_check_real_redis(
 
 
 async def _drop_schema(dsn: str, schema: str) -> None:
-    asyncpg = pytest.importorskip("asyncpg")
+    asyncpg = require_module("asyncpg", "asyncpg")
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from importlib.util import find_spec
 from typing import Any
 
 import pytest
 from cookie_support import Clock, build_app, new_key, serve
+from environment import require_module
 from sanic import Sanic
 
 from sanic_cookies import Backend, ConfigurationError, backend_from_url
@@ -180,8 +180,7 @@ def _memory() -> Backend:
 
 
 def _redis(request: pytest.FixtureRequest) -> Backend:
-    if find_spec("sanic_cookies.backends.redis") is None:
-        pytest.skip("sanic-cookies-redis is not installed")
+    require_module("sanic_cookies.backends.redis", "sanic-cookies-redis")
     url = request.getfixturevalue("redis_url")
     prefix = request.getfixturevalue("redis_key_prefix")
     return backend_from_url(f"{url}?prefix={prefix}ckrev{secrets.token_hex(4)}:")

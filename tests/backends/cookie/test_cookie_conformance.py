@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import secrets
-from importlib.util import find_spec
 from typing import ClassVar
 
 import pytest
 from cookie_support import new_key
+from environment import require_module
 
 from sanic_cookies import ClientSideBackend, backend_from_url
 from sanic_cookies.backends.cookie import CookieBackend
@@ -58,8 +58,7 @@ class TestCookieFromUrlWithRevocationUrl(_Keys):
 class TestCookieWithRedisRevocation(_Keys):
     @pytest.fixture(autouse=True)
     def _redis(self, redis_url: str, redis_key_prefix: str) -> None:
-        if find_spec("sanic_cookies.backends.redis") is None:
-            pytest.skip("sanic-cookies-redis is not installed")
+        require_module("sanic_cookies.backends.redis", "sanic-cookies-redis")
         self._url = f"{redis_url}?prefix={redis_key_prefix}ck{secrets.token_hex(4)}:"
 
     async def make_backend(self) -> ClientSideBackend:

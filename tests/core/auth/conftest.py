@@ -5,7 +5,8 @@ its id, the module that must be importable (None for in-tree ones) and a
 builder taking the pytest request (use ``request.getfixturevalue("redis_url")``
 and friends for servers) and returning what ``AuthSession(backend=...)``
 accepts: a URL or a `Backend` instance. A backend whose distribution is not
-installed is skipped, or fails under ``CI=true``. Client-side backends (no
+installed is skipped, or fails where every distribution must be (see
+tests/environment.py). Client-side backends (no
 user index) are expected to raise `UnsupportedOperation` from
 ``logout_everywhere``/``list_sessions``; the tests check that.
 """
@@ -15,11 +16,11 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Iterator
-from importlib.util import find_spec
 from typing import Any
 
 import pytest
 from auth_support import ProxyBackend, SignedCookieBackend, build_app
+from environment import require_module
 from sanic import Sanic
 
 from sanic_cookies import AuthSession, Backend
@@ -87,19 +88,12 @@ def _cookie_backend() -> Backend:
     return CookieBackend(keys=[key], revocation=MemoryBackend())
 
 
-def _missing_package(module: str) -> None:
-    message = f"{module} is not installed"
-    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-        pytest.fail(f"{message} (CI=true: every backend must be tested)")
-    pytest.skip(message)
-
-
 @pytest.fixture(params=list(AUTH_BACKENDS))
 def auth_backend(request: pytest.FixtureRequest) -> Backend | str:
     """A fresh backend (URL or instance) for one test's AuthSession."""
     module, build = AUTH_BACKENDS[request.param]
-    if module is not None and find_spec(module) is None:
-        _missing_package(module)
+    if module is not None:
+        require_module(module, "sanic-cookies-" + module.rsplit(".", 1)[-1])
     return build(request)
 
 

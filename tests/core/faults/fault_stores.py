@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, distribution
 from typing import Any
 
 import pytest
+from environment import require_module
 
 _DISTRIBUTIONS = {"redis": "sanic-cookies-redis", "postgres": "sanic-cookies-postgres"}
 
@@ -35,7 +36,7 @@ def backend_module(kind: str) -> Any:
     try:
         distribution(dist)
     except PackageNotFoundError:
-        pytest.skip(f"{dist} is not installed (core-only environment)")
+        require_module(f"sanic_cookies.backends.{kind}", dist)  # skips, or fails if required
     try:
         return importlib.import_module(f"sanic_cookies.backends.{kind}")
     except ImportError as exc:
