@@ -47,6 +47,10 @@ _REVOKED = b"1"
 _OPTIONS = frozenset({"keys", "revocation", "max_cookie_size"})
 
 
+# How many recently opened tokens `CookieBackend` remembers the session id of.
+_RECENT_SIDS = 1024
+
+
 class CookieBackend(ClientSideBackend):
     """Sessions kept in an encrypted cookie (``cookie://``): no server state at all.
 
@@ -127,6 +131,10 @@ class CookieBackend(ClientSideBackend):
     ) -> None:
         super().__init__()
         self._keyring = build_keyring(parse_keys(keys))
+        # Session ids of tokens `decode_cookie` opened lately, by token: the request that
+        # writes a new token then skips decrypting its previous one again (~30 µs). The
+        # keyring never changes, so a token always opens to the same id.
+        self._recent_sids: dict[str, bytes] = {}
         if (
             isinstance(max_cookie_size, bool)
             or not isinstance(max_cookie_size, int)
@@ -198,6 +206,9 @@ class CookieBackend(ClientSideBackend):
         opened = self._open(token)
         if opened is None:
             return None
+        if len(self._recent_sids) >= _RECENT_SIDS:
+            self._recent_sids.clear()
+        self._recent_sids[token] = opened.sid  # (a str: `_open` refuses anything else)
         t = now()
         expires_at = min(opened.expires_at, opened.deadline)
         if opened.issued > t + _CLOCK_SKEW:
@@ -275,6 +286,9 @@ class CookieBackend(ClientSideBackend):
 
     def _session_id(self, previous: str | None) -> bytes:
         if previous is not None:
+            sid = self._recent_sids.pop(previous, None)
+            if sid is not None:
+                return sid
             opened = self._open(previous)
             if opened is not None:
                 return opened.sid
