@@ -263,12 +263,14 @@ def pg_raw_app(options: StoreOptions) -> Sanic[Any, Any]:
 # -- sanic-cookies ---------------------------------------------------------------------------
 
 
-def _session_app(name: str, backend: Any, **settings: Any) -> Sanic[Any, Any]:
+def _session_app(
+    name: str, backend: Any, backend_options: dict[str, Any] | None = None
+) -> Sanic[Any, Any]:
     from sanic_cookies import Session
 
     app = _app(name)
     # warn_lock off: the read-only scenario reads after `load()` on purpose.
-    Session(app, backend=backend, warn_lock=False, **settings)
+    Session(app, backend=backend, backend_options=backend_options, warn_lock=False)
 
     async def rmw(request: Request) -> HTTPResponse:
         async with request.ctx.session as sess:
@@ -321,6 +323,13 @@ def postgres_sqla_app(options: StoreOptions) -> Sanic[Any, Any]:
     return _session_app("postgres-sqla", url)
 
 
+def cookie_app(options: StoreOptions) -> Sanic[Any, Any]:
+    """sanic-cookies with the encrypted-cookie backend (a fresh key per server)."""
+    from cryptography.fernet import Fernet
+
+    return _session_app("cookie", "cookie://", {"keys": [Fernet.generate_key().decode()]})
+
+
 AppFactory = Callable[[StoreOptions], Sanic[Any, Any]]
 
 #: Every app by name. Backends that are not installed fail when built, not when listed.
@@ -334,4 +343,5 @@ APPS: dict[str, AppFactory] = {
     "redis": redis_app,
     "postgres": postgres_app,
     "postgres-sqla": postgres_sqla_app,
+    "cookie": cookie_app,
 }

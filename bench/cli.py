@@ -41,11 +41,13 @@ from bench.stores import (
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# In the order they run: new visitors last, since every one of them adds a session to
+# the store (tens of thousands), which would weigh on the scenarios after it.
 SCENARIOS = {
     "rmw": "returning visitor: read + increment + write inside `async with`",
-    "new": "new visitor: no cookie, a session is created",
     "untouched": "session cookie sent, handler never touches the session",
     "read": "read-only: `await request.ctx.session.load()`",
+    "new": "new visitor: no cookie, a session is created",
 }
 
 
@@ -73,6 +75,7 @@ TARGETS = {
     "postgres-sqla": Target(
         "postgres-sqla", "sanic_cookies.backends.postgres", "pg-raw", "postgres"
     ),
+    "cookie": Target("cookie", "sanic_cookies.backends.cookie", None, None),
 }
 FLOOR_STORES = {"dict": None, "redis-raw": "redis", "pg-raw": "postgres"}
 
@@ -666,7 +669,7 @@ async def benchmark(args: argparse.Namespace) -> str:
             print(f"creating {args.sessions} sessions per app ...", file=sys.stderr, flush=True)
             for server in servers.values():
                 server.cookies = await create_sessions(server, args.sessions)
-            for scenario in args.scenarios:
+            for scenario in sorted(args.scenarios, key=list(SCENARIOS).index):
                 results[scenario] = await timed_rounds(servers, scenario, args, tool, True)
 
         memory = None if args.no_memory else measure_memory(args.memory_sessions)
@@ -694,7 +697,7 @@ async def profile(args: argparse.Namespace) -> str:
     tool = "python" if tool == "auto" else tool
     async with contextlib.AsyncExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-"))
-        wanted = [n for n, t in TARGETS.items() if t.app == app]
+        wanted = [n for n, t in TARGETS.items() if t.app == app or t.floor == app]
         options, _ = await _stores(args, wanted, stack)
         out = Path(tmp) / "profile.txt"
         server = start_server(app, options, Path(tmp), core=args.server_core, profile=out)

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 MARK = "BENCHJSON "
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ def _parse(stdout: str, tool: str) -> LoadResult:
 async def _run(cmd: list[str], core: int | None, limit: float) -> str:
     proc = await asyncio.create_subprocess_exec(
         *cmd,
+        cwd=ROOT,  # where ``-m bench.loadgen`` is found
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         preexec_fn=_preexec(core),

@@ -40,10 +40,12 @@ def _record(data: dict[str, Any]) -> bytes:
 
 
 def _getsizeof_deep(backend: Any) -> int:
-    total = sys.getsizeof(backend._data)
+    """Bytes of the backend's dicts, keys and entries (and an entry tuple's items)."""
+    total = sum(sys.getsizeof(d) for d in (backend._data, getattr(backend, "_owners", {})))
     for key, entry in backend._data.items():
         total += sys.getsizeof(key) + sys.getsizeof(entry)
-        total += sum(sys.getsizeof(item) for item in entry if item is not None)
+        if isinstance(entry, tuple):
+            total += sum(sys.getsizeof(item) for item in entry if item is not None)
     return total
 
 
@@ -76,13 +78,44 @@ async def memory_backend_bytes(sessions: int) -> dict[str, Any]:
     }
 
 
+#: A typical logged-in session: a CSRF token and a preference, and who is logged in.
+AUTH_DATA: dict[str, Any] = {"csrf": "x" * 43, "theme": "dark"}
+AUTH_USER: dict[str, Any] = {"id": 12345, "name": "alice", "roles": ["customer"]}
+
+
 async def cookie_bytes() -> dict[str, Any] | None:
     """Encoded cookie size of a typical logged-in session; None without the cookie backend."""
     try:
-        from sanic_cookies.backends import cookie  # noqa: F401
+        from cryptography.fernet import Fernet
+
+        from sanic_cookies.backends.cookie import CookieBackend
     except ImportError:
         return None
-    return None
+    import msgspec
+
+    from sanic_cookies._record import AuthInfo, SessionRecord, encode_data, encode_record
+    from sanic_cookies._set_cookie import SessionCookie
+
+    t = time.time()
+    ttl = 30 * 86400.0
+    record = encode_record(
+        SessionRecord(
+            data=msgspec.Raw(encode_data(AUTH_DATA)),
+            created=t,
+            deadline=t + 90 * 86400,
+            ttl=ttl,
+            persistent=False,  # auth sessions default to browser-session cookies
+            auth=AuthInfo(user=AUTH_USER, user_id="12345", login_at=t),
+        )
+    )
+    backend = CookieBackend(keys=[Fernet.generate_key().decode()])
+    token = await backend.encode_cookie(record, ttl, deadline=t + 90 * 86400)
+    header = str(SessionCookie("session", token, secure=True, httponly=True, samesite="Lax"))
+    return {
+        "record_bytes": len(record),
+        "cookie_bytes": len(token),
+        "header_bytes": len(f"Set-Cookie: {header}"),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
