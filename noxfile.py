@@ -308,8 +308,13 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Run bench/run.py if it exists."""
+    """Benchmark (bench/run.py): bare Sanic, hand-written floors, every backend; a few minutes.
+
+    Arguments after ``--`` go to the script, e.g. ``nox -s bench -- --duration 5 --rounds 5``,
+    ``-- --targets memory redis``, ``-- --profile memory:rmw`` (installs pyinstrument).
+    """
     if not (ROOT / "bench" / "run.py").is_file():
         session.skip("bench/run.py does not exist yet")
-    session.install(*editable(*ALL_MEMBERS))
+    profiling = any(arg.startswith("--profile") for arg in session.posargs)
+    session.install(*editable(*ALL_MEMBERS), *(["pyinstrument"] if profiling else []))
     session.run("python", "bench/run.py", *session.posargs)
