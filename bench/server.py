@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import signal
@@ -71,16 +70,6 @@ def main(argv: list[str] | None = None) -> None:
     app = APPS[args.app](StoreOptions(**json.loads(args.options)))
     if args.profile:
         _attach_profiler(app, args.profile)
-    if os.environ.get("BENCH_GC") == "off":
-        gc.disable()
-    if os.environ.get("BENCH_GC") == "freeze":
-
-        @app.after_server_start
-        async def freeze(app: Sanic[Any, Any]) -> None:
-            # Start-up objects move to the permanent generation: full collections skip them.
-            gc.collect()
-            gc.freeze()
-
     app.run(
         host="127.0.0.1",
         port=args.port,
