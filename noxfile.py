@@ -45,6 +45,23 @@ HEAVY_TESTS = [
     "tests/backends/cookie/test_cookie_fuzz.py",
 ]
 
+# What the wheels session runs against the installed wheels: every distribution's
+# conformance suite and its end-to-end path through an app, the out-of-tree backend, and
+# every documented example (they import what users import).
+WHEEL_TESTS = [
+    "tests/core/backends",
+    "tests/core/test_roundtrip.py",
+    "tests/core/test_third_party_backend.py",
+    "tests/core/auth/test_login.py",
+    "tests/backends/redis/test_redis_conformance.py",
+    "tests/backends/redis/test_redis_round_trips.py",
+    "tests/backends/postgres/test_postgres_conformance.py",
+    "tests/backends/postgres/test_e2e.py",
+    "tests/backends/cookie/test_cookie_conformance.py",
+    "tests/backends/cookie/test_cookie_app.py",
+    "tests/docs",
+]
+
 LINT_PATHS = ["packages", "tests", "noxfile.py", "examples", "bench"]
 
 BACKEND_MODULES = [
@@ -225,7 +242,7 @@ def wheels(session: nox.Session) -> None:
             "pytest",
             "-p",
             "no:cacheprovider",
-            *(session.posargs or ["tests", *ignore(HEAVY_TESTS)]),
+            *(session.posargs or WHEEL_TESTS),
             # Links point into the checkout (packages/, LICENSE): checked by ``tests``.
             "--deselect=tests/docs/test_docs_examples.py::test_relative_links_resolve",
             env={"PYTHONPATH": "", **EVERYTHING_INSTALLED},
