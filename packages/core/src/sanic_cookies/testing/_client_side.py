@@ -17,6 +17,8 @@ from sanic_cookies._backend import ClientSideBackend
 from sanic_cookies._errors import LockTimeout, SessionTooLarge, UnsupportedOperation
 from sanic_cookies._ids import store_key
 
+from ._opened import opened
+
 __all__ = ["ClientSideBackendConformance", "KeyRotation"]
 
 # RFC 6265 cookie-octet: printable ASCII but space, '"', ',', ';' and '\'.
@@ -78,21 +80,13 @@ class ClientSideBackendConformance:
 
     @pytest_asyncio.fixture
     async def backend(self) -> AsyncIterator[ClientSideBackend]:
-        backend = await self.make_backend()
-        await backend.open()
-        try:
+        async with opened(await self.make_backend()) as backend:
             yield backend
-        finally:
-            await backend.close()
 
     @pytest_asyncio.fixture
     async def foreign(self) -> AsyncIterator[ClientSideBackend]:
-        backend = await self.make_foreign_backend()
-        await backend.open()
-        try:
+        async with opened(await self.make_foreign_backend()) as backend:
             yield backend
-        finally:
-            await backend.close()
 
     @pytest_asyncio.fixture
     async def rotation(self) -> AsyncIterator[KeyRotation]:

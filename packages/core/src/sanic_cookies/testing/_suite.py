@@ -14,6 +14,8 @@ from sanic_cookies._backend import Backend, StoredSession
 from sanic_cookies._errors import LockLost, LockTimeout, UnsupportedOperation
 from sanic_cookies._ids import new_session_id, store_key
 
+from ._opened import opened
+
 __all__ = ["BackendConformance", "decode_stored", "encode_value"]
 
 
@@ -58,12 +60,8 @@ class BackendConformance:
 
     @pytest_asyncio.fixture
     async def backend(self) -> AsyncIterator[Backend]:
-        backend = await self.make_backend()
-        await backend.open()
-        try:
+        async with opened(await self.make_backend()) as backend:
             yield backend
-        finally:
-            await backend.close()
 
     # -- load / save / delete -------------------------------------------------
 
