@@ -11,10 +11,10 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Self
 
+from core_support import CountingBackend
 from sanic import Blueprint, Request, Sanic, json, text
 from sanic.response import HTTPResponse, redirect
 from sanic.views import HTTPMethodView
@@ -32,7 +32,6 @@ from sanic_cookies import (
     safe_next,
 )
 from sanic_cookies._backend import now
-from sanic_cookies.backends.memory import MemoryBackend
 
 Sanic.test_mode = True
 
@@ -101,55 +100,22 @@ class Browser:
         return Browser(self.app, self.jar)
 
 
-class ProxyBackend(Backend):
-    """A third-party-style backend the core knows nothing about; counts every store call."""
+class ProxyBackend(CountingBackend):
+    """A third-party-style backend the core knows nothing about; counts every store call.
+
+    `CountingBackend`'s forwarding and counting, under its own name, with a plain
+    `LocalLock` over this backend (not the memory store's lock): a locked load or
+    save therefore goes through, and is counted as, `load` / `save`.
+    """
 
     name: ClassVar[str] = "proxy"
-    supports_user_index: ClassVar[bool] = True
 
     def __init__(self) -> None:
-        self.inner = MemoryBackend()
-        self.calls: Counter[str] = Counter()
+        super().__init__()
         self._locks: dict[str, Any] = {}
-
-    @classmethod
-    def from_url(cls, url: str, **options: Any) -> Self:
-        return cls()
-
-    async def load(self, key: str) -> StoredSession | None:
-        self.calls["load"] += 1
-        return await self.inner.load(key)
-
-    async def save(
-        self,
-        key: str,
-        value: bytes,
-        ttl: float,
-        *,
-        user_id: str | None = None,
-        replace_only: bool = False,
-    ) -> bool:
-        self.calls["save"] += 1
-        return await self.inner.save(key, value, ttl, user_id=user_id, replace_only=replace_only)
-
-    async def delete(self, key: str) -> None:
-        self.calls["delete"] += 1
-        await self.inner.delete(key)
-
-    async def touch(self, key: str, ttl: float) -> bool:
-        self.calls["touch"] += 1
-        return await self.inner.touch(key, ttl)
 
     def lock(self, key: str, *, timeout: float, lease: float) -> SessionLock:
         return LocalLock(self, self._locks, key, timeout=timeout)
-
-    async def list_user_sessions(self, user_id: str) -> Mapping[str, StoredSession]:
-        self.calls["list_user_sessions"] += 1
-        return await self.inner.list_user_sessions(user_id)
-
-    async def delete_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
-        self.calls["delete_user_sessions"] += 1
-        return await self.inner.delete_user_sessions(user_id, keep=keep)
 
 
 class SignedCookieBackend(ClientSideBackend):
