@@ -38,8 +38,8 @@ class Counts:
         self.names.clear()
 
 
-class _RespParser:
-    """Counts complete RESP commands (arrays of bulk strings) in a client stream."""
+class _StreamParser:
+    """Buffers a client stream and hands each complete message to `_one`."""
 
     def __init__(self, counts: Counts) -> None:
         self.counts = counts
@@ -52,6 +52,14 @@ class _RespParser:
             if used == 0:
                 return
             self.buf = self.buf[used:]
+
+    def _one(self) -> int:
+        """Count the message at the start of `buf`; return its length, or 0 if incomplete."""
+        raise NotImplementedError
+
+
+class _RespParser(_StreamParser):
+    """Counts complete RESP commands (arrays of bulk strings) in a client stream."""
 
     def _one(self) -> int:
         buf = self.buf
@@ -91,23 +99,14 @@ class _RespParser:
 _SSL_REQUEST, _GSS_REQUEST, _PROTOCOL_3 = 80877103, 80877104, 196608
 
 
-class _PgParser:
+class _PgParser(_StreamParser):
     """Counts statements (Query and Execute messages) in a PostgreSQL client stream."""
 
     def __init__(self, counts: Counts) -> None:
-        self.counts = counts
-        self.buf = b""
+        super().__init__(counts)
         self.started = False
         self.statements: dict[bytes, str] = {}  # prepared statement name -> SQL
         self.portals: dict[bytes, str] = {}  # portal name -> SQL of its statement
-
-    def feed(self, data: bytes) -> None:
-        self.buf += data
-        while True:
-            used = self._one()
-            if used == 0:
-                return
-            self.buf = self.buf[used:]
 
     def _one(self) -> int:
         buf = self.buf
