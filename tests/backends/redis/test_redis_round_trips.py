@@ -1,8 +1,10 @@
 """Redis commands per request, counted with MONITOR on a private redis-server.
 
-Every backend operation is one EVALSHA, and nothing is pipelined, so top-level
-commands are round trips. Commands run inside scripts show up in MONITOR as
-``lua`` and are not round trips; they are excluded. ``INFO commandstats``
+Every backend operation is one EVALSHA, and a request awaits each reply before
+it sends its next command (auto-pipelining only shares writes between
+concurrent requests), so a request's top-level commands are its round trips.
+Commands run inside scripts show up in MONITOR as ``lua`` and are not round
+trips; they are excluded. ``INFO commandstats``
 (EVALSHA calls) cross-checks the count.
 """
 

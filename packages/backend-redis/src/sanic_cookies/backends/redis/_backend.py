@@ -14,9 +14,10 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import AuthenticationError, AuthorizationError, ResponseError
 from sanic_cookies import Backend, ConfigurationError, LockLost, StoredSession
 
-from ._client import AnyRedis, Scripts, build_client, ms, public_location
+from ._client import AnyRedis, Runner, Scripts, build_client, ms, public_location
 from ._keys import KeySpace
 from ._lock import RedisLock
+from ._pipeline import AutoPipeline
 
 __all__ = ["RedisBackend"]
 
@@ -55,6 +56,12 @@ class RedisBackend(Backend):
     loads, `save_and_release` writes and releases, so a locked
     read-modify-write costs two round trips and an untouched session none.
 
+    On one server (not a cluster) the commands of concurrent requests are
+    auto-pipelined: those issued in the same event-loop tick go out in one
+    write on one dedicated connection (see `AutoPipeline`), which costs the
+    worker 3-4 times less CPU per command than redis-py's connection pool.
+    Each request still waits for its own reply only.
+
     Redis being down or unreachable makes each call fail within the connect
     timeout (1 s) or reply timeout (2 s); the core answers 503 and logs one
     line. The client reconnects by itself when Redis is back; nothing is
@@ -75,6 +82,10 @@ class RedisBackend(Backend):
             instead of building one. It must not decode responses.
         prefix: Prepended to every key (no ``{`` or ``}``).
         cluster: Build a `RedisCluster` client from `url`.
+        auto_pipeline: Send the commands of one server through one shared,
+            pipelined connection (made with the client's settings, outside
+            its pool). False sends each through the client's pool. Ignored
+            on Redis Cluster, where commands always go through the client.
         **client_options: Keyword arguments for the redis-py client, over
             these defaults: ``socket_connect_timeout=1.0``,
             ``socket_timeout=2.0``, no automatic retries (see
@@ -104,6 +115,7 @@ class RedisBackend(Backend):
         client: AnyRedis | None = None,
         prefix: str = "session:",
         cluster: bool = False,
+        auto_pipeline: bool = True,
         **client_options: Any,
     ) -> None:
         self._keys = KeySpace(prefix)
@@ -126,6 +138,8 @@ class RedisBackend(Backend):
         self._client_options = client_options
         self._given = client
         self._client: AnyRedis | None = client
+        self._auto_pipeline = auto_pipeline
+        self._pipeline: AutoPipeline | None = None
         self._scripts_cache: Scripts | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         if client is None:
@@ -137,15 +151,17 @@ class RedisBackend(Backend):
 
         Besides what redis-py reads from a URL (db in the path, user and
         password, ``socket_timeout``, ``max_connections``, ... in the query),
-        the query string may hold ``prefix`` (the key prefix) and
-        ``cluster=true`` (same as a ``redis+cluster://`` scheme)::
+        the query string may hold ``prefix`` (the key prefix),
+        ``cluster=true`` (same as a ``redis+cluster://`` scheme) and
+        ``auto_pipeline=false``::
 
             redis://:pw@localhost:6379/0?prefix=shop:sess:&socket_timeout=1
             rediss+cluster://node1:7000?prefix=shop:
 
         Args:
             url: A ``redis``, ``rediss``, ``redis+cluster`` or ``rediss+cluster`` URL.
-            **options: ``prefix``, ``cluster``, ``client`` or redis-py client options.
+            **options: ``prefix``, ``cluster``, ``auto_pipeline``, ``client`` or
+                redis-py client options.
 
         Raises:
             ConfigurationError: An unknown scheme or a bad option value.
@@ -164,6 +180,8 @@ class RedisBackend(Backend):
                 kwargs["prefix"] = value
             elif name == "cluster":
                 kwargs["cluster"] = _flag(name, value) or cluster
+            elif name == "auto_pipeline":
+                kwargs["auto_pipeline"] = _flag(name, value)
             else:
                 query.append((name, value))
         kwargs.update(options)
@@ -181,15 +199,21 @@ class RedisBackend(Backend):
             self._client = build_client(
                 self._url, cluster=self._cluster, options=dict(self._client_options)
             )
-            self._scripts_cache = None
+            self._scripts_cache = self._pipeline = None
         return self._client
 
     @property
     def _scripts(self) -> Scripts:
-        client = self.client
         if self._scripts_cache is None:
-            self._scripts_cache = Scripts(client)
+            self._scripts_cache = Scripts(self._runner())
         return self._scripts_cache
+
+    def _runner(self) -> Runner:
+        client = self.client
+        if isinstance(client, RedisCluster) or not self._auto_pipeline:
+            return client.execute_command
+        self._pipeline = AutoPipeline(client.connection_pool)
+        return self._pipeline.execute
 
     async def open(self) -> None:
         """Connect, check Redis answers, and load the scripts into its cache.
@@ -207,12 +231,16 @@ class RedisBackend(Backend):
             if isinstance(client, RedisCluster):  # SCRIPT LOAD goes to every primary
                 await client.ping()
                 await asyncio.gather(*(client.script_load(s.script) for s in scripts.all()))
-            else:  # one round trip
-                pipe = client.pipeline(transaction=False)
-                pipe.ping()
-                for script in scripts.all():
-                    pipe.script_load(script.script)
-                await pipe.execute()
+            else:  # auto-pipelined: one round trip, which also opens the shared connection
+                run = scripts.run
+                replies = await asyncio.gather(
+                    run("PING"),
+                    *(run("SCRIPT", "LOAD", s.script) for s in scripts.all()),
+                    return_exceptions=True,
+                )
+                for reply in replies:
+                    if isinstance(reply, BaseException):
+                        raise reply
         except Exception as exc:
             refused = isinstance(exc, AuthenticationError | AuthorizationError) or (
                 isinstance(exc, ResponseError) and "DB index" in str(exc)
@@ -230,15 +258,21 @@ class RedisBackend(Backend):
             )
 
     async def close(self) -> None:
-        """Finish background lock releases and close the client, unless it was given to us."""
+        """Finish background lock releases and close the client, unless it was given to us.
+
+        The auto-pipeline's connection is closed in both cases.
+        """
         tasks, self._tasks = self._tasks, set()
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=1.0)
             for task in pending:
                 task.cancel()
+        pipeline, self._pipeline = self._pipeline, None
+        self._scripts_cache = None
+        if pipeline is not None:
+            await pipeline.aclose()
         if self._given is None:
             client, self._client = self._client, None
-            self._scripts_cache = None
             if client is not None:
                 await client.aclose()
 

@@ -1,8 +1,10 @@
-"""Building the redis-py asyncio client, and the scripts registered on it."""
+"""Building the redis-py asyncio client, and calling the scripts through it."""
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
@@ -10,7 +12,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 from sanic_cookies import ConfigurationError
 
 from . import _scripts
@@ -19,6 +21,8 @@ __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_SOCKET_TIMEOUT",
     "AnyRedis",
+    "Runner",
+    "Script",
     "Scripts",
     "build_client",
     "ms",
@@ -27,6 +31,9 @@ __all__ = [
 
 #: Either kind of asyncio client: one server, or a Redis Cluster.
 AnyRedis: TypeAlias = Redis | RedisCluster
+
+#: Sends one command, returns its reply: an `AutoPipeline`'s or a client's ``execute_command``.
+Runner: TypeAlias = Callable[..., Awaitable[Any]]
 
 #: Seconds to wait for a TCP (and TLS) connection: a dead Redis fails a request this fast.
 DEFAULT_CONNECT_TIMEOUT = 1.0
@@ -79,10 +86,34 @@ def public_location(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-class Scripts:
-    """The Lua scripts of `_scripts`, registered on one client (EVALSHA, reloaded on NOSCRIPT)."""
+class Script:
+    """One Lua script, run by EVALSHA; on NOSCRIPT (a flushed or restarted server) by EVAL.
 
-    __slots__ = (
+    Not redis-py's `Script` object: that one costs a few µs more per call, and
+    its pipeline form checks SCRIPT EXISTS first, an extra round trip.
+    Sending EVAL after NOSCRIPT is safe: the script did not run, and EVAL
+    caches it again for the next EVALSHA.
+    """
+
+    __slots__ = ("_run", "script", "sha")
+
+    def __init__(self, run: Runner, script: str) -> None:
+        self._run = run
+        self.script = script
+        self.sha = hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
+
+    async def __call__(self, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
+        """Run the script on `keys` with `args`; its reply."""
+        try:
+            return await self._run("EVALSHA", self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await self._run("EVAL", self.script, len(keys), *keys, *args)
+
+
+class Scripts:
+    """The Lua scripts of `_scripts`, each sent through `run`."""
+
+    _NAMES = (
         "acquire",
         "delete",
         "delete_if_owned",
@@ -96,10 +127,13 @@ class Scripts:
         "save",
         "touch",
     )
+    __slots__ = (*_NAMES, "run")
 
-    def __init__(self, client: AnyRedis) -> None:
-        def register(source: str) -> AsyncScript:
-            return client.register_script(source)
+    def __init__(self, run: Runner) -> None:
+        self.run = run
+
+        def register(source: str) -> Script:
+            return Script(run, source)
 
         self.load = register(_scripts.LOAD)
         self.acquire = register(_scripts.ACQUIRE)
@@ -114,6 +148,6 @@ class Scripts:
         self.load_if_owned = register(_scripts.LOAD_IF_OWNED)
         self.delete_if_owned = register(_scripts.DELETE_IF_OWNED)
 
-    def all(self) -> list[AsyncScript]:
+    def all(self) -> list[Script]:
         """Every script, e.g. to load them into the server's cache at start-up."""
-        return [getattr(self, name) for name in self.__slots__]
+        return [getattr(self, name) for name in self._NAMES]
