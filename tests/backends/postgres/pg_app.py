@@ -1,7 +1,7 @@
 """The app the multi-process tests serve: ``python pg_app.py``, configured by environment.
 
-PGAPP_KIND (asyncpg | sqlalchemy), PGAPP_URL, PGAPP_SCHEMA, PGAPP_TABLE,
-PGAPP_PORT, PGAPP_WORKERS, PGAPP_DELAY (seconds between read and write),
+PGAPP_KIND (asyncpg | sqlalchemy), PGAPP_SCOPE (session | transaction), PGAPP_URL,
+PGAPP_SCHEMA, PGAPP_TABLE, PGAPP_PORT, PGAPP_WORKERS, PGAPP_DELAY (seconds between read and write),
 PGAPP_PIDFILE (where /hold writes its worker's pid).
 
 Every worker builds its own backend from the URL at start-up.
@@ -31,6 +31,7 @@ Session(
         "table": os.environ["PGAPP_TABLE"],
         "create_table": True,
         "sweep_interval": None,
+        "lock_scope": os.environ.get("PGAPP_SCOPE", "session"),
         # A few connections per worker: the shared server has other users.
         **({"max_size": 4} if KIND == "asyncpg" else {"pool_size": 4}),
     },

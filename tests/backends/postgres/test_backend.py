@@ -238,12 +238,14 @@ async def test_expiry_is_right_whatever_the_session_time_zone(
             await backend.engine.dispose()
 
 
+@pytest.mark.parametrize("scope", ["session", "transaction"])
 @pytest.mark.parametrize("kind", KINDS)
 async def test_any_bytes_and_user_id_survive_the_locked_write(
-    kind: str, make_backend: Make
+    kind: str, scope: str, make_backend: Make
 ) -> None:
-    """The locked save sends literals (one simple query): quoting must hold for any content."""
-    backend = make_backend(kind, table="literals")
+    """The transaction scope's locked save sends literals (one simple query): quoting must
+    hold for any content. (The session scope sends parameters.)"""
+    backend = make_backend(kind, table=f"literals_{scope}", lock_scope=scope)
     user = 'o\'neil\\ "é" ; DROP TABLE x; -- $$ \x01'
     value = bytes(range(256)) + b"'\\x00"
     await backend.open()
@@ -285,6 +287,49 @@ async def test_save_after_the_connection_was_killed_raises_lock_lost(
         await lock.release()  # harmless
         again = backend.lock(key, timeout=2, lease=5)  # the lock went with the connection
         assert decode_stored(await again.acquire()) == 1  # and nothing was written
+        await again.release()
+    finally:
+        await backend.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_session_scope_save_without_the_lock_writes_nothing(
+    kind: str, make_backend: Make
+) -> None:
+    """The save's unlock doubles as the fence: a lock that is not held rolls the write back."""
+    backend = make_backend(kind, table=f"fence_{kind}")
+    await backend.open()
+    try:
+        key = _key(10)
+        await backend.save(key, encode_value(1), 60)
+        lock = backend.lock(key, timeout=2, lease=30)
+        await lock.acquire()
+        await lock._checkout.conn.execute("SELECT pg_advisory_unlock_all()")  # type: ignore[union-attr]
+        with pytest.raises(LockLost):
+            await lock.save_and_release(encode_value(99), 60, replace_only=True)
+        assert decode_stored(await backend.load(key)) == 1
+    finally:
+        await backend.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_session_scope_never_overwrites_a_row_created_after_its_read(
+    kind: str, make_backend: Make
+) -> None:
+    """The lock's read cannot see a row created after its snapshot; its save must not
+    replace one (the core never does this: new sessions get new ids)."""
+    backend = make_backend(kind, table=f"created_meanwhile_{kind}")
+    await backend.open()
+    try:
+        key = _key(11)
+        lock = backend.lock(key, timeout=2, lease=30)
+        assert await lock.acquire() is None
+        await backend.save(key, encode_value(5), 60)  # someone else, without the lock
+        with pytest.raises(LockLost, match="created"):
+            await lock.save_and_release(encode_value(1), 60)
+        assert decode_stored(await backend.load(key)) == 5
+        again = backend.lock(key, timeout=2, lease=5)  # and the lock was released
+        assert decode_stored(await again.acquire()) == 5
         await again.release()
     finally:
         await backend.close()
@@ -377,12 +422,13 @@ async def test_a_database_that_refuses_fails_the_start_up(kind: str, postgres_ds
     await backend.close()
 
 
+@pytest.mark.parametrize("scope", ["session", "transaction"])
 @pytest.mark.parametrize("isolation", ["repeatable read", "serializable"])
 async def test_locked_increments_hold_whatever_the_default_isolation(
-    isolation: str, postgres_dsn: str, pg_schema: str
+    isolation: str, scope: str, postgres_dsn: str, pg_schema: str
 ) -> None:
-    """The lock's transaction is READ COMMITTED even if the server defaults to stricter levels
-    (whose single transaction snapshot, taken before the lock wait, would lose updates)."""
+    """A stricter default isolation, whose snapshot is taken before the lock wait, loses
+    nothing: the transaction scope forces READ COMMITTED, the session scope re-reads."""
     settings = {"server_settings": {"default_transaction_isolation": isolation}}
     backend = PostgresBackend(
         postgres_dsn,
@@ -390,11 +436,12 @@ async def test_locked_increments_hold_whatever_the_default_isolation(
         table="isolation",
         create_table=True,
         max_size=8,
+        lock_scope=scope,  # type: ignore[arg-type]
         pool_options=settings,
     )
     await backend.open()
     try:
-        key = _key(isolation.count(" "))
+        key = _key(isolation.count(" ") + 2 * (scope == "session"))
         await backend.save(key, encode_value(0), 60)
 
         async def increment() -> None:

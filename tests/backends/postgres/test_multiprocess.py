@@ -33,10 +33,21 @@ INCREMENTS = 400
 CONCURRENCY = 100  # client connections at once: enough to pile up on one lock
 
 
-def _env(kind: str, dsn: str, schema: str, table: str, **extra: str) -> dict[str, str]:
+# Each backend with each lock scope (see sanic_cookies.backends.postgres._lock).
+SETUPS = [
+    ("asyncpg", "session"),
+    ("sqlalchemy", "session"),
+    ("asyncpg", "transaction"),
+    ("sqlalchemy", "transaction"),
+]
+
+
+def _env(setup: str, dsn: str, schema: str, table: str, **extra: str) -> dict[str, str]:
+    kind, _, scope = setup.partition("-")
     url = dsn if kind == "asyncpg" else sqlalchemy_url(dsn)
     return {
         "PGAPP_KIND": kind,
+        "PGAPP_SCOPE": scope,
         "PGAPP_URL": url,
         "PGAPP_SCHEMA": schema,
         "PGAPP_TABLE": table,
@@ -70,11 +81,11 @@ async def _read(client: httpx.AsyncClient, cookie: str) -> int:
     return n
 
 
-@pytest.mark.parametrize("kind", ["asyncpg", "sqlalchemy"])
+@pytest.mark.parametrize("kind", ["-".join(setup) for setup in SETUPS])
 async def test_locked_increments_across_four_workers_lose_nothing(
     kind: str, postgres_dsn: str, pg_schema: str
 ) -> None:
-    env = _env(kind, postgres_dsn, pg_schema, f"multi_{kind}")
+    env = _env(kind, postgres_dsn, pg_schema, f"multi_{kind.replace('-', '_')}")
     async with AppServer(env, workers=4) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
             locked_cookie = await _start_session(client)
@@ -116,11 +127,11 @@ async def _lock_holders(dsn: str, lock_id: int) -> int:
     return held
 
 
-@pytest.mark.parametrize("kind", ["asyncpg", "sqlalchemy"])
+@pytest.mark.parametrize("kind", ["-".join(setup) for setup in SETUPS])
 async def test_sigkilled_lock_holder_frees_the_lock_and_loses_no_commit(
     kind: str, postgres_dsn: str, pg_schema: str
 ) -> None:
-    table = f"kill_{kind}"
+    table = f"kill_{kind.replace('-', '_')}"
     pidfile = Path(tempfile.mkdtemp(prefix="sc-pgkill-")) / "holder.pid"
     env = _env(kind, postgres_dsn, pg_schema, table, PGAPP_PIDFILE=str(pidfile))
     queries = Queries(qualified_name(sessions_table(MetaData(), table, pg_schema)))

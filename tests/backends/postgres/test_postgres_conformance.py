@@ -1,7 +1,8 @@
-"""Both PostgreSQL backends against the conformance suite, on the shared server.
+"""Both PostgreSQL backends, with each lock scope, against the conformance suite.
 
-`lock_has_lease` holds: the lease is ``idle_in_transaction_session_timeout``
-on the lock's transaction, so the server closes a silent holder's connection.
+`lock_has_lease` holds: the lease is ``idle_session_timeout`` (session scope) or
+``idle_in_transaction_session_timeout`` (transaction scope), so the server
+closes a silent holder's connection either way.
 """
 
 from __future__ import annotations
@@ -37,4 +38,25 @@ class TestSQLAlchemyConformance(BackendConformance):
     async def make_backend(self) -> Backend:
         return SQLAlchemyBackend.from_url(
             self.url, schema=self.schema, table="conformance_sqlalchemy", create_table=True
+        )
+
+
+class TestPostgresTransactionScopeConformance(TestPostgresConformance):
+    async def make_backend(self) -> Backend:
+        return PostgresBackend.from_url(
+            self.dsn + "?lock_scope=transaction",
+            schema=self.schema,
+            table="conformance_asyncpg_tx",
+            create_table=True,
+        )
+
+
+class TestSQLAlchemyTransactionScopeConformance(TestSQLAlchemyConformance):
+    async def make_backend(self) -> Backend:
+        return SQLAlchemyBackend.from_url(
+            self.url,
+            schema=self.schema,
+            table="conformance_sqlalchemy_tx",
+            create_table=True,
+            lock_scope="transaction",
         )

@@ -8,13 +8,13 @@ request                                round trips
 session untouched                      0
 read-only (``await load()``)           1
 new session written                    1
-locked read-modify-write               3  (BEGIN+lock, load; save+COMMIT)
-locked, nothing changed                3  (BEGIN+lock, load; ROLLBACK)
+locked read-modify-write               2  (lock+load; save+unlock)
+locked, nothing changed                2  (lock+load; unlock)
 =====================================  ============
 
-The lock+load takes two round trips, not one: see `sanic_cookies.backends.postgres._lock`
-(asyncpg cannot return rows from a round trip that also sends BEGIN, and a
-single-statement lock+load would read a snapshot older than the lock).
+With ``lock_scope="transaction"`` a locked request takes one more: ``BEGIN`` and
+the lock, then the load, then save+``COMMIT`` (or ``ROLLBACK``); see
+`sanic_cookies.backends.postgres._lock`.
 A connection's first use of each prepared statement adds one (Parse).
 """
 
@@ -33,20 +33,33 @@ from sanic_cookies.backends.postgres import PostgresBackend, PostgresStore, SQLA
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture(params=["asyncpg", "sqlalchemy"])
+LOCKED = {"session": 2, "transaction": 3}
+
+
+@pytest.fixture(
+    params=[
+        ("asyncpg", "session"),
+        ("sqlalchemy", "session"),
+        ("asyncpg", "transaction"),
+        ("sqlalchemy", "transaction"),
+    ],
+    ids=lambda p: "-".join(p),
+)
 async def counted(
     request: pytest.FixtureRequest, postgres_dsn: str, pg_schema: str
 ) -> AsyncIterator[tuple[PostgresStore, RoundTrips]]:
     """A backend on a single connection whose round trips are counted."""
     counter = RoundTrips()
+    kind, scope = request.param
     options: dict[str, Any] = {
         "schema": pg_schema,
-        "table": f"round_trips_{request.param}",
+        "table": f"round_trips_{kind}",
+        "lock_scope": scope,
         "create_table": True,
         "sweep_interval": None,
     }
     backend: PostgresStore
-    if request.param == "asyncpg":
+    if kind == "asyncpg":
         backend = PostgresBackend(
             postgres_dsn, max_size=1, pool_options={"init": counter.init}, **options
         )
@@ -99,8 +112,8 @@ async def test_round_trips_per_request(counted: tuple[PostgresStore, RoundTrips]
     assert measured == {
         "untouched": 0,
         "read-only": 1,
-        "locked read-modify-write": 3,
-        "locked, unchanged": 3,
+        "locked read-modify-write": LOCKED[backend.lock_scope],
+        "locked, unchanged": LOCKED[backend.lock_scope],
         "new session written": 1,
         "no cookie, locked read": 0,
     }
@@ -130,7 +143,9 @@ async def test_lock_steps_each_take_one_round_trip(
             counter.reset()
             await lock.release()
             released = counter.count
-        assert (acquired, saved, released) == (2, 1, 1)
-        assert counter.kinds.count("query") == 1  # the ROLLBACK is one simple query
+        assert (acquired, saved, released) == (LOCKED[backend.lock_scope] - 1, 1, 1)
+        # The transaction scope's ROLLBACK is one simple query; the session scope's
+        # unlock a prepared statement.
+        assert counter.kinds.count("query") == (backend.lock_scope == "transaction")
     finally:
         await backend.close()

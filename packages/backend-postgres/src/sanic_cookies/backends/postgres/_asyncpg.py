@@ -11,6 +11,7 @@ from sqlalchemy import Table
 from sanic_cookies._errors import ConfigurationError
 
 from ._connector import Connector, PoolConnector
+from ._lock import LockScope
 from ._options import split_url
 from ._schema import DEFAULT_TABLE
 from ._store import PostgresStore
@@ -47,6 +48,10 @@ class PostgresBackend(PostgresStore):
         command_timeout: Seconds any one statement may take.
         sweep_interval: Seconds between sweeps of expired rows; None or 0: no sweeper.
         sweep_batch: Rows deleted per sweep transaction.
+        lock_scope: ``"session"`` (2 round trips per locked read-modify-write;
+            PostgreSQL 14+, not behind a transaction-pooling proxy) or
+            ``"transaction"`` (3 round trips, works through PgBouncer's
+            transaction pooling). See `AdvisoryLock`.
         pool_options: More keyword arguments for `asyncpg.create_pool`
             (``ssl``, ``server_settings``, ``init``, ...).
     """
@@ -66,6 +71,7 @@ class PostgresBackend(PostgresStore):
         command_timeout: float = 5.0,
         sweep_interval: float | None = 300.0,
         sweep_batch: int = 1000,
+        lock_scope: LockScope = "session",
         pool_options: Mapping[str, Any] | None = None,
     ) -> None:
         if (dsn is None) == (pool is None):
@@ -81,6 +87,7 @@ class PostgresBackend(PostgresStore):
             command_timeout=command_timeout,
             sweep_interval=sweep_interval,
             sweep_batch=sweep_batch,
+            lock_scope=lock_scope,
         )
         self._connector = PoolConnector(
             dsn=dsn,
@@ -97,7 +104,7 @@ class PostgresBackend(PostgresStore):
 
         Query options named like this class's arguments (``table``, ``schema``,
         ``create_table``, ``max_size``, ``connect_timeout``, ``command_timeout``,
-        ``sweep_interval``, ``sweep_batch``) configure the backend; the rest of
+        ``sweep_interval``, ``sweep_batch``, ``lock_scope``) configure the backend; the rest of
         the URL goes to asyncpg unchanged. Keyword `options` win over the URL's.
         """
         scheme = url.partition("://")[0].lower()
@@ -114,6 +121,7 @@ class PostgresBackend(PostgresStore):
             "command_timeout",
             "sweep_interval",
             "sweep_batch",
+            "lock_scope",
         }
         dsn, merged = split_url(url, known, options)
         try:

@@ -1,6 +1,22 @@
-"""The session lock: a transaction-scoped advisory lock on a borrowed connection.
+"""The session lock: a PostgreSQL advisory lock on a borrowed connection, in one of two scopes.
 
-Round trips of one locked read-modify-write::
+Both scopes hold one connection for the whole ``async with`` block, free the
+lock when that connection drops (a killed worker, a network failure), have a
+lease (the server closes the connection of a holder that stays silent for
+`lease` seconds), and refuse to write once the lock is lost (`LockLost`).
+
+``lock_scope="session"`` (the default): `SessionScopedLock`, 2 round trips::
+
+    acquire            1. lock, then read the row FOR SHARE         (one prepared statement)
+    save_and_release   2. write, then unlock                        (one prepared statement)
+
+A session-level advisory lock, taken and released by the statements
+themselves in autocommit. The lease is ``idle_session_timeout``. It needs
+PostgreSQL 14 or later and a direct (or session-pooled) connection: behind a
+transaction-pooling proxy (PgBouncer ``pool_mode=transaction``) the lock would
+stay on a server connection that other clients then use.
+
+``lock_scope="transaction"``: `TransactionScopedLock`, 3 round trips::
 
     acquire            1. BEGIN ISOLATION LEVEL READ COMMITTED;
                           SET LOCAL lock_timeout, idle_in_transaction_session_timeout;
@@ -8,48 +24,61 @@ Round trips of one locked read-modify-write::
                        2. SELECT the row                            (prepared statement)
     save_and_release   3. UPSERT ...; COMMIT                        (one simple query)
 
-Why the load is its own round trip: asyncpg returns no rows from a
+The lock lives exactly as long as the transaction, which works through any
+proxy. The load is its own round trip because asyncpg returns no rows from a
 multi-statement simple query, and sends every prepared statement with its own
 Sync, so ``BEGIN`` cannot share a round trip with a statement whose rows we
-need. Folding the lock into the load statement instead would be wrong, not
-just slower: under READ COMMITTED a statement reads the snapshot taken when it
-started, i.e. *before* it waited for the lock, so it would return the value the
-previous holder was about to replace, and lose that holder's update. Taking the
-lock in the ``BEGIN`` round trip makes the load's snapshot start after the lock.
+need. The lease is ``idle_in_transaction_session_timeout``, set for this
+transaction only.
 
-The lock lives exactly as long as the transaction: ``COMMIT`` or ``ROLLBACK``
-releases it, and so does a dropped connection (a killed worker, a network
-failure), because the server then aborts the transaction. The lease is
-``idle_in_transaction_session_timeout``, set for this transaction only: a
-holder that is alive but stops talking to the server for `lease` seconds has
-its connection closed by the server. A save on a lost lock runs on a dead
-connection or an aborted transaction, so it cannot write; it raises `LockLost`.
+Why a single lock-and-read statement does not lose updates (session scope):
+its snapshot is taken before the lock wait, but it reads ``FOR SHARE``, which
+under READ COMMITTED returns the newest committed version of a row that
+changed after the snapshot (waiting for a writer still committing). Rows are
+only ever created outside the lock (a new session gets a new id), and a locked
+save that would overwrite a row created after the snapshot writes nothing and
+raises `LockLost`. Under a stricter default isolation the read fails instead
+of returning a stale row; it is then repeated with a fresh snapshot.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from abc import abstractmethod
+from typing import TYPE_CHECKING, Literal
 
 import asyncpg
 
 from sanic_cookies._backend import SessionLock, StoredSession
-from sanic_cookies._errors import LockLost, LockTimeout
+from sanic_cookies._errors import ConfigurationError, LockLost, LockTimeout
 
 from ._connector import Checkout, Conn
-from ._sql import DIVISION_BY_ZERO
+from ._sql import DIVISION_BY_ZERO, milliseconds
 
 if TYPE_CHECKING:
     from ._store import PostgresStore
 
-__all__ = ["AdvisoryLock"]
+__all__ = ["AdvisoryLock", "LockScope", "SessionScopedLock", "TransactionScopedLock"]
+
+#: Which advisory lock `PostgresBackend` / `SQLAlchemyBackend` take (see the module docs).
+LockScope = Literal["session", "transaction"]
+
+# A waited-for lock (or row) not granted within lock_timeout, or the server's own
+# statement_timeout: the lock was not granted.
+_NOT_GRANTED = (asyncpg.LockNotAvailableError, asyncpg.QueryCanceledError)
+# The first release with idle_session_timeout, the session scope's lease.
+_IDLE_SESSION_TIMEOUT_SINCE = 14
+# Re-reads after a serialization failure (stricter default isolation): see `_reread`.
+_REREADS = 3
 
 
 class AdvisoryLock(SessionLock):
     """Exclusive access to one session row, across every process using the database.
 
-    Made by `PostgresBackend.lock` / `SQLAlchemyBackend.lock`; see the module
-    documentation for the round trips and the lease.
+    Made by `PostgresBackend.lock` / `SQLAlchemyBackend.lock`. Subclasses
+    implement the steps of one scope on the borrowed connection; this class
+    borrows it, keeps it for the block and gives it back (or closes it when
+    its state is in doubt).
     """
 
     __slots__ = ("_checkout", "_key", "_lease", "_store", "_timeout")
@@ -79,17 +108,8 @@ class AdvisoryLock(SessionLock):
             raise LockTimeout(
                 f"No database connection for the session lock within {self._timeout}s"
             ) from None
-        conn = checkout.conn
         try:
-            wait = max(deadline - loop.time(), 0.0)
-            script = store.queries.begin_and_lock(self._key, wait=wait, lease=self._lease)
-            try:
-                await conn.execute(script, timeout=wait + store.command_timeout)
-            except (asyncpg.LockNotAvailableError, asyncpg.QueryCanceledError):
-                # lock_timeout ran out (or the server's own statement_timeout did)
-                await _rollback(checkout, store.command_timeout)
-                raise LockTimeout(f"Session lock not acquired within {self._timeout}s") from None
-            row = await conn.fetchrow(store.queries.load, self._key, timeout=store.command_timeout)
+            row = await self._lock_and_load(checkout, max(deadline - loop.time(), 0.0))
         except LockTimeout:
             raise
         except BaseException:
@@ -97,6 +117,197 @@ class AdvisoryLock(SessionLock):
             raise
         self._checkout = checkout
         return None if row is None else StoredSession(bytes(row[0]), float(row[1]))
+
+    @abstractmethod
+    async def _lock_and_load(self, checkout: Checkout, wait: float) -> asyncpg.Record | None:
+        """Take the lock within `wait` seconds and read the live row.
+
+        On `LockTimeout`, leave nothing held and dispose of `checkout`; on any
+        other error the caller closes the connection.
+        """
+
+    def _take(self) -> Checkout:
+        checkout, self._checkout = self._checkout, None
+        if checkout is None:
+            raise LockLost("This session lock is not held (never acquired, or already released)")
+        return checkout
+
+    def _not_held(self) -> LockLost:
+        return LockLost("This session lock is not held")
+
+
+class SessionScopedLock(AdvisoryLock):
+    """A session-level advisory lock taken and read in one round trip, released in one.
+
+    The default scope; see the module documentation.
+    """
+
+    __slots__ = ("_found",)
+
+    def __init__(self, store: PostgresStore, key: str, *, timeout: float, lease: float) -> None:
+        super().__init__(store, key, timeout=timeout, lease=lease)
+        self._found = False
+
+    async def _lock_and_load(self, checkout: Checkout, wait: float) -> asyncpg.Record | None:
+        store = self._store
+        queries = store.queries
+        if checkout.conn.get_server_version().major < _IDLE_SESSION_TIMEOUT_SINCE:
+            raise ConfigurationError(
+                "lock_scope='session' needs PostgreSQL 14 or later (its lease is "
+                "idle_session_timeout); use lock_scope='transaction' on older servers"
+            )
+        args = (
+            self._key,
+            queries.lock_id(self._key),
+            str(milliseconds(wait)),
+            str(milliseconds(self._lease)),
+        )
+        conn = checkout.conn
+        try:
+            row = await conn.fetchrow(
+                queries.lock_and_load(), *args, timeout=wait + store.command_timeout
+            )
+        except _NOT_GRANTED:
+            # The advisory lock may have been granted before the row lock timed out, and a
+            # session-level lock outlives the failed statement: close the connection.
+            await checkout.discard()
+            raise LockTimeout(f"Session lock not acquired within {self._timeout}s") from None
+        except asyncpg.SerializationError:
+            # A stricter default isolation than READ COMMITTED: the read refused to
+            # follow a row changed after the snapshot. The lock is held now; read again.
+            # A retry can still meet the previous holder's commit in flight (it waits for
+            # it, then fails once more); the one after that sees it committed.
+            row = await self._reread(conn, args)
+        self._found = row is not None
+        return row
+
+    async def _reread(self, conn: Conn, args: tuple[str, int, str, str]) -> asyncpg.Record | None:
+        sql = self._store.queries.lock_and_load(take_lock=False)
+        for attempt in range(_REREADS):
+            try:
+                return await conn.fetchrow(sql, *args, timeout=self._store.command_timeout)
+            except asyncpg.SerializationError:
+                if attempt == _REREADS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def save_and_release(
+        self,
+        value: bytes,
+        ttl: float,
+        *,
+        user_id: str | None = None,
+        replace_only: bool = False,
+    ) -> bool:
+        """Write, then unlock, in one round trip.
+
+        Raises:
+            LockLost: The connection dropped (lease expired, server restart), or
+                a row was created after the lock's read; nothing was written.
+        """
+        mode = "replace" if replace_only else ("upsert" if self._found else "create")
+        written = await self._finish(
+            "save",
+            self._store.queries.save_and_unlock(mode),
+            self._key,
+            value,
+            float(ttl),
+            user_id,
+        )
+        if mode == "create" and not written:
+            raise LockLost(
+                "The session was created by someone else after this lock read it; "
+                "nothing was written"
+            )
+        return written > 0
+
+    async def delete_and_release(self) -> None:
+        """Delete the row, then unlock, in one round trip.
+
+        Raises:
+            LockLost: The connection dropped; nothing was deleted.
+        """
+        await self._finish("delete", self._store.queries.delete_and_unlock, self._key)
+
+    async def release(self) -> None:
+        """Unlock and return the connection (one round trip). Idempotent, never raises."""
+        checkout, self._checkout = self._checkout, None
+        if checkout is None:
+            return
+        queries = self._store.queries
+        try:
+            await checkout.conn.fetchrow(
+                queries.unlock, queries.lock_id(self._key), timeout=self._store.command_timeout
+            )
+        except Exception:
+            await checkout.discard()  # closing the connection frees the lock just the same
+            return
+        except BaseException:
+            await checkout.discard()
+            raise
+        await checkout.give_back()
+
+    async def extend(self, lease: float) -> None:
+        """Restart the lease at `lease` seconds (one round trip).
+
+        Raises:
+            LockLost: The connection dropped.
+        """
+        checkout = self._checkout
+        if checkout is None:
+            raise self._not_held()
+        store = self._store
+        try:
+            await checkout.conn.fetchrow(
+                store.queries.set_session_lease,
+                str(milliseconds(lease)),
+                timeout=store.command_timeout,
+            )
+        except BaseException as exc:
+            self._checkout = None
+            await checkout.discard()
+            if isinstance(exc, Exception):
+                raise _lost("extend", exc) from exc
+            raise
+        self._lease = lease
+
+    async def _finish(self, operation: str, sql: str, *args: object) -> int:
+        """Run the write-then-unlock statement `sql`; return the rows it wrote."""
+        checkout = self._take()
+        store = self._store
+        try:
+            row = await checkout.conn.fetchrow(
+                sql, *args, store.queries.lock_id(self._key), timeout=store.command_timeout
+            )
+        except BaseException as exc:
+            # Unknown whether the statement unlocked: closing the connection settles it.
+            await checkout.discard()
+            if isinstance(exc, Exception):
+                raise _lost(operation, exc) from exc
+            raise
+        await checkout.give_back()
+        assert row is not None
+        return int(row[0])
+
+
+class TransactionScopedLock(AdvisoryLock):
+    """A transaction-scoped advisory lock: 3 round trips, works behind any proxy.
+
+    ``lock_scope="transaction"``; see the module documentation.
+    """
+
+    __slots__ = ()
+
+    async def _lock_and_load(self, checkout: Checkout, wait: float) -> asyncpg.Record | None:
+        store = self._store
+        conn = checkout.conn
+        script = store.queries.begin_and_lock(self._key, wait=wait, lease=self._lease)
+        try:
+            await conn.execute(script, timeout=wait + store.command_timeout)
+        except _NOT_GRANTED:
+            await _rollback(checkout, store.command_timeout)
+            raise LockTimeout(f"Session lock not acquired within {self._timeout}s") from None
+        return await conn.fetchrow(store.queries.load, self._key, timeout=store.command_timeout)
 
     async def save_and_release(
         self,
@@ -169,7 +380,7 @@ class AdvisoryLock(SessionLock):
         """
         checkout = self._checkout
         if checkout is None:
-            raise LockLost("This session lock is not held")
+            raise self._not_held()
         store = self._store
         try:
             status = await checkout.conn.execute(
@@ -190,12 +401,6 @@ class AdvisoryLock(SessionLock):
             await checkout.discard()
             raise
         self._lease = lease
-
-    def _take(self) -> Checkout:
-        checkout, self._checkout = self._checkout, None
-        if checkout is None:
-            raise LockLost("This session lock is not held (never acquired, or already released)")
-        return checkout
 
 
 def _lost(operation: str, exc: BaseException) -> LockLost:

@@ -39,6 +39,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "connect_timeout": float,
     "sweep_interval": _optional_float,
     "sweep_batch": int,
+    "lock_scope": str,
     "max_size": int,
     "pool_size": int,
     "max_overflow": int,

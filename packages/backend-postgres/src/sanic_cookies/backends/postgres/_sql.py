@@ -3,10 +3,10 @@
 Two kinds of statements:
 
 * prepared statements with ``$n`` parameters (asyncpg caches them per
-  connection), for everything that runs outside a session lock;
+  connection), for everything outside a lock and for the session-scoped lock;
 * simple-query scripts (several statements in one message, one round trip)
-  for the steps of a lock, which must share a round trip with ``BEGIN`` or
-  ``COMMIT``. The simple-query protocol takes no parameters, so their values
+  for the steps of the transaction-scoped lock, which must share a round trip
+  with ``BEGIN`` or ``COMMIT``. The simple-query protocol takes no parameters, so their values
   are written as literals that contain only hex digits and numbers
   (``decode('…', 'hex')``): nothing a value holds can change the statement,
   whatever the server's ``standard_conforming_strings``.
@@ -29,6 +29,10 @@ __all__ = ["DIVISION_BY_ZERO", "Queries", "milliseconds", "rows_affected"]
 DIVISION_BY_ZERO = "22012"
 
 _NOW = "statement_timestamp()"
+_RESTORE_IDLE = (
+    "set_config('idle_session_timeout', "
+    "current_setting('sanic_cookies.idle_session_timeout'), false)"
+)
 _PLAIN = re.compile(r"[0-9A-Za-z_.:-]*")
 
 
@@ -164,7 +168,95 @@ class Queries:
         """The advisory lock that elects this table's sweeper."""
         return _lock_id("sanic_cookies.sweep", self.table)
 
-    # -- simple-query scripts for the session lock -----------------------------------
+    # -- the session-scoped lock (prepared statements) --------------------------------
+
+    def lock_and_load(self, *, take_lock: bool = True) -> str:
+        """$1 key, $2 lock id, $3 acquire timeout ms, $4 lease ms → the live row, if any.
+
+        One statement takes the session-level advisory lock, then reads the row.
+        The ``CASE`` fixes the order: ``lock_timeout`` (for this statement only),
+        the lease as ``idle_session_timeout`` (its previous value kept in
+        ``sanic_cookies.idle_session_timeout`` for the release), then the lock;
+        the scan refers to the lock's result (``held.ok``), so it runs after it.
+
+        The statement's snapshot was taken before the lock wait, so the read is
+        ``FOR SHARE``: under READ COMMITTED a row locked that way is read in its
+        newest committed version (an update the previous holder committed while
+        we waited is followed, a delete is seen). Rows inserted meanwhile stay
+        invisible; the lock's save refuses to overwrite one (see
+        `save_and_unlock`). Without `take_lock`, the same statement for a lock
+        already held (a re-read with a new snapshot).
+        """
+        grant = "pg_advisory_lock($2::bigint)::text" if take_lock else "$2::bigint::text"
+        return (
+            "WITH held AS MATERIALIZED (SELECT CASE "
+            "WHEN set_config('lock_timeout', $3, true) IS NULL THEN NULL "
+            "WHEN set_config('sanic_cookies.idle_session_timeout', "
+            "current_setting('idle_session_timeout'), false) IS NULL THEN NULL "
+            "WHEN set_config('idle_session_timeout', $4, false) IS NULL THEN NULL "
+            f"ELSE {grant} END AS ok) "
+            "SELECT s.data, s.expires FROM held, LATERAL ("
+            f"SELECT data, extract(epoch FROM expires)::float8 AS expires FROM {self.table} "
+            f"WHERE key = $1 AND expires > {_NOW} AND held.ok IS NOT NULL FOR SHARE) s"
+        )
+
+    def save_and_unlock(self, mode: str) -> str:
+        """$1 key, $2 data, $3 ttl, $4 user id, $5 lock id → rows written; then unlock.
+
+        `mode` is ``replace`` (update a live row only), ``upsert`` (the lock
+        loaded a row: insert or replace) or ``create`` (the lock loaded none:
+        insert, or replace an expired row, but never a live row someone
+        created after the lock's snapshot; 0 rows written then).
+
+        The write runs first (the ``FROM`` subquery), the unlock after, in the
+        same statement. A lock that was not held makes the unlock return false
+        and the statement divide by zero, so the write is rolled back.
+        The next holder may read before this statement commits; its
+        ``FOR SHARE`` read waits for the commit.
+        """
+        if mode == "replace":
+            write = (
+                f"UPDATE {self.table} SET data = $2, expires = {_NOW} + make_interval(secs => $3), "
+                f"user_id = $4 WHERE key = $1 AND expires > {_NOW}"
+            )
+        elif mode in ("upsert", "create"):
+            tail = self._upsert_tail + (f" WHERE s.expires <= {_NOW}" if mode == "create" else "")
+            write = (
+                f"INSERT INTO {self.table} AS s (key, data, expires, user_id) "
+                f"VALUES ($1, $2, {_NOW} + make_interval(secs => $3), $4) " + tail
+            )
+        else:
+            raise ValueError(f"unknown save mode {mode!r}")
+        return f"WITH written AS ({write} RETURNING 1) " + self._unlock_after(
+            "(SELECT count(*) AS n FROM written)", "$5"
+        )
+
+    @property
+    def delete_and_unlock(self) -> str:
+        """$1 key, $2 lock id → rows deleted; then unlock (as `save_and_unlock`)."""
+        return f"WITH gone AS (DELETE FROM {self.table} WHERE key = $1 RETURNING 1) " + (
+            self._unlock_after("(SELECT count(*) AS n FROM gone)", "$2")
+        )
+
+    @property
+    def unlock(self) -> str:
+        """$1 lock id → whether it was held; restores ``idle_session_timeout``."""
+        return f"SELECT pg_advisory_unlock($1), {_RESTORE_IDLE}"
+
+    @property
+    def set_session_lease(self) -> str:
+        """$1 lease ms: restart the held lock's lease."""
+        return "SELECT set_config('idle_session_timeout', $1, false)"
+
+    @staticmethod
+    def _unlock_after(counted: str, lock_id: str) -> str:
+        # n - n is a zero the planner cannot fold: 1 / 0 would fail at plan time.
+        return (
+            f"SELECT CASE WHEN pg_advisory_unlock({lock_id}::bigint) THEN n ELSE 1 / (n - n) END, "
+            f"{_RESTORE_IDLE} FROM {counted} c"
+        )
+
+    # -- simple-query scripts for the transaction-scoped lock ------------------------
 
     def lock_id(self, key: str) -> int:
         """The advisory lock of session `key` in this table."""

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sanic_cookies._errors import ConfigurationError
 
 from ._connector import Checkout, Conn, Connector
+from ._lock import LockScope
 from ._options import split_url
 from ._schema import DEFAULT_TABLE
 from ._store import PostgresStore
@@ -109,6 +110,10 @@ class SQLAlchemyBackend(PostgresStore):
         command_timeout: Seconds any one statement (and a connection checkout) may take.
         sweep_interval: Seconds between sweeps of expired rows; None or 0: no sweeper.
         sweep_batch: Rows deleted per sweep transaction.
+        lock_scope: ``"session"`` (2 round trips per locked read-modify-write;
+            PostgreSQL 14+, not behind a transaction-pooling proxy) or
+            ``"transaction"`` (3 round trips, works through PgBouncer's
+            transaction pooling). See `AdvisoryLock`.
     """
 
     name: ClassVar[str] = "postgres+sqlalchemy"
@@ -123,6 +128,7 @@ class SQLAlchemyBackend(PostgresStore):
         command_timeout: float = 5.0,
         sweep_interval: float | None = 300.0,
         sweep_batch: int = 1000,
+        lock_scope: LockScope = "session",
         _owned: bool = False,
     ) -> None:
         if engine.dialect.name != "postgresql" or engine.dialect.driver != "asyncpg":
@@ -137,6 +143,7 @@ class SQLAlchemyBackend(PostgresStore):
             command_timeout=command_timeout,
             sweep_interval=sweep_interval,
             sweep_batch=sweep_batch,
+            lock_scope=lock_scope,
         )
         self._connector = EngineConnector(engine, owned=_owned)
 
@@ -145,7 +152,7 @@ class SQLAlchemyBackend(PostgresStore):
         """Build from ``postgresql+asyncpg://user@host/db?option=value``, with its own engine.
 
         Backend options in the query (``table``, ``schema``, ``create_table``,
-        ``command_timeout``, ``sweep_interval``, ``sweep_batch``) and engine
+        ``command_timeout``, ``sweep_interval``, ``sweep_batch``, ``lock_scope``) and engine
         options (``pool_size`` default 10, ``max_overflow`` default 0,
         ``pool_timeout`` default `command_timeout`, ``connect_timeout``
         default 2) are taken out; the rest goes to SQLAlchemy. Keyword
@@ -163,6 +170,7 @@ class SQLAlchemyBackend(PostgresStore):
             "command_timeout",
             "sweep_interval",
             "sweep_batch",
+            "lock_scope",
             "pool_size",
             "max_overflow",
             "pool_timeout",

@@ -16,7 +16,7 @@ from sanic_cookies._backend import Backend, SessionLock, StoredSession
 from sanic_cookies._errors import ConfigurationError
 
 from ._connector import Conn, Connector
-from ._lock import AdvisoryLock
+from ._lock import LockScope, SessionScopedLock, TransactionScopedLock
 from ._schema import ddl_statements, qualified_name
 from ._sql import Queries, rows_affected
 from ._sweeper import Sweeper
@@ -61,7 +61,12 @@ class PostgresStore(Backend):
         command_timeout: float,
         sweep_interval: float | None,
         sweep_batch: int,
+        lock_scope: LockScope,
     ) -> None:
+        if lock_scope not in ("session", "transaction"):
+            raise ConfigurationError(
+                f"lock_scope must be 'session' or 'transaction', got {lock_scope!r}"
+            )
         if command_timeout <= 0:
             raise ConfigurationError(f"command_timeout must be positive, got {command_timeout}")
         if sweep_interval is not None and sweep_interval < 0:
@@ -85,6 +90,7 @@ class PostgresStore(Backend):
         self.create_table = create_table
         self.command_timeout = float(command_timeout)
         self.sweep_batch = sweep_batch
+        self.lock_scope: LockScope = lock_scope
         self._sweeper = Sweeper(self, sweep_interval or None)
         self._ddl_pending = False
         self._ddl_lock: asyncio.Lock | None = None
@@ -218,8 +224,9 @@ class PostgresStore(Backend):
         return rows_affected(status) > 0
 
     def lock(self, key: str, *, timeout: float, lease: float) -> SessionLock:
-        """A transaction-scoped advisory lock on `key` (see `AdvisoryLock`)."""
-        return AdvisoryLock(self, key, timeout=timeout, lease=lease)
+        """An advisory lock on `key`, of scope `lock_scope` (see `AdvisoryLock`)."""
+        scope = SessionScopedLock if self.lock_scope == "session" else TransactionScopedLock
+        return scope(self, key, timeout=timeout, lease=lease)
 
     async def list_user_sessions(self, user_id: str) -> Mapping[str, StoredSession]:
         """The live rows whose ``user_id`` is `user_id` (one indexed SELECT)."""
