@@ -407,32 +407,24 @@ class RedisBackend(Backend):
         if user_id is not None and index_first:
             until, stamp = await self._index_add(user_id, key, ttl_ms)
         for attempt in range(2):
-            args: list[bytes | str | int] = [
-                token or "",
-                value,
-                ttl_ms,
-                1 if replace_only else 0,
-                1 if user_id is not None else 0,
-                user_id or "",
-                until,
-                stamp,
-            ]
+            args: list[bytes | str | int] = [token or "", value, ttl_ms, 1 if replace_only else 0]
+            if user_id is not None:
+                args += (user_id, until, stamp)
             reply = await self._scripts.save(keys, args)
-            if reply[0] != -2 or user_id is None or attempt:
+            if reply != -2 or user_id is None or attempt:
                 break
             until, stamp = await self._index_add(user_id, key, ttl_ms)
-        code = reply[0]
+        if isinstance(reply, list):  # written, and the session changed owner
+            await self._index_forget(reply[0].decode(), key, reply[1])
+            return True
+        code = reply
         if code == -1:
             raise LockLost(
                 f"Session lock on {self.label} expired before the save; nothing was written"
             )
         if code == -2:
             raise RuntimeError(f"save of a session on {self.label}: user index not renewed")
-        if code == 0:
-            return False
-        if len(reply) == 3:  # the session changed owner: drop the old owner's entry
-            await self._index_forget(reply[1].decode(), key, reply[2])
-        return True
+        return bool(code == 1)
 
     async def _delete(self, key: str, *, token: str | None) -> None:
         data = self._keys.data(key)

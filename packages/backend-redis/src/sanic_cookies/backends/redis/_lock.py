@@ -97,15 +97,15 @@ class RedisLock(SessionLock):
                 # lock in the background rather than leave it until the lease ends.
                 backend._spawn(self._release_quietly())
                 raise
-            if reply[0] == 1:
+            if isinstance(reply, list):  # taken; else the pttl of someone else's lock
                 self._state = _HELD
-                self._seen_at = time.monotonic()
-                value, pttl, owner, index_left = reply[1], reply[2], reply[3], reply[4]
-                self._owner = owner.decode() if owner is not None else None
-                self._index_left_ms = int(index_left)
-                if value is None:
+                if len(reply) > 2:
+                    self._seen_at = time.monotonic()
+                    self._owner = reply[2].decode()
+                    self._index_left_ms = int(reply[3])
+                if not reply:
                     return None
-                return StoredSession(bytes(value), backend._expires_at(int(pttl)))
+                return StoredSession(bytes(reply[0]), backend._expires_at(int(reply[1])))
             left = deadline - time.monotonic()
             if left <= 0:
                 raise LockTimeout(

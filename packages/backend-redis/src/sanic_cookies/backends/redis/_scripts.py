@@ -17,6 +17,9 @@ Conventions:
   a key that is not the user's), ``-1`` the lock token is gone or different
   (nothing written), ``-2`` the user index must be refreshed first (nothing
   written, the lock still held).
+* The scripts every locked request runs (ACQUIRE, SAVE) take and return as
+  little as they can: the client's cost of a command grows with every argument
+  it encodes and every reply element it parses.
 """
 
 from __future__ import annotations
@@ -54,8 +57,9 @@ return {v, redis.call('PTTL', KEYS[1])}
 """
 
 #: KEYS: data, lock. ARGV: token, lease_ms.
-#: Returns {0, lock pttl} when someone else holds the lock, else takes it and
-#: returns {1, value|nil, pttl, user|nil, ms the index entry is still guaranteed|-1}.
+#: Returns the lock's pttl (an integer) when someone else holds the lock, else
+#: takes it and returns {} (no session), {value, pttl} (no user) or
+#: {value, pttl, user, ms the index entry is still guaranteed|-1}.
 #: A replayed call by the same holder (same token) counts as taking it.
 ACQUIRE = (
     _HELPERS
@@ -64,46 +68,47 @@ local holder = redis.call('GET', KEYS[2])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
 elseif holder then
-  return {0, redis.call('PTTL', KEYS[2])}
+  return redis.call('PTTL', KEYS[2])
 else
   redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 end
 local h = redis.call('HMGET', KEYS[1], 'v', 'u', 'ix')
-if not h[1] then return {1, false, -2, false, -1} end
+if not h[1] then return {} end
+if not h[2] then return {h[1], redis.call('PTTL', KEYS[1])} end
 local left = -1
 if h[3] then left = tonumber(h[3]) - now_ms() end
-return {1, h[1], redis.call('PTTL', KEYS[1]), h[2], left}
+return {h[1], redis.call('PTTL', KEYS[1]), h[2], left}
 """
 )
 
-#: KEYS: data [, lock]. ARGV: token, value, ttl_ms, replace_only (1/0), has_user (1/0),
-#: user, until_ms (0: no index entry written for this save), stamp.
-#: With a lock key the save is fenced and releases the lock.
-#: Returns {-1} lock lost, {0} replace_only refused (lock released), {-2} index
-#: needed, {1} written, or {1, old user, old stamp} when the owner changed.
+#: KEYS: data [, lock]. ARGV: token, value, ttl_ms, replace_only (1/0), and only
+#: for a session with a user: user, until_ms (0: no index entry written for this
+#: save), stamp. With a lock key the save is fenced and releases the lock.
+#: Returns -1 lock lost, 0 replace_only refused (lock released), -2 index
+#: needed, 1 written, or {old user, old stamp} (written) when the owner changed.
 SAVE = (
     _HELPERS
     + """
 local data, lock = KEYS[1], KEYS[2]
-if lock and redis.call('GET', lock) ~= ARGV[1] then return {-1} end
+if lock and redis.call('GET', lock) ~= ARGV[1] then return -1 end
 local old = redis.call('HMGET', data, 'v', 'u', 'ix', 'is')
 if not old[1] and ARGV[4] == '1' then
   if lock then redis.call('DEL', lock) end
-  return {0}
+  return 0
 end
-local ttl, has_user, user = tonumber(ARGV[3]), ARGV[5] == '1', ARGV[6]
+local ttl, has_user, user = tonumber(ARGV[3]), #ARGV > 4, ARGV[5]
 local ix, stamp = false, false
 if has_user then
   local now = now_ms()
   if old[2] == user and old[3] then ix, stamp = tonumber(old[3]), old[4] end
-  local until_ms = tonumber(ARGV[7])
+  local until_ms = tonumber(ARGV[6])
   if until_ms > 0 then
     -- The client has just written the index entry; its score is the new stamp.
     if not ix or now + until_ms > ix then ix = now + until_ms end
-    stamp = ARGV[8]
+    stamp = ARGV[7]
   end
   -- Never let the data outlive its index entry: logout-everywhere must find it.
-  if not ix or ix < now + ttl then return {-2} end
+  if not ix or ix < now + ttl then return -2 end
 end
 redis.call('DEL', data)
 if has_user then
@@ -113,8 +118,8 @@ else
 end
 redis.call('PEXPIRE', data, ttl)
 if lock then redis.call('DEL', lock) end
-if old[2] and (not has_user or old[2] ~= user) and old[4] then return {1, old[2], old[4]} end
-return {1}
+if old[2] and (not has_user or old[2] ~= user) and old[4] then return {old[2], old[4]} end
+return 1
 """
 )
 
