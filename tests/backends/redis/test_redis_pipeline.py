@@ -113,6 +113,21 @@ async def test_a_reply_timeout_fails_the_commands_in_flight_then_it_reconnects(
         await pipe.aclose()
 
 
+async def test_the_reply_timeout_counts_from_the_last_reply_not_from_the_first_command(
+    server: RedisServer,
+) -> None:
+    pipe = await pipeline_on(server, socket_timeout=1.0)
+    try:
+        first_id = await pipe.execute("CLIENT", "ID")
+        # 1.5 s of commands in all, each answered 0.1 s after it was sent. (Not in one
+        # batch: Redis would send all its replies together, after 1.5 s.)
+        for _ in range(15):
+            assert await pipe.execute("DEBUG", "SLEEP", "0.1") == b"OK"
+        assert await pipe.execute("CLIENT", "ID") == first_id
+    finally:
+        await pipe.aclose()
+
+
 async def test_a_connection_the_server_closed_while_idle_is_replaced_unnoticed(
     server: RedisServer, admin: aioredis.Redis
 ) -> None:
