@@ -17,7 +17,7 @@ from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 from redis_procs import RedisServer
 
 from sanic_cookies.backends.redis import RedisBackend
-from sanic_cookies.backends.redis._pipeline import AutoPipeline
+from sanic_cookies.backends.redis._pipeline import AutoPipeline, _pack
 
 pytestmark = pytest.mark.redis
 
@@ -188,3 +188,24 @@ async def test_the_backend_can_send_each_command_through_the_pool(
         assert backend._pipeline is None
     finally:
         await backend.close()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("EVALSHA", "a" * 40, 2, "s:{k}", "s:{k}:lock", "tok", b"\x00\xff" * 5000, 3600000, -1, 0),
+        ("SET", "clé-ü", "välue", "PX", 10),
+        ("GET", b"raw-key"),
+    ],
+)
+def test_commands_are_packed_byte_for_byte_as_redis_py_packs_them(args: tuple[Any, ...]) -> None:
+    conn = aioredis.Redis().connection_pool.make_connection()
+    packed = _pack(args, "utf-8", "strict")
+    assert packed == b"".join(conn.pack_command(*args))
+
+
+@pytest.mark.parametrize(
+    "args", [("SET", "k", 1.5), ("SET", "k", True), ("SCRIPT LOAD", "return 1"), (b"GET", "k")]
+)
+def test_anything_else_is_left_to_redis_py(args: tuple[Any, ...]) -> None:
+    assert _pack(args, "utf-8", "strict") is None
