@@ -19,6 +19,7 @@ from sanic import Request, json, text
 from sanic.response import HTTPResponse
 
 from sanic_cookies import Session, SessionNotLoaded, SessionSerializationError
+from sanic_cookies._ids import store_key
 from sanic_cookies.backends.memory import MemoryBackend
 
 # -- change detection and serialization ----------------------------------------------------
@@ -363,6 +364,7 @@ async def test_session_properties() -> None:
     @app.get("/props")
     async def props(request: Request) -> HTTPResponse:
         sess = request.ctx.session
+        seen["repr_before"] = repr(sess)
         seen["sid_before"] = sess.sid
         async with sess:
             seen["is_new"] = sess.is_new
@@ -376,5 +378,9 @@ async def test_session_properties() -> None:
     assert seen["sid_before"] is None and seen["is_new"] is True
     assert f"session={seen['sid_after']}" == cookie_header(response)
     assert "1 keys" in seen["repr"] and seen["sid_after"] not in seen["repr"]
+    first_sid = seen["sid_after"]
     await get(app, "/props", cookie_header(response))
     assert seen["is_new"] is False
+    # Before any load, the cookie is read on demand: the id, and the log label of its key.
+    assert seen["sid_before"] == first_sid
+    assert seen["repr_before"] == f"<SessionDict 'session' {store_key(first_sid)[:8]} unloaded>"

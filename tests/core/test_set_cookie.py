@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sanic.cookies.response import Cookie
+from sanic.exceptions import ServerError
 from sanic.response import text
+from sanic.response.types import HEADER_TRANSLATION_TABLE
 
-from sanic_cookies._set_cookie import _TAILS, SessionCookie
+from sanic_cookies._set_cookie import _TAILS, CookieTemplate, SessionCookie, _HeaderValue
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -70,3 +73,68 @@ def test_on_a_response_it_is_a_cookie_like_any_other() -> None:
     assert found.max_age == 5
     headers = dict(response.processed_headers)
     assert headers[b"Set-Cookie"] == b"session=abc; Path=/; Max-Age=5; SameSite=Lax; Secure"
+
+
+template_attributes = st.fixed_dictionaries(
+    {
+        "path": st.sampled_from(["/", "/app"]),
+        "domain": st.sampled_from([None, "example.com"]),
+        "secure": st.booleans(),
+        "httponly": st.booleans(),
+        "samesite": st.sampled_from(["Lax", "Strict", "None", None]),
+    }
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=values,
+    attrs=template_attributes,
+    max_age=st.one_of(st.none(), st.integers(0, 10**8)),
+)
+def test_a_template_stamps_what_sanic_renders(
+    value: str, attrs: dict[str, Any], max_age: int | None
+) -> None:
+    expires = EPOCH if max_age == 0 else None
+    expected = str(Cookie("session", value, max_age=max_age, expires=expires, **attrs))
+    cookie = CookieTemplate("session", **attrs).make(value, max_age)
+    assert str(cookie) == expected
+    assert (cookie.max_age, cookie.expires, cookie.path) == (max_age, expires, attrs["path"])
+
+
+def test_a_template_with_the_host_prefix() -> None:
+    template = CookieTemplate("session", secure=True, host_prefix=True, partitioned=True)
+    assert template.key == "__Host-session"
+    expected = Cookie("session", "abc", max_age=9, secure=True, host_prefix=True, partitioned=True)
+    assert str(template.make("abc", 9)) == str(expected)
+
+
+def test_a_template_refuses_what_sanic_refuses() -> None:
+    with pytest.raises(ServerError):
+        CookieTemplate("session", secure=False, host_prefix=True)
+    with pytest.raises(KeyError):
+        CookieTemplate("path")
+    with pytest.raises(ValueError, match="max-age"):
+        CookieTemplate("session").make("abc", -1)
+    with pytest.raises(ValueError, match="max-age"):
+        CookieTemplate("session").make("abc", 1.5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("raw", ["plain; Path=/", "a\r\nSet-Cookie: x=1", "nul\x00byte", "\n", ""])
+def test_the_rendering_is_cleaned_like_any_header_value(raw: str) -> None:
+    # Sanic's clean-up (and any other table) gives what str.translate gives.
+    value = _HeaderValue(raw)
+    assert value.translate(HEADER_TRANSLATION_TABLE) == raw.translate(HEADER_TRANSLATION_TABLE)
+    other = str.maketrans("", "", "P")
+    assert value.translate(other) == raw.translate(other)
+
+
+def test_a_rendering_sent_by_sanic_keeps_its_bytes() -> None:
+    response = text("ok")
+    cookie = CookieTemplate("session", httponly=True).make("abc", 60)
+    response.headers.add("Set-Cookie", cookie)
+    rendered = str(cookie)
+    assert isinstance(rendered, _HeaderValue)
+    headers = dict(response.processed_headers)
+    assert headers[b"Set-Cookie"] == rendered.encode()
+    assert rendered == "session=abc; Path=/; Max-Age=60; SameSite=Lax; Secure; HttpOnly"

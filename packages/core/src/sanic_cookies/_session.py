@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from inspect import isawaitable
 from types import SimpleNamespace
 from typing import Any, cast
@@ -21,13 +20,12 @@ from ._errors import ConfigurationError, SessionTooLarge
 from ._metrics import BackendMetrics
 from ._multi import MultiBackend
 from ._session_dict import _DELETE, _KEEP, _SET, SessionDict
-from ._set_cookie import SessionCookie
+from ._set_cookie import CookieTemplate
 
 __all__ = ["Session"]
 
 logger = logging.getLogger("sanic_cookies")
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Sanic names its server worker processes "Sanic-Server-<n>-<m>".
 _SERVER_WORKER_PREFIX = "Sanic-Server-"
 
@@ -108,6 +106,7 @@ class Session:
         # Counted by SessionDict for a single backend; a MultiBackend counts per member.
         self._meter: BackendMetrics | None = None
         self._metrics: dict[str, BackendMetrics] = {}
+        self._cookie_template: tuple[SessionConfig, CookieTemplate] | None = None
         self.config = self._resolve_config({})
         self.app: Sanic[Any, Any] | None = None
         if app is not None:
@@ -300,29 +299,32 @@ class Session:
 
     def _set_cookie(self, response: BaseHTTPResponse, value: str, max_age: int | None) -> None:
         # What response.add_cookie does, with a Cookie that renders faster (same bytes).
-        cookie = SessionCookie(self.config.cookie_name, value, **self._cookie_attributes(max_age))
-        response.headers.add(CookieJar.HEADER_KEY, cookie)
+        response.headers.add(CookieJar.HEADER_KEY, self._template().make(value, max_age))
 
-    def _cookie_attributes(self, max_age: int | None) -> dict[str, Any]:
-        c = self.config
-        return {
-            "path": c.path,
-            "domain": c.domain,
-            "secure": c.secure,
-            "max_age": max_age,
-            "expires": _EPOCH if max_age == 0 else None,
-            "httponly": c.httponly,
-            "samesite": c.samesite,
-            "partitioned": c.partitioned,
-            "host_prefix": c.host_prefix,
-        }
+    def _template(self) -> CookieTemplate:
+        """The cookie's attributes under the current `config` (checked once per config)."""
+        config = self.config
+        cached = self._cookie_template
+        if cached is not None and cached[0] is config:
+            return cached[1]
+        template = CookieTemplate(
+            config.cookie_name,
+            path=config.path,
+            domain=config.domain,
+            secure=config.secure,
+            httponly=config.httponly,
+            samesite=config.samesite,
+            partitioned=config.partitioned,
+            host_prefix=config.host_prefix,
+        )
+        self._cookie_template = (config, template)
+        return template
 
     def _check_cookie_size(self, value: str, max_age: int | None, limit: int) -> None:
         """Raise `SessionTooLarge` if the ``Set-Cookie`` value for `value` exceeds `limit` bytes.
 
         Measured on the header Sanic would send: name, value and every attribute.
         """
-        cookie = SessionCookie(self.config.cookie_name, value, **self._cookie_attributes(max_age))
-        size = len(str(cookie).encode("utf-8"))
+        size = len(str(self._template().make(value, max_age)).encode("utf-8"))
         if size > limit:
             raise SessionTooLarge(size, limit)

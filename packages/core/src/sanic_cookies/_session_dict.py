@@ -50,10 +50,6 @@ UNLOCKED_ACCESS = (
 # What the response should do with the cookie.
 _KEEP, _SET, _DELETE = 0, 1, 2
 
-# SessionDict attributes worked out from the cookie and config on first use.
-_FROM_COOKIE = frozenset({"_cookie_value", "_client_side", "_sid", "_key", "_ttl", "_persistent"})
-
-
 # Frames of these modules are skipped when a warning names the line that used the session
 # (``sess.get(...)`` reaches `_access` through the Mapping mixins).
 _INTERNAL_MODULES = frozenset({__name__, "_collections_abc", "collections.abc"})
@@ -82,7 +78,9 @@ class SessionDict(MutableMapping[str, Any]):
     # Speed: every request gets a SessionDict, most never use it. The state that
     # starts out the same for all is class-level defaults (an instance only stores
     # what changes), and what comes from the cookie (reading it, checking the id,
-    # hashing it into a store key) is worked out by `__getattr__` on first use.
+    # hashing it into a store key) is worked out by `_from_cookie` when the session
+    # is first used: `load`, `__aenter__`, `sid` and the log label call it. (Not a
+    # `__getattr__`: a class that has one pays for it on every attribute read.)
     _data: dict[str, Any] | None = None
     _orig: bytes = EMPTY_DATA
     _stored: StoredSession | None = None  # what the store held at load
@@ -103,12 +101,13 @@ class SessionDict(MutableMapping[str, Any]):
     # leaving every request to the cyclic garbage collector.)
     _headers: Header | None = None
     # Worked out on first use (see `_from_cookie`).
-    _cookie_value: str | None
-    _client_side: bool
-    _sid: str | None
-    _key: str | None
-    _ttl: float
-    _persistent: bool
+    _resolved: bool = False
+    _cookie_value: str | None = None
+    _client_side: bool = False
+    _sid: str | None = None
+    _key: str | None = None
+    _ttl: float = 0.0
+    _persistent: bool = True
 
     def __init__(self, session: Session, cookie_value: str | None) -> None:
         self._session = session
@@ -122,41 +121,32 @@ class SessionDict(MutableMapping[str, Any]):
         self._headers = request.headers
         return self
 
-    if not TYPE_CHECKING:  # (hidden from mypy, which would otherwise accept any attribute)
-
-        def __getattr__(self, name: str) -> Any:
-            if name in _FROM_COOKIE:
-                self._from_cookie()
-                return self.__dict__[name]
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
     def _from_cookie(self) -> None:
-        """Set the cookie-derived attributes that were not set yet."""
-        state = self.__dict__
+        """Read the cookie and work out the id, store key and defaults (once per request)."""
+        self._resolved = True
         session = self._session
-        if "_cookie_value" not in state:
+        headers = self._headers
+        if headers is not None:
             # Exact-name lookup: Sanic's cookies.get() would also accept a
             # __Host-/__Secure- variant, which is not the cookie we set.
             # (What request.cookies holds, parsed the same way.)
-            assert self._headers is not None
-            cookies = parse_cookie(self._headers.getone("cookie", ""))
+            self._headers = None
+            cookies = parse_cookie(headers.getone("cookie", ""))
             values = cookies.get(session._cookie_key())
-            state["_cookie_value"] = values[0] if values else None
-        cookie_value: str | None = state["_cookie_value"]
-        if "_client_side" not in state:
-            state["_client_side"] = isinstance(session.backend, ClientSideBackend)
-        if "_sid" not in state:
-            if state["_client_side"]:
-                # Tokens are ASCII; anything else (undecodable bytes arrive as lone
-                # surrogates, which cannot even be hashed) is no cookie at all.
-                sid = cookie_value if cookie_value and cookie_value.isascii() else None
-            else:
-                sid = cookie_value if is_session_id(cookie_value) else None
-            state["_sid"] = sid
-        if "_key" not in state:
-            state["_key"] = store_key(state["_sid"]) if state["_sid"] else None
-        state.setdefault("_ttl", session.config.expiry)
-        state.setdefault("_persistent", not session.config.session_cookie)
+            self._cookie_value = values[0] if values else None
+        cookie_value = self._cookie_value
+        client_side = self._client_side = isinstance(session.backend, ClientSideBackend)
+        if client_side:
+            # Tokens are ASCII; anything else (undecodable bytes arrive as lone
+            # surrogates, which cannot even be hashed) is no cookie at all.
+            sid = cookie_value if cookie_value and cookie_value.isascii() else None
+        else:
+            sid = cookie_value if is_session_id(cookie_value) else None
+        self._sid = sid
+        self._key = store_key(sid) if sid else None
+        config = session.config
+        self._ttl = config.expiry
+        self._persistent = not config.session_cookie
 
     # -- loading ---------------------------------------------------------------
 
@@ -167,6 +157,8 @@ class SessionDict(MutableMapping[str, Any]):
         Loading twice does nothing the second time.
         """
         if self._data is None:
+            if not self._resolved:
+                self._from_cookie()
             stored: StoredSession | None = None
             if self._key is not None:
                 stored = await self._call("load", self._load_stored())
@@ -228,6 +220,8 @@ class SessionDict(MutableMapping[str, Any]):
                 "make them inside the block."
             )
         self._data = None  # reload under the lock: the unlocked copy may be stale
+        if not self._resolved:
+            self._from_cookie()
         if self._key is None:
             self._adopt(None)  # no cookie: nobody else can know this session, nothing to lock
         else:
@@ -599,6 +593,8 @@ class SessionDict(MutableMapping[str, Any]):
     @property
     def sid(self) -> str | None:
         """The session id the client holds (or will hold after this response); None if new."""
+        if not self._resolved:
+            self._from_cookie()
         return self._new_cookie_value or self._sid
 
     @property
@@ -687,4 +683,6 @@ class SessionDict(MutableMapping[str, Any]):
 
     @property
     def _log_id(self) -> str:
+        if not self._resolved:
+            self._from_cookie()
         return log_id(self._key) if self._key else "new"
