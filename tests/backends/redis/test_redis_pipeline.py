@@ -17,7 +17,8 @@ from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 from redis_procs import RedisServer
 
 from sanic_cookies.backends.redis import RedisBackend
-from sanic_cookies.backends.redis._pipeline import AutoPipeline, _pack
+from sanic_cookies.backends.redis import _pipeline as pipeline_module
+from sanic_cookies.backends.redis._pipeline import AutoPipeline
 
 pytestmark = pytest.mark.redis
 
@@ -190,6 +191,17 @@ async def test_the_backend_can_send_each_command_through_the_pool(
         await backend.close()
 
 
+PACKERS = [
+    pytest.param(pipeline_module._pack_in_python, id="python"),
+    pytest.param(
+        pipeline_module._c_pack,
+        id="hiredis",
+        marks=pytest.mark.skipif(pipeline_module._c_pack is None, reason="hiredis not installed"),
+    ),
+]
+
+
+@pytest.mark.parametrize("pack", PACKERS)
 @pytest.mark.parametrize(
     "args",
     [
@@ -198,14 +210,24 @@ async def test_the_backend_can_send_each_command_through_the_pool(
         ("GET", b"raw-key"),
     ],
 )
-def test_commands_are_packed_byte_for_byte_as_redis_py_packs_them(args: tuple[Any, ...]) -> None:
-    conn = aioredis.Redis().connection_pool.make_connection()
-    packed = _pack(args, "utf-8", "strict")
-    assert packed == b"".join(conn.pack_command(*args))
+def test_commands_are_packed_byte_for_byte_as_redis_py_packs_them(
+    pack: Callable[..., bytes], args: tuple[Any, ...]
+) -> None:
+    expected = redis_py_pack(args, "utf-8")
+    if pack is pipeline_module._pack_in_python:
+        assert pack(args, "utf-8", "strict") == expected
+    else:
+        assert pack(args) == expected
+    assert pipeline_module._pack(args, "utf-8", "strict") == expected
+    assert pipeline_module._pack(args, "latin-1", "strict") == redis_py_pack(args, "latin-1")
 
 
-@pytest.mark.parametrize(
-    "args", [("SET", "k", 1.5), ("SET", "k", True), ("SCRIPT LOAD", "return 1"), (b"GET", "k")]
-)
+@pytest.mark.parametrize("args", [("SET", "k", True), ("SCRIPT LOAD", "return 1"), (b"GET", "k")])
 def test_anything_else_is_left_to_redis_py(args: tuple[Any, ...]) -> None:
-    assert _pack(args, "utf-8", "strict") is None
+    assert pipeline_module._pack(args, "utf-8", "strict") is None
+    assert pipeline_module._pack(args, "latin-1", "strict") is None  # never the C packer
+
+
+def redis_py_pack(args: tuple[Any, ...], encoding: str) -> bytes:
+    conn = aioredis.Redis(encoding=encoding).connection_pool.make_connection()  # type: ignore[no-untyped-call]
+    return b"".join(conn.pack_command(*args))
