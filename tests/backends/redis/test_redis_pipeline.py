@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError, ResponseError, TimeoutError
+from redis.exceptions import ConnectionError, DataError, ResponseError, TimeoutError
 from redis_procs import RedisServer
 
 from sanic_cookies.backends.redis import RedisBackend
@@ -73,6 +73,22 @@ async def test_an_error_reply_fails_only_its_own_command(server: RedisServer) ->
         assert isinstance(wrong, ResponseError) and "WRONGTYPE" in str(wrong)
         assert after == 1
         assert await pipe.execute("CLIENT", "ID") == conn_id  # still in sync, not reconnected
+    finally:
+        await pipe.aclose()
+
+
+async def test_an_argument_that_cannot_be_encoded_fails_only_its_own_command(
+    server: RedisServer,
+) -> None:
+    pipe = await pipeline_on(server)
+    try:
+        replies: tuple[Any, ...] = await asyncio.gather(
+            pipe.execute("SET", "flag", True),  # redis-py refuses bools
+            pipe.execute("ECHO", 10**30),
+            return_exceptions=True,
+        )
+        assert isinstance(replies[0], DataError)
+        assert replies[1] == b"1" + b"0" * 30
     finally:
         await pipe.aclose()
 

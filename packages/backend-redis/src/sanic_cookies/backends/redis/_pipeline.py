@@ -123,15 +123,13 @@ class AutoPipeline:
             self._last_reply = loop.time()
         encoder = conn.encoder
         for args, future in batch:
-            packed = _pack(args, encoder.encoding, encoder.encoding_errors)
-            if packed is not None:
-                chunks.append(packed)
-            else:
-                try:
-                    chunks += conn.pack_command(*args)
-                except Exception as exc:  # an argument redis-py cannot encode: this command only
+            try:
+                packed = _pack(args, encoder.encoding, encoder.encoding_errors)
+                chunks += [packed] if packed is not None else conn.pack_command(*args)
+            except Exception as exc:  # an argument that cannot be encoded: this command only
+                if not future.done():
                     future.set_exception(exc)
-                    continue
+                continue
             pending.append(future)
         # A plain transport write: it never blocks, so batches go out in the order
         # their futures were queued in `pending`.
@@ -256,7 +254,7 @@ def _pack(args: tuple[Any, ...], encoding: str, errors: str) -> bytes | None:
     if _c_pack is not None and encoding == "utf-8" and errors == "strict":
         try:
             return _c_pack(args)
-        except (TypeError, UnicodeError):
+        except Exception:  # e.g. a bool, which redis-py refuses with its own error
             return None
     return _pack_in_python(args, encoding, errors)
 
