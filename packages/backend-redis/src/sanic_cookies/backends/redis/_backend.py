@@ -231,7 +231,7 @@ class RedisBackend(Backend):
             if isinstance(client, RedisCluster):  # SCRIPT LOAD goes to every primary
                 await client.ping()
                 await asyncio.gather(*(client.script_load(s.script) for s in scripts.all()))
-            else:  # auto-pipelined: one round trip, which also opens the shared connection
+            else:  # auto-pipelined, one round trip that opens the shared connection too
                 run = scripts.run
                 replies = await asyncio.gather(
                     run("PING"),
