@@ -351,3 +351,33 @@ async def test_open_replaces_a_sweeper_that_ended() -> None:
     await asyncio.sleep(0.3)
     assert len(backend) == 0  # the new sweeper sweeps
     await backend.close()
+
+
+async def test_waiters_take_turns_in_arrival_order() -> None:
+    # The first holder takes the key without an asyncio lock; those arriving while it
+    # holds it must still queue behind it, in order, one at a time.
+    backend = MemoryBackend()
+    key = f"{4:064x}"
+    first = backend.lock(key, timeout=1, lease=1)
+    await first.acquire()
+    order: list[int] = []
+    inside = 0
+
+    async def turn(n: int) -> None:
+        nonlocal inside
+        lock = backend.lock(key, timeout=2, lease=1)
+        await lock.acquire()
+        inside += 1
+        assert inside == 1
+        order.append(n)
+        await asyncio.sleep(0.01)
+        inside -= 1
+        await lock.release()
+
+    tasks = [asyncio.ensure_future(turn(n)) for n in range(3)]
+    await asyncio.sleep(0.05)
+    assert order == []
+    await first.release()
+    await asyncio.wait_for(asyncio.gather(*tasks), 2)
+    assert order == [0, 1, 2]
+    assert backend._locks == {}

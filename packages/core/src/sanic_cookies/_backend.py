@@ -240,13 +240,17 @@ class Backend(ABC):
 
 
 class _KeyLock:
-    """An asyncio lock with a count of interested tasks, so unused ones can be forgotten."""
+    """A held key: a count of interested tasks (holder and waiters), so it can be forgotten.
+
+    The asyncio lock is made only when a second task wants the key (most keys never
+    see one): until then the holder holds the key by its entry alone.
+    """
 
     __slots__ = ("lock", "users")
 
     def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.users = 0
+        self.lock: asyncio.Lock | None = None
+        self.users = 1
 
 
 class _KeyedMutex:
@@ -265,18 +269,27 @@ class _KeyedMutex:
         self._timeout = timeout
         self._held: _KeyLock | None = None
 
+    def try_take(self) -> bool:
+        """Take the key if nobody holds or awaits it; no await, no lock object, no task."""
+        if self._key in self._registry:
+            return False
+        self._held = self._registry[self._key] = _KeyLock()
+        return True
+
     async def take(self) -> None:
-        entry = self._registry.get(self._key)
-        if entry is None:
-            entry = self._registry[self._key] = _KeyLock()
+        if self.try_take():
+            return
+        entry = self._registry[self._key]
         entry.users += 1
         try:
-            if entry.users == 1:
-                # Nobody holds or awaits this key: acquire() returns at once. Skipping
-                # wait_for here saves a task per request (about 7 µs).
-                await entry.lock.acquire()
-            else:
-                await asyncio.wait_for(entry.lock.acquire(), self._timeout)
+            lock = entry.lock
+            if lock is None:
+                # The holder took the key without a lock: make it one, acquired on its
+                # behalf (a free lock nobody awaits is acquired without suspending, so
+                # no other task runs in between), for its give_back to release.
+                lock = entry.lock = asyncio.Lock()
+                await lock.acquire()
+            await asyncio.wait_for(lock.acquire(), self._timeout)
         except TimeoutError:
             self._forget(entry)
             raise LockTimeout(f"Session lock not acquired within {self._timeout}s") from None
@@ -288,7 +301,8 @@ class _KeyedMutex:
     def give_back(self) -> None:
         entry, self._held = self._held, None
         if entry is not None:
-            entry.lock.release()
+            if entry.lock is not None:
+                entry.lock.release()
             self._forget(entry)
 
     def _forget(self, entry: _KeyLock) -> None:
@@ -319,7 +333,8 @@ class LocalLock(SessionLock):
         self._mutex = _KeyedMutex(registry, key, timeout)
 
     async def acquire(self) -> StoredSession | None:
-        await self._mutex.take()
+        if not self._mutex.try_take():
+            await self._mutex.take()
         try:
             return await self._backend.load(self._key)
         except BaseException:
@@ -455,7 +470,8 @@ class _CookieLock(SessionLock):
         self._mutex = _KeyedMutex(registry, key, timeout)
 
     async def acquire(self) -> StoredSession | None:
-        await self._mutex.take()
+        if not self._mutex.try_take():
+            await self._mutex.take()
         return None
 
     async def save_and_release(

@@ -16,12 +16,17 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import msgspec
-from sanic.cookies.request import parse_cookie
 
 from ._backend import Backend, ClientSideBackend, SessionLock, StoredSession, now
-from ._errors import BackendError, BackendUnavailable, SanicCookiesError, SessionNotLoaded
+from ._errors import (
+    BackendError,
+    BackendUnavailable,
+    LockTimeout,
+    SanicCookiesError,
+    SessionNotLoaded,
+    UnsupportedOperation,
+)
 from ._ids import is_session_id, log_id, new_session_id, store_key
-from ._metrics import metered
 from ._record import (
     EMPTY_DATA,
     AuthInfo,
@@ -31,6 +36,7 @@ from ._record import (
     encode_data,
     encode_record,
 )
+from ._request_cookie import cookie_value as read_cookie
 
 if TYPE_CHECKING:
     from sanic import Request
@@ -103,7 +109,8 @@ class SessionDict(MutableMapping[str, Any]):
     # Worked out on first use (see `_from_cookie`).
     _resolved: bool = False
     _cookie_value: str | None = None
-    _client_side: bool = False
+    _backend: Backend  # the session's backend, and the same object if it is client-side
+    _client: ClientSideBackend | None = None
     _sid: str | None = None
     _key: str | None = None
     _ttl: float = 0.0
@@ -131,12 +138,11 @@ class SessionDict(MutableMapping[str, Any]):
             # __Host-/__Secure- variant, which is not the cookie we set.
             # (What request.cookies holds, parsed the same way.)
             self._headers = None
-            cookies = parse_cookie(headers.getone("cookie", ""))
-            values = cookies.get(session._cookie_key())
-            self._cookie_value = values[0] if values else None
+            self._cookie_value = read_cookie(headers.getone("cookie", ""), session._cookie_key())
         cookie_value = self._cookie_value
-        client_side = self._client_side = isinstance(session.backend, ClientSideBackend)
-        if client_side:
+        backend = self._backend = session.backend
+        if isinstance(backend, ClientSideBackend):
+            self._client = backend
             # Tokens are ASCII; anything else (undecodable bytes arrive as lone
             # surrogates, which cannot even be hashed) is no cookie at all.
             sid = cookie_value if cookie_value and cookie_value.isascii() else None
@@ -166,12 +172,11 @@ class SessionDict(MutableMapping[str, Any]):
         return self
 
     async def _load_stored(self) -> StoredSession | None:
-        backend = self._session.backend
-        if isinstance(backend, ClientSideBackend):
+        if self._client is not None:
             assert self._sid is not None
-            return await backend.decode_cookie(self._sid)
+            return await self._client.decode_cookie(self._sid)
         assert self._key is not None
-        return await backend.load(self._key)
+        return await self._backend.load(self._key)
 
     def _adopt(self, stored: StoredSession | None) -> None:
         """Take `stored` as this session's state, or start a fresh one."""
@@ -226,7 +231,7 @@ class SessionDict(MutableMapping[str, Any]):
             self._adopt(None)  # no cookie: nobody else can know this session, nothing to lock
         else:
             config = self._session.config
-            lock = self._session.backend.lock(
+            lock = self._backend.lock(
                 self._key, timeout=config.lock_timeout, lease=config.lock_lease
             )
             # Held from before the acquire: if the store granted the lock and then failed
@@ -234,7 +239,7 @@ class SessionDict(MutableMapping[str, Any]):
             self._lock = lock
             try:
                 stored = await self._call("lock", lock.acquire())
-                if self._client_side:
+                if self._client is not None:
                     stored = await self._call("load", self._load_stored())
                 self._adopt(stored)
             except BaseException:
@@ -334,14 +339,15 @@ class SessionDict(MutableMapping[str, Any]):
         )
         value = encode_record(record)
         user_id = self._auth.user_id if self._auth else None
-        backend = self._session.backend
-        if isinstance(backend, ClientSideBackend):
+        backend = self._backend
+        client = self._client
+        if client is not None:
             old = self._sid if exists else None
             # The same session continues from `old` unless its id rotates (login):
             # the backend can then revoke every token of the session at logout.
             token = await self._call(
                 "save",
-                backend.encode_cookie(
+                client.encode_cookie(
                     value,
                     ttl,
                     previous=None if self._rotate else old,
@@ -351,10 +357,10 @@ class SessionDict(MutableMapping[str, Any]):
             # The whole Set-Cookie value, attributes included, must fit what browsers keep
             # (they drop a larger cookie without a word).
             self._session._check_cookie_size(
-                token, int(ttl) if self._persistent else None, backend.max_cookie_size
+                token, int(ttl) if self._persistent else None, client.max_cookie_size
             )
             if old is not None and self._rotate:
-                await self._call("revoke", backend.revoke_cookie(old, self._stored_expiry()))
+                await self._call("revoke", client.revoke_cookie(old, self._stored_expiry()))
             self._sid = self._new_cookie_value = token
             self._key = store_key(token)
         elif not exists or self._rotate:
@@ -483,11 +489,23 @@ class SessionDict(MutableMapping[str, Any]):
         self._cookie_action = _DELETE if self._cookie_value else _KEEP
 
     async def _call(self, operation: str, awaitable: Any) -> Any:
-        """Await a backend call; turn any failure into one log line and a 503."""
+        """Await a backend call and count it; turn any failure into one log line and a 503.
+
+        Counted as `metered` counts, in place (a coroutine less per store call).
+        """
         meter = self._session._meter  # None when the backend counts itself (MultiBackend)
+        if meter is not None:
+            meter.operations += 1
+            if operation == "lock":
+                meter.lock_waits += 1
         try:
-            return await (awaitable if meter is None else metered(meter, operation, awaitable))
+            return await awaitable
         except BackendError as exc:  # lock timeout, lock lost: already a 503
+            if meter is not None:
+                if isinstance(exc, LockTimeout):
+                    meter.lock_timeouts += 1
+                else:
+                    meter.failures += 1
             self._failed = True
             logger.warning(
                 "session %s: %s on backend %s failed: %s",
@@ -497,9 +515,13 @@ class SessionDict(MutableMapping[str, Any]):
                 exc,
             )
             raise
-        except SanicCookiesError:
+        except SanicCookiesError as exc:
+            if meter is not None and not isinstance(exc, UnsupportedOperation):
+                meter.failures += 1
             raise
         except Exception as exc:
+            if meter is not None:
+                meter.failures += 1
             self._failed = True
             backend = self._session.backend
             logger.error(
@@ -520,7 +542,7 @@ class SessionDict(MutableMapping[str, Any]):
         Returns:
             (action, cookie value, max age): action is keep, set or delete.
         """
-        if not self._in_block:
+        if not self._in_block and self._lock is not None:
             await self._release()
         # else a streaming handler responded from inside `async with`: the block still
         # runs, and keeps its lock until it exits (releasing here would let a concurrent
