@@ -244,6 +244,7 @@ async def test_index_follows_a_change_of_user(
     await backend.save(key, b"3", 60, replace_only=True)  # logged out, session kept
     assert await direct.zscore(backend._keys.index(bob), key) is None
     assert await backend.list_user_sessions(bob) == {}
+    assert await direct.hgetall(backend._keys.data(key)) == {b"v": b"3"}  # no user fields left
 
 
 async def test_index_removal_spares_an_entry_added_again_since(

@@ -64,13 +64,9 @@ return {v, redis.call('PTTL', KEYS[1])}
 ACQUIRE = (
     _HELPERS
     + """
-local holder = redis.call('GET', KEYS[2])
-if holder == ARGV[1] then
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if redis.call('GET', KEYS[2]) ~= ARGV[1] then return redis.call('PTTL', KEYS[2]) end
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
-elseif holder then
-  return redis.call('PTTL', KEYS[2])
-else
-  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 end
 local h = redis.call('HMGET', KEYS[1], 'v', 'u', 'ix')
 if not h[1] then return {} end
@@ -110,10 +106,11 @@ if has_user then
   -- Never let the data outlive its index entry: logout-everywhere must find it.
   if not ix or ix < now + ttl then return -2 end
 end
-redis.call('DEL', data)
+-- Overwrite in place (cheaper for Redis than deleting and recreating the key).
 if has_user then
   redis.call('HSET', data, 'v', ARGV[2], 'u', user, 'ix', int(ix), 'is', stamp)
 else
+  if old[2] or old[3] or old[4] then redis.call('HDEL', data, 'u', 'ix', 'is') end
   redis.call('HSET', data, 'v', ARGV[2])
 end
 redis.call('PEXPIRE', data, ttl)
