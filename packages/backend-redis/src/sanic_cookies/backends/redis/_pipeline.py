@@ -238,7 +238,8 @@ def _broken(conn: AbstractConnection, *, idle: bool) -> bool:
         return True
     if not idle:
         return False
-    return bool(reader.at_eof() or reader.exception() is not None or not conn._socket_is_empty())  # type: ignore[no-untyped-call]
+    unread = getattr(reader, "_buffer", b"")  # what asyncio holds for the next read
+    return bool(reader.at_eof() or reader.exception() is not None or unread)
 
 
 def _pack(args: tuple[Any, ...], encoding: str, errors: str) -> bytes | None:
