@@ -142,15 +142,16 @@ class SessionScopedLock(AdvisoryLock):
     The default scope; see the module documentation.
     """
 
-    __slots__ = ("_found",)
+    __slots__ = ("_found", "_lock_id", "_sql")
 
     def __init__(self, store: PostgresStore, key: str, *, timeout: float, lease: float) -> None:
         super().__init__(store, key, timeout=timeout, lease=lease)
         self._found = False
+        self._sql = store.session_lock_sql
+        self._lock_id = store.queries.lock_id(key)
 
     async def _lock_and_load(self, checkout: Checkout, wait: float) -> asyncpg.Record | None:
         store = self._store
-        queries = store.queries
         if checkout.conn.get_server_version().major < _IDLE_SESSION_TIMEOUT_SINCE:
             raise ConfigurationError(
                 "lock_scope='session' needs PostgreSQL 14 or later (its lease is "
@@ -158,14 +159,14 @@ class SessionScopedLock(AdvisoryLock):
             )
         args = (
             self._key,
-            queries.lock_id(self._key),
+            self._lock_id,
             str(milliseconds(wait)),
             str(milliseconds(self._lease)),
         )
         conn = checkout.conn
         try:
             row = await conn.fetchrow(
-                queries.lock_and_load(), *args, timeout=wait + store.command_timeout
+                self._sql.lock_and_load, *args, timeout=wait + store.command_timeout
             )
         except _NOT_GRANTED:
             # The advisory lock may have been granted before the row lock timed out, and a
@@ -182,7 +183,7 @@ class SessionScopedLock(AdvisoryLock):
         return row
 
     async def _reread(self, conn: Conn, args: tuple[str, int, str, str]) -> asyncpg.Record | None:
-        sql = self._store.queries.lock_and_load(take_lock=False)
+        sql = self._sql.reread
         for attempt in range(_REREADS):
             try:
                 return await conn.fetchrow(sql, *args, timeout=self._store.command_timeout)
@@ -208,7 +209,7 @@ class SessionScopedLock(AdvisoryLock):
         mode = "replace" if replace_only else ("upsert" if self._found else "create")
         written = await self._finish(
             "save",
-            self._store.queries.save_and_unlock(mode),
+            self._sql.save[mode],
             self._key,
             value,
             float(ttl),
@@ -227,17 +228,16 @@ class SessionScopedLock(AdvisoryLock):
         Raises:
             LockLost: The connection dropped; nothing was deleted.
         """
-        await self._finish("delete", self._store.queries.delete_and_unlock, self._key)
+        await self._finish("delete", self._sql.delete, self._key)
 
     async def release(self) -> None:
         """Unlock and return the connection (one round trip). Idempotent, never raises."""
         checkout, self._checkout = self._checkout, None
         if checkout is None:
             return
-        queries = self._store.queries
         try:
             await checkout.conn.fetchrow(
-                queries.unlock, queries.lock_id(self._key), timeout=self._store.command_timeout
+                self._sql.unlock, self._lock_id, timeout=self._store.command_timeout
             )
         except Exception:
             await checkout.discard()  # closing the connection frees the lock just the same
@@ -259,7 +259,7 @@ class SessionScopedLock(AdvisoryLock):
         store = self._store
         try:
             await checkout.conn.fetchrow(
-                store.queries.set_session_lease,
+                self._sql.set_lease,
                 str(milliseconds(lease)),
                 timeout=store.command_timeout,
             )
@@ -277,7 +277,7 @@ class SessionScopedLock(AdvisoryLock):
         store = self._store
         try:
             row = await checkout.conn.fetchrow(
-                sql, *args, store.queries.lock_id(self._key), timeout=store.command_timeout
+                sql, *args, self._lock_id, timeout=store.command_timeout
             )
         except BaseException as exc:
             # Unknown whether the statement unlocked: closing the connection settles it.

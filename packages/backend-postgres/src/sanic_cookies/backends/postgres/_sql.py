@@ -23,7 +23,7 @@ import math
 import re
 from dataclasses import dataclass
 
-__all__ = ["DIVISION_BY_ZERO", "Queries", "milliseconds", "rows_affected"]
+__all__ = ["DIVISION_BY_ZERO", "Queries", "SessionLockStatements", "milliseconds", "rows_affected"]
 
 #: SQLSTATE of the error a fenced replace-only save raises when the row is gone.
 DIVISION_BY_ZERO = "22012"
@@ -69,6 +69,18 @@ def _lock_id(*parts: str) -> int:
     """A signed 64-bit advisory-lock id from `parts`, spread evenly over the id space."""
     digest = hashlib.sha256("\x00".join(parts).encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLockStatements:
+    """The session-scoped lock's statements for one table, built once (see `Queries`)."""
+
+    lock_and_load: str
+    reread: str
+    save: dict[str, str]
+    delete: str
+    unlock: str
+    set_lease: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +181,17 @@ class Queries:
         return _lock_id("sanic_cookies.sweep", self.table)
 
     # -- the session-scoped lock (prepared statements) --------------------------------
+
+    def session_lock_statements(self) -> SessionLockStatements:
+        """Every statement of the session-scoped lock, built now rather than per request."""
+        return SessionLockStatements(
+            lock_and_load=self.lock_and_load(),
+            reread=self.lock_and_load(take_lock=False),
+            save={mode: self.save_and_unlock(mode) for mode in ("replace", "upsert", "create")},
+            delete=self.delete_and_unlock,
+            unlock=self.unlock,
+            set_lease=self.set_session_lease,
+        )
 
     def lock_and_load(self, *, take_lock: bool = True) -> str:
         """$1 key, $2 lock id, $3 acquire timeout ms, $4 lease ms → the live row, if any.

@@ -87,6 +87,7 @@ class PostgresStore(Backend):
             except ValueError as exc:
                 raise ConfigurationError(str(exc)) from None
         self.queries = Queries(qualified_name(self.table))
+        self.session_lock_sql = self.queries.session_lock_statements()
         self.create_table = create_table
         self.command_timeout = float(command_timeout)
         self.sweep_batch = sweep_batch
