@@ -34,7 +34,7 @@ async def admin(server: RedisServer) -> AsyncIterator[aioredis.Redis]:
         yield client
 
 
-async def pipeline_on(server: RedisServer, **options: Any) -> AutoPipeline:
+def pipeline_on(server: RedisServer, **options: Any) -> AutoPipeline:
     client = aioredis.Redis(port=server.port, **options)
     return AutoPipeline(client.connection_pool)
 
@@ -47,18 +47,29 @@ async def connected_clients(admin: aioredis.Redis) -> int:
 async def test_concurrent_commands_share_one_connection_and_get_their_own_replies(
     server: RedisServer, admin: aioredis.Redis
 ) -> None:
-    pipe = await pipeline_on(server)
+    pipe = pipeline_on(server)
     try:
         await asyncio.gather(*(pipe.execute("SET", f"k{i}", i) for i in range(300)))
+        writer = pipe._conn._writer  # type: ignore[union-attr]
+        assert writer is not None
+        writes: list[int] = []
+        real_writelines = writer.writelines
+
+        def counted(chunks: Any) -> None:
+            writes.append(1)
+            real_writelines(chunks)
+
+        writer.writelines = counted  # type: ignore[method-assign]
         replies = await asyncio.gather(*(pipe.execute("GET", f"k{i}") for i in range(300)))
         assert replies == [str(i).encode() for i in range(300)]
+        assert len(writes) == 1  # the 300 commands of one tick went out together
         assert await connected_clients(admin) == 2  # admin and the pipeline's connection
     finally:
         await pipe.aclose()
 
 
 async def test_an_error_reply_fails_only_its_own_command(server: RedisServer) -> None:
-    pipe = await pipeline_on(server)
+    pipe = pipeline_on(server)
     try:
         await pipe.execute("SET", "text", "x")
         conn_id = await pipe.execute("CLIENT", "ID")
@@ -80,7 +91,7 @@ async def test_an_error_reply_fails_only_its_own_command(server: RedisServer) ->
 async def test_an_argument_that_cannot_be_encoded_fails_only_its_own_command(
     server: RedisServer,
 ) -> None:
-    pipe = await pipeline_on(server)
+    pipe = pipeline_on(server)
     try:
         replies: tuple[Any, ...] = await asyncio.gather(
             pipe.execute("SET", "flag", True),  # redis-py refuses bools
@@ -94,7 +105,7 @@ async def test_an_argument_that_cannot_be_encoded_fails_only_its_own_command(
 
 
 async def test_a_cancelled_caller_does_not_shift_the_replies(server: RedisServer) -> None:
-    pipe = await pipeline_on(server)
+    pipe = pipeline_on(server)
     try:
         await asyncio.gather(*(pipe.execute("SET", f"c{i}", i) for i in range(3)))
 
@@ -114,7 +125,7 @@ async def test_a_cancelled_caller_does_not_shift_the_replies(server: RedisServer
 async def test_a_reply_timeout_fails_the_commands_in_flight_then_it_reconnects(
     server: RedisServer,
 ) -> None:
-    pipe = await pipeline_on(server, socket_timeout=0.3)
+    pipe = pipeline_on(server, socket_timeout=0.3)
     try:
         first_id = await pipe.execute("CLIENT", "ID")
         outcomes = await asyncio.gather(
@@ -133,7 +144,7 @@ async def test_a_reply_timeout_fails_the_commands_in_flight_then_it_reconnects(
 async def test_the_reply_timeout_counts_from_the_last_reply_not_from_the_first_command(
     server: RedisServer,
 ) -> None:
-    pipe = await pipeline_on(server, socket_timeout=1.0)
+    pipe = pipeline_on(server, socket_timeout=1.0)
     try:
         first_id = await pipe.execute("CLIENT", "ID")
         # 1.5 s of commands in all, each answered 0.1 s after it was sent. (Not in one
@@ -148,7 +159,7 @@ async def test_the_reply_timeout_counts_from_the_last_reply_not_from_the_first_c
 async def test_a_connection_the_server_closed_while_idle_is_replaced_unnoticed(
     server: RedisServer, admin: aioredis.Redis
 ) -> None:
-    pipe = await pipeline_on(server)
+    pipe = pipeline_on(server)
     try:
         first_id = await pipe.execute("CLIENT", "ID")
         assert await admin.client_kill_filter(_id=first_id) == 1
@@ -160,7 +171,7 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced_unnoticed(
 
 
 async def test_a_server_that_is_gone_fails_the_waiting_commands(server: RedisServer) -> None:
-    pipe = await pipeline_on(server, socket_connect_timeout=1.0)
+    pipe = pipeline_on(server, socket_connect_timeout=1.0)
     try:
         assert await pipe.execute("PING") == b"PONG"
         server.stop()
@@ -177,7 +188,7 @@ async def test_a_server_that_is_gone_fails_the_waiting_commands(server: RedisSer
 async def test_close_fails_what_is_queued_and_the_pipeline_works_again_after(
     server: RedisServer, admin: aioredis.Redis
 ) -> None:
-    pipe = await pipeline_on(server)
+    pipe = pipeline_on(server)
     assert await pipe.execute("PING") == b"PONG"
     queued = pipe.execute("PING")
     await pipe.aclose()
