@@ -240,7 +240,8 @@ class SessionDict(MutableMapping[str, Any]):
             try:
                 stored = await self._call("lock", lock.acquire())
                 if self._client is not None:
-                    stored = await self._call("load", self._load_stored())
+                    assert self._sid is not None
+                    stored = await self._call("load", self._client.decode_cookie(self._sid))
                 self._adopt(stored)
             except BaseException:
                 await self._release()
@@ -322,8 +323,7 @@ class SessionDict(MutableMapping[str, Any]):
             exists = False
         changed = data != self._orig or self._meta_changed or self._rotate
         t = now()
-        refresh = exists and self._refresh_due(t)
-        if (not changed and not refresh) or empty:
+        if empty or (not changed and not (exists and self._refresh_due(t))):
             return
         ttl = min(self._ttl, self._deadline - t)
         if ttl <= 0:
@@ -549,7 +549,12 @@ class SessionDict(MutableMapping[str, Any]):
         # request in, and the block's write would then overwrite that request's update).
         # After a failed store call, write nothing more (the client keeps its cookie and
         # may retry); a cookie change from an earlier successful write still goes out.
-        if self._data is not None and not self._in_block and not self._failed:
+        if (
+            self._data is not None
+            and not self._in_block
+            and not self._failed
+            and self._unlocked_work_due()
+        ):
             await self._write_unlocked()
         if self._cookie_action == _SET:
             max_age = None
@@ -559,6 +564,15 @@ class SessionDict(MutableMapping[str, Any]):
                 max_age = max(1, math.ceil(min(self._ttl, self._deadline - now())))
             return _SET, self._new_cookie_value or self._sid, max_age
         return self._cookie_action, None, None
+
+    def _unlocked_work_due(self) -> bool:
+        """Whether `_write_unlocked` has anything to do (most requests: no; spares a coroutine)."""
+        assert self._data is not None
+        if encode_data(self._data) != self._orig:
+            return True
+        if self._meta_changed or self._rotate or self._destroyed:
+            return True
+        return self._stored is not None and self._refresh_due(now())
 
     async def _write_unlocked(self) -> None:
         assert self._data is not None

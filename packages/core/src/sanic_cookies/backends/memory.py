@@ -99,7 +99,7 @@ class MemoryBackend(Backend):
         entry = self._data.get(bytes.fromhex(key))
         if entry is None:
             return None
-        expires_at = _expiry(entry)
+        expires_at: float = _unpack(entry)[0]
         if expires_at <= now():
             return None
         return StoredSession(entry[_HEAD:], expires_at)
@@ -114,9 +114,10 @@ class MemoryBackend(Backend):
         replace_only: bool = False,
     ) -> bool:
         k = bytes.fromhex(key)
+        t = now()
         old = self._data.pop(k, None)
         old_user = self._owners.get(k) if old is not None else None
-        if old is not None and _expiry(old) <= now():
+        if old is not None and _unpack(old)[0] <= t:
             self._unindex(k, old_user)
             old = None
         if old is None and replace_only:
@@ -126,7 +127,7 @@ class MemoryBackend(Backend):
         if user_id is not None:
             self._users.setdefault(user_id, set()).add(k)
             self._owners[k] = user_id
-        self._data[k] = _pack(now() + ttl) + value
+        self._data[k] = _pack(t + ttl) + value
         if self.max_entries is not None and len(self._data) > self.max_entries:
             oldest = next(iter(self._data))
             del self._data[oldest]
