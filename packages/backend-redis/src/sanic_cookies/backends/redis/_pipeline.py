@@ -70,6 +70,7 @@ class AutoPipeline:
     """
 
     __slots__ = (
+        "_closed",
         "_conn",
         "_connecting",
         "_expired",
@@ -97,11 +98,15 @@ class AutoPipeline:
         self._last_reply = 0.0
         self._watchdog: asyncio.TimerHandle | None = None
         self._expired: asyncio.Task[None] | None = None
+        self._closed = False
 
     def execute(self, *args: Any) -> asyncio.Future[Any]:
         """Queue a command; the future gets its reply (or its error)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
+        if self._closed:  # a straggler must not reopen (and leak) a connection
+            future.set_exception(ConnectionError("The Redis session store is closed"))
+            return future
         self._queue.append((args, future))
         if len(self._queue) == 1 and self._connecting is None:
             loop.call_soon(self._flush)
@@ -209,7 +214,8 @@ class AutoPipeline:
             self._reader.cancel()
 
     async def aclose(self) -> None:
-        """Fail what is queued or in flight and close the connection; usable again after."""
+        """Fail what is queued, in flight or sent later, and close the connection."""
+        self._closed = True
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
