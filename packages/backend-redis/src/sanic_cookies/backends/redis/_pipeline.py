@@ -48,7 +48,7 @@ from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
 _c_pack: Callable[[tuple[Any, ...]], bytes] | None
 try:  # installed with the 'hiredis' extra; it packs str as UTF-8, redis-py's default
-    from hiredis import pack_command as _c_pack  # type: ignore[import-not-found,unused-ignore]
+    from hiredis import pack_command as _c_pack  # type: ignore[import-not-found,no-redef,unused-ignore]
 except ImportError:  # pragma: no cover - depends on the environment
     _c_pack = None
 
