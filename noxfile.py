@@ -155,9 +155,16 @@ def run_pytest_dir(session: nox.Session, test_dir: str, *extra: str) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """All four packages editable (one install call) + the whole test suite."""
+    """All four packages editable (one install call) + the whole test suite.
+
+    The Redis backend comes with its ``hiredis`` extra here (the C packer and parser);
+    the ``redis`` session tests the pure-Python path.
+    """
     session.install(
-        *editable(*ALL_MEMBERS, DICTSTORE),
+        *editable(CORE, *(m for m in ALL_MEMBERS if m not in (CORE, BACKENDS["redis"]))),
+        "-e",
+        f"{BACKENDS['redis']}[hiredis]",
+        *editable(DICTSTORE),
         *group("test"),
         *group("browser"),
     )
