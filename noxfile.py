@@ -330,15 +330,21 @@ def demo(session: nox.Session) -> None:
     session.run("python", "examples/demo.py")
 
 
+#: The peer library bench/peers.py measures (issue 8 cites this version).
+BENCH_PEER = "sanic-session==0.8.0"
+
+
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Benchmark (bench/run.py): bare Sanic, hand-written floors, every backend; a few minutes.
+    """Benchmark (bench/run.py): bare Sanic, floors, a peer library, every backend; minutes.
 
     Arguments after ``--`` go to the script, e.g. ``nox -s bench -- --duration 5 --rounds 5``,
     ``-- --targets memory redis``, ``-- --profile memory:rmw`` (installs pyinstrument).
+    The peer library (sanic-session, patched in bench/peers.py) is installed here only:
+    it is no dependency of any distribution.
     """
     if not (ROOT / "bench" / "run.py").is_file():
         session.skip("bench/run.py does not exist yet")
     profiling = any(arg.startswith("--profile") for arg in session.posargs)
-    session.install(*editable(*ALL_MEMBERS), *(["pyinstrument"] if profiling else []))
+    session.install(*editable(*ALL_MEMBERS), BENCH_PEER, *(["pyinstrument"] if profiling else []))
     session.run("python", "bench/run.py", *session.posargs)

@@ -28,6 +28,7 @@ from typing import Any
 
 from bench.apps import SCENARIO_PATHS, StoreOptions
 from bench.loadgen import Client, LoadResult, run_async, run_load, set_cookie, wrk_path
+from bench.peers import PEER_MODULE
 from bench.proxy import CountingProxy, Counts
 from bench.stores import (
     PrivateRedis,
@@ -60,17 +61,23 @@ class Target:
         module: The module that must import for it to run.
         floor: The hand-written floor app it is compared with (None: bare only).
         store: ``"redis"``, ``"postgres"`` or None (no store to count).
+        peers: Apps of other libraries (`bench.peers`) it is compared with.
     """
 
     app: str
     module: str
     floor: str | None
     store: str | None
+    peers: tuple[str, ...] = ()
 
 
 TARGETS = {
-    "memory": Target("memory", "sanic_cookies.backends.memory", "dict", None),
-    "redis": Target("redis", "sanic_cookies.backends.redis", "redis-raw", "redis"),
+    "memory": Target(
+        "memory", "sanic_cookies.backends.memory", "dict", None, ("sanic-session-memory",)
+    ),
+    "redis": Target(
+        "redis", "sanic_cookies.backends.redis", "redis-raw", "redis", ("sanic-session-redis",)
+    ),
     "postgres": Target("postgres", "sanic_cookies.backends.postgres", "pg-raw", "postgres"),
     "postgres-sqla": Target(
         "postgres-sqla", "sanic_cookies.backends.postgres", "pg-raw", "postgres"
@@ -78,6 +85,7 @@ TARGETS = {
     "cookie": Target("cookie", "sanic_cookies.backends.cookie", None, None),
 }
 FLOOR_STORES = {"dict": None, "redis-raw": "redis", "pg-raw": "postgres"}
+PEER_STORES = {"sanic-session-memory": None, "sanic-session-redis": "redis"}
 
 #: Goals of issue 8: (app, scenario, baseline, minimum ratio).
 GOALS: list[tuple[str, str, str, float]] = [
@@ -89,6 +97,8 @@ GOALS: list[tuple[str, str, str, float]] = [
     ("postgres-sqla", "rmw", "pg-raw", 0.9),
     ("cookie", "rmw", "bare", 0.6),
 ]
+#: Goals of issue 8 against other libraries: (app, scenario) ahead of each of its peers.
+PEER_GOALS = [("memory", "rmw"), ("redis", "rmw")]
 #: Store round trips a sanic-cookies request may make, by scenario.
 ROUND_TRIP_GOALS = {"untouched": 0.0, "read": 1.0, "rmw": 2.0}
 MEMORY_OVERHEAD_GOAL = 300
@@ -374,7 +384,7 @@ async def timed_rounds(
             cells[app].cpu_us.append(cpu)
             if progress:
                 print(
-                    f"  {scenario:9} round {r + 1}/{args.rounds} {app:14} "
+                    f"  {scenario:9} round {r + 1}/{args.rounds} {app:20} "
                     f"{result.rps:9.0f} req/s  p50 {result.p50_ms:.2f} ms  "
                     f"server CPU {cpu or 0:.1f} µs/req",
                     file=sys.stderr,
@@ -509,8 +519,12 @@ def goals(
             out.append(
                 f"- {app} {scenario} ≥ {minimum:g}× {base}: {got:.2f}× — {verdict}{cpu_note}"
             )
+    for app, scenario in PEER_GOALS:
+        line = _peer_goal(app, scenario, results.get(scenario, {}))
+        if line is not None:
+            out.append(line)
     for app, by_scenario in counts.items():
-        if app in FLOOR_STORES:
+        if app in FLOOR_STORES or app in PEER_STORES:
             continue
         for scenario, expected in ROUND_TRIP_GOALS.items():
             if scenario in by_scenario:
@@ -530,6 +544,24 @@ def goals(
     return [*out, ""]
 
 
+def _peer_goal(app: str, scenario: str, cells: dict[str, Cell]) -> str | None:
+    """`app` ahead of each of its peers measured in this run (a rate ratio above 1)."""
+    peers = [p for p in TARGETS[app].peers if p in cells]
+    if app not in cells or not peers:
+        return None
+    ahead = {p: ratio(cells[app], cells[p]) for p in peers}
+    each = []
+    for peer, got in ahead.items():
+        by_cpu = cpu_ratio(cells[app], cells[peer])
+        cpu_note = f" (by server CPU per request: {by_cpu:.2f}×)" if by_cpu is not None else ""
+        each.append(f"{got:.2f}× {peer}{cpu_note}")
+    closest = min(ahead, key=ahead.__getitem__)
+    gap = 1.0 - ahead[closest]
+    verdict = "met" if gap < 0 else f"MISSED: behind {closest} by {gap:.2f}"
+    names = ", ".join(peers)
+    return f"- {app} {scenario} ahead of every peer ({names}): {'; '.join(each)} — {verdict}"
+
+
 # -- main ----------------------------------------------------------------------------------
 
 
@@ -539,6 +571,17 @@ def _importable(module: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def _peers_importable() -> bool:
+    if _importable(PEER_MODULE):
+        return True
+    print(
+        f"skipping the peer apps (sanic-session): {PEER_MODULE} is not installed "
+        "(`nox -s bench` installs it; or pip install sanic-session==0.8.0)",
+        file=sys.stderr,
+    )
+    return False
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -559,6 +602,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="backends to measure (default: every one installed whose store is reachable)",
     )
     parser.add_argument("--no-floors", action="store_true", help="bare Sanic as the only baseline")
+    parser.add_argument(
+        "--no-peers", action="store_true", help="skip other libraries (sanic-session 0.8.0)"
+    )
     parser.add_argument(
         "--middleware",
         action="store_true",
@@ -645,17 +691,23 @@ async def benchmark(args: argparse.Namespace) -> str:
         options, targets = await _stores(args, args.targets or list(TARGETS), stack)
         apps = ["bare", "middleware"] if args.middleware else ["bare"]
         floors: dict[str, str] = {}
+        peers = not args.no_peers and _peers_importable()
         for name in targets:
             target = TARGETS[name]
+            ours = [target.app, *(target.peers if peers else ())]
             if target.floor is not None and not args.no_floors:
-                floors[target.app] = target.floor
+                floors.update(dict.fromkeys(ours, target.floor))
                 if target.floor not in apps:
                     apps.append(target.floor)
-            apps.append(target.app)
+            apps += ours
 
         counts: dict[str, dict[str, StoreCount]] = {}
         if not args.no_count:
-            store_of = {**FLOOR_STORES, **{TARGETS[n].app: TARGETS[n].store for n in targets}}
+            store_of = {
+                **FLOOR_STORES,
+                **PEER_STORES,
+                **{TARGETS[n].app: TARGETS[n].store for n in targets},
+            }
             for app in apps:
                 store = store_of.get(app)
                 if store is not None:
@@ -697,7 +749,7 @@ async def profile(args: argparse.Namespace) -> str:
     tool = "python" if tool == "auto" else tool
     async with contextlib.AsyncExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-"))
-        wanted = [n for n, t in TARGETS.items() if t.app == app or t.floor == app]
+        wanted = [n for n, t in TARGETS.items() if app in (t.app, t.floor, *t.peers)]
         options, _ = await _stores(args, wanted, stack)
         out = Path(tmp) / "profile.txt"
         server = start_server(app, options, Path(tmp), core=args.server_core, profile=out)

@@ -18,6 +18,9 @@ from typing import Any
 from sanic import Sanic
 
 from bench.apps import APPS, StoreOptions
+from bench.peers import PEER_APPS
+
+ALL_APPS = {**APPS, **PEER_APPS}
 
 
 def pin(core: int | None) -> bool:
@@ -60,14 +63,14 @@ def _attach_profiler(app: Sanic[Any, Any], path: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line, build the app, serve until SIGTERM/SIGINT."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("app", choices=sorted(APPS))
+    parser.add_argument("app", choices=sorted(ALL_APPS))
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--core", type=int, default=None, help="CPU core to pin to")
     parser.add_argument("--options", default="{}", help="StoreOptions as JSON")
     parser.add_argument("--profile", default=None, help="write a pyinstrument report here")
     args = parser.parse_args(argv)
     pin(args.core)
-    app = APPS[args.app](StoreOptions(**json.loads(args.options)))
+    app = ALL_APPS[args.app](StoreOptions(**json.loads(args.options)))
     if args.profile:
         _attach_profiler(app, args.profile)
     app.run(

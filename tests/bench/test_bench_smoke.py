@@ -17,7 +17,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench.loadgen import set_cookie, wrk_script  # noqa: E402
+from bench.cli import Cell, _peer_goal  # noqa: E402
+from bench.loadgen import LoadResult, set_cookie, wrk_script  # noqa: E402
 from bench.proxy import Counts, _PgParser, _RespParser  # noqa: E402
 
 # A table row: | app | req/s | p50 | p99 | x bare | ...
@@ -53,6 +54,7 @@ def test_memory_target_gives_a_table_with_numbers(tmp_path: Path) -> None:
         tmp_path,
         *("--targets", "memory", "--scenarios", "rmw", "--rounds", "1", "--duration", "1"),
         *("--warmup", "0", "--sessions", "32", "--connections", "8", "--memory-sessions", "2000"),
+        "--no-peers",
     )
     assert "**rmw**" in report
     table = rows(report)
@@ -64,6 +66,35 @@ def test_memory_target_gives_a_table_with_numbers(tmp_path: Path) -> None:
     (run,) = raw["results"]["rmw"]["memory"]
     assert run["requests"] > 0 and run["errors"] == 0
     assert raw["memory"]["memory"]["sessions"] == 2000
+
+
+def test_peer_library_is_measured_beside_ours(tmp_path: Path) -> None:
+    pytest.importorskip("sanic_session", reason="the peer library is installed by nox -s bench")
+    report, raw = run_bench(
+        tmp_path,
+        *("--targets", "memory", "--scenarios", "rmw", "--rounds", "1", "--duration", "1"),
+        *("--warmup", "0", "--sessions", "32", "--connections", "8", "--no-memory"),
+    )
+    assert set(rows(report)) == {"bare", "dict", "memory", "sanic-session-memory"}
+    # The run took its sessions from the peer's Set-Cookie (the patched method); none failed.
+    (run,) = raw["results"]["rmw"]["sanic-session-memory"]
+    assert run["requests"] > 0 and run["errors"] == 0
+    goal = r"^- memory rmw ahead of every peer \(sanic-session-memory\): \d+\.\d\d× "
+    assert re.search(goal, report, re.M)
+
+
+def test_peer_goal_is_missed_when_a_peer_is_faster() -> None:
+    def cell(rps: float, cpu_us: float) -> Cell:
+        return Cell([LoadResult(100, 1.0, rps, 1.0, 2.0, 0, "wrk")], [cpu_us])
+
+    cells = {"redis": cell(900, 100), "sanic-session-redis": cell(1000, 90)}
+    assert _peer_goal("redis", "rmw", cells) == (
+        "- redis rmw ahead of every peer (sanic-session-redis): 0.90× sanic-session-redis "
+        "(by server CPU per request: 0.90×) — MISSED: behind sanic-session-redis by 0.10"
+    )
+    cells["redis"] = cell(1100, 80)
+    assert str(_peer_goal("redis", "rmw", cells)).endswith("— met")
+    assert _peer_goal("redis", "rmw", {"redis": cell(1, 1)}) is None  # no peer measured
 
 
 def test_python_load_generator_fallback(tmp_path: Path) -> None:
@@ -126,6 +157,8 @@ def test_postgres_statements_are_counted_by_portal() -> None:
     assert dict(counts.names) == {"SELECT": 2, "BEGIN;": 1}
 
 
-@pytest.mark.parametrize("name", ["apps", "cli", "loadgen", "memsize", "micro", "proxy", "server"])
+@pytest.mark.parametrize(
+    "name", ["apps", "cli", "loadgen", "memsize", "micro", "peers", "proxy", "server"]
+)
 def test_modules_import(name: str) -> None:
     __import__(f"bench.{name}")
