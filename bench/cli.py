@@ -125,11 +125,13 @@ def start_server(
     *,
     core: int | None,
     profile: Path | None = None,
+    wrapper: Sequence[str] = (),
 ) -> Server:
-    """Start `app` on a free port (not waiting for it)."""
+    """Start `app` on a free port (not waiting for it), behind `wrapper` (e.g. valgrind)."""
     port = free_port()
     log = logdir / f"{app}-{port}.log"
     cmd = [
+        *wrapper,
         sys.executable,
         "-m",
         "bench.server",
@@ -628,6 +630,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="instead of the benchmark: load one app under pyinstrument and print the profile",
     )
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="instead of the benchmark: instructions per request under valgrind (steadier)",
+    )
+    parser.add_argument(
+        "--callgrind-requests",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="--callgrind: measure N and 2N requests per app and scenario, take the difference",
+    )
     args = parser.parse_args(argv)
     cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
     if args.server_core not in cores or args.client_core not in cores:
@@ -677,6 +691,22 @@ async def _stores(
     return options, usable
 
 
+def plan_apps(args: argparse.Namespace, targets: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """The apps to run for `targets` (baselines first) and the floor of each app that has one."""
+    apps = ["bare", "middleware"] if args.middleware else ["bare"]
+    floors: dict[str, str] = {}
+    peers = not args.no_peers and _peers_importable()
+    for name in targets:
+        target = TARGETS[name]
+        ours = [target.app, *(target.peers if peers else ())]
+        if target.floor is not None and not args.no_floors:
+            floors.update(dict.fromkeys(ours, target.floor))
+            if target.floor not in apps:
+                apps.append(target.floor)
+        apps += ours
+    return apps, floors
+
+
 async def benchmark(args: argparse.Namespace) -> str:
     """Run everything the arguments ask for; the report."""
     tool = args.tool
@@ -689,17 +719,7 @@ async def benchmark(args: argparse.Namespace) -> str:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-"))
         logdir = Path(tmp)
         options, targets = await _stores(args, args.targets or list(TARGETS), stack)
-        apps = ["bare", "middleware"] if args.middleware else ["bare"]
-        floors: dict[str, str] = {}
-        peers = not args.no_peers and _peers_importable()
-        for name in targets:
-            target = TARGETS[name]
-            ours = [target.app, *(target.peers if peers else ())]
-            if target.floor is not None and not args.no_floors:
-                floors.update(dict.fromkeys(ours, target.floor))
-                if target.floor not in apps:
-                    apps.append(target.floor)
-            apps += ours
+        apps, floors = plan_apps(args, targets)
 
         counts: dict[str, dict[str, StoreCount]] = {}
         if not args.no_count:
@@ -782,7 +802,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``bench/run.py``."""
     args = parse_args(argv)
     started = time.monotonic()
-    text = run_async(profile(args) if args.profile else benchmark(args))
+    if args.callgrind:
+        # Imported here: bench.callgrind builds on this module.
+        from bench.callgrind import callgrind
+
+        run = callgrind(args)
+    else:
+        run = profile(args) if args.profile else benchmark(args)
+    text = run_async(run)
     print(text)
     print(f"({time.monotonic() - started:.0f} s)", file=sys.stderr)
     return 0
