@@ -18,11 +18,14 @@ import secrets
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sanic import Request, Sanic
 from sanic.response import BaseHTTPResponse, HTTPResponse, text
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 COOKIE = "session"
 TTL = 3600
@@ -140,21 +143,30 @@ def dict_app(options: StoreOptions) -> Sanic[Any, Any]:
 # -- floor: redis-py GET + SET -----------------------------------------------------------------
 
 
-def redis_raw_app(options: StoreOptions) -> Sanic[Any, Any]:
-    """redis-py GET + SET per request (two round trips), no lock."""
+def redis_client(app: Sanic[Any, Any], url: str) -> list[aioredis.Redis]:
+    """A redis-py client for `app`'s server: the list holds it from start-up to shutdown.
+
+    Default client options, as a developer would write it (and as the backend uses).
+    """
     import redis.asyncio as aioredis
 
-    app = _app("redis-raw")
     client: list[aioredis.Redis] = []
 
     @app.before_server_start
     async def connect(app: Sanic[Any, Any]) -> None:
-        # Default client options, as a developer would write it (and as the backend uses).
-        client.append(aioredis.Redis.from_url(options.redis_url))
+        client.append(aioredis.Redis.from_url(url))
 
     @app.after_server_stop
     async def disconnect(app: Sanic[Any, Any]) -> None:
         await client[0].aclose()
+
+    return client
+
+
+def redis_raw_app(options: StoreOptions) -> Sanic[Any, Any]:
+    """redis-py GET + SET per request (two round trips), no lock."""
+    app = _app("redis-raw")
+    client = redis_client(app, options.redis_url)
 
     async def rmw(request: Request) -> HTTPResponse:
         r = client[0]

@@ -32,7 +32,7 @@ from typing import Any
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse, text
 
-from bench.apps import COOKIE, TTL, AppFactory, StoreOptions, _app, _ok, _routes
+from bench.apps import COOKIE, TTL, AppFactory, StoreOptions, _app, _ok, _routes, redis_client
 
 #: The module that must import for the peer apps to run.
 PEER_MODULE = "sanic_session"
@@ -123,24 +123,14 @@ def sanic_session_redis_app(options: StoreOptions) -> Sanic[Any, Any]:
             self.redis_getter = redis_getter
             BaseSessionInterface.__init__(self, **settings)
 
-    client: list[aioredis.Redis] = []
-
     async def redis_getter() -> aioredis.Redis:
-        return client[0]
+        return client[0]  # `client` is bound below, once the app exists
 
     app = _peer_app(
         "sanic-session-redis", Redis(redis_getter, **_settings(options.prefix + "peer:"))
     )
-
-    @app.before_server_start
-    async def connect(app: Sanic[Any, Any]) -> None:
-        # Default client options, as for the redis-py floor and the backend.
-        client.append(aioredis.Redis.from_url(options.redis_url))
-
-    @app.after_server_stop
-    async def disconnect(app: Sanic[Any, Any]) -> None:
-        await client[0].aclose()
-
+    # Default client options, as for the redis-py floor and the backend.
+    client = redis_client(app, options.redis_url)
     return app
 
 
