@@ -44,6 +44,7 @@ of returning a stale row; it is then repeated with a fresh snapshot.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from abc import abstractmethod
 from typing import TYPE_CHECKING, Literal
 
@@ -183,14 +184,11 @@ class SessionScopedLock(AdvisoryLock):
         return row
 
     async def _reread(self, conn: Conn, args: tuple[str, int, str, str]) -> asyncpg.Record | None:
-        sql = self._sql.reread
-        for attempt in range(_REREADS):
-            try:
-                return await conn.fetchrow(sql, *args, timeout=self._store.command_timeout)
-            except asyncpg.SerializationError:
-                if attempt == _REREADS - 1:
-                    raise
-        raise AssertionError("unreachable")
+        sql, limit = self._sql.reread, self._store.command_timeout
+        for _ in range(_REREADS - 1):
+            with contextlib.suppress(asyncpg.SerializationError):
+                return await conn.fetchrow(sql, *args, timeout=limit)
+        return await conn.fetchrow(sql, *args, timeout=limit)  # the last try's error propagates
 
     async def save_and_release(
         self,
