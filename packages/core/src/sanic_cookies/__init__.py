@@ -15,6 +15,7 @@ __path__ = extend_path(__path__, __name__)
 from ._auth import AuthSession, SessionInfo
 from ._backend import Backend, ClientSideBackend, LocalLock, SessionLock, StoredSession
 from ._config import SessionConfig
+from ._csrf import CSRFError, CSRFProtect, csrf_exempt, csrf_protect, csrf_token
 from ._decorators import (
     LoginGuard,
     fresh_login_required,
@@ -37,6 +38,7 @@ from ._errors import (
     SessionTooLarge,
     UnsupportedOperation,
 )
+from ._flash import MAX_FLASH_BYTES, flash, get_flashed_messages
 from ._metrics import BackendMetrics
 from ._multi import MultiBackend
 from ._record import AuthInfo, SessionRecord
@@ -46,6 +48,7 @@ from ._session_dict import SessionDict
 __version__ = "1.0.0"
 
 __all__ = [
+    "MAX_FLASH_BYTES",
     "AuthInfo",
     "AuthSession",
     "Backend",
@@ -53,6 +56,8 @@ __all__ = [
     "BackendMetrics",
     "BackendNotFound",
     "BackendUnavailable",
+    "CSRFError",
+    "CSRFProtect",
     "ClientSideBackend",
     "ConfigurationError",
     "DuplicateBackend",
@@ -74,7 +79,12 @@ __all__ = [
     "StoredSession",
     "UnsupportedOperation",
     "backend_from_url",
+    "csrf_exempt",
+    "csrf_protect",
+    "csrf_token",
+    "flash",
     "fresh_login_required",
+    "get_flashed_messages",
     "is_safe_path",
     "login_required",
     "register",
