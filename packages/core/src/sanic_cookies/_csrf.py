@@ -114,6 +114,7 @@ class CSRFProtect:
         if not field_name or not header_name:
             raise ConfigurationError("field_name and header_name must not be empty")
         self._session_name = session_name
+        self._resolved_name: str | None = None  # checked once, then kept
         self._trusted = trusted_origins
         self.origins = OriginPolicy(trusted_origins or ())
         self.protect_all = bool(protect_all)
@@ -141,7 +142,9 @@ class CSRFProtect:
         app.register_listener(self._start, "before_server_start")
 
     async def _start(self, app: Sanic[Any, Any]) -> None:
-        self.session_name  # noqa: B018 - a configuration mistake fails at start-up
+        # Checked afresh with every session attached: a mistake fails at start-up.
+        self._resolved_name = None
+        self.session_name  # noqa: B018
 
     @property
     def session_name(self) -> str:
@@ -151,6 +154,8 @@ class CSRFProtect:
             ConfigurationError: The app has no such session, or the token would live
                 outside the app's `AuthSession` (login could not replace it).
         """
+        if self._resolved_name is not None:
+            return self._resolved_name
         sessions = sessions_of(self.app) if self.app is not None else []
         auths = [s.name for s in sessions if isinstance(s, AuthSession)]
         name = self._session_name
@@ -172,7 +177,7 @@ class CSRFProtect:
                 f"AuthSession {auths[0]!r}; keep the token there (session_name={auths[0]!r}) "
                 "so that login replaces it"
             )
-        self._session_name = name
+        self._resolved_name = name
         return name
 
     # -- the check ---------------------------------------------------------------
