@@ -40,8 +40,8 @@ FLASH_KEY = "_flashes"
 #: Most bytes the queue may take in the session, JSON-encoded. A cookie session has
 #: about 4 KB in all; this leaves most of it to the application.
 MAX_FLASH_BYTES = 1024
-#: Where the messages read by this request are kept, so that every call in the
-#: request (a layout and a page, say) sees them.
+#: Where the messages read by this request are kept (by session name), so that every
+#: call in the request (a layout and a page, say) sees them.
 _READ = "_sanic_cookies_flashes_read"
 
 
@@ -153,11 +153,12 @@ async def get_flashed_messages(
     if isinstance(category_filter, str):
         raise TypeError("category_filter is a list of categories, not one string")
     wanted = frozenset(category_filter)
-    read: list[tuple[str, str]] | None = getattr(request.ctx, _READ, None)
-    if read is None:
-        read = []
-        setattr(request.ctx, _READ, read)
     sess = session_named(request, session_name, what="get_flashed_messages()")
+    by_session: dict[str, list[tuple[str, str]]] | None = getattr(request.ctx, _READ, None)
+    if by_session is None:
+        by_session = {}
+        setattr(request.ctx, _READ, by_session)
+    read = by_session.setdefault(sess._session.name, [])
     if _queue(await peek(sess, FLASH_KEY)):
         async with locked(sess) as held:
             queue = _queue(held.get(FLASH_KEY))
