@@ -240,3 +240,25 @@ def test_no_session_is_a_configuration_error() -> None:
         _ = protect.session_name
     with pytest.raises(ConfigurationError, match="already has a CSRFProtect"):
         CSRFProtect(app)
+
+
+async def test_multipart_forms_carry_the_token_and_bad_bodies_are_refused_not_500() -> None:
+    app = switch_app()
+    _, form = await app.asgi_client.get("/form")
+    cookie = form.headers["set-cookie"].split(";")[0]
+    _, response = await app.asgi_client.post(
+        "/plain",
+        headers={"cookie": cookie},
+        data={"csrf_token": form.text},
+        files={"upload": ("a.txt", b"hello", "text/plain")},
+    )
+    assert (response.status, response.text) == (200, "plain")
+    for content_type, body in [
+        ("multipart/form-data; boundary=x", b"--x\r\ngarbage"),
+        ("application/x-www-form-urlencoded", b"\xff\xfe=\x00&&&="),
+        ("application/json", b'{"csrf_token": "%s"}' % form.text.encode()),  # header only
+    ]:
+        _, response = await app.asgi_client.post(
+            "/plain", headers={"cookie": cookie, "content-type": content_type}, content=body
+        )
+        assert response.status == 403, content_type
