@@ -24,11 +24,13 @@ from sanic import Request, Sanic
 from ._backend import Backend, ClientSideBackend, StoredSession, now
 from ._config import DAY, SessionConfig
 from ._errors import (
+    BackendError,
     BackendUnavailable,
     ConfigurationError,
     SanicCookiesError,
     SessionSerializationError,
     UnsupportedOperation,
+    for_client,
 )
 from ._ids import log_id, store_key
 from ._metrics import metered
@@ -420,20 +422,26 @@ class AuthSession(Session):
         meter = self._meter  # None when the backend counts itself (MultiBackend)
         try:
             return await (awaitable if meter is None else metered(meter, operation, awaitable))
-        except SanicCookiesError:
-            raise
-        except Exception as exc:
-            label = self.backend.label
-            logger.error(
+        except BackendError as exc:  # a lock timeout or lost lock from the backend
+            logger.warning(
                 "auth session: %s on backend %s failed: %s: %s",
                 operation,
-                label,
+                self.backend.label,
                 type(exc).__name__,
                 exc,
             )
-            raise BackendUnavailable(
-                f"Session store {label} unavailable during {operation}"
-            ) from exc
+            raise for_client(exc) from exc  # the detail is logged, not sent
+        except SanicCookiesError:
+            raise
+        except Exception as exc:
+            logger.error(
+                "auth session: %s on backend %s failed: %s: %s",
+                operation,
+                self.backend.label,
+                type(exc).__name__,
+                exc,
+            )
+            raise BackendUnavailable() from exc  # says neither which store nor why
 
     def _request_key(self, request: Request | None) -> str | None:
         if request is None:
