@@ -62,6 +62,10 @@ REMEMBER_DURATION = 30 * DAY
 #: Length of a `SessionInfo.handle`: 64 bits of the store key, unique among one user's sessions.
 HANDLE_LENGTH = 16
 
+#: The longest user id a login accepts, in characters. Every store indexes it, and
+#: PostgreSQL's index rows hold about 2.7 KB (up to 4 bytes a character).
+MAX_USER_ID_LENGTH = 256
+
 UserLoader = Callable[[Any], Awaitable[Any] | Any]
 
 
@@ -73,6 +77,35 @@ def default_user_id(user: Any) -> str:
     if isinstance(user, Mapping) and "id" in user:
         return str(user["id"])
     return str(user)
+
+
+def _checked_user_id(uid: Any) -> str:
+    """`uid` as a plain str every store can index, or a ValueError saying what is wrong.
+
+    Refused here rather than by the store, where it would be a 503 and an ERROR
+    log line: PostgreSQL's text refuses NUL characters, no store can encode a
+    lone surrogate as UTF-8, and an index holds only short values.
+    """
+    if not isinstance(uid, str) or not uid:
+        raise ValueError(f"user_id must return a non-empty str, got {uid!r}")
+    if len(uid) > MAX_USER_ID_LENGTH:
+        raise ValueError(
+            f"The user id is {len(uid)} characters long; at most {MAX_USER_ID_LENGTH} "
+            "can be indexed. Log users in by a short id (pass user_id= to AuthSession "
+            "to choose which part of the user it is)."
+        )
+    if "\x00" in uid:
+        raise ValueError(
+            "The user id contains a NUL character (\\x00), which session stores cannot "
+            f"hold (PostgreSQL refuses it): {uid[:40]!r}"
+        )
+    try:
+        uid.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"The user id is not valid Unicode text (a lone surrogate): {uid[:40]!r}"
+        ) from None
+    return str.__str__(uid)  # a plain str: a subclass may compare or hash differently
 
 
 def _positive_seconds(name: str, value: Any) -> float:
@@ -254,13 +287,16 @@ class AuthSession(Session):
     # -- users -------------------------------------------------------------------
 
     def user_id_of(self, user: Any) -> str:
-        """The id under which `user`'s sessions are indexed (see the ``user_id`` argument)."""
+        """The id under which `user`'s sessions are indexed (see the ``user_id`` argument).
+
+        Raises:
+            ValueError: `user` is None, or its id is not a str every store can
+                hold: empty, longer than `MAX_USER_ID_LENGTH` characters, with a
+                NUL character or not valid Unicode.
+        """
         if user is None:
             raise ValueError("user must not be None (None means nobody is logged in)")
-        uid = self._user_id(user)
-        if not isinstance(uid, str) or not uid:
-            raise ValueError(f"user_id must return a non-empty str, got {uid!r}")
-        return uid
+        return _checked_user_id(self._user_id(user))
 
     def _session_of(self, request: Request) -> SessionDict:
         sess = getattr(request.ctx, self.name, None)
@@ -309,7 +345,8 @@ class AuthSession(Session):
                 Data of a different user's login is never kept.
 
         Raises:
-            ValueError: `user` is None or `duration` is not a positive number.
+            ValueError: `user` is None, its id cannot be stored (see
+                `user_id_of`), or `duration` is not a positive number.
             SessionSerializationError: `user` cannot be encoded as JSON.
         """
         uid, lifetime = self._check_login(user, remember, duration)
