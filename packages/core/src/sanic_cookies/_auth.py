@@ -5,7 +5,8 @@
   anonymous session's data.
 * Logout deletes the session in the store and expires the cookie.
 * Idle and absolute timeouts are enforced by the server, remembered or not.
-* A per-user index lets an app list a user's sessions and end them all.
+* A per-user index lets an app list a user's sessions and end them all, and
+  caps how many live sessions one user may have.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ._ids import log_id, store_key
 from ._metrics import metered
 from ._record import AuthInfo, SessionRecord, decode_record
 from ._session import Session
+from ._session_cap import UNSET, resolve_cap, sessions_over_cap
 from ._session_dict import SessionDict
 
 if TYPE_CHECKING:
@@ -197,11 +199,19 @@ class AuthSession(Session):
         remember_duration: Lifetime in seconds of a remembered login.
         remember_expiry: Idle timeout in seconds of a remembered login
             (None: as long as its duration).
+        max_sessions_per_user: Live sessions one user may have (default 100,
+            else ``<PREFIX>_MAX_SESSIONS_PER_USER``); a login past it ends that
+            user's oldest sessions. None: no cap. Enforced on backends with a
+            per-user index (not on the cookie backend, whose sessions live in
+            the browsers).
         backend_options: Keyword arguments for the backend's ``from_url``.
         master_interface: Old (0.4) name of `backend`.
         **settings: Any `SessionConfig` field (``cookie_name``, ``expiry``,
             ``lifetime``, ``secure``, ...).
     """
+
+    #: Live sessions one user may have (None: no cap), from ``max_sessions_per_user``.
+    max_sessions_per_user: int | None
 
     def __init__(
         self,
@@ -213,6 +223,7 @@ class AuthSession(Session):
         user_id: Callable[[Any], str] | None = None,
         remember_duration: float = REMEMBER_DURATION,
         remember_expiry: float | None = None,
+        max_sessions_per_user: int | None = UNSET,
         backend_options: dict[str, Any] | None = None,
         master_interface: Backend | str | None = None,
         **settings: Any,
@@ -233,6 +244,7 @@ class AuthSession(Session):
         self.user_loader = user_loader
         self._user_id = user_id or default_user_id
         self._running = False
+        self._cap_arg = max_sessions_per_user  # checked by _resolve_config, called below
         super().__init__(
             app,
             backend=backend,
@@ -262,6 +274,7 @@ class AuthSession(Session):
                 mapped["SESSION_" + field.upper()] = app_config[key]
             elif field in defaults:
                 mapped["SESSION_" + field.upper()] = defaults[field]
+        self.max_sessions_per_user = resolve_cap(self._cap_arg, app_config, prefix)
         try:
             return SessionConfig.resolve(self._settings, mapped)
         except ConfigurationError as exc:
@@ -355,6 +368,9 @@ class AuthSession(Session):
             self._apply_login(sess, user, uid, remember=remember, lifetime=lifetime, keep=keep_data)
         self._forget_user(request)
         logger.info("session %s: login (remember=%s)", sess._log_id, remember)
+        # After the write when outside a block (the new key is listed and skipped); inside
+        # one, before it (the old key is skipped and the new one counted all the same).
+        await self._end_sessions_over_cap(uid, self._request_key(request))
 
     def _check_login(self, user: Any, remember: bool, duration: float | None) -> tuple[str, float]:
         uid = self.user_id_of(user)
@@ -489,7 +505,11 @@ class AuthSession(Session):
     async def _user_records(
         self, user: Any, operation: str
     ) -> dict[str, tuple[StoredSession, SessionRecord, AuthInfo]]:
-        uid = self.user_id_of(user)
+        return await self._records_of(self.user_id_of(user), operation)
+
+    async def _records_of(
+        self, uid: str, operation: str
+    ) -> dict[str, tuple[StoredSession, SessionRecord, AuthInfo]]:
         backend = self._indexed_backend(operation)
         stored: Mapping[str, StoredSession] = await self._backend_call(
             "list_user_sessions", backend.list_user_sessions(uid)
@@ -505,6 +525,23 @@ class AuthSession(Session):
                 continue
             found[key] = (item, record, record.auth)
         return found
+
+    async def _end_sessions_over_cap(self, uid: str, current: str | None) -> None:
+        """End the oldest sessions of `uid` beyond `max_sessions_per_user`, `current` aside."""
+        cap = self.max_sessions_per_user
+        backend = self.backend
+        if cap is None or not backend.supports_user_index or isinstance(backend, ClientSideBackend):
+            return  # no cap, or sessions this server cannot list (they live in cookies)
+        records = await self._records_of(uid, "login")
+        over = sessions_over_cap({k: r for k, (_, r, _) in records.items()}, cap, current)
+        for key in over:
+            await self._backend_call("delete", backend.delete(key))
+        if over:
+            logger.info(
+                "auth session: a login past max_sessions_per_user=%d ended %d older session(s)",
+                cap,
+                len(over),
+            )
 
     async def logout_everywhere(self, user: Any, *, keep: Request | None = None) -> int:
         """End every live session of `user`, on every device.
@@ -631,6 +668,7 @@ class AuthSession(Session):
             async with sess:
                 self._apply_login(sess, user, uid, remember=remember, lifetime=lifetime, keep=False)
             sid = sess.sid
+            await self._end_sessions_over_cap(uid, store_key(sid) if sid else None)
         if sid is None:  # pragma: no cover - a login always writes
             raise RuntimeError("the login session was not written")
         return sid
