@@ -58,7 +58,19 @@ class SessionLock(ABC):
       holder still owns the lock, atomically, and raise `LockLost` otherwise;
     * `release` is idempotent and never raises because the lock is already gone.
 
+    A lock is single-use: `Backend.lock` makes a fresh, unacquired lock, which is
+    acquired at most once and is spent once released (by any of the three
+    release methods); the core never reuses one, so a lock need not support it.
+
+    The core calls `release` after every `save_and_release` and
+    `delete_and_release` (in a ``finally``), so `release` on a spent lock must be
+    cheap: a local check, no round trip to the store.
+
     `async with lock:` acquires (discarding the loaded value) and releases.
+
+    `sanic_cookies.LeaseLock` is a ready implementation for a store that offers a
+    few atomic primitives (`sanic_cookies.LeaseStore`); `LocalLock` is the one for
+    data that lives inside one process.
     """
 
     @abstractmethod
@@ -82,10 +94,12 @@ class SessionLock(ABC):
 
         Returns:
             False when `replace_only` is set and the key no longer exists (a
-            concurrent logout deleted it); nothing is written then. True otherwise.
+            concurrent logout deleted it); nothing is written then, and the lock
+            is released all the same (the next holder finds no value). True otherwise.
 
         Raises:
-            LockLost: This holder's lease ran out; nothing was written.
+            LockLost: This holder's lease ran out; nothing was written (the lock
+                belongs to nobody, or to the next holder, and is left alone).
         """
 
     @abstractmethod
@@ -105,7 +119,8 @@ class SessionLock(ABC):
         """Push the lease out to `lease` seconds from now.
 
         Raises:
-            LockLost: The lease had already run out.
+            LockLost: The lease had already run out (whether or not another
+                holder has taken the lock since), or the lock is not held.
         """
 
     async def __aenter__(self) -> Self:
@@ -137,7 +152,13 @@ class Backend(ABC):
         supports_user_index: True if `list_user_sessions` and
             `delete_user_sessions` are implemented ("log out everywhere").
         per_process: True if each worker process has its own data (the
-            in-memory backend); the core warns when Sanic runs several workers.
+            in-memory backend); the core warns when Sanic runs several workers,
+            and the conformance suite skips its cross-process tests. A backend
+            that leaves it False must lock across processes (the cross-process
+            rule), which the suite proves with a second OS process.
+
+    Optional methods: `open`, `close`, `cleanup` (no-op defaults) and, with
+    `supports_user_index`, `list_user_sessions` / `delete_user_sessions`.
     """
 
     name: ClassVar[str] = ""
@@ -162,6 +183,19 @@ class Backend(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook, empty by design
         """Release connections and stop background tasks. Called at server stop."""
+
+    async def cleanup(self) -> int | None:
+        """Remove the expired entries the store still holds; ``sanic-cookies cleanup`` runs it.
+
+        Called on an opened backend, from another process than the app's (cron), so
+        it must only touch the shared store. A store that expires entries by itself
+        (Redis, an encrypted cookie) keeps this default, which does nothing.
+
+        Returns:
+            How many entries were removed, or None if the store expires them by
+            itself (the default) or cannot tell.
+        """
+        return None
 
     @abstractmethod
     async def load(self, key: str) -> StoredSession | None:
@@ -190,6 +224,9 @@ class Backend(ABC):
 
         Returns:
             False if `replace_only` was set and the key did not exist; True otherwise.
+            With a user index, a True save files the key under `user_id` only: a
+            `user_id` of None (a logout that keeps the session) removes it from the
+            index, with or without `replace_only`.
         """
 
     @abstractmethod
