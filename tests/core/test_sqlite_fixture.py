@@ -166,6 +166,48 @@ async def test_a_shared_store_without_backend_url_fails_naming_the_rule(
     assert "implement backend_url()" in str(failed.value)
 
 
+class _BuggySuite(BackendConformance):
+    def __init__(self, path: Path, backend_class: str) -> None:
+        self.path, self.backend_class = path, backend_class
+
+    def backend_url(self) -> str:
+        return f"sqlite:///{self.path}"
+
+    async def make_backend(self) -> Backend:
+        import sqlite_support
+
+        cls: type[Backend] = getattr(sqlite_support, self.backend_class)
+        return cls.from_url(self.backend_url())
+
+
+@pytest.mark.parametrize(
+    ("backend_class", "check", "rule"),
+    [
+        (
+            "SQLiteWithNoOpExtend",
+            "test_extend_after_the_lease_ran_out_raises_lock_lost",
+            "rule: SessionLock.extend raises LockLost once the lease has run out",
+        ),
+        (
+            "SQLiteKeepingTheIndex",
+            "test_replace_only_save_without_user_leaves_the_index",
+            "rule: Backend.save with user_id=None removes the key from the user index",
+        ),
+    ],
+)
+async def test_the_suite_catches_the_bugs_that_escaped_it(
+    tmp_path: Path, backend_class: str, check: str, rule: str
+) -> None:
+    suite = _BuggySuite(tmp_path / "buggy.db", backend_class)
+    backend = await suite.make_backend()
+    await backend.open()
+    try:
+        with pytest.raises(pytest.fail.Exception, match=re.escape(rule)):
+            await getattr(suite, check)(backend)
+    finally:
+        await backend.close()
+
+
 async def test_its_own_test_suite_passes_standalone() -> None:
     # As its author runs it, in its own directory, with the pytest-asyncio setting of its
     # pyproject.toml: no warning, every test passes (the cross-process ones too).
