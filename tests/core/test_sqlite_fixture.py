@@ -103,6 +103,26 @@ async def test_cleanup_removes_expired_sessions_only(tmp_path: Path) -> None:
         await backend.close()
 
 
+def test_the_cli_cleans_up_through_the_contract(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sanic_cookies._cli import EXIT_OK, main
+
+    url = f"sqlite:///{tmp_path}/cron.db"
+    backend = backend_from_url(url)
+
+    async def seed() -> None:
+        await backend.open()
+        try:
+            await backend.save("c" * 64, b"x", -1)  # expired
+        finally:
+            await backend.close()
+
+    asyncio.run(seed())
+    assert main(["cleanup", "--backend", url]) == EXIT_OK
+    assert capsys.readouterr().out.strip() == f"{url}: removed 1 expired session(s)"
+
+
 # -- the deliberately wrong backend: the same shared file, an in-process lock ------------
 
 
