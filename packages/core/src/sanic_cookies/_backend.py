@@ -94,12 +94,12 @@ class SessionLock(ABC):
 
         Returns:
             False when `replace_only` is set and the key no longer exists (a
-            concurrent logout deleted it); nothing is written then, and the lock
-            is released all the same (the next holder finds no value). True otherwise.
+            concurrent logout deleted it); nothing is written then. True otherwise.
+            After False the lock is released all the same, as after True.
 
         Raises:
-            LockLost: This holder's lease ran out; nothing was written (the lock
-                belongs to nobody, or to the next holder, and is left alone).
+            LockLost: This holder's lease ran out; nothing was written.
+                The lock (nobody's, or the next holder's) is left alone.
         """
 
     @abstractmethod
@@ -119,8 +119,9 @@ class SessionLock(ABC):
         """Push the lease out to `lease` seconds from now.
 
         Raises:
-            LockLost: The lease had already run out (whether or not another
-                holder has taken the lock since), or the lock is not held.
+            LockLost: The lease had already run out.
+                Whether or not another holder has taken the lock since; also
+                when the lock is not held.
         """
 
     async def __aenter__(self) -> Self:
@@ -147,18 +148,22 @@ class Backend(ABC):
     any exception into `BackendUnavailable` (HTTP 503) and logs it once.
     Bound every network call with a timeout so a dead store fails fast.
 
+    Optional methods: `open`, `close`, `cleanup` (no-op defaults) and, with
+    `supports_user_index`, `list_user_sessions` / `delete_user_sessions`.
+    `from_url` may parse its URL with `sanic_cookies.parse_backend_url`.
+
+    The cross-process rule: a backend that does not declare `per_process`
+    shares its store between worker processes, so its lock must exclude,
+    expire and fence across processes (`sanic_cookies.LeaseLock` does). The
+    conformance suite proves it with a second OS process and skips that proof
+    only for a backend that declares ``per_process = True``.
+
     Class attributes:
         name: A short label for logs and metrics (defaults to the class name).
         supports_user_index: True if `list_user_sessions` and
             `delete_user_sessions` are implemented ("log out everywhere").
         per_process: True if each worker process has its own data (the
-            in-memory backend); the core warns when Sanic runs several workers,
-            and the conformance suite skips its cross-process tests. A backend
-            that leaves it False must lock across processes (the cross-process
-            rule), which the suite proves with a second OS process.
-
-    Optional methods: `open`, `close`, `cleanup` (no-op defaults) and, with
-    `supports_user_index`, `list_user_sessions` / `delete_user_sessions`.
+            in-memory backend); the core warns when Sanic runs several workers.
     """
 
     name: ClassVar[str] = ""
