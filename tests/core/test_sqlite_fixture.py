@@ -228,6 +228,33 @@ async def test_the_suite_catches_the_bugs_that_escaped_it(
         await backend.close()
 
 
+async def test_the_second_process_is_reaped_even_paused_and_failing(tmp_path: Path) -> None:
+    from sanic_cookies_sqlite import SQLiteBackend
+
+    from sanic_cookies.testing._processes import Peer
+
+    peer = Peer(SQLiteBackend, f"sqlite:///{tmp_path}/p.db", {})
+    with pytest.raises(ZeroDivisionError):
+        async with peer:
+            pid = peer.pid
+            await peer.call("acquire", key="d" * 64, timeout=5, lease=30)
+            peer.pause()  # stopped mid-hold, and then the test fails
+            1 / 0  # noqa: B018
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # gone, not even a zombie: reaped
+
+
+async def test_a_second_process_that_cannot_start_fails_with_its_error(tmp_path: Path) -> None:
+    from sanic_cookies_sqlite import SQLiteBackend
+
+    from sanic_cookies.testing._processes import Peer
+
+    with pytest.raises(pytest.fail.Exception, match="busy_timout") as failed:
+        async with Peer(SQLiteBackend, f"sqlite:///{tmp_path}/p.db?busy_timout=1", {}):
+            pass
+    assert "died during start-up" in str(failed.value)
+
+
 async def test_its_own_test_suite_passes_standalone() -> None:
     # As its author runs it, in its own directory, with the pytest-asyncio setting of its
     # pyproject.toml: no warning, every test passes (the cross-process ones too).
