@@ -42,6 +42,7 @@ HEAVY_TESTS = [
     "tests/backends/redis/test_redis_cluster.py",
     "tests/backends/postgres/test_multiprocess.py",
     "tests/backends/postgres/test_outage.py",
+    "tests/backends/postgres/test_pgbouncer.py",
     "tests/backends/cookie/test_cookie_fuzz.py",
 ]
 
