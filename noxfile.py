@@ -168,6 +168,7 @@ def tests(session: nox.Session) -> None:
         *editable(DICTSTORE),
         *group("test"),
         *group("browser"),
+        *group("otel"),
     )
     session.run("pytest", *(session.posargs or ["tests"]), env=EVERYTHING_INSTALLED)
 
@@ -222,6 +223,7 @@ def wheels(session: nox.Session) -> None:
         "sanic-cookies-dictstore",
         *group("test"),
         *group("browser"),
+        *group("otel"),
     )
 
     work = fresh_dir(session, "run")

@@ -37,7 +37,7 @@ from ._errors import (
     SessionTooLarge,
     UnsupportedOperation,
 )
-from ._metrics import BackendMetrics
+from ._metrics import BackendMetrics, StoreObserver
 from ._multi import MultiBackend
 from ._record import AuthInfo, SessionRecord
 from ._session import Session
@@ -71,6 +71,7 @@ __all__ = [
     "SessionRecord",
     "SessionSerializationError",
     "SessionTooLarge",
+    "StoreObserver",
     "StoredSession",
     "UnsupportedOperation",
     "backend_from_url",

@@ -418,6 +418,8 @@ class AuthSession(Session):
 
     async def _backend_call(self, operation: str, awaitable: Awaitable[Any]) -> Any:
         meter = self._meter  # None when the backend counts itself (MultiBackend)
+        if self._observer is not None:  # telemetry, when configured
+            awaitable = self._observer.observe(operation, self.backend.label, awaitable)
         try:
             return await (awaitable if meter is None else metered(meter, operation, awaitable))
         except SanicCookiesError:
