@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from pg_support import AppServer, PgBouncer, pgbouncer, sqlalchemy_url
+from pg_support import AppServer, PgBouncer, RoundTrips, pgbouncer, sqlalchemy_url
 from test_multiprocess import INCREMENTS, _env, _hammer, _read, _start_session
 
 from sanic_cookies import BackendUnavailable, ConfigurationError
@@ -163,3 +163,61 @@ async def test_locked_increments_across_four_workers_through_pgbouncer(
     assert control == [200] * INCREMENTS
     assert control_final < INCREMENTS, "the unlocked control lost nothing: the test proves nothing"
     assert len(pids) > 1, "only one worker answered"
+
+
+class WaitsCounted(RoundTrips):
+    """`RoundTrips`, plus the ``Flush`` (``H``) that ends asyncpg's describe of a statement.
+
+    The client waits for the answer to a Flush too; `RoundTrips` leaves it out because
+    a cached statement never sends one.
+    """
+
+    def _scan(self, data: bytes) -> None:
+        super()._scan(data)
+        offset = 0
+        while offset < len(data):
+            length = int.from_bytes(data[offset + 1 : offset + 5], "big")
+            if data[offset : offset + 1] == b"H":
+                self.count += 1
+                self.kinds.append("flush")
+            offset += 1 + length
+
+
+async def test_round_trips_through_transaction_pooling_without_the_cache(
+    bouncer: PgBouncer, pg_schema: str
+) -> None:
+    # What statement_cache_size=0 costs: asyncpg describes each statement, then sends
+    # parse, bind and execute together: 2 round trips where the cache needs 1.
+    counter = WaitsCounted()
+    backend = PostgresBackend(
+        bouncer.dsn,
+        schema=pg_schema,
+        table="bounced",
+        create_table=True,
+        sweep_interval=None,
+        lock_scope="transaction",
+        max_size=2,
+        pool_options={"statement_cache_size": 0, "init": counter.init},
+    )
+    await backend.open()
+    try:
+        key = store_key(new_session_id())
+        counts = {}
+        for name, call in {
+            "save": lambda: backend.save(key, b"v", 60),
+            "load": lambda: backend.load(key),
+        }.items():
+            for _ in range(2):  # the second time as the first: nothing is cached
+                counter.reset()
+                await call()
+                counts[name] = counter.count
+        lock = backend.lock(key, timeout=5, lease=10)
+        counter.reset()
+        await lock.acquire()
+        await lock.save_and_release(b"w", 60, replace_only=True)
+        counts["locked read-modify-write"] = counter.count
+    finally:
+        await backend.close()
+    print(f"\n[pgbouncer, statement_cache_size=0] round trips: {counts}")
+    # Direct, with the cache: 1, 1 and 3 (tests/backends/postgres/test_round_trips.py).
+    assert counts == {"save": 2, "load": 2, "locked read-modify-write": 4}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from pg_support import free_port, sqlalchemy_url
@@ -115,3 +116,17 @@ def test_the_cli_check_runs_with_a_replica(postgres_dsn: str, pg_schema: str) ->
         ]
     )
     assert code == 0
+
+
+def test_the_cli_hides_the_replica_password(
+    postgres_dsn: str, pg_schema: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The shared server trusts loopback: the password is sent nowhere, only printed.
+    user, _, rest = postgres_dsn.partition("://")[2].partition("@")  # user@host:port/db
+    replica = f"postgresql://{user}:replica-pw-9c1e@{rest}"
+    url = f"{postgres_dsn}?{urlencode({'replica': replica, 'schema': pg_schema})}"
+    code = main(["check", "--backend", url, "-o", "table=replicated_cli", "-o", "create_table=1"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "replica=" in out and ":***@" in out
+    assert "replica-pw-9c1e" not in out

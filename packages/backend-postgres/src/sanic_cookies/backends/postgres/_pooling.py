@@ -88,11 +88,14 @@ async def _check(connector: Connector, first: Checkout, limit: float) -> Pooling
         return Pooling.DIRECT
     try:
         second = await connector.checkout(min(limit, _SECOND_CONNECTION_WITHIN))
-    except TimeoutError:
-        # A pool of one connection: only A's own second statement can tell.
+    except Exception as exc:  # a pool of one (asyncio's or SQLAlchemy's timeout), or a refusal
+        # Only A's own second statement can tell now, and only if another client took
+        # its server meanwhile: say so.
         logger.warning(
             "sanic-cookies: PostgreSQL is reached through a proxy, and the pool lent no "
-            "second connection to check its pooling mode; checking with one connection"
+            "second connection to check its pooling mode (%s); behind a transaction-pooling "
+            "proxy use lock_scope='transaction'",
+            type(exc).__name__,
         )
         return await _second_statement(first, pid, limit)
     try:
