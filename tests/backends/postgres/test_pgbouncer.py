@@ -9,7 +9,8 @@
   answers every request with 503 instead of locking wrongly.
 * With ``lock_scope="transaction"`` and ``statement_cache_size=0``, 400 locked
   increments across 4 Sanic workers (16 client connections on 6 server
-  connections) end at 400; the same increments unlocked lose updates.
+  connections) end at 400; the same increments unlocked lose updates. A worker
+  SIGKILLed inside ``async with`` frees the lock and loses no commit.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ from typing import Any
 import httpx
 import pytest
 from pg_support import AppServer, PgBouncer, RoundTrips, pgbouncer, sqlalchemy_url
-from test_multiprocess import INCREMENTS, _env, _hammer, _read, _start_session
+from test_multiprocess import (
+    INCREMENTS,
+    _env,
+    _hammer,
+    _read,
+    _start_session,
+    kill_the_lock_holder,
+)
 
 from sanic_cookies import BackendUnavailable, ConfigurationError
 from sanic_cookies._ids import new_session_id, store_key
@@ -221,3 +229,17 @@ async def test_round_trips_through_transaction_pooling_without_the_cache(
     print(f"\n[pgbouncer, statement_cache_size=0] round trips: {counts}")
     # Direct, with the cache: 1, 1 and 3 (tests/backends/postgres/test_round_trips.py).
     assert counts == {"save": 2, "load": 2, "locked read-modify-write": 4}
+
+
+@pytest.mark.slow
+async def test_a_sigkilled_lock_holder_behind_pgbouncer_frees_the_lock(
+    bouncer: PgBouncer, postgres_dsn: str, pg_schema: str
+) -> None:
+    # PgBouncer closes the server connection of a client that vanished mid-transaction,
+    # which ends the transaction and its lock on the server.
+    freed_after, final = await kill_the_lock_holder(
+        "asyncpg-transaction", bouncer.dsn + NO_CACHE, postgres_dsn, pg_schema, "kill_pgbouncer"
+    )
+    print(f"\n[pgbouncer] lock freed {freed_after:.3f}s after SIGKILL (lease: 60s); n = {final}")
+    assert freed_after < 10, "the lock was not freed by the dropped connection"
+    assert final == 6  # 5 increments before, 1 after; the killed holder's +1000 never committed
