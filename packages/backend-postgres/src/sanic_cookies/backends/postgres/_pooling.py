@@ -16,7 +16,9 @@ a server connection that other clients then use, and two requests can hold
    (PgBouncer reuses the most recently freed server first): B's pid is A's.
    Two client connections on one server process: transaction pooling.
 3. Otherwise A asks again while B holds its server: a different pid means A's
-   server changed between two statements, transaction pooling again.
+   server changed between two statements, transaction pooling again. Steps 2
+   and 3 run three times (another client may take A's freed server first)
+   before the proxy is taken for a session-pooling one.
    A named prepared statement that A made in step 1 and that is now missing
    (or exists twice) proves the same, and also that asyncpg's statement cache
    must be off (``statement_cache_size=0``) for anything to work.
@@ -43,6 +45,8 @@ _PID = "SELECT pg_backend_pid()"
 _STATEMENT_MOVED = (asyncpg.InvalidSQLStatementNameError, asyncpg.DuplicatePreparedStatementError)
 # A second connection for the check, at most this long (a pool of one never lends it).
 _SECOND_CONNECTION_WITHIN = 2.0
+# Rounds of the two-connection check before a proxy is taken for session pooling.
+_ROUNDS = 3
 
 
 class Pooling(enum.Enum):
@@ -66,8 +70,8 @@ async def detect_pooling(connector: Connector, limit: float) -> Pooling:
         limit: Seconds for each statement and for the first checkout.
 
     Returns:
-        The kind of pooling seen. Costs one round trip on a direct connection,
-        and a second connection plus four round trips behind a proxy.
+        The kind of pooling seen. Costs one round trip on a direct connection;
+        behind a proxy, a second connection and up to 13 more round trips.
     """
     first = await connector.checkout(limit)
     try:
@@ -99,13 +103,23 @@ async def _check(connector: Connector, first: Checkout, limit: float) -> Pooling
         )
         return await _second_statement(first, pid, limit)
     try:
-        await second.conn.execute("BEGIN", timeout=limit)
-        shared = await second.conn.fetchval(_PID, timeout=limit) == pid
-        found = await _second_statement(first, pid, limit)
+        for round_ in range(_ROUNDS):
+            # Later rounds: free A's server last, so that B's transaction is handed it.
+            if round_ and await _second_statement(first, pid, limit) is Pooling.TRANSACTION:
+                return Pooling.TRANSACTION
+            await second.conn.execute("BEGIN", timeout=limit)
+            shared = await second.conn.fetchval(_PID, timeout=limit) == pid
+            found = await _second_statement(first, pid, limit)
+            await second.conn.execute("ROLLBACK", timeout=limit)
+            if shared:  # B in a transaction on A's server: two clients, one server
+                return Pooling.TRANSACTION
+            if found is not Pooling.SESSION:
+                return found
+            # Session pooling so far; or another client (a busy proxy, the other
+            # workers starting) took A's freed server before B: look again.
+        return Pooling.SESSION
     finally:
         await _end(second, limit)
-    # B in a transaction on A's server: A cannot be back on it, whatever it answered.
-    return Pooling.TRANSACTION if shared and found is Pooling.SESSION else found
 
 
 async def _second_statement(checkout: Checkout, pid: int, limit: float) -> Pooling:
@@ -114,8 +128,10 @@ async def _second_statement(checkout: Checkout, pid: int, limit: float) -> Pooli
 
 
 async def _end(checkout: Checkout, limit: float) -> None:
+    """Roll back what is still open on `checkout` and give it back; close it if that fails."""
     try:
-        await checkout.conn.execute("ROLLBACK", timeout=limit)
+        if checkout.conn.is_in_transaction():
+            await checkout.conn.execute("ROLLBACK", timeout=limit)
     except Exception:
         await checkout.discard()
         return
