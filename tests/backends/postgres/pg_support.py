@@ -424,6 +424,11 @@ class PgBouncer:
                 proc.kill()
             proc.wait(timeout=10)
 
+    def remove(self) -> None:
+        """Stop it and delete its directory."""
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
     def log(self) -> str:
         """Its log so far."""
         path = self.base / "pgbouncer.log"
@@ -438,5 +443,4 @@ def pgbouncer(upstream: str, **options: Any) -> Iterator[PgBouncer]:
         bouncer.start()
         yield bouncer
     finally:
-        bouncer.stop()
-        shutil.rmtree(bouncer.base, ignore_errors=True)
+        bouncer.remove()

@@ -139,7 +139,7 @@ async def test_a_proxy_out_of_reach_at_start_up_is_checked_on_first_contact(
             await backend.lock(key, timeout=5, lease=10).acquire()
     finally:
         await backend.close()
-        late.stop()
+        late.remove()
 
 
 @pytest.mark.slow
