@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "auth"))
 from auth_support import Browser, build_app
 from core_support import CountingBackend, get, session_app
 
+from sanic_cookies import ConfigurationError, LockTimeout, UnsupportedOperation
 from sanic_cookies._ids import store_key
 from sanic_cookies.backends.memory import MemoryBackend
 
@@ -38,7 +40,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E4
 )
 from opentelemetry.trace import SpanKind, StatusCode  # noqa: E402
 
-from sanic_cookies.otel import instrument  # noqa: E402
+from sanic_cookies.otel import OpenTelemetry, instrument  # noqa: E402
 
 ALLOWED = {"sanic_cookies.operation", "sanic_cookies.backend", "sanic_cookies.outcome"}
 
@@ -191,3 +193,44 @@ async def test_multibackend_secondaries_are_observed_per_member(recorder: Record
     }
     assert ("save", "counting") in seen  # the secondary's copy of the write
     assert secondary.store_calls() == {"save": 1}
+
+
+@pytest.mark.parametrize(
+    ("exc", "outcome", "error_type"),
+    [
+        (LockTimeout("not within 1s"), "lock_timeout", None),
+        (UnsupportedOperation("no index"), "unsupported", None),
+        (asyncio.CancelledError(), "cancelled", "CancelledError"),
+        (ConnectionResetError("key abc123 gone"), "error", "ConnectionResetError"),
+    ],
+)
+async def test_outcomes(
+    recorder: Recorder, exc: BaseException, outcome: str, error_type: str | None
+) -> None:
+    telemetry = OpenTelemetry(
+        tracer_provider=recorder.tracer_provider, meter_provider=recorder.meter_provider
+    )
+
+    async def failing() -> None:
+        raise exc
+
+    with pytest.raises(type(exc)):
+        await telemetry.observe("lock", "redis", failing())
+    (span,) = recorder.spans()
+    expected = {
+        "sanic_cookies.operation": "lock",
+        "sanic_cookies.backend": "redis",
+        "sanic_cookies.outcome": outcome,
+    }
+    if error_type is not None:
+        expected["error.type"] = error_type
+    assert dict(span.attributes or {}) == expected
+    assert span.status.status_code is (StatusCode.ERROR if error_type else StatusCode.UNSET)
+    assert not span.events
+
+
+async def test_the_observer_is_set_before_the_server_starts(recorder: Recorder) -> None:
+    app, session = session_app(backend="memory://", secure=False)
+    assert (await get(app, "/incr")).status == 200  # the test client started the app
+    with pytest.raises(ConfigurationError, match="before the server starts"):
+        recorder.instrument(session)
