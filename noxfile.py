@@ -45,6 +45,7 @@ HEAVY_TESTS = [
     "tests/backends/redis/test_redis_cluster.py",
     "tests/backends/postgres/test_multiprocess.py",
     "tests/backends/postgres/test_outage.py",
+    "tests/backends/postgres/test_pgbouncer.py",
     "tests/backends/cookie/test_cookie_fuzz.py",
 ]
 
@@ -171,6 +172,7 @@ def tests(session: nox.Session) -> None:
         *editable(DICTSTORE, SQLITE),
         *group("test"),
         *group("browser"),
+        *group("otel"),
     )
     session.run("pytest", *(session.posargs or ["tests"]), env=EVERYTHING_INSTALLED)
 
@@ -226,6 +228,7 @@ def wheels(session: nox.Session) -> None:
         "sanic-cookies-sqlite",
         *group("test"),
         *group("browser"),
+        *group("otel"),
     )
 
     work = fresh_dir(session, "run")

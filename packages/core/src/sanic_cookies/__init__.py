@@ -38,7 +38,7 @@ from ._errors import (
     UnsupportedOperation,
 )
 from ._lease import LeaseLock, LeaseStore
-from ._metrics import BackendMetrics
+from ._metrics import BackendMetrics, StoreObserver
 from ._multi import MultiBackend
 from ._record import AuthInfo, SessionRecord
 from ._session import Session
@@ -76,6 +76,7 @@ __all__ = [
     "SessionRecord",
     "SessionSerializationError",
     "SessionTooLarge",
+    "StoreObserver",
     "StoredSession",
     "UnsupportedOperation",
     "backend_from_url",

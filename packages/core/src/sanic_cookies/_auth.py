@@ -473,6 +473,8 @@ class AuthSession(Session):
 
     async def _backend_call(self, operation: str, awaitable: Awaitable[Any]) -> Any:
         meter = self._meter  # None when the backend counts itself (MultiBackend)
+        if self._observer is not None:  # telemetry, when configured
+            awaitable = self._observer.observe(operation, self.backend.label, awaitable)
         try:
             return await (awaitable if meter is None else metered(meter, operation, awaitable))
         except BackendError as exc:  # a lock timeout or lost lock from the backend

@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
@@ -187,9 +187,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def redact(url: str) -> str:
-    """`url` with any password replaced by ``***`` (safe to print)."""
+    """`url` with any password replaced by ``***`` (safe to print).
+
+    A URL inside the query (such as PostgreSQL's ``?replica=postgresql://...``) and a
+    ``password=`` option are redacted too.
+    """
     try:
         parts = urlsplit(url)
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        if any(name.lower() == "password" or "://" in value for name, value in pairs):
+            query = urlencode(
+                [
+                    (name, "***" if name.lower() == "password" else redact(value))
+                    for name, value in pairs
+                ],
+                safe=":/@*",
+            )
+            if parts.password is None:
+                return urlunsplit(parts._replace(query=query))
+            parts = parts._replace(query=query)
         if parts.password is None:
             return url
         netloc = parts.netloc.rpartition("@")[2]

@@ -495,6 +495,9 @@ class SessionDict(MutableMapping[str, Any]):
         Counted as `metered` counts, in place (a coroutine less per store call).
         """
         meter = self._session._meter  # None when the backend counts itself (MultiBackend)
+        observer = self._session._observer  # None unless telemetry is configured
+        if observer is not None:
+            awaitable = observer.observe(operation, self._session.backend.label, awaitable)
         if meter is not None:
             meter.operations += 1
             if operation == "lock":
