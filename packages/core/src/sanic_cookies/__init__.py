@@ -39,11 +39,13 @@ from ._errors import (
     UnsupportedOperation,
 )
 from ._flash import MAX_FLASH_BYTES, flash, get_flashed_messages
-from ._metrics import BackendMetrics
+from ._lease import LeaseLock, LeaseStore
+from ._metrics import BackendMetrics, StoreObserver
 from ._multi import MultiBackend
 from ._record import AuthInfo, SessionRecord
 from ._session import Session
 from ._session_dict import SessionDict
+from ._url import BackendURL, parse_backend_url
 
 __version__ = "1.0.0"
 
@@ -55,12 +57,15 @@ __all__ = [
     "BackendError",
     "BackendMetrics",
     "BackendNotFound",
+    "BackendURL",
     "BackendUnavailable",
     "CSRFError",
     "CSRFProtect",
     "ClientSideBackend",
     "ConfigurationError",
     "DuplicateBackend",
+    "LeaseLock",
+    "LeaseStore",
     "LocalLock",
     "LockLost",
     "LockTimeout",
@@ -76,6 +81,7 @@ __all__ = [
     "SessionRecord",
     "SessionSerializationError",
     "SessionTooLarge",
+    "StoreObserver",
     "StoredSession",
     "UnsupportedOperation",
     "backend_from_url",
@@ -87,6 +93,7 @@ __all__ = [
     "get_flashed_messages",
     "is_safe_path",
     "login_required",
+    "parse_backend_url",
     "register",
     "registered_schemes",
     "safe_next",
