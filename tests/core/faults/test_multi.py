@@ -49,7 +49,7 @@ async def test_a_list_of_urls_makes_the_first_the_primary_and_writes_to_all() ->
     assert isinstance(backend, MultiBackend)
     primary, secondary = backend.backends
     assert isinstance(primary, MemoryBackend) and isinstance(secondary, MemoryBackend)
-    assert secondary.max_entries == 50 and primary.max_entries is None
+    assert secondary.max_entries == 50 and primary.max_entries == 100_000  # the default cap
     for store in backend.backends:
         assert await stored_data(store, key_of(cookie)) == {"n": "1"}
     assert list(session.metrics) == ["memory", "memory[1]"]
