@@ -78,6 +78,9 @@ class _Member:
     pending: PendingDeletes
     open_failed: bool = False
     down_until: float = 0.0  # now(); skipped until then after a failure
+    # The primary's record of its missed deletes was read (once per process is enough:
+    # this process's own misses are kept here too).
+    pending_read: bool = False
 
 
 class MultiBackend(Backend):
@@ -196,10 +199,7 @@ class MultiBackend(Backend):
         if isinstance(results[0], BaseException):
             raise results[0]
         for member in secondaries:
-            try:
-                await member.pending.refresh(primary.backend)
-            except Exception as exc:  # the background task tries again
-                self._pending_failed(member, "reading", exc)
+            await self._read_pending(member)
         if secondaries and (self._retrier is None or self._retrier.done()):
             self._stopping = asyncio.Event()
             self._retrier = asyncio.get_running_loop().create_task(
@@ -361,6 +361,7 @@ class MultiBackend(Backend):
                 await asyncio.wait_for(stopping.wait(), tick)
 
     async def _retry_due(self, member: _Member) -> None:
+        await self._read_pending(member)
         if not member.pending:
             return
         if now() < member.down_until:
@@ -368,6 +369,17 @@ class MultiBackend(Backend):
         if member.open_failed and not await self._open_secondary(member):
             return
         await self._replay(member)
+
+    async def _read_pending(self, member: _Member) -> None:
+        """Read what the primary recorded for `member` (an earlier run's or another worker's)."""
+        if member.pending_read:
+            return
+        try:
+            await member.pending.refresh(self.primary)
+        except Exception as exc:  # the background task tries again
+            self._pending_failed(member, "reading", exc)
+        else:
+            member.pending_read = True
 
     def _pending_failed(self, member: _Member, doing: str, exc: Exception) -> None:
         logger.warning(
