@@ -15,6 +15,7 @@ from redis.exceptions import AuthenticationError, AuthorizationError, ResponseEr
 from sanic_cookies import Backend, ConfigurationError, LockLost, StoredSession
 
 from ._client import AnyRedis, Runner, Scripts, build_client, ms, public_location
+from ._cluster_pipeline import ClusterAutoPipeline
 from ._keys import KeySpace
 from ._lock import RedisLock
 from ._pipeline import AutoPipeline
@@ -56,10 +57,12 @@ class RedisBackend(Backend):
     loads, `save_and_release` writes and releases, so a locked
     read-modify-write costs two round trips and an untouched session none.
 
-    On one server (not a cluster) the commands of concurrent requests are
-    auto-pipelined: those issued in the same event-loop tick go out in one
-    write on one dedicated connection (see `AutoPipeline`), which costs the
-    worker 3-4 times less CPU per command than redis-py's connection pool.
+    The commands of concurrent requests are auto-pipelined: those issued in
+    the same event-loop tick go out in one write on one dedicated connection
+    (see `AutoPipeline`), which costs the worker 3-4 times less CPU per
+    command than redis-py's connection pool. On Redis Cluster that is one
+    connection and one write per primary, each command going to the owner of
+    its slot, with ``MOVED`` and ``ASK`` followed (see `ClusterAutoPipeline`).
     Each request still waits for its own reply only.
 
     Redis being down or unreachable makes each call fail within the connect
@@ -82,10 +85,10 @@ class RedisBackend(Backend):
             instead of building one. It must not decode responses.
         prefix: Prepended to every key (no ``{`` or ``}``).
         cluster: Build a `RedisCluster` client from `url`.
-        auto_pipeline: Send the commands of one server through one shared,
-            pipelined connection (made with the client's settings, outside
-            its pool). False sends each through the client's pool. Ignored
-            on Redis Cluster, where commands always go through the client.
+        auto_pipeline: Send the commands of one server (of each cluster
+            primary) through one shared, pipelined connection (made with the
+            client's settings, outside its pool). False sends each through
+            the client's pool.
         **client_options: Keyword arguments for the redis-py client, over
             these defaults: ``socket_connect_timeout=1.0``,
             ``socket_timeout=2.0``, no automatic retries (see
@@ -139,7 +142,7 @@ class RedisBackend(Backend):
         self._given = client
         self._client: AnyRedis | None = client
         self._auto_pipeline = auto_pipeline
-        self._pipeline: AutoPipeline | None = None
+        self._pipeline: AutoPipeline | ClusterAutoPipeline | None = None
         self._scripts_cache: Scripts | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         if client is None:
@@ -210,8 +213,12 @@ class RedisBackend(Backend):
 
     def _runner(self) -> Runner:
         client = self.client
-        if isinstance(client, RedisCluster) or not self._auto_pipeline:
+        if not self._auto_pipeline:
             return client.execute_command
+        if isinstance(client, RedisCluster):
+            cluster_pipeline = ClusterAutoPipeline(client)
+            self._pipeline = cluster_pipeline
+            return cluster_pipeline.execute
         self._pipeline = AutoPipeline(client.connection_pool)
         return self._pipeline.execute
 
@@ -260,7 +267,7 @@ class RedisBackend(Backend):
     async def close(self) -> None:
         """Finish background lock releases and close the client, unless it was given to us.
 
-        The auto-pipeline's connection is closed in both cases.
+        The auto-pipeline's connections are closed in both cases.
         """
         tasks, self._tasks = self._tasks, set()
         if tasks:
