@@ -81,11 +81,23 @@ class ClusterAutoPipeline:
     pools, closed by `aclose`). Commands without a key go through the
     cluster client itself.
 
+    The counters `moved`, `asked` and `retried` tell how many ``MOVED``,
+    ``ASK`` and ``TRYAGAIN`` replies were followed, for monitoring.
+
     Args:
         client: The cluster client whose slot map and connection settings to use.
     """
 
-    __slots__ = ("_client", "_closed", "_last_refresh", "_pipelines", "_refreshing")
+    __slots__ = (
+        "_client",
+        "_closed",
+        "_last_refresh",
+        "_pipelines",
+        "_refreshing",
+        "asked",
+        "moved",
+        "retried",
+    )
 
     def __init__(self, client: RedisCluster) -> None:
         self._client = client
@@ -93,6 +105,7 @@ class ClusterAutoPipeline:
         self._refreshing: asyncio.Task[None] | None = None
         self._last_refresh = -REFRESH_INTERVAL
         self._closed = False
+        self.moved = self.asked = self.retried = 0
 
     async def execute(self, *args: Any) -> Any:
         """Run one command on the node that owns its key; its reply (or its error)."""
@@ -119,13 +132,16 @@ class ClusterAutoPipeline:
             try:
                 return await future
             except MovedError as exc:  # a subclass of AskError: it goes first
+                self.moved += 1
                 if not exc.host:  # ``MOVED 3999 :6380``: the replying node's own host
                     exc.host = host
                 await client.nodes_manager.move_slot(exc)
                 self.request_refresh()
             except AskError as exc:
+                self.asked += 1
                 asking = client.nodes_manager.remap_host_port(exc.host or host, exc.port)
             except TryAgainError:
+                self.retried += 1
                 await asyncio.sleep(_TRYAGAIN_DELAY)
             except _STALE_MAP:
                 self.request_refresh()
