@@ -109,6 +109,8 @@ class ClusterAutoPipeline:
 
     async def execute(self, *args: Any) -> Any:
         """Run one command on the node that owns its key; its reply (or its error)."""
+        if self._closed:  # a straggler must not reconnect (and leak) the closed client
+            raise ConnectionError("The Redis session store is closed")
         key = _key_of(args)
         if key is None:
             return await self._client.execute_command(*args)
@@ -151,7 +153,7 @@ class ClusterAutoPipeline:
     def _pipeline_of(self, node: ClusterNode) -> AutoPipeline:
         pipeline = self._pipelines.get(node.name)
         if pipeline is None:
-            if self._closed:  # a straggler after close: fail it, open nothing
+            if self._closed:  # closed while this command was being redirected
                 raise ConnectionError("The Redis session store is closed")
             pipeline = self._pipelines[node.name] = AutoPipeline(_NodeConnections(node))
         return pipeline
