@@ -107,6 +107,8 @@ async def test_a_slot_migrated_mid_load_loses_nothing_acknowledged(
                 src, dst = admins[source.port], admins[target.port]
                 await wait_for(lambda: report.statuses[200] >= ACKED_BEFORE, WAIT, "no load")
                 started = time.monotonic()
+                # Counted from here: a redirection can come as soon as a command is sent.
+                asked = pipeline.asked
                 await dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source.port])
                 await src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target.port])
                 moved_keys = 0
@@ -120,9 +122,9 @@ async def test_a_slot_migrated_mid_load_loses_nothing_acknowledged(
                     moved_keys += len(keys)
                 else:
                     raise AssertionError("the slot's keys did not finish moving")
-                asked = pipeline.asked
                 await wait_for(lambda: pipeline.asked > asked, WAIT, "no ASK followed")
                 half_moved = time.monotonic() - started
+                moved = pipeline.moved
                 for node in (
                     target,
                     source,
@@ -131,7 +133,6 @@ async def test_a_slot_migrated_mid_load_loses_nothing_acknowledged(
                     await admins[node.port].execute_command(
                         "CLUSTER", "SETSLOT", slot, "NODE", ids[target.port]
                     )
-                moved = pipeline.moved
                 await wait_for(lambda: pipeline.moved > moved, WAIT, "no MOVED followed")
                 finished = time.monotonic() - started
                 acked = report.statuses[200]
