@@ -8,8 +8,10 @@ node and each caller waits for its own reply. Every command here is a script
 Redirections are followed as redis-py's cluster client follows them:
 
 * ``MOVED`` (the slot has a new owner for good: a finished migration or a
-  failover): the slot map is patched, a full refresh is asked for, and the
-  command is sent again to the new owner. It did not run where it was refused.
+  failover): the command is sent again to the node named (it did not run
+  where it was refused) and a refresh of the slot map is asked for; until it
+  lands, the slot's other commands take the same detour. (redis-py's own
+  in-place patch of the slot map is not public, and changed between versions.)
 * ``ASK`` (the slot is being migrated and this key has left already): the
   command is sent to the importing node preceded by ``ASKING``, both queued
   back to back so they leave in one write on one connection: nothing can come
@@ -118,15 +120,18 @@ class ClusterAutoPipeline:
         if not client.nodes_manager.slots_cache:  # not connected yet (or closed since)
             await client.initialize()
         slot = client.keyslot(key)
-        asking: tuple[str, int] | None = None
+        redirect: tuple[str, int] | None = None  # where MOVED or ASK sent the command
+        asking = False
         for _ in range(_MAX_REDIRECTS):
-            if asking is not None:
-                host = asking[0]
-                pipeline = self._pipeline_at(*asking)
-                ask = pipeline.execute("ASKING")
-                ask.add_done_callback(_consume)  # its OK (or error) is not awaited by anyone
-                future = pipeline.execute(*args)  # right after ASKING, in the same write
-                asking = None
+            if redirect is not None:
+                host = redirect[0]
+                pipeline = self._pipeline_at(*redirect)
+                if asking:
+                    ask = pipeline.execute("ASKING")
+                    ask.add_done_callback(_consume)  # its OK (or error) is awaited by no one
+                # Queued right after ASKING, so both leave in one write on one connection.
+                future = pipeline.execute(*args)
+                redirect, asking = None, False
             else:
                 node = client.nodes_manager.get_node_from_slot(slot)
                 host = node.host
@@ -135,13 +140,13 @@ class ClusterAutoPipeline:
                 return await future
             except MovedError as exc:  # a subclass of AskError: it goes first
                 self.moved += 1
-                if not exc.host:  # ``MOVED 3999 :6380``: the replying node's own host
-                    exc.host = host
-                await client.nodes_manager.move_slot(exc)
+                # ``MOVED 3999 :6380`` (no host) means the replying node's own host.
+                redirect = client.nodes_manager.remap_host_port(exc.host or host, exc.port)
                 self.request_refresh()
             except AskError as exc:
                 self.asked += 1
-                asking = client.nodes_manager.remap_host_port(exc.host or host, exc.port)
+                redirect = client.nodes_manager.remap_host_port(exc.host or host, exc.port)
+                asking = True
             except TryAgainError:
                 self.retried += 1
                 await asyncio.sleep(_TRYAGAIN_DELAY)
