@@ -14,6 +14,8 @@ the last ones the old master acknowledged may never have reached the replica).
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import uuid
 from collections import Counter
@@ -23,7 +25,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from redis_procs import AppServer, app_env, session_cookie
+from redis_procs import AppServer, app_env, cli, session_cookie
 from sentinel_procs import SentinelGroup
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -57,15 +59,51 @@ def sentinel_group(tmp_path: Path) -> Iterator[SentinelGroup]:
         group.stop()
 
 
+@dataclass(frozen=True)
+class Scenario:
+    """How the master dies.
+
+    Attributes:
+        lagging: The replica is frozen (SIGSTOP) and its link to the master
+            closed while the load goes on, then the master is killed and the
+            replica resumed: whatever the master acknowledged meanwhile never
+            reached the replica.
+        min_replicas: The backend's ``min_replicas``. With 1, the old master is
+            restarted after the failover so the new master has a replica again.
+    """
+
+    lagging: bool
+    min_replicas: int
+
+    def __str__(self) -> str:
+        lag = "lagging replica" if self.lagging else "replica in sync"
+        return f"{lag}, min_replicas={self.min_replicas}"
+
+
+SCENARIOS = [
+    pytest.param(Scenario(lagging=False, min_replicas=0), id="kill"),
+    pytest.param(Scenario(lagging=True, min_replicas=0), id="lagging"),
+    pytest.param(Scenario(lagging=True, min_replicas=1), id="lagging-min_replicas"),
+]
+# Responses (any status) the load gets while the replica is frozen, before the kill.
+DURING_LAG = 40
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
 async def test_master_killed_under_load(
-    sentinel_group: SentinelGroup, app_server: Callable[..., AppServer]
+    sentinel_group: SentinelGroup, app_server: Callable[..., AppServer], scenario: Scenario
 ) -> None:
     group = sentinel_group
     prefix = f"sctest:failover:{uuid.uuid4().hex[:8]}:"
+    url = group.url()
+    if scenario.min_replicas:
+        url += f"?min_replicas={scenario.min_replicas}&min_replicas_timeout=0.5"
     server = app_server(
-        app_env(group.url(), prefix, SCT_LEASE=str(LEASE), SCT_LOCK_TIMEOUT=str(LOCK_TIMEOUT)),
+        app_env(url, prefix, SCT_LEASE=str(LEASE), SCT_LOCK_TIMEOUT=str(LOCK_TIMEOUT)),
         workers=2,
     )
+    replica = group.replica.process
+    assert replica is not None
     outcomes: list[Outcome] = []
     tags = [f"s{i}-{uuid.uuid4().hex[:6]}" for i in range(SESSIONS)]
     killed_at: float | None = None
@@ -102,22 +140,52 @@ async def test_master_killed_under_load(
         def oks_after(moment: float) -> Counter[int]:
             return Counter(o.session for o in outcomes if o.status == 200 and o.started > moment)
 
+        async def until(condition: Callable[[], bool], what: str, deadline: float) -> None:
+            while not condition():
+                assert time.monotonic() < deadline, f"timed out waiting for {what}"
+                await asyncio.sleep(0.01)
+
         async def drive() -> None:
             nonlocal killed_at
             deadline = time.monotonic() + DEADLINE
-            while sum(o.status == 200 for o in outcomes) < WARM_UP:
-                assert time.monotonic() < deadline, "no load before the kill"
-                await asyncio.sleep(0.01)
-            killed_at = time.monotonic()
-            await asyncio.to_thread(group.kill_master)
-            while True:
-                done = oks_after(killed_at)
-                if len(done) == SESSIONS and min(done.values()) >= AFTER:
-                    break
-                if time.monotonic() > deadline:
-                    break  # the assertions below say what did not recover
-                await asyncio.sleep(0.02)
-            stop.set()
+            try:
+                await until(
+                    lambda: sum(o.status == 200 for o in outcomes) >= WARM_UP,
+                    "load before the kill",
+                    deadline,
+                )
+                if scenario.lagging:
+                    # Frozen, and cut off: a frozen process's socket still receives
+                    # (the kernel buffers), so the master must drop the link too.
+                    os.kill(replica.pid, signal.SIGSTOP)
+                    await asyncio.to_thread(
+                        cli, group.master.port, "client", "kill", "type", "replica"
+                    )
+                    frozen_at = time.monotonic()
+                    await until(
+                        lambda: sum(o.started > frozen_at for o in outcomes) >= DURING_LAG,
+                        "load while the replica is frozen",
+                        deadline,
+                    )
+                killed_at = time.monotonic()
+                await asyncio.to_thread(group.kill_master)
+                if scenario.lagging:
+                    os.kill(replica.pid, signal.SIGCONT)
+                if scenario.min_replicas:
+                    # The promoted replica has no replica of its own: bring the old
+                    # master back (empty: no persistence); Sentinel makes it a replica.
+                    await until(group.failed_over, "the failover", deadline)
+                    await asyncio.to_thread(group.master.start)
+                while True:
+                    done = oks_after(killed_at)
+                    if len(done) == SESSIONS and min(done.values()) >= AFTER:
+                        break
+                    if time.monotonic() > deadline:
+                        break  # the assertions below say what did not recover
+                    await asyncio.sleep(0.02)
+            finally:
+                stop.set()
+                os.kill(replica.pid, signal.SIGCONT)  # never leave it frozen
 
         loopers = [looper(i) for i in range(SESSIONS) for _ in range(CLIENTS_PER_SESSION)]
         await asyncio.gather(drive(), *loopers)
@@ -147,7 +215,7 @@ async def test_master_killed_under_load(
     every = [v for v in stuck.values() if v is not None]
     spread = max(every) - first_ok if every and first_ok is not None else None
     print(
-        f"\nfailover under load: {len(outcomes)} requests, statuses {dict(statuses)}; "
+        f"\nfailover under load ({scenario}): {len(outcomes)} requests, statuses {dict(statuses)}; "
         f"503s: {unavailable}; recovery (kill -> first 200): "
         f"{'none' if recovery is None else f'{recovery:.2f}s'}; "
         f"acknowledged increments lost: {lost} of {sum(acked.values())}; "
@@ -164,5 +232,11 @@ async def test_master_killed_under_load(
     # A lock taken on the dead master and replicated lapses after the lease; a
     # waiter then needs at most its lock timeout more. Anything beyond is stuck.
     assert spread <= LEASE + LOCK_TIMEOUT + 2.0, (stuck, first_ok)
+    if scenario.lagging and not scenario.min_replicas:
+        # What the frozen replica missed is gone: the count above sees it.
+        assert lost > 0
+    if scenario.min_replicas:
+        # A 200 meant the replica had the write, and that replica became the master.
+        assert lost == 0
     log = server.tail(400_000)
     assert "Traceback" not in log, log[-4000:]
