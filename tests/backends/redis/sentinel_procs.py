@@ -163,6 +163,17 @@ class SentinelGroup:
         """SIGKILL the current master process (no clean shutdown, nothing flushed)."""
         self.master.stop(signal.SIGKILL)
 
+    def rejoin_old_master(self) -> None:
+        """Start the killed master again, empty, as a replica of the new master.
+
+        As an operator re-adds a node (Sentinel would also convert it when it
+        came back as a master, but only on its next INFO, up to 10 s later).
+        """
+        new_master = self.master_port()
+        assert new_master is not None and new_master != self.master.port
+        self.master.extra = [*_NO_DISK, *_FAST_SYNC, "--replicaof", f"{HOST} {new_master}"]
+        self.master.start()
+
     def failed_over(self) -> bool:
         """True once a majority of sentinels names the replica as master and it is one."""
         agree = sum(s.master_port() == self.replica.port for s in self.sentinels)

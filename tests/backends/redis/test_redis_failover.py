@@ -69,7 +69,8 @@ class Scenario:
             replica resumed: whatever the master acknowledged meanwhile never
             reached the replica.
         min_replicas: The backend's ``min_replicas``. With 1, the old master is
-            restarted after the failover so the new master has a replica again.
+            restarted as a replica after the failover, so the new master has
+            one again.
     """
 
     lagging: bool
@@ -173,9 +174,9 @@ async def test_master_killed_under_load(
                     os.kill(replica.pid, signal.SIGCONT)
                 if scenario.min_replicas:
                     # The promoted replica has no replica of its own: bring the old
-                    # master back (empty: no persistence); Sentinel makes it a replica.
+                    # master back (empty: no persistence) as its replica.
                     await until(group.failed_over, "the failover", deadline)
-                    await asyncio.to_thread(group.master.start)
+                    await asyncio.to_thread(group.rejoin_old_master)
                 while True:
                     done = oks_after(killed_at)
                     if len(done) == SESSIONS and min(done.values()) >= AFTER:

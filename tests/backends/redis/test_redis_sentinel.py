@@ -17,13 +17,15 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.connection import Connection, SSLConnection
+from redis.asyncio.sentinel import SentinelManagedConnection, SentinelManagedSSLConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sentinel_procs import SentinelGroup, info, wait_for
 
 from sanic_cookies import BackendUnavailable, ConfigurationError
 from sanic_cookies._discovery import backend_class
 from sanic_cookies.backends.redis import RedisBackend
-from sanic_cookies.backends.redis._sentinel import parse_sentinel_url
+from sanic_cookies.backends.redis._sentinel import SentinelRedis, parse_sentinel_url
 from sanic_cookies.testing import BackendConformance
 
 pytestmark = pytest.mark.redis
@@ -90,6 +92,27 @@ def test_sentinel_url_is_parsed() -> None:
 def test_bad_sentinel_urls_are_configuration_errors(url: str) -> None:
     with pytest.raises(ConfigurationError):
         RedisBackend.from_url(url)
+
+
+def test_rediss_sentinel_uses_tls_to_the_servers_and_the_sentinels() -> None:
+    """No TLS server here: this checks what each connection would be made with."""
+    plain = RedisBackend.from_url("redis+sentinel://h1:1,h2:2/svc/0").client
+    tls = RedisBackend.from_url(
+        "rediss+sentinel://h1:1,h2:2/svc/0?ssl_cert_reqs=none&sentinel_password=sp"
+    ).client
+    assert isinstance(plain, SentinelRedis) and isinstance(tls, SentinelRedis)
+    assert plain.connection_pool.connection_class is SentinelManagedConnection
+    assert tls.connection_pool.connection_class is SentinelManagedSSLConnection
+    assert tls.connection_pool.connection_kwargs["ssl_cert_reqs"] == "none"
+    assert plain._sentinel is not None and tls._sentinel is not None
+    for sentinel in plain._sentinel.sentinels:
+        assert sentinel.connection_pool.connection_class is Connection
+    for sentinel in tls._sentinel.sentinels:
+        pool = sentinel.connection_pool
+        assert pool.connection_class is SSLConnection
+        assert pool.connection_kwargs["ssl_cert_reqs"] == "none"
+        assert pool.connection_kwargs["password"] == "sp"
+        assert pool.connection_kwargs["socket_connect_timeout"] == 1.0
 
 
 def test_sentinel_schemes_are_installed_entry_points() -> None:
