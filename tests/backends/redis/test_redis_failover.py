@@ -1,4 +1,9 @@
-"""Failover under load: the Sentinel-managed master is SIGKILLed during locked increments.
+"""Failovers behind Redis Sentinel: a switchover, and the master SIGKILLed under load.
+
+`test_commands_follow_a_switchover`: ``SENTINEL FAILOVER`` with the backend's
+connections open to the old master.
+
+`test_master_killed_under_load`:
 
 1 master, 1 replica and 3 sentinels (real processes, `SentinelGroup`) behind a
 real 2-worker Sanic app on a ``redis+sentinel://`` URL. Clients keep running
@@ -25,8 +30,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis_procs import AppServer, app_env, cli, session_cookie
-from sentinel_procs import SentinelGroup
+from sentinel_procs import SentinelGroup, info, wait_for
+
+from sanic_cookies import BackendUnavailable
+from sanic_cookies.backends.redis import RedisBackend
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -241,3 +251,109 @@ async def test_master_killed_under_load(
         assert lost == 0
     log = server.tail(400_000)
     assert "Traceback" not in log, log[-4000:]
+
+
+@pytest.mark.parametrize("auto_pipeline", [True, False])
+async def test_commands_follow_a_switchover(tmp_path: Path, auto_pipeline: bool) -> None:
+    """``SENTINEL FAILOVER``: the replica is promoted, the old master turned replica.
+
+    The backend's connections (the auto-pipeline's own one, or the pool's) were
+    open to the old master; once it is a replica they are closed by the
+    sentinel (CLIENT KILL) or answered READONLY. At most a write or two fails
+    (a 503 in an app); then the next connection asks the sentinels and reaches
+    the new master, with every write made before the switchover there.
+    """
+    prefix = f"sctest:switchover:{uuid.uuid4().hex[:8]}:"
+    group = SentinelGroup(tmp_path / "switchover")
+    group.start()
+    try:
+        backend = RedisBackend.from_url(group.url(), prefix=prefix, auto_pipeline=auto_pipeline)
+        await backend.open()
+        try:
+            for i in range(20):
+                assert await backend.save(f"k{i}", b"v%d" % i, 60)
+            old = group.master.port
+            async with aioredis.Redis(port=group.sentinels[0].port) as sentinel:
+                await sentinel.execute_command("SENTINEL", "FAILOVER", "sctmaster")
+            await asyncio.to_thread(
+                wait_for, lambda: group.master_port() == group.replica.port, "the switchover"
+            )
+            await asyncio.to_thread(
+                wait_for,
+                lambda: all(s.master_port() == group.replica.port for s in group.sentinels),
+                "every sentinel to name the new master",
+            )
+            # Until a sentinel reconfigures the old master (on its next INFO, within
+            # 10 s), it still accepts writes: the split-brain window the docs state.
+            await asyncio.to_thread(
+                wait_for,
+                lambda: info(old, "replication").get("role") == "slave",
+                "the old master to be turned into a replica",
+            )
+            failures = 0
+            deadline = time.monotonic() + 20
+            while True:  # bounded: a write either lands on the new master or the test fails
+                lock = backend.lock("k0", timeout=1, lease=5)
+                try:
+                    stored = await lock.acquire()
+                    await lock.save_and_release(b"after", 60)
+                    break
+                except (RedisConnectionError, BackendUnavailable, OSError):
+                    failures += 1
+                    assert time.monotonic() < deadline, "writes never reached the new master"
+            assert stored is not None and stored.value == b"v0"
+            assert failures <= 2, failures  # the stale connection fails once, not forever
+            for i in range(1, 20):
+                loaded = await backend.load(f"k{i}")
+                assert loaded is not None and loaded.value == b"v%d" % i
+            async with aioredis.Redis(port=group.replica.port) as new_master:
+                assert await new_master.hget(f"{prefix}{{k0}}", "v") == b"after"
+            assert group.replica.port != old
+            print(f"switchover: {failures} failed write(s) before the new master answered")
+        finally:
+            await backend.close()
+    finally:
+        group.stop()
+
+
+async def test_readonly_reply_drops_the_auto_pipeline_connection(tmp_path: Path) -> None:
+    """A coordinated ``FAILOVER`` on the master: it turns replica without closing clients.
+
+    The auto-pipeline's connection stays open to it, so the next write is
+    answered READONLY. That write fails as a lost connection (a 503 in an
+    app), the connection is dropped, and the next command opens a new one
+    through the sentinels instead of writing to the replica again. (The
+    sentinels take tens of seconds to notice a role change they did not
+    make, so this test stops there.)
+    """
+    prefix = f"sctest:readonly:{uuid.uuid4().hex[:8]}:"
+    group = SentinelGroup(tmp_path / "readonly")
+    group.start()
+    try:
+        backend = RedisBackend.from_url(group.url(), prefix=prefix)
+        await backend.open()
+        try:
+            assert await backend.save("a", b"1", 60)
+            old = group.master.port
+            async with aioredis.Redis(port=old) as master:
+                assert await master.execute_command("FAILOVER") == b"OK"
+            await asyncio.to_thread(
+                wait_for,
+                lambda: info(old, "replication").get("role") == "slave",
+                "the old master to become a replica",
+            )
+            with pytest.raises(RedisConnectionError, match="previous master is now a slave"):
+                await backend.save("a", b"2", 60)
+            # The next command opens a new connection, asking the sentinels: they
+            # name no master yet (MasterNotFoundError), or still the old one, which
+            # answers READONLY again. Both fail, neither writes to a replica.
+            with pytest.raises(
+                RedisConnectionError, match=r"No master found|previous master is now a slave"
+            ):
+                await backend.save("a", b"3", 60)
+            async with aioredis.Redis(port=group.replica.port) as new_master:
+                assert await new_master.hget(f"{prefix}{{a}}", "v") == b"1"
+        finally:
+            await backend.close()
+    finally:
+        group.stop()
