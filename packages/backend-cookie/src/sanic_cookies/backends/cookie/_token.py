@@ -45,7 +45,6 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import re
 import struct
 import zlib
 from typing import NamedTuple
@@ -86,7 +85,8 @@ _FERNET_VERSION = 0x80
 _FERNET_OVERHEAD = 1 + 8 + 16 + 32
 _PLAIN, _DEFLATE = 0, 1
 
-_TOKEN_CHARS = re.compile(r"[A-Za-z0-9_-]+")
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+_PADDING = {0: b"", 2: b"==", 3: b"="}
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 # Anything longer cannot be a token we wrote (cookies stop at about 4 KB).
 _MAX_TOKEN_CHARS = 8192
@@ -161,17 +161,23 @@ def open_token(keyring: Keyring, token: object) -> Opened:
         raise TokenError(f"not a string but {type(token).__name__}")
     if not _MIN_TOKEN_CHARS <= len(token) <= _MAX_TOKEN_CHARS:
         raise TokenError(f"{len(token)} characters, not a token's length")
-    if not _TOKEN_CHARS.fullmatch(token):
+    # Strict base64 after mapping "-_" to "+/" refuses every other character; "+", "/"
+    # and "=" (the standard alphabet, padding) are refused first.
+    if not token.isascii() or "+" in token or "/" in token or "=" in token:
         raise TokenError("characters outside urlsafe base64")
     # One string per token: reject other spellings of the same bytes (a length no
     # encoding has, or stray bits in the last character).
     tail = len(token) % 4
-    if tail == 1 or (tail and _ALPHABET.index(token[-1]) & (0x0F if tail == 2 else 0x03)):
+    if tail == 1 or (
+        tail and _ALPHABET.find(token[-1]) & (0x0F if tail == 2 else 0x03)  # -1: not base64
+    ):
         raise TokenError("non-canonical base64")
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-    except (binascii.Error, ValueError):  # pragma: no cover - the checks above admit only base64
-        raise TokenError("not base64") from None
+        raw = binascii.a2b_base64(
+            token.encode("ascii").translate(_FROM_URLSAFE) + _PADDING[tail], strict_mode=True
+        )
+    except binascii.Error:
+        raise TokenError("characters outside urlsafe base64") from None
     version = raw[0]
     if version == _VERSION:
         return _open_v2(keyring, raw)
