@@ -422,3 +422,80 @@ async def test_listing_a_users_cookie_sessions_is_unsupported(revocation: Backen
         assert response.status_code == 501
         message = response.json()["unsupported"]
         assert "per-user session index" in message and "logout_everywhere" in message
+
+
+TWO_WORKER_APP = """
+import sys
+from sanic import Sanic, text
+from sanic_cookies import AuthSession
+
+app = Sanic("cookie_two_workers")
+app.config.SESSION_BACKEND = "cookie://"
+app.config.SESSION_KEYS = sys.argv[2]
+app.config.SESSION_BACKEND_OPTIONS = {"revocation": "memory://"}
+AuthSession(app)
+
+@app.get("/")
+async def index(request):
+    return text("up")
+
+if __name__ == "__main__":
+    app.run(host="127.0.0.1", port=int(sys.argv[1]), workers=2, access_log=False)
+"""
+
+
+@pytest.mark.slow
+async def test_a_real_two_worker_server_refuses_a_memory_revocation_store(tmp_path: Any) -> None:
+    # 1.0 started, and accepted a logged-out token in about half of the replays.
+    import asyncio
+    import contextlib
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    script = tmp_path / "two_workers.py"
+    script.write_text(TWO_WORKER_APP)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(script),
+            str(port),
+            new_key(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            # Its own process group: on a failed start Sanic kills its whole group.
+            start_new_session=True,
+        )
+    answered = False
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(600):  # Sanic's main process stays up; the workers refuse
+                if "lives in one process" in log.read_text(errors="replace"):
+                    break
+                with contextlib.suppress(httpx.TransportError):
+                    reply = await client.get(f"http://127.0.0.1:{port}/", timeout=1)
+                    answered = answered or reply.is_success
+                if proc.returncode is not None:
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 20)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        with contextlib.suppress(ProcessLookupError):  # any worker left in its group
+            os.killpg(proc.pid, signal.SIGKILL)
+    output = log.read_text(errors="replace")
+    assert "ConfigurationError" in output and "runs 2 workers" in output, output[-3000:]
+    assert not answered, "the app served requests with a per-process revocation store"
