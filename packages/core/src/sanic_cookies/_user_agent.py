@@ -96,9 +96,10 @@ def user_agent_label(user_agent: str | None) -> str:
     for token, name in _TOOLS:
         if lowered.startswith(token):
             return name
-    bot = _BOT_NAME.search(user_agent)
-    if bot is not None and "cubot" not in lowered:  # Cubot: a phone maker, not a crawler
-        return f"{bot.group(1)[:24]} (bot)"
+    if "bot" in lowered or "spider" in lowered or "crawler" in lowered:  # spares the regex
+        bot = _BOT_NAME.search(user_agent)
+        if bot is not None and "cubot" not in lowered:  # Cubot: a phone maker, not a crawler
+            return f"{bot.group(1)[:24]} (bot)"
     browser = _first(lowered, _BROWSERS)
     system = _first(lowered, _SYSTEMS)
     if browser is None:
