@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from auth_support import Browser, build_app
+from auth_support import Browser, SignedCookieBackend, build_app
 from sanic import Request, json
 from sanic.response import HTTPResponse
 
@@ -140,6 +140,23 @@ async def test_store_ip_false_stores_no_address(make_app: Any, how: str) -> None
     record = decode_record(value)
     assert record is not None and record.auth is not None
     assert record.auth.ip == "" and record.auth.ua == FIREFOX
+
+
+async def test_nothing_is_recorded_in_a_client_side_cookie() -> None:
+    # The session cannot be listed there, so the device would only grow the cookie.
+    backend = SignedCookieBackend()
+    app, _auth = build_app(backend)
+    app.config.PROXIES_COUNT = 1
+    browser = Browser(app)
+    headers = {"user-agent": FIREFOX, "x-forwarded-for": "203.0.113.7"}
+    await browser.post("/login", params={"user": "alice"}, headers=headers)
+    assert await browser.whoami() == {"id": "alice", "name": "Alice"}
+    stored = await backend.decode_cookie(browser.cookie or "")
+    assert stored is not None
+    record = decode_record(stored.value)
+    assert record is not None and record.auth is not None
+    assert (record.auth.ua, record.auth.ip) == ("", "")
+    assert b"Firefox" not in stored.value and b"203.0.113.7" not in stored.value
 
 
 def test_store_ip_must_be_a_bool() -> None:

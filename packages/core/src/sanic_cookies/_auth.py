@@ -148,7 +148,7 @@ class SessionInfo:
         user_agent: The login's User-Agent header, cut to 256 characters ("" if none).
         ip: The login's client IP address as Sanic saw it behind the trusted
             proxies; None when not recorded (``store_ip=False``, or a session
-            from before 1.1).
+            created by sanic-cookies 1.0).
     """
 
     handle: str
