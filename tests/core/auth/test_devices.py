@@ -105,6 +105,24 @@ async def test_real_ip_header_is_honoured(make_app: Any) -> None:
     assert [d["ip"] for d in devices] == ["192.0.2.44"]
 
 
+async def test_the_forwarded_header_with_its_secret(make_app: Any) -> None:
+    app, _ = make_app()
+    app.config.FORWARDED_SECRET = "s3cret"
+    trusted, forged = Browser(app), Browser(app)
+    await trusted.post(
+        "/login",
+        params={"user": "alice"},
+        headers={"forwarded": 'for="[2001:db8::9]";secret=s3cret'},
+    )
+    await forged.post(
+        "/login", params={"user": "alice"}, headers={"forwarded": "for=192.0.2.99;secret=guess"}
+    )
+    devices = await _devices(trusted)
+    if devices is None:
+        return
+    assert sorted(d["ip"] for d in devices) == ["2001:db8::9", PEER]
+
+
 async def test_forwarded_headers_are_ignored_without_proxy_settings(make_app: Any) -> None:
     app, _auth = make_app()
     browser = Browser(app)
