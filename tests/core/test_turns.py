@@ -81,3 +81,16 @@ async def test_a_forgotten_turn_ends_by_itself_after_its_hold_time() -> None:
     assert not forgotten.active and nxt.active
     nxt.extend(0.0)
     await asyncio.wait_for(turns.take("k", within=10), 10)
+
+
+async def test_a_failed_turn_fails_its_waiters_at_once_and_later_tasks_try_afresh() -> None:
+    turns = KeyTurns()
+    holder = await turns.take("k", within=10)
+    waiters = [asyncio.create_task(turns.take("k", within=10)) for _ in range(3)]
+    await queued(turns, "k", 3)
+    holder.fail(ConnectionError("store down"))
+    for waiter in waiters:
+        with pytest.raises(ConnectionError, match="store down"):
+            await asyncio.wait_for(waiter, 10)
+    assert turns.waiting("k") == 0
+    (await turns.take("k", within=0)).end()

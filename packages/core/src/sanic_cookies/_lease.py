@@ -171,6 +171,12 @@ class LeaseLock(SessionLock):
                     raise LockTimeout(f"Session lock not acquired within {self._timeout}s")
                 await asyncio.sleep(min(delay * random.uniform(0.5, 1.0), remaining))
                 delay = min(delay * 2, _LAST_POLL)
+        except LockTimeout:
+            turn.end()
+            raise
+        except Exception as exc:
+            turn.fail(exc)  # the store failed: the waiters behind answer now, not one by one
+            raise
         except BaseException:
             turn.end()
             raise

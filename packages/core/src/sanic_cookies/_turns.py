@@ -88,12 +88,14 @@ class KeyTurns:
             async with asyncio.timeout(within):
                 await waiter
         except BaseException:
-            if waiter.done() and not waiter.cancelled():
+            if not waiter.done() or waiter.cancelled():
+                if waiter in queue.waiters:
+                    queue.waiters.remove(waiter)
+                self._forget_if_idle(key, queue)
+            elif waiter.exception() is None:
                 # Handed the turn just as the wait was given up: pass it on.
                 self._hand_over(key, queue)
-            else:
-                queue.waiters.remove(waiter)
-                self._forget_if_idle(key, queue)
+            # else: the turn before failed (`Turn.fail`), and so does this wait.
             raise
         return Turn(self, key, queue, hold)
 
@@ -106,6 +108,16 @@ class KeyTurns:
                 return
         queue.taken = False
         self._forget_if_idle(key, queue)
+
+    def _fail_all(self, key: str, queue: _Queue, error: BaseException) -> None:
+        """End the current turn of `key` and make every waiting task raise `error`."""
+        waiters = list(queue.waiters)
+        queue.waiters.clear()
+        queue.taken = False
+        self._forget_if_idle(key, queue)
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(error)
 
     def _forget_if_idle(self, key: str, queue: _Queue) -> None:
         if not queue.taken and not queue.waiters and self._queues.get(key) is queue:
@@ -141,10 +153,24 @@ class Turn:
 
     def end(self) -> None:
         """Give the turn to the next waiting task of this process. Idempotent."""
+        turns = self._stop()
+        if turns is not None:
+            turns._hand_over(self._key, self._queue)
+
+    def fail(self, error: BaseException) -> None:
+        """End the turn and make the tasks waiting for it raise `error` (the store failed).
+
+        A store that does not answer would otherwise fail the waiters one at a
+        time, each after its own timeout; this way they all answer at once, as
+        they would have without the queue. Tasks that come later try afresh.
+        """
+        turns = self._stop()
+        if turns is not None:
+            turns._fail_all(self._key, self._queue, error)
+
+    def _stop(self) -> KeyTurns | None:
         turns, self._turns = self._turns, None
-        if turns is None:
-            return
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        turns._hand_over(self._key, self._queue)
+        return turns

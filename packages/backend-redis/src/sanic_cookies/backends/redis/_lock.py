@@ -105,6 +105,12 @@ class RedisLock(SessionLock):
             reply = await self._try(keys)
             if reply is None:
                 reply = await self._wait(keys, deadline)
+        except LockTimeout:
+            turn.end()
+            raise
+        except Exception as exc:
+            turn.fail(exc)  # Redis failed: the waiters behind answer now, not one by one
+            raise
         except BaseException:
             turn.end()
             raise
