@@ -109,7 +109,7 @@ class LeaseLock(SessionLock):
     It excludes across every process sharing the store, frees itself `lease`
     seconds after a holder that died (on the store's clock), and refuses the
     write of a holder whose lease ran out (`LockLost`). Return it from
-    `Backend.lock`, with one wake-up registry dict per backend instance::
+    `Backend.lock`, with one registry dict per backend instance (its same-process turns)::
 
         def lock(self, key, *, timeout, lease):
             return LeaseLock(self, self._waiters, key, timeout=timeout, lease=lease)
