@@ -2,7 +2,8 @@
 
 The waiter is a real Sanic worker whose polls are an hour apart (``SCT_POLL``); the
 holder is this test process, on the same Redis. Only the release's pub/sub message
-can let the waiter in within the test's bound.
+can let the waiter in within the test's bound. Without pub/sub, waiters still get
+the lock, by polling.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +20,7 @@ from redis_procs import AppServer, app_env, session_cookie
 
 from sanic_cookies._ids import store_key
 from sanic_cookies.backends.redis import RedisBackend
+from sanic_cookies.backends.redis._wakeup import Wakeups
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -57,3 +60,42 @@ async def test_a_release_in_another_process_wakes_the_waiter(
         finally:
             await holder_backend.close()
             await direct.aclose()
+
+
+async def test_without_pub_sub_a_waiter_falls_back_to_polling(
+    redis_url: str, unique_prefix: str
+) -> None:
+    asked: list[int] = []
+
+    def refused() -> Any:
+        asked.append(1)
+        raise ConnectionError("pub/sub refused")
+
+    holder_backend = RedisBackend(redis_url, prefix=unique_prefix)
+    # Another process: its own turns, and a pub/sub connection that cannot be had.
+    waiter_backend = RedisBackend(redis_url, prefix=unique_prefix)
+    waiter_backend._wakeups_cache = Wakeups(refused)
+    scripts = waiter_backend._scripts
+    original = scripts.acquire
+    busy = asyncio.Event()
+
+    async def acquire(keys: list[str], args: list[Any]) -> Any:
+        reply = await original(keys, args)
+        if not isinstance(reply, list):  # the lock's pttl: someone else holds it
+            busy.set()
+        return reply
+
+    scripts.acquire = acquire  # type: ignore[assignment]
+    key = "ab" * 32
+    try:
+        held = holder_backend.lock(key, timeout=5, lease=60)
+        assert await held.acquire() is None
+        waiting = asyncio.ensure_future(waiter_backend.lock(key, timeout=60, lease=60).acquire())
+        await asyncio.wait_for(busy.wait(), 30)
+        await held.save_and_release(b"v", 60)
+        stored = await asyncio.wait_for(waiting, 30)
+        assert stored is not None and stored.value == b"v"
+        assert asked, "the waiter did try pub/sub first"
+    finally:
+        await holder_backend.close()
+        await waiter_backend.close()
