@@ -46,6 +46,8 @@ class StoreOptions:
         schema: PostgreSQL schema owned by this benchmark run.
         prefix: Redis key prefix owned by this benchmark run.
         pool_size: Connections per PostgreSQL pool (floor and backends alike).
+        sweep_interval: The PostgreSQL backends' ``sweep_interval`` (None: their default;
+            0: no background sweeper, for a benchmark that sweeps on its own).
     """
 
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -53,6 +55,7 @@ class StoreOptions:
     schema: str = "bench"
     prefix: str = "bench:"
     pool_size: int = 10
+    sweep_interval: float | None = None
 
 
 def _routes(app: Sanic[Any, Any], rmw: Handler, untouched: Handler, read: Handler) -> None:
@@ -319,6 +322,8 @@ def postgres_app(options: StoreOptions) -> Sanic[Any, Any]:
     url = _query(
         options.postgres_dsn, schema=options.schema, create_table="true", max_size=options.pool_size
     )
+    if options.sweep_interval is not None:
+        url = _query(url, sweep_interval=options.sweep_interval)
     return _session_app("postgres", url)
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import Table
 
 from sanic_cookies._backend import Backend, SessionLock, StoredSession
 from sanic_cookies._errors import BackendUnavailable, ConfigurationError
+from sanic_cookies._turns import KeyTurns
 
 from ._connector import Conn, Connector
 from ._lock import LockScope, SessionScopedLock, TransactionScopedLock
@@ -101,6 +102,9 @@ class PostgresStore(Backend):
         # Why this backend cannot work through its connections (see `_check_pooling`).
         self._refusal: str | None = None
         self._ddl_lock: asyncio.Lock | None = None
+        #: The session lock's in-process queue: tasks of this process wanting the same
+        #: session wait here in order, so only one of them holds a connection for it.
+        self.lock_turns = KeyTurns()
 
     @property
     @abstractmethod

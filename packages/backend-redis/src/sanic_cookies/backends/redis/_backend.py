@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import AuthenticationError, AuthorizationError, ResponseError
 from sanic_cookies import Backend, ConfigurationError, LockLost, StoredSession
+from sanic_cookies._turns import KeyTurns
 
 from ._client import AnyRedis, Runner, Scripts, build_client, ms, public_location
 from ._cluster_pipeline import ClusterAutoPipeline
@@ -20,6 +21,7 @@ from ._keys import KeySpace
 from ._lock import RedisLock
 from ._pipeline import AutoPipeline
 from ._replicated import DEFAULT_MIN_REPLICAS_TIMEOUT, ReplicatedWrites, check_min_replicas
+from ._wakeup import Wakeups
 
 __all__ = ["RedisBackend"]
 
@@ -163,6 +165,9 @@ class RedisBackend(Backend):
         self._pipeline: AutoPipeline | ClusterAutoPipeline | None = None
         self._scripts_cache: Scripts | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # The lock's waiters: in-process turns per key, and the cross-process wake-up.
+        self._turns = KeyTurns()
+        self._wakeups_cache: Wakeups | None = None
         if client is None:
             self._client = build_client(url, cluster=cluster, options=dict(client_options))
         built = self._client
@@ -245,6 +250,7 @@ class RedisBackend(Backend):
                 self._url, cluster=self._cluster, options=dict(self._client_options)
             )
             self._scripts_cache = self._pipeline = None
+            self._wakeups_cache = None
         return self._client
 
     @property
@@ -258,6 +264,12 @@ class RedisBackend(Backend):
                 )
             self._scripts_cache = Scripts(self._runner(), write_run)
         return self._scripts_cache
+
+    @property
+    def _wakeups(self) -> Wakeups:
+        if self._wakeups_cache is None:
+            self._wakeups_cache = Wakeups(getattr(self.client, "pubsub", None))
+        return self._wakeups_cache
 
     def _runner(self) -> Runner:
         client = self.client
@@ -324,6 +336,9 @@ class RedisBackend(Backend):
                 task.cancel()
         pipeline, self._pipeline = self._pipeline, None
         self._scripts_cache = None
+        wakeups, self._wakeups_cache = self._wakeups_cache, None
+        if wakeups is not None:
+            await wakeups.aclose()
         if pipeline is not None:
             await pipeline.aclose()
         if self._given is None:
