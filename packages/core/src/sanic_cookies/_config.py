@@ -50,6 +50,10 @@ class SessionConfig:
     partitioned: bool = False
     #: Warn on session access outside ``async with`` (``SESSION_WARN_LOCK``).
     warn_lock: bool = True
+    #: Load the session in the request middleware when the request carries a session
+    #: cookie, so plain ``request.ctx.session[...]`` works on a network backend
+    #: (``SESSION_AUTOLOAD``). Costs one store read per such request, used or not.
+    autoload: bool = False
     #: Seconds to wait for a session's lock before answering 503 (``SESSION_LOCK_TIMEOUT``).
     lock_timeout: float = 5.0
     #: Seconds a lock outlives a holder that died (``SESSION_LOCK_LEASE``).
@@ -138,7 +142,15 @@ class SessionConfig:
 
 
 _SECONDS = ("expiry", "lifetime", "lock_timeout", "lock_lease")
-_FLAGS = ("httponly", "secure", "session_cookie", "host_prefix", "partitioned", "warn_lock")
+_FLAGS = (
+    "httponly",
+    "secure",
+    "session_cookie",
+    "host_prefix",
+    "partitioned",
+    "warn_lock",
+    "autoload",
+)
 _SAMESITE = ("Lax", "Strict", "None")
 # RFC 6265 cookie-name token characters.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")

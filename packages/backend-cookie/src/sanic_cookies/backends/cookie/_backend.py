@@ -15,6 +15,7 @@ from sanic_cookies import (
     ConfigurationError,
     SessionTooLarge,
     StoredSession,
+    UnsupportedOperation,
     backend_from_url,
 )
 from sanic_cookies._backend import now
@@ -203,6 +204,44 @@ class CookieBackend(ClientSideBackend):
         a token that decrypts costs one lookup there, whose failure propagates
         (the core answers 503).
         """
+        opened = self._live(token)
+        if opened is None:
+            return None
+        if self.revocation is not None and (
+            await self.revocation.load(_revocation_key(opened[0].sid)) is not None
+        ):
+            _log_rejected(token, "revoked")
+            return None
+        return opened[1]
+
+    @property
+    def loads_now(self) -> bool:
+        """True unless the revocation list needs I/O (a Redis or PostgreSQL one)."""
+        return self.revocation is None or self.revocation.loads_now
+
+    def decode_cookie_now(self, token: str) -> StoredSession | None:
+        """`decode_cookie` without an await (no revocation list, or one in memory).
+
+        Raises:
+            UnsupportedOperation: The revocation list needs I/O.
+        """
+        revocation = self.revocation
+        if revocation is not None and not revocation.loads_now:
+            raise UnsupportedOperation(
+                f"{self.label} checks a {revocation.label} revocation list, which needs I/O"
+            )
+        opened = self._live(token)
+        if opened is None:
+            return None
+        if revocation is not None and (
+            revocation.load_now(_revocation_key(opened[0].sid)) is not None
+        ):
+            _log_rejected(token, "revoked")
+            return None
+        return opened[1]
+
+    def _live(self, token: str) -> tuple[Opened, StoredSession] | None:
+        """The opened token and its session, if it decrypts and has not expired."""
         opened = self._open(token)
         if opened is None:
             return None
@@ -215,12 +254,8 @@ class CookieBackend(ClientSideBackend):
             why = "issued in the future"
         elif expires_at <= t:
             why = "expired"
-        elif self.revocation is not None and (
-            await self.revocation.load(_revocation_key(opened.sid)) is not None
-        ):
-            why = "revoked"
         else:
-            return StoredSession(opened.value, expires_at)
+            return opened, StoredSession(opened.value, expires_at)
         _log_rejected(token, why)
         return None
 
