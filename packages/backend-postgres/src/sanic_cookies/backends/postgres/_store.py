@@ -20,6 +20,7 @@ from ._lock import LockScope, SessionScopedLock, TransactionScopedLock
 from ._schema import ddl_statements, qualified_name
 from ._sql import Queries, rows_affected
 from ._sweeper import Sweeper
+from ._table_check import missing_table, table_problem
 
 __all__ = ["PostgresStore", "is_unreachable"]
 
@@ -93,8 +94,8 @@ class PostgresStore(Backend):
         self.sweep_batch = sweep_batch
         self.lock_scope: LockScope = lock_scope
         self._sweeper = Sweeper(self, sweep_interval or None)
-        self._ddl_pending = False
-        self._ddl_lock: asyncio.Lock | None = None
+        self._setup_pending = False
+        self._setup_lock: asyncio.Lock | None = None
 
     @property
     @abstractmethod
@@ -104,19 +105,21 @@ class PostgresStore(Backend):
     # -- life cycle -----------------------------------------------------------------
 
     async def open(self) -> None:
-        """Connect, create the table if asked, and start the sweeper.
+        """Connect, check the table (creating it if asked), and start the sweeper.
 
         A database that cannot be reached now does not stop the app: one
         warning is logged, requests answer 503 until it is back, and the table
-        (if `create_table`) is created on the first request that reaches it.
-        A reachable database that refuses (bad password, unknown database,
-        no permission) raises, so the mistake shows at start-up.
+        is checked (and, with `create_table`, created) on the first request that
+        reaches it. A reachable database that refuses (bad password, unknown
+        database, no permission) raises, and so does a missing table without
+        `create_table` or a table of that name whose columns are not ours
+        (`ConfigurationError`), so the mistake shows at start-up.
         """
         await self.connector.open()
-        self._ddl_pending = self.create_table
-        self._ddl_lock = asyncio.Lock()
+        self._setup_pending = True
+        self._setup_lock = asyncio.Lock()
         try:
-            await self.ready() if self.create_table else await self._probe()
+            await self.ready()
         except Exception as exc:
             if not is_unreachable(exc):
                 raise
@@ -135,34 +138,46 @@ class PostgresStore(Backend):
         await self.connector.close()
 
     async def ready(self) -> None:
-        """Create the table first if `create_table` is set and that is still to do."""
-        if not self._ddl_pending:
+        """Check the table, and create it if `create_table` is set, once after `open`."""
+        if not self._setup_pending:
             return
-        assert self._ddl_lock is not None
-        async with self._ddl_lock:
-            if self._ddl_pending:
-                await self._create()
-                self._ddl_pending = False
+        assert self._setup_lock is not None
+        async with self._setup_lock:
+            if self._setup_pending:
+                if await self._check_table() and self.create_table:
+                    await self._create()
+                self._setup_pending = False
+
+    async def _check_table(self) -> bool:
+        """Look at the table (borrowing a connection warms the pool).
+
+        Returns:
+            True if it is still to be created (it is missing and `create_table` is set).
+
+        Raises:
+            ConfigurationError: It is missing without `create_table`, or is not ours.
+        """
+        async with self._connection() as conn:
+            columns = await conn.fetch(
+                self.queries.table_columns, self.queries.table, timeout=self.command_timeout
+            )
+            exists = bool(columns) or await conn.fetchval(
+                self.queries.table_exists, self.queries.table, timeout=self.command_timeout
+            )
+        if not exists:
+            if self.create_table:
+                return True
+            raise missing_table(self.label, self.queries.table)
+        problem = table_problem(self.label, self.queries.table, [tuple(c) for c in columns])
+        if problem is not None:
+            raise problem
+        return False
 
     async def _create(self) -> None:
         script = self.queries.create_script(ddl_statements(self.table))
         async with self._connection() as conn:
             await conn.execute(script, timeout=max(self.command_timeout, 30.0))
         logger.debug("%s: table %s ready", self.label, self.queries.table)
-
-    async def _probe(self) -> None:
-        """Borrow one connection (warming the pool); complain if the table is missing."""
-        async with self._connection() as conn:
-            exists = await conn.fetchval(
-                self.queries.table_exists, self.queries.table, timeout=self.command_timeout
-            )
-        if not exists:
-            logger.error(
-                "%s: table %s does not exist; create it with `python -m sanic_cookies ddl` "
-                "(or pass create_table=True)",
-                self.label,
-                self.queries.table,
-            )
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Conn]:
