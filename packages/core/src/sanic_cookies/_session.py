@@ -321,7 +321,7 @@ class Session:
             domain=config.domain,
             secure=config.secure,
             httponly=config.httponly,
-            samesite=config.samesite,
+            samesite=config.samesite or None,  # False: Sanic omits the attribute for None
             partitioned=config.partitioned,
             host_prefix=config.host_prefix,
         )
