@@ -18,8 +18,13 @@ import pytest
 from docs_runner import ROOT, Block, Browser, parse_page
 from sanic import Request, Sanic, text
 from sanic.response import HTTPResponse
-from test_docs_examples import _rewrite, _setup_requirements, _with_query
-from test_docs_examples import docs_database, docs_redis_prefix  # noqa: F401 - fixtures
+from test_docs_examples import (  # noqa: F401 - fixtures
+    _rewrite,
+    _setup_requirements,
+    _with_query,
+    docs_database,
+    docs_redis_prefix,
+)
 
 from sanic_cookies import AuthSession, ConfigurationError, Session, SessionDict
 
