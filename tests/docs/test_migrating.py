@@ -276,6 +276,8 @@ async def test_auth_session_on_cookie_without_revocation_refuses_to_start() -> N
 
 
 # Claims checked elsewhere:
+# - the memory backend's sweeper starts and stops with the server: tests/core/backends/
+#   test_memory.py::test_sweeper_starts_and_stops_with_the_server_on_its_own;
 # - login rotates the id on every backend: tests/core/auth/test_login.py,
 #   tests/core/test_third_party_backend.py;
 # - the lock works across processes: tests/backends/redis/test_redis_multiprocess.py,
