@@ -203,3 +203,29 @@ async def test_one_warning_per_line_even_under_the_default_filter_reset() -> Non
     await get(app, "/many", cookie)
     await get(app, "/many", cookie)
     assert counts == [1, 1]  # one line, one warning, in each request
+
+
+async def test_plain_access_with_several_backends_follows_the_primary() -> None:
+    # A memory primary loads without I/O; the copy still gets every write.
+    copy = CountingBackend()
+    app, session = session_app(backend=["memory://", copy], warn_lock=False)
+
+    @app.get("/plain")
+    async def plain(request: Request) -> HTTPResponse:
+        request.ctx.session["n"] = request.ctx.session.get("n", 0) + 1
+        return json(request.ctx.session["n"])
+
+    first = await get(app, "/plain")
+    assert first.json == 1
+    assert (await get(app, "/plain", cookie_header(first))).json == 2
+    assert copy.calls["save"] == 2 and copy.calls["load"] == 0  # written, never read
+    assert session.metrics["memory"].operations >= 3  # the primary's sync load is counted
+
+    # A network primary needs autoload, like a single one.
+    network, _ = session_app(backend=[CountingBackend(), "memory://"], warn_lock=False)
+
+    @network.get("/plain")
+    async def plain_network(request: Request) -> HTTPResponse:
+        return json(request.ctx.session.get("n"))
+
+    assert (await get(network, "/plain")).status == 500
