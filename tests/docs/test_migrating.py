@@ -71,6 +71,39 @@ def test_sanic_25_needs_an_app_name() -> None:
         Sanic()  # type: ignore[call-arg]
 
 
+def test_the_intro_and_the_sanic_25_table() -> None:
+    import sanic.exceptions
+    from sanic.cookies.response import CookieJar
+
+    from sanic_cookies._ids import is_session_id
+
+    assert not hasattr(sanic.exceptions, "abort")  # 0.4.3 fails at import
+    assert not hasattr(CookieJar, "__setitem__") and not hasattr(CookieJar, "__delitem__")
+    assert not is_session_id(uuid.uuid4().hex)  # a 0.4 session id is no session here
+    app = Sanic("forced")
+    with pytest.raises(AttributeError, match="ctx"):
+        app.exts = object()  # type: ignore[attr-defined]
+    assert not hasattr(app, "extensions")
+
+
+async def test_requests_are_not_dicts_and_sessions_live_on_ctx() -> None:
+    app = Sanic("not_a_dict")
+    Session(app)
+    seen: list[str] = []
+
+    @app.get("/")
+    async def handler(request: Request) -> HTTPResponse:
+        try:
+            request["session"]  # type: ignore[index]
+        except TypeError:
+            seen.append("not a dict")
+        seen.append(type(request.ctx.session).__name__)
+        return text("ok")
+
+    await app.asgi_client.get("/")
+    assert seen == ["not a dict", "SessionDict"]
+
+
 async def test_a_handler_returning_none_answers_500() -> None:
     app = Sanic("returns_none")
     Session(app)
