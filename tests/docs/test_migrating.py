@@ -320,5 +320,5 @@ async def test_auth_session_on_cookie_without_revocation_refuses_to_start() -> N
 # - expiry slides with reads, lifetime is absolute: tests/core/test_expiry.py;
 # - samesite=None means Lax, samesite=False omits it: tests/core/test_cookie_attributes.py;
 # - plain access on every backend: tests/core/test_plain_access.py and
-#   tests/backends/*/test_*plain_access.py; the 0.4 table: tests/backends/postgres/
+#   tests/backends/*/test_*_plain_access.py; the 0.4 table: tests/backends/postgres/
 #   test_table_check.py; autoload's cost: bench/run.py --callgrind --targets redis-autoload.

@@ -37,11 +37,13 @@ from ._errors import (
     SessionTooLarge,
     UnsupportedOperation,
 )
-from ._metrics import BackendMetrics
+from ._lease import LeaseLock, LeaseStore
+from ._metrics import BackendMetrics, StoreObserver
 from ._multi import MultiBackend
 from ._record import AuthInfo, SessionRecord
 from ._session import Session
 from ._session_dict import SessionDict
+from ._url import BackendURL, parse_backend_url
 
 __version__ = "1.0.0"
 
@@ -52,10 +54,13 @@ __all__ = [
     "BackendError",
     "BackendMetrics",
     "BackendNotFound",
+    "BackendURL",
     "BackendUnavailable",
     "ClientSideBackend",
     "ConfigurationError",
     "DuplicateBackend",
+    "LeaseLock",
+    "LeaseStore",
     "LocalLock",
     "LockLost",
     "LockTimeout",
@@ -71,12 +76,14 @@ __all__ = [
     "SessionRecord",
     "SessionSerializationError",
     "SessionTooLarge",
+    "StoreObserver",
     "StoredSession",
     "UnsupportedOperation",
     "backend_from_url",
     "fresh_login_required",
     "is_safe_path",
     "login_required",
+    "parse_backend_url",
     "register",
     "registered_schemes",
     "safe_next",

@@ -58,7 +58,19 @@ class SessionLock(ABC):
       holder still owns the lock, atomically, and raise `LockLost` otherwise;
     * `release` is idempotent and never raises because the lock is already gone.
 
+    A lock is single-use: `Backend.lock` makes a fresh, unacquired lock, which is
+    acquired at most once and is spent once released (by any of the three
+    release methods); the core never reuses one, so a lock need not support it.
+
+    The core calls `release` after every `save_and_release` and
+    `delete_and_release` (in a ``finally``), so `release` on a spent lock must be
+    cheap: a local check, no round trip to the store.
+
     `async with lock:` acquires (discarding the loaded value) and releases.
+
+    `sanic_cookies.LeaseLock` is a ready implementation for a store that offers a
+    few atomic primitives (`sanic_cookies.LeaseStore`); `LocalLock` is the one for
+    data that lives inside one process.
     """
 
     @abstractmethod
@@ -83,9 +95,11 @@ class SessionLock(ABC):
         Returns:
             False when `replace_only` is set and the key no longer exists (a
             concurrent logout deleted it); nothing is written then. True otherwise.
+            After False the lock is released all the same, as after True.
 
         Raises:
             LockLost: This holder's lease ran out; nothing was written.
+                The lock (nobody's, or the next holder's) is left alone.
         """
 
     @abstractmethod
@@ -106,6 +120,8 @@ class SessionLock(ABC):
 
         Raises:
             LockLost: The lease had already run out.
+                Whether or not another holder has taken the lock since; also
+                when the lock is not held.
         """
 
     async def __aenter__(self) -> Self:
@@ -131,6 +147,16 @@ class Backend(ABC):
     Every method may raise whatever the store's client raises: the core turns
     any exception into `BackendUnavailable` (HTTP 503) and logs it once.
     Bound every network call with a timeout so a dead store fails fast.
+
+    Optional methods: `open`, `close`, `cleanup` (no-op defaults) and, with
+    `supports_user_index`, `list_user_sessions` / `delete_user_sessions`.
+    `from_url` may parse its URL with `sanic_cookies.parse_backend_url`.
+
+    The cross-process rule: a backend that does not declare `per_process`
+    shares its store between worker processes, so its lock must exclude,
+    expire and fence across processes (`sanic_cookies.LeaseLock` does). The
+    conformance suite proves it with a second OS process and skips that proof
+    only for a backend that declares ``per_process = True``.
 
     Class attributes:
         name: A short label for logs and metrics (defaults to the class name).
@@ -162,6 +188,19 @@ class Backend(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook, empty by design
         """Release connections and stop background tasks. Called at server stop."""
+
+    async def cleanup(self) -> int | None:
+        """Remove the expired entries the store still holds; ``sanic-cookies cleanup`` runs it.
+
+        Called on an opened backend, from another process than the app's (cron), so
+        it must only touch the shared store. A store that expires entries by itself
+        (Redis, an encrypted cookie) keeps this default, which does nothing.
+
+        Returns:
+            How many entries were removed, or None if the store expires them by
+            itself (the default) or cannot tell.
+        """
+        return None
 
     @abstractmethod
     async def load(self, key: str) -> StoredSession | None:
@@ -214,6 +253,9 @@ class Backend(ABC):
 
         Returns:
             False if `replace_only` was set and the key did not exist; True otherwise.
+            With a user index, a True save files the key under `user_id` only: a
+            `user_id` of None (a logout that keeps the session) removes it from the
+            index, with or without `replace_only`.
         """
 
     @abstractmethod

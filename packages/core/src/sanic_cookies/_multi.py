@@ -49,7 +49,7 @@ from typing import Any, Self, TypeVar
 from ._backend import Backend, ClientSideBackend, SessionLock, StoredSession
 from ._errors import ConfigurationError, UnsupportedOperation
 from ._ids import log_id
-from ._metrics import BackendMetrics, metered
+from ._metrics import BackendMetrics, StoreObserver, metered
 
 __all__ = ["MultiBackend"]
 
@@ -109,6 +109,9 @@ class MultiBackend(Backend):
         self.retry_interval = retry_interval
         self._members: list[_Member] = []
         self.metrics: dict[str, BackendMetrics] = {}
+        #: Sees each secondary's calls (set by `Session.observe_store`); the
+        #: session observes the calls it makes through this backend itself.
+        self.observer: StoreObserver | None = None
         for backend in (primary, *secondaries):
             self.add(backend)
         # Capabilities are the primary's (it serves every read). They are class
@@ -240,7 +243,10 @@ class MultiBackend(Backend):
         member.metrics.operations += 1
         try:
             async with asyncio.timeout(self.secondary_timeout):
-                await call(member.backend)
+                if self.observer is None:
+                    await call(member.backend)
+                else:
+                    await self.observer.observe(operation, member.label, call(member.backend))
         except Exception as exc:
             self._failed(member, operation, key, exc)
             return False

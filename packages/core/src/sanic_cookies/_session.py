@@ -17,7 +17,7 @@ from ._backend import Backend, ClientSideBackend
 from ._config import SessionConfig
 from ._discovery import backend_class, backend_from_url
 from ._errors import ConfigurationError, SessionTooLarge
-from ._metrics import BackendMetrics
+from ._metrics import BackendMetrics, StoreObserver
 from ._multi import MultiBackend
 from ._session_dict import _DELETE, _KEEP, _SET, SessionDict
 from ._set_cookie import CookieTemplate
@@ -106,6 +106,7 @@ class Session:
         # Counted by SessionDict for a single backend; a MultiBackend counts per member.
         self._meter: BackendMetrics | None = None
         self._metrics: dict[str, BackendMetrics] = {}
+        self._observer: StoreObserver | None = None  # see observe_store
         self._cookie_template: tuple[SessionConfig, CookieTemplate] | None = None
         self.config = self._resolve_config({})
         self.app: Sanic[Any, Any] | None = None
@@ -214,6 +215,7 @@ class Session:
                 backend = MultiBackend(backend, *added)
         if isinstance(backend, MultiBackend):
             self._meter, self._metrics = None, backend.metrics
+            backend.observer = self._observer
         else:
             self._meter = BackendMetrics()
             self._metrics = {backend.label: self._meter}
@@ -240,6 +242,16 @@ class Session:
     def add_interface(self, interface: Backend | str, **options: Any) -> None:
         """Old (0.4) name of `add_backend`."""
         self.add_backend(interface, **options)
+
+    def observe_store(self, observer: StoreObserver | None) -> None:
+        """Show every store call this session makes to `observer` (None: stop).
+
+        For tracing and timing, e.g. ``sanic_cookies.otel.instrument(session)``.
+        Off by default, and then free. Call it before the server starts.
+        """
+        if self._backend is not None:
+            raise ConfigurationError("Set the store observer before the server starts")
+        self._observer = observer
 
     @property
     def metrics(self) -> dict[str, BackendMetrics]:

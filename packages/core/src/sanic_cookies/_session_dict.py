@@ -27,6 +27,7 @@ from ._errors import (
     SessionNotLoaded,
     SessionSerializationError,
     UnsupportedOperation,
+    for_client,
 )
 from ._ids import is_session_id, log_id, new_session_id, store_key
 from ._record import (
@@ -205,9 +206,7 @@ class SessionDict(MutableMapping[str, Any]):
             self._from_cookie()
         session = self._session
         if self._load_error is not None:
-            raise BackendUnavailable(
-                f"Session store {session.backend.label} unavailable during load"
-            ) from self._load_error
+            raise BackendUnavailable() from self._load_error  # logged when it happened
         backend = self._backend
         if backend.loads_now:
             stored: StoredSession | None = None
@@ -555,6 +554,9 @@ class SessionDict(MutableMapping[str, Any]):
         Counted as `metered` counts, in place (a coroutine less per store call).
         """
         meter = self._session._meter  # None when the backend counts itself (MultiBackend)
+        observer = self._session._observer  # None unless telemetry is configured
+        if observer is not None:
+            awaitable = observer.observe(operation, self._session.backend.label, awaitable)
         if meter is not None:
             meter.operations += 1
             if operation == "lock":
@@ -581,7 +583,7 @@ class SessionDict(MutableMapping[str, Any]):
             raise error from exc
 
     def _failure(self, operation: str, exc: Exception) -> Exception:
-        """Count and log a failed backend call; return what to raise (`exc` itself, or a 503)."""
+        """Count and log a failed backend call; return what to raise (`exc`, its client copy, a 503)."""
         meter = self._session._meter
         backend = self._session.backend
         if isinstance(exc, BackendError):  # lock timeout, lock lost: already a 503
@@ -592,13 +594,14 @@ class SessionDict(MutableMapping[str, Any]):
                     meter.failures += 1
             self._failed = True
             logger.warning(
-                "session %s: %s on backend %s failed: %s",
+                "session %s: %s on backend %s failed: %s: %s",
                 self._log_id,
                 operation,
                 backend.label,
+                type(exc).__name__,
                 exc,
             )
-            return exc
+            return for_client(exc)  # the detail is logged, not sent
         if isinstance(exc, SanicCookiesError):
             if meter is not None and not isinstance(exc, UnsupportedOperation):
                 meter.failures += 1
@@ -614,7 +617,7 @@ class SessionDict(MutableMapping[str, Any]):
             type(exc).__name__,
             exc,
         )
-        return BackendUnavailable(f"Session store {backend.label} unavailable during {operation}")
+        return BackendUnavailable()  # says neither which store nor why
 
     async def _finish(self) -> tuple[int, str | None, int | None]:
         """Called once the handler returned: write unlocked changes, say what the cookie needs.
