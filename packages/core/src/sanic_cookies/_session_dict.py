@@ -583,7 +583,7 @@ class SessionDict(MutableMapping[str, Any]):
             raise error from exc
 
     def _failure(self, operation: str, exc: Exception) -> Exception:
-        """Count and log a failed backend call; return what to raise (`exc`, its client copy, a 503)."""
+        """Count and log a failed backend call; return what to raise (exc, a copy, a 503)."""
         meter = self._session._meter
         backend = self._session.backend
         if isinstance(exc, BackendError):  # lock timeout, lock lost: already a 503
