@@ -97,9 +97,15 @@ def test_the_demo_escapes_next(monkeypatch: pytest.MonkeyPatch) -> None:
 
     async def run() -> None:
         assert await _get_every_page(app, "examples/demo.py") >= 2
-        # The login page again, after a wrong password: the form's hidden field.
+        # The login page again, after a wrong password: the form's hidden field. (The form
+        # is CSRF-protected: post it with its session cookie and token, as a browser does.)
+        _, form = await app.asgi_client.get("/login")
+        token = form.text.split('name="csrf_token" value="')[1].split('"')[0]
+        cookie = "; ".join(h.split(";")[0] for h in form.headers.get_list("set-cookie"))
         _, response = await app.asgi_client.post(
-            "/login", data={"username": "ada", "password": "wrong", "next": PAYLOAD}
+            "/login",
+            data={"username": "ada", "password": "wrong", "next": PAYLOAD, "csrf_token": token},
+            headers={"cookie": cookie},
         )
         assert response.status == 401
         assert 'name="next" value="/&quot;&gt;&lt;script&gt;' in response.text

@@ -111,8 +111,18 @@ def test_revocation_must_be_a_server_side_backend() -> None:
         CookieBackend(keys=[new_key()], revocation=42)  # type: ignore[arg-type]
 
 
+def test_a_memory_revocation_store_is_never_capped() -> None:
+    """A full memory store drops entries; a dropped revocation would un-revoke its cookie."""
+    backend = CookieBackend(keys=[new_key()], revocation="memory://?sweep_interval=5")
+    assert isinstance(backend.revocation, MemoryBackend)
+    assert backend.revocation.max_entries is None
+    for capped in (MemoryBackend(), "memory://?max_entries=1000"):
+        with pytest.raises(ConfigurationError, match="would drop revocations"):
+            CookieBackend(keys=[new_key()], revocation=capped)
+
+
 async def test_open_and_close_reach_the_revocation_store() -> None:
-    store = MemoryBackend(sweep_interval=0.05)
+    store = MemoryBackend(max_entries=None, sweep_interval=0.05)
     backend = CookieBackend(keys=[new_key()], revocation=store)
     await backend.open()
     assert store._sweeper is not None

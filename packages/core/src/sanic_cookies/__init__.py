@@ -15,6 +15,7 @@ __path__ = extend_path(__path__, __name__)
 from ._auth import AuthSession, SessionInfo
 from ._backend import Backend, ClientSideBackend, LocalLock, SessionLock, StoredSession
 from ._config import SessionConfig
+from ._csrf import CSRFError, CSRFProtect, csrf_exempt, csrf_protect, csrf_token
 from ._decorators import (
     LoginGuard,
     fresh_login_required,
@@ -37,6 +38,7 @@ from ._errors import (
     SessionTooLarge,
     UnsupportedOperation,
 )
+from ._flash import MAX_FLASH_BYTES, flash, get_flashed_messages
 from ._lease import LeaseLock, LeaseStore
 from ._metrics import BackendMetrics, StoreObserver
 from ._multi import MultiBackend
@@ -48,6 +50,7 @@ from ._url import BackendURL, parse_backend_url
 __version__ = "1.0.0"
 
 __all__ = [
+    "MAX_FLASH_BYTES",
     "AuthInfo",
     "AuthSession",
     "Backend",
@@ -56,6 +59,8 @@ __all__ = [
     "BackendNotFound",
     "BackendURL",
     "BackendUnavailable",
+    "CSRFError",
+    "CSRFProtect",
     "ClientSideBackend",
     "ConfigurationError",
     "DuplicateBackend",
@@ -80,7 +85,12 @@ __all__ = [
     "StoredSession",
     "UnsupportedOperation",
     "backend_from_url",
+    "csrf_exempt",
+    "csrf_protect",
+    "csrf_token",
+    "flash",
     "fresh_login_required",
+    "get_flashed_messages",
     "is_safe_path",
     "login_required",
     "parse_backend_url",

@@ -24,6 +24,7 @@ from sanic import Request, Sanic
 
 from ._backend import Backend, ClientSideBackend, StoredSession, now
 from ._config import DAY, SessionConfig
+from ._csrf_token import rotate as rotate_csrf_token
 from ._errors import (
     BackendError,
     BackendUnavailable,
@@ -393,6 +394,7 @@ class AuthSession(Session):
         if not keep or (previous is not None and previous.user_id != uid):
             sess.clear()
         sess.regenerate()
+        rotate_csrf_token(sess)  # a token from before the login must not work after it
         if remember:
             idle = min(self.remember_expiry or lifetime, lifetime)
         else:

@@ -7,7 +7,7 @@ import logging
 import math
 import os
 from typing import Any, ClassVar, Self
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from sanic_cookies import (
     Backend,
@@ -19,6 +19,7 @@ from sanic_cookies import (
     backend_from_url,
 )
 from sanic_cookies._backend import now
+from sanic_cookies.backends.memory import MemoryBackend
 
 from ._keys import KeyInput, build_keyring, parse_keys
 from ._token import (
@@ -147,7 +148,15 @@ class CookieBackend(ClientSideBackend):
             )
         self.max_cookie_size = max_cookie_size
         if isinstance(revocation, str):
-            revocation = backend_from_url(revocation)
+            revocation = backend_from_url(revocation, **_uncapped_memory(revocation))
+        if isinstance(revocation, MemoryBackend) and revocation.max_entries is not None:
+            # A full store drops entries, and a dropped revocation un-revokes its cookie.
+            raise ConfigurationError(
+                f"revocation: a memory store capped at max_entries={revocation.max_entries} "
+                "would drop revocations when full, and those cookies would work again. Pass "
+                "MemoryBackend(max_entries=None) (a memory:// URL is uncapped here), or use "
+                "redis:// or postgresql://"
+            )
         if revocation is not None and not isinstance(revocation, Backend):
             raise ConfigurationError(
                 f"revocation must be a Backend or a backend URL, got {type(revocation).__name__}"
@@ -343,3 +352,11 @@ def _log_rejected(token: object, why: str) -> None:
 def _revocation_key(sid: bytes) -> str:
     """The revocation-list key of a session id: 64 hex digits, like every store key."""
     return hashlib.sha256(b"sanic-cookies revoked session " + sid).hexdigest()
+
+
+def _uncapped_memory(url: str) -> dict[str, Any]:
+    """``max_entries=None`` for a ``memory://`` revocation URL that sets no cap itself."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() == "memory" and "max_entries" not in parse_qs(parts.query):
+        return {"max_entries": None}
+    return {}
