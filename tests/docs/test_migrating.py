@@ -287,11 +287,6 @@ async def test_cookie_logout_without_and_with_a_revocation_store(revocation: boo
     assert (await _get(app, replayed, "/who")).text == ("None" if revocation else "ada")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lands with the cookie-revocation security change (another branch); "
-    "remove this marker when it is merged",
-)
 async def test_auth_session_on_cookie_without_revocation_refuses_to_start() -> None:
     import base64
     import os
@@ -306,6 +301,21 @@ async def test_auth_session_on_cookie_without_revocation_refuses_to_start() -> N
 
     with pytest.raises(ConfigurationError):
         await app.asgi_client.get("/")
+
+    allowed = Sanic("auth_cookie_opted_out")
+    allowed.config.SESSION_KEYS = app.config.SESSION_KEYS
+    AuthSession(
+        allowed,
+        backend="cookie://",
+        backend_options={"allow_logged_out_cookie_replay": True},
+    )
+
+    @allowed.get("/")
+    async def started(request: Request) -> HTTPResponse:
+        return text("started")
+
+    _, response = await allowed.asgi_client.get("/")
+    assert response.text == "started"
 
 
 # Claims checked elsewhere:

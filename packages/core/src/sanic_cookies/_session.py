@@ -79,6 +79,10 @@ class Session:
             ``secure``, ...); each defaults to ``app.config.SESSION_<FIELD>``.
     """
 
+    #: Whether logout must be final (an `AuthSession`): a client-side backend that cannot
+    #: refuse a logged-out cookie may then refuse to start (`check_deployment`).
+    _final_logout: bool = False
+
     def __init__(
         self,
         app: Sanic[Any, Any] | None = None,
@@ -155,6 +159,10 @@ class Session:
                 "sessions. Use a shared backend such as redis:// or postgresql://.",
                 RuntimeWarning,
                 stacklevel=1,
+            )
+        if isinstance(backend, ClientSideBackend):
+            backend.check_deployment(
+                session=self.name, workers=workers, final_logout=self._final_logout
             )
         await backend.open()
         self._backend = backend
