@@ -279,13 +279,19 @@ def pg_raw_app(options: StoreOptions) -> Sanic[Any, Any]:
 
 
 def _session_app(
-    name: str, backend: Any, backend_options: dict[str, Any] | None = None
+    name: str,
+    backend: Any,
+    backend_options: dict[str, Any] | None = None,
+    *,
+    autoload: bool = False,
 ) -> Sanic[Any, Any]:
     from sanic_cookies import Session
 
     app = _app(name)
-    # warn_lock off: the read-only scenario reads after `load()` on purpose.
-    Session(app, backend=backend, backend_options=backend_options, warn_lock=False)
+    # warn_lock off: the read-only scenario reads outside `async with` on purpose.
+    Session(
+        app, backend=backend, backend_options=backend_options, warn_lock=False, autoload=autoload
+    )
 
     async def rmw(request: Request) -> HTTPResponse:
         async with request.ctx.session as sess:
@@ -297,7 +303,11 @@ def _session_app(
         sess = await request.ctx.session.load()
         return text(str(sess.get("n", 0)))
 
-    _routes(app, rmw, _ok, read)
+    async def plain_read(request: Request) -> HTTPResponse:
+        # What autoload is for: 0.4-style plain access, loaded by the middleware.
+        return text(str(request.ctx.session.get("n", 0)))
+
+    _routes(app, rmw, _ok, plain_read if autoload else read)
     return app
 
 
@@ -315,6 +325,12 @@ def _query(url: str, **params: Any) -> str:
 def redis_app(options: StoreOptions) -> Sanic[Any, Any]:
     """sanic-cookies with the Redis backend (its default client options)."""
     return _session_app("redis", _query(options.redis_url, prefix=options.prefix + "s:"))
+
+
+def redis_autoload_app(options: StoreOptions) -> Sanic[Any, Any]:
+    """sanic-cookies on Redis with ``autoload=True``; ``/read`` uses plain access."""
+    url = _query(options.redis_url, prefix=options.prefix + "s:")
+    return _session_app("redis-autoload", url, autoload=True)
 
 
 def postgres_app(options: StoreOptions) -> Sanic[Any, Any]:
@@ -367,6 +383,7 @@ APPS: dict[str, AppFactory] = {
     "pg-raw": pg_raw_app,
     "memory": memory_app,
     "redis": redis_app,
+    "redis-autoload": redis_autoload_app,
     "postgres": postgres_app,
     "postgres-sqla": postgres_sqla_app,
     "cookie": cookie_app,
