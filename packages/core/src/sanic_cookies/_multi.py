@@ -42,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Self, TypeVar
 
@@ -50,6 +49,7 @@ from ._backend import Backend, ClientSideBackend, SessionLock, StoredSession
 from ._errors import ConfigurationError
 from ._ids import log_id
 from ._metrics import BackendMetrics, metered
+from .clock import monotonic
 
 __all__ = ["MultiBackend"]
 
@@ -68,7 +68,7 @@ class _Member:
     label: str
     metrics: BackendMetrics
     open_failed: bool = False
-    down_until: float = 0.0  # time.monotonic(); skipped until then after a failure
+    down_until: float = 0.0  # clock.monotonic(); skipped until then after a failure
     # Keys whose delete this secondary missed, oldest first (a dict keeps insertion order).
     pending_deletes: dict[str, None] = dataclasses.field(default_factory=dict)
 
@@ -230,7 +230,7 @@ class MultiBackend(Backend):
         key: str | None,
         call: Callable[[Backend], Awaitable[object]],
     ) -> bool:
-        if time.monotonic() < member.down_until:
+        if monotonic() < member.down_until:
             member.metrics.skipped += 1
             return False
         if member.open_failed and not await self._open_secondary(member):
@@ -270,7 +270,7 @@ class MultiBackend(Backend):
 
     def _failed(self, member: _Member, operation: str, key: str | None, exc: Exception) -> None:
         member.metrics.failures += 1
-        member.down_until = time.monotonic() + self.retry_interval
+        member.down_until = monotonic() + self.retry_interval
         if isinstance(exc, TimeoutError) and not str(exc):
             exc = TimeoutError(f"no answer within {self.secondary_timeout}s")
         if operation in ("save", "touch"):

@@ -23,11 +23,16 @@ The suite needs pytest-asyncio (its tests are marked ``asyncio``).
 For fault-injection tests, `FaultyBackend` wraps any backend and makes any of
 its operations fail on demand (``faulty.fail("save", times=1)``).
 
+To let time pass without sleeping, the ``manual_clock`` fixture hands the test
+a `sanic_cookies.clock.ManualClock` the whole library reads for the test's
+duration: ``manual_clock.advance(3600)`` is an hour later.
+
 For applications' own tests, `login_as` logs a test client in as a given
 user without the login form (see its docstring for Secure cookies).
 """
 
 from ._client_side import ClientSideBackendConformance, KeyRotation
+from ._clock import manual_clock
 from ._faults import OPERATIONS, Fault, FaultyBackend, InjectedFault
 from ._login import cookie_header, login_as
 from ._suite import BackendConformance, decode_stored, encode_value
@@ -44,4 +49,5 @@ __all__ = [
     "decode_stored",
     "encode_value",
     "login_as",
+    "manual_clock",
 ]

@@ -17,7 +17,7 @@ from sanic_cookies import (
     StoredSession,
     backend_from_url,
 )
-from sanic_cookies._backend import now
+from sanic_cookies.clock import now
 
 from ._keys import KeyInput, build_keyring, parse_keys
 from ._token import (

@@ -43,13 +43,13 @@ of returning a stale row; it is then repeated with a fresh snapshot.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from abc import abstractmethod
 from typing import TYPE_CHECKING, Literal
 
 import asyncpg
 
+from sanic_cookies import clock
 from sanic_cookies._backend import SessionLock, StoredSession
 from sanic_cookies._errors import ConfigurationError, LockLost, LockTimeout
 
@@ -101,8 +101,7 @@ class AdvisoryLock(SessionLock):
             raise RuntimeError("this session lock is already held")
         store = self._store
         await store.ready()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._timeout
+        deadline = clock.monotonic() + self._timeout
         try:
             checkout = await store.connector.checkout(self._timeout)
         except TimeoutError:
@@ -110,14 +109,14 @@ class AdvisoryLock(SessionLock):
                 f"No database connection for the session lock within {self._timeout}s"
             ) from None
         try:
-            row = await self._lock_and_load(checkout, max(deadline - loop.time(), 0.0))
+            row = await self._lock_and_load(checkout, max(deadline - clock.monotonic(), 0.0))
         except LockTimeout:
             raise
         except BaseException:
             await checkout.discard()
             raise
         self._checkout = checkout
-        return None if row is None else StoredSession(bytes(row[0]), float(row[1]))
+        return None if row is None else StoredSession(bytes(row[0]), clock.now() + float(row[1]))
 
     @abstractmethod
     async def _lock_and_load(self, checkout: Checkout, wait: float) -> asyncpg.Record | None:

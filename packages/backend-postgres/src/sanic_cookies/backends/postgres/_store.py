@@ -14,6 +14,7 @@ from sqlalchemy import Table
 
 from sanic_cookies._backend import Backend, SessionLock, StoredSession
 from sanic_cookies._errors import ConfigurationError
+from sanic_cookies.clock import now
 
 from ._connector import Conn, Connector
 from ._lock import LockScope, SessionScopedLock, TransactionScopedLock
@@ -197,7 +198,7 @@ class PostgresStore(Backend):
     async def load(self, key: str) -> StoredSession | None:
         """One prepared SELECT of a live row."""
         rows = await self._fetch(self.queries.load, key)
-        return StoredSession(bytes(rows[0][0]), float(rows[0][1])) if rows else None
+        return StoredSession(bytes(rows[0][0]), now() + float(rows[0][1])) if rows else None
 
     async def save(
         self,
@@ -232,7 +233,8 @@ class PostgresStore(Backend):
     async def list_user_sessions(self, user_id: str) -> Mapping[str, StoredSession]:
         """The live rows whose ``user_id`` is `user_id` (one indexed SELECT)."""
         rows = await self._fetch(self.queries.list_user, user_id)
-        return {str(r[0]): StoredSession(bytes(r[1]), float(r[2])) for r in rows}
+        t = now()
+        return {str(r[0]): StoredSession(bytes(r[1]), t + float(r[2])) for r in rows}
 
     async def delete_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
         """Delete every row of `user_id` except `keep`; return how many live ones went."""

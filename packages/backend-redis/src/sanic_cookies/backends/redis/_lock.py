@@ -17,7 +17,7 @@ import secrets
 import time
 from typing import TYPE_CHECKING
 
-from sanic_cookies import LockLost, LockTimeout, SessionLock, StoredSession
+from sanic_cookies import LockLost, LockTimeout, SessionLock, StoredSession, clock
 
 from ._client import ms
 
@@ -87,7 +87,7 @@ class RedisLock(SessionLock):
             raise RuntimeError("A RedisLock can be acquired once; ask the backend for a new one.")
         backend = self._backend
         keys = [backend._keys.data(self._key), backend._keys.lock(self._key)]
-        deadline = time.monotonic() + self._timeout
+        deadline = clock.monotonic() + self._timeout  # the library's timeout: its clock
         delay = _FIRST_DELAY
         while True:
             try:
@@ -100,13 +100,14 @@ class RedisLock(SessionLock):
             if isinstance(reply, list):  # taken; else the pttl of someone else's lock
                 self._state = _HELD
                 if len(reply) > 2:
+                    # Real time, not the library's clock: it measures a TTL Redis keeps.
                     self._seen_at = time.monotonic()
                     self._owner = reply[2].decode()
                     self._index_left_ms = int(reply[3])
                 if not reply:
                     return None
                 return StoredSession(bytes(reply[0]), backend._expires_at(int(reply[1])))
-            left = deadline - time.monotonic()
+            left = deadline - clock.monotonic()
             if left <= 0:
                 raise LockTimeout(
                     f"Session lock on {backend.label} not acquired within {self._timeout}s"
