@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ from core_support import (
     new_app,
     session_app,
 )
+
+from sanic_cookies.testing import wait_until
 
 __all__ = [
     "APP_SCRIPT",
@@ -132,19 +134,6 @@ class RoundTrips:
                 self.count += 1
                 self.kinds.append("sync" if kind == b"S" else "query")
             offset += 1 + length
-
-
-async def wait_until(
-    condition: Callable[[], Awaitable[bool]], within: float, interval: float = 0.02
-) -> bool:
-    """Poll `condition` until it holds (True) or `within` seconds pass (False)."""
-    deadline = time.monotonic() + within
-    while True:
-        if await condition():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(interval)
 
 
 # -- a Sanic server in this process ---------------------------------------------------------

@@ -1,14 +1,16 @@
-"""The ``manual_clock`` fixture: move the library's clock instead of sleeping."""
+"""Time in tests: the ``manual_clock`` fixture, and `wait_until` for time a server keeps."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
 from sanic_cookies.clock import ManualClock, use_clock
 
-__all__ = ["manual_clock"]
+__all__ = ["manual_clock", "wait_until"]
 
 
 @pytest.fixture
@@ -20,3 +22,21 @@ def manual_clock() -> Iterator[ManualClock]:
     """
     with use_clock(ManualClock()) as clock:
         yield clock
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[bool]], within: float, interval: float = 0.02
+) -> bool:
+    """Poll `condition` until it holds (True) or `within` seconds pass (False).
+
+    For time a server keeps (a Redis or PostgreSQL TTL, a lock's lease), which no
+    clock of the library can move: wait for what the test needs to see, with a
+    generous bound, rather than sleep for a fixed time. Real time, on purpose.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        if await condition():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(interval)
