@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from processes import kill_group
 from sqlalchemy.engine import make_url
 
 # The core's end-to-end helpers (apps with standard routes, cookie handling).
@@ -225,6 +226,7 @@ class AppServer:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+        kill_group(proc.pid)  # whatever outlived the main process (workers, tracker)
 
     def output(self) -> str:
         """The server's log so far."""
