@@ -200,7 +200,7 @@ def _command_line(pid: int) -> str:
         return "?"
 
 
-def _left_running(before: set[int]) -> dict[int, str]:
+def _left_running(before: set[int] | frozenset[int]) -> dict[int, str]:
     """Children started since `before` that are still running after a bounded grace.
 
     Exited ones are reaped here (a zombie, or an orphan adopted by `_become_subreaper`,
@@ -262,11 +262,14 @@ def _no_process_outlives_its_test() -> Iterator[None]:
     """Fail a test whose child processes (or orphaned grandchildren) outlive it.
 
     Processes of broader-scoped fixtures (a module's server) exist before the test's
-    own fixtures start and are not counted.
+    own fixtures start and are not counted, nor are those a test started for such a
+    fixture and declared with `processes.owned_by_fixture` (a restarted database).
     """
+    from processes import fixture_owned
+
     before = set(_children()) if os.path.isdir("/proc") else set()
     yield
-    left = _left_running(before)
+    left = _left_running(before | fixture_owned())
     if left:
         _kill(left)
         pytest.fail(_report(left, "their test"))

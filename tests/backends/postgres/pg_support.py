@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
-from processes import kill_group
+from processes import kill_group, owned_by_fixture
 from sqlalchemy.engine import make_url
 
 # The core's end-to-end helpers (apps with standard routes, cookie handling).
@@ -294,6 +294,9 @@ class Cluster:
             "60",
             "start",
         )
+        # pg_ctl leaves the server running on its own (adopted by the test run): it
+        # belongs to whoever holds this cluster, often a fixture broader than one test.
+        owned_by_fixture(int((self.data / "postmaster.pid").read_text().split()[0]))
 
     def running(self) -> bool:
         """Whether the server is up."""

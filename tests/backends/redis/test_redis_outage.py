@@ -14,7 +14,10 @@ from collections.abc import Callable
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis_procs import AppServer, RedisServer, app_env, session_cookie
+
+from sanic_cookies.testing import wait_until
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -101,7 +104,16 @@ async def test_redis_that_hangs_answers_503_within_the_reply_timeout(
 
         async with aioredis.Redis(port=redis_server.port, socket_timeout=30) as admin:
             sleeper = asyncio.ensure_future(admin.execute_command("DEBUG", "SLEEP", "4"))
-            await asyncio.sleep(0.3)
+
+            async def hung() -> bool:  # a PING goes unanswered: the sleep has begun
+                async with aioredis.Redis(port=redis_server.port, socket_timeout=0.2) as probe:
+                    try:
+                        await probe.ping()
+                    except RedisTimeoutError:
+                        return not sleeper.done()
+                    return False
+
+            assert await wait_until(hung, 3)
             during = await asyncio.gather(
                 *(timed(client, path, cookie) for path in ["/incr", "/read"] * 3)
             )
