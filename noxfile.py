@@ -27,6 +27,9 @@ ALL_MEMBERS = [CORE, *BACKENDS.values()]
 # An out-of-tree backend, installed like a third-party package would be: it proves
 # that entry-point discovery and the conformance suite work for outside authors.
 DICTSTORE = ROOT / "tests" / "fixtures" / "sanic_cookies_dictstore"
+# A second one, on a store every worker shares (a SQLite file) with the core's LeaseLock:
+# it proves the cross-process tests of the conformance suite pass for an outside author.
+SQLITE = ROOT / "tests" / "fixtures" / "sanic_cookies_sqlite"
 # Tells the tests that a missing distribution is a broken install, not a narrower
 # session on purpose (see tests/environment.py).
 EVERYTHING_INSTALLED = {"SANIC_COOKIES_TEST_ALL": "1"}
@@ -40,8 +43,10 @@ HEAVY_TESTS = [
     "tests/backends/redis/test_redis_multiprocess.py",
     "tests/backends/redis/test_redis_outage.py",
     "tests/backends/redis/test_redis_cluster.py",
+    "tests/backends/redis/test_redis_failover.py",
     "tests/backends/postgres/test_multiprocess.py",
     "tests/backends/postgres/test_outage.py",
+    "tests/backends/postgres/test_pgbouncer.py",
     "tests/backends/cookie/test_cookie_fuzz.py",
 ]
 
@@ -52,6 +57,7 @@ WHEEL_TESTS = [
     "tests/core/backends",
     "tests/core/test_roundtrip.py",
     "tests/core/test_third_party_backend.py",
+    "tests/core/test_sqlite_fixture.py",
     "tests/core/auth/test_login.py",
     "tests/backends/redis/test_redis_conformance.py",
     "tests/backends/redis/test_redis_round_trips.py",
@@ -72,6 +78,8 @@ ENTRY_POINTS = {
     "memory",
     "redis",
     "rediss",
+    "redis.sentinel",
+    "rediss.sentinel",
     "postgresql",
     "postgres",
     "postgresql.asyncpg",
@@ -164,9 +172,10 @@ def tests(session: nox.Session) -> None:
         *editable(CORE, *(m for m in ALL_MEMBERS if m not in (CORE, BACKENDS["redis"]))),
         "-e",
         f"{BACKENDS['redis']}[hiredis]",
-        *editable(DICTSTORE),
+        *editable(DICTSTORE, SQLITE),
         *group("test"),
         *group("browser"),
+        *group("otel"),
     )
     session.run("pytest", *(session.posargs or ["tests"]), env=EVERYTHING_INSTALLED)
 
@@ -174,7 +183,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def core(session: nox.Session) -> None:
     """The core alone: proves it works with no backend distribution installed."""
-    session.install(*editable(CORE, DICTSTORE), *group("test"))
+    session.install(*editable(CORE, DICTSTORE, SQLITE), *group("test"))
     run_pytest_dir(session, "tests/core")
 
 
@@ -213,14 +222,16 @@ def wheels(session: nox.Session) -> None:
     ``packages/*/src`` is on sys.path: everything is imported from site-packages.
     """
     dist = fresh_dir(session, "dist")
-    build_wheels(session, dist, *ALL_MEMBERS, DICTSTORE)
+    build_wheels(session, dist, *ALL_MEMBERS, DICTSTORE, SQLITE)
     session.install(
         "--find-links",
         str(dist),
         f"sanic-cookies[all]=={VERSION}",
         "sanic-cookies-dictstore",
+        "sanic-cookies-sqlite",
         *group("test"),
         *group("browser"),
+        *group("otel"),
     )
 
     work = fresh_dir(session, "run")

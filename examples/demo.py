@@ -10,16 +10,17 @@ Environment:
   ``cookie://`` (install the matching extra: ``pip install "sanic-cookies[redis]"``).
 * ``SESSION_KEYS``: the encryption keys for ``cookie://`` (comma-separated; make
   one with ``python -m sanic_cookies keygen``).
+* ``SESSION_REVOCATION``: the revocation store of ``cookie://`` (default ``memory://``).
 * ``DEMO_HOST`` / ``DEMO_PORT``: where to listen (default 127.0.0.1:8000).
 
 Two sessions sit side by side: a plain `Session` (cookie ``session``) counts your
 visits whether or not you are logged in; an `AuthSession` (cookie ``auth_session``)
 holds the login. Log in with any user name and the password ``demo``.
 
-About CSRF: every state-changing action is a POST form, and the session cookies are
-``SameSite=Lax``, so a browser does not send them with a POST from another site.
-That is the baseline; an app on a shared parent domain, or one that changes state
-on GET, needs CSRF tokens as well.
+About CSRF: every state-changing action is a POST form carrying a CSRF token, and
+`CSRFProtect` refuses a POST from another site before it looks at the token, the
+login form included (SameSite=Lax cookies alone do not stop a forged login). The
+"logged in" / "logged out" notices are flash messages.
 """
 
 from __future__ import annotations
@@ -36,9 +37,13 @@ from sanic.response import HTTPResponse, html, redirect
 
 from sanic_cookies import (
     AuthSession,
+    CSRFProtect,
     Session,
     SessionInfo,
     UnsupportedOperation,
+    csrf_token,
+    flash,
+    get_flashed_messages,
     login_required,
     safe_next,
 )
@@ -50,6 +55,7 @@ body { font: 16px/1.5 system-ui, sans-serif; max-width: 46rem; margin: 2rem auto
 nav a, nav form { margin-right: 1rem; display: inline; }
 table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: .3rem .6rem; }
 .note { color: #555; font-size: .9rem; } .error { color: #b00; } .count { font-size: 2rem; }
+.flash { padding: .4rem .8rem; background: #eef6ee; border-left: 4px solid #4a4; }
 button { font: inherit; cursor: pointer; }
 """
 
@@ -60,8 +66,14 @@ def create_app(name: str = "sanic_cookies_demo") -> Sanic[Any, Any]:
     app.config.SESSION_BACKEND = os.environ.get("SESSION_BACKEND") or "memory://"
     if os.environ.get("SESSION_KEYS"):
         app.config.SESSION_KEYS = os.environ["SESSION_KEYS"]
+    if app.config.SESSION_BACKEND.startswith("cookie"):
+        # Logout must be final: cookie:// needs a revocation store. memory:// does for
+        # this one-process demo; with several workers use redis:// or postgresql://.
+        revocation = os.environ.get("SESSION_REVOCATION") or "memory://"
+        app.config.SESSION_BACKEND_OPTIONS = {"revocation": revocation}
     Session(app)  # request.ctx.session: the visit counter, cookie "session"
     auth = AuthSession(app)  # request.ctx.auth_session: the login, cookie "auth_session"
+    CSRFProtect(app)  # every POST checked; the token lives in the AuthSession
 
     @app.get("/")
     async def index(request: Request) -> HTTPResponse:
@@ -81,18 +93,19 @@ def create_app(name: str = "sanic_cookies_demo") -> Sanic[Any, Any]:
         random 256-bit id in an HttpOnly, Secure, SameSite=Lax cookie.</p>
         <p>{greeting}</p>
         """
-        return page(body, user)
+        return await render(request, body, user)
 
     @app.get("/login")
     async def login_form(request: Request) -> HTTPResponse:
-        return login_page(safe_next(request), error=None)
+        return await login_page(request, safe_next(request), error=None)
 
     @app.post("/login")
     async def login(request: Request) -> HTTPResponse:
         form: dict[str, Any] = request.form or {}
         username = (form.get("username") or "").strip()
         if not username or form.get("password") != PASSWORD or len(username) > 64:
-            return login_page(
+            return await login_page(
+                request,
                 safe_next(request),
                 error="Wrong user name or password (any name works; the password is “demo”).",
                 status=401,
@@ -100,11 +113,13 @@ def create_app(name: str = "sanic_cookies_demo") -> Sanic[Any, Any]:
         remember = form.get("remember") == "on"
         # A new session id, the anonymous login data dropped, the login time recorded.
         await auth.login_user(request, username, remember=remember)
+        await flash(request, f"Logged in as {username}.", "success")
         return redirect(safe_next(request))
 
     @app.post("/logout")
     async def logout(request: Request) -> HTTPResponse:
         await auth.logout_user(request)
+        await flash(request, "You are logged out.")  # kept in the visit counter's session
         return redirect("/")
 
     @app.get("/private")
@@ -118,7 +133,7 @@ def create_app(name: str = "sanic_cookies_demo") -> Sanic[Any, Any]:
         page; others are sent to the login form and brought back here afterwards.</p>
         <p class="note">Logged in since {fmt(since)}.</p>
         """
-        return page(body, user)
+        return await render(request, body, user)
 
     @app.get("/sessions")
     @login_required(redirect_to="/login")
@@ -130,12 +145,16 @@ def create_app(name: str = "sanic_cookies_demo") -> Sanic[Any, Any]:
             body = f"""
             <h1>Your sessions</h1>
             <p>The <code>{escape(auth.backend.label)}</code> backend keeps sessions in
-            the browser's cookie, so the server cannot list them or end them remotely.
-            Run the demo with a server-side backend (memory, Redis, PostgreSQL) for this
-            page.</p>
+            the browser's cookie, so the server cannot list them (with its revocation
+            store it can still end them all). Run the demo with a server-side backend
+            (memory, Redis, PostgreSQL) for the list.</p>
+            <form method="post" action="/sessions/logout-others">
+              <p><button id="logout-others">Log out other sessions</button></p>
+            </form>
             """
-            return page(body, user)
-        rows = "\n".join(session_row(info) for info in infos)
+            return await render(request, body, user)
+        token = await csrf_token(request)
+        rows = "\n".join(session_row(info, token) for info in infos)
         body = f"""
         <h1>Your sessions</h1>
         <p>Every browser where <strong>{escape(str(user))}</strong> is logged in:</p>
@@ -144,13 +163,14 @@ def create_app(name: str = "sanic_cookies_demo") -> Sanic[Any, Any]:
           {rows}
         </table>
         <form method="post" action="/sessions/logout-others">
+          {token_field(token)}
           <p><button id="logout-others">Log out other sessions</button></p>
         </form>
         <p class="note">Log out everywhere else after changing a password, or when a
         device is lost. "Last seen" moves when a session's expiry is refreshed, which
         happens at most every few minutes.</p>
         """
-        return page(body, user)
+        return await render(request, body, user)
 
     @app.post("/sessions/logout-others")
     @login_required(redirect_to="/login")
@@ -173,13 +193,24 @@ def fmt(when: datetime | None) -> str:
     return when.strftime("%Y-%m-%d %H:%M:%S UTC") if when is not None else "—"
 
 
-def session_row(info: SessionInfo) -> str:
+def token_field(token: str) -> str:
+    return f'<input type="hidden" name="csrf_token" value="{escape(token)}">'
+
+
+async def render(request: Request, body: str, user: Any, status: int = 200) -> HTTPResponse:
+    """`page` with the flashed notices, and a CSRF token for the logout button."""
+    token = await csrf_token(request) if user is not None else None
+    notices = await get_flashed_messages(request, with_categories=True)
+    return page(body, user, status=status, token=token, notices=notices)
+
+
+def session_row(info: SessionInfo, token: str) -> str:
     if info.current:
         action = "<strong class='current'>this browser</strong>"
     else:
         action = (
             f"<form method='post' action='/sessions/{quote(info.handle)}/logout'>"
-            "<button>Log out</button></form>"
+            f"{token_field(token)}<button>Log out</button></form>"
         )
     return (
         f"<tr data-handle='{escape(info.handle)}'><td>{fmt(info.created)}</td>"
@@ -188,32 +219,47 @@ def session_row(info: SessionInfo) -> str:
     )
 
 
-def page(body: str, user: Any, status: int = 200) -> HTTPResponse:
-    if user is not None:
+def page(
+    body: str,
+    user: Any,
+    status: int = 200,
+    token: str | None = None,
+    notices: list[tuple[str, str]] | None = None,
+) -> HTTPResponse:
+    if user is not None and token is not None:
         account = (
             "<a href='/sessions'>Your sessions</a>"
-            "<form method='post' action='/logout'><button id='logout'>Log out</button></form>"
+            f"<form method='post' action='/logout'>{token_field(token)}"
+            "<button id='logout'>Log out</button></form>"
         )
     else:
         account = "<a href='/login' id='login-link'>Log in</a>"
+    flashes = "".join(
+        f"<p class='flash {escape(category)}'>{escape(message)}</p>"
+        for category, message in notices or ()
+    )
     return html(
         f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sanic-cookies demo</title>
 <style>{STYLE}</style></head>
 <body>
 <nav><a href="/">Counter</a><a href="/private">Private page</a>{account}</nav>
+{flashes}
 {body}
 </body></html>""",
         status=status,
     )
 
 
-def login_page(next_url: str, error: str | None, status: int = 200) -> HTTPResponse:
+async def login_page(
+    request: Request, next_url: str, error: str | None, status: int = 200
+) -> HTTPResponse:
     message = f"<p class='error' id='error'>{escape(error)}</p>" if error else ""
     body = f"""
     <h1>Log in</h1>
     {message}
     <form method="post" action="/login">
+      {token_field(await csrf_token(request))}
       <input type="hidden" name="next" value="{escape(next_url)}">
       <p><label>User name <input name="username" id="username" autofocus></label></p>
       <p><label>Password <input name="password" id="password" type="password"></label></p>
@@ -222,10 +268,11 @@ def login_page(next_url: str, error: str | None, status: int = 200) -> HTTPRespo
       <p><button id="submit">Log in</button></p>
     </form>
     <p class="note">This is a demo: <strong>any user name works, the password is
-    “demo”</strong>. Forms use POST and the cookies are SameSite=Lax, so other sites
-    cannot submit them with your session.</p>
+    “demo”</strong>. Every form carries a CSRF token, and a POST from another site is
+    refused before its token is even looked at, so no site can log you in as someone
+    else.</p>
     """
-    return page(body, None, status=status)
+    return await render(request, body, None, status=status)
 
 
 app = create_app()

@@ -444,13 +444,20 @@ class _WithCleanup(_NoCleanup):
         return 3
 
 
-def test_cleanup_without_capability_fails(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cleanup_of_a_store_with_native_expiry_is_a_no_op(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Backend.cleanup's default (a store that expires entries itself): nothing to do, exit 0.
     scheme = f"nocleanup{uuid.uuid4().hex[:6]}"
     register(scheme, _NoCleanup)
     code, out, err = run(capsys, "cleanup", "--backend", f"{scheme}://")
-    assert code == EXIT_FAILURE
-    assert out == ""
-    assert "has no cleanup operation" in err
+    assert code == EXIT_OK, err
+    assert out.strip() == f"{scheme}://: nothing to remove (_NoCleanup expires sessions by itself)"
+
+
+def test_cleanup_is_part_of_the_backend_contract() -> None:
+    assert "cleanup" in vars(Backend), "Backend.cleanup is the CLI's documented entry point"
+    assert asyncio.run(_NoCleanup().cleanup()) is None
 
 
 def test_cleanup_runs_the_backends_sweep(capsys: pytest.CaptureFixture[str]) -> None:

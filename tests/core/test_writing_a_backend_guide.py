@@ -1,4 +1,5 @@
-"""docs/writing-a-backend.md quotes the out-of-tree backend fixture verbatim."""
+"""docs/writing-a-backend.md quotes the out-of-tree SQLite backend fixture verbatim, and says
+what the rules say (one place for third-party packages, ConfigurationError for bad URLs)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sanic_cookies_dictstore"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sanic_cookies_sqlite"
 
 
 GUIDE = FIXTURE.parents[2] / "docs" / "writing-a-backend.md"
@@ -28,9 +29,9 @@ def _guide_blocks() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(
     "path",
     [
-        "src/sanic_cookies_dictstore/__init__.py",
+        "src/sanic_cookies_sqlite/__init__.py",
         "tests/conftest.py",
-        "tests/test_dictstore.py",
+        "tests/test_sqlite.py",
     ],
 )
 def test_the_guide_quotes_the_fixture_verbatim(path: str) -> None:
@@ -43,3 +44,19 @@ def test_the_guides_pyproject_lines_are_the_fixtures() -> None:
     pyproject = (FIXTURE / "pyproject.toml").read_text().splitlines()
     for line in toml.splitlines():
         assert line in pyproject, f"not in the fixture's pyproject.toml: {line!r}"
+
+
+def test_the_guide_and_the_readme_agree_where_third_party_packages_live() -> None:
+    _guide_blocks()  # skips when the docs are not next to the tests
+    readme = " ".join((GUIDE.parents[1] / "README.md").read_text().split())
+    guide = " ".join(GUIDE.read_text().split())
+    assert "a top-level package of its own" in readme
+    assert "never under `sanic_cookies.backends`" in readme
+    assert "top-level import package of its own" in guide
+    assert "Do not put it under `sanic_cookies.backends`" in guide
+
+
+def test_the_example_refuses_a_bad_url_as_the_rule_says() -> None:
+    # The contract: ConfigurationError for a bad URL. The example's code must do it.
+    source = (FIXTURE / "src/sanic_cookies_sqlite/__init__.py").read_text()
+    assert "ConfigurationError" in source and "TypeError" not in source

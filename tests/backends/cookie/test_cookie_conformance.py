@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from cookie_support import new_key
@@ -39,11 +39,17 @@ class _Keys(ClientSideBackendConformance):
 
 class TestCookieWithMemoryRevocation(_Keys):
     async def make_backend(self) -> ClientSideBackend:
-        return CookieBackend(keys=self._keys(), revocation=MemoryBackend())
+        return CookieBackend(keys=self._keys(), revocation=MemoryBackend(max_entries=None))
 
 
 class TestCookieWithoutRevocation(_Keys):
     revokes: ClassVar[bool] = False
+
+    def backend_url(self) -> str:
+        return "cookie://"
+
+    def backend_options(self) -> dict[str, Any]:
+        return {"keys": self._keys()}
 
     async def make_backend(self) -> ClientSideBackend:
         return CookieBackend(keys=self._keys())
@@ -60,6 +66,13 @@ class TestCookieWithRedisRevocation(_Keys):
     def _redis(self, redis_url: str, redis_key_prefix: str) -> None:
         require_module("sanic_cookies.backends.redis", "sanic-cookies-redis")
         self._url = f"{redis_url}?prefix={redis_key_prefix}ck{secrets.token_hex(4)}:"
+
+    def backend_url(self) -> str:
+        # Built from the URL by the suite's second process: revocations must cross over.
+        return "cookie://"
+
+    def backend_options(self) -> dict[str, Any]:
+        return {"keys": self._keys(), "revocation": self._url}
 
     async def make_backend(self) -> ClientSideBackend:
         return CookieBackend(keys=self._keys(), revocation=self._url)

@@ -43,12 +43,14 @@ __all__ = [
     "APP_SCRIPT",
     "AppServer",
     "Cluster",
+    "PgBouncer",
     "RoundTrips",
     "add_standard_routes",
     "cookie_header",
     "free_port",
     "get",
     "new_app",
+    "pgbouncer",
     "served",
     "session_app",
     "sqlalchemy_url",
@@ -326,3 +328,113 @@ def throwaway_cluster() -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.destroy()
+
+
+# -- PgBouncer in front of the shared server ---------------------------------------------------
+
+
+class PgBouncer:
+    """Debian's ``pgbouncer`` on a free loopback port, pooling into the shared server.
+
+    Its configuration and log live in a temporary directory; trust authentication
+    for `user` (the shared server trusts loopback too). As root it runs as the
+    ``postgres`` user (PgBouncer refuses to run as root).
+
+    Args:
+        upstream: The ``postgresql://`` DSN of the server to pool into.
+        pool_mode: ``transaction``, ``session`` or ``statement``.
+        pool_size: Server connections per database and user (fewer than the
+            clients' connections, so that clients really share them).
+    """
+
+    def __init__(self, upstream: str, *, pool_mode: str = "transaction", pool_size: int = 6):
+        binary = shutil.which("pgbouncer") or (
+            "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None
+        )
+        if binary is None:
+            message = "pgbouncer not found (apt-get install pgbouncer; .ci/run installs it)"
+            if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+                pytest.fail(message)
+            pytest.skip(message)
+        self.binary = binary
+        url = make_url(upstream)
+        self.user = url.username or "postgres"
+        self.database = url.database or "postgres"
+        self.port = free_port()
+        self.base = Path(tempfile.mkdtemp(prefix="sc-pgbouncer-"))
+        self.dsn = f"postgresql://{self.user}@127.0.0.1:{self.port}/{self.database}"
+        (self.base / "users.txt").write_text(f'"{self.user}" ""\n')
+        (self.base / "pgbouncer.ini").write_text(
+            f"[databases]\n"
+            f"{self.database} = host={url.host or '127.0.0.1'} port={url.port or 5432} "
+            f"dbname={self.database}\n"
+            "[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
+            f"auth_type = trust\nauth_file = {self.base / 'users.txt'}\n"
+            f"pool_mode = {pool_mode}\ndefault_pool_size = {pool_size}\n"
+            "max_client_conn = 500\n"
+            f"logfile = {self.base / 'pgbouncer.log'}\n"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start it and wait until it accepts connections."""
+        command = [self.binary, str(self.base / "pgbouncer.ini")]
+        if os.geteuid() == 0:
+            shutil.chown(self.base, "postgres")
+            for path in self.base.iterdir():
+                shutil.chown(path, "postgres")
+            command[1:1] = ["-u", "postgres"]
+        self.proc = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=1),
+            ):
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"pgbouncer did not start: {self.log()}")
+
+    def stop(self) -> None:
+        """Stop it (SIGTERM, then SIGKILL) and reap it."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait(timeout=10)
+
+    def remove(self) -> None:
+        """Stop it and delete its directory."""
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def log(self) -> str:
+        """Its log so far."""
+        path = self.base / "pgbouncer.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+
+@contextlib.contextmanager
+def pgbouncer(upstream: str, **options: Any) -> Iterator[PgBouncer]:
+    """A started `PgBouncer`, stopped and its files deleted afterwards."""
+    bouncer = PgBouncer(upstream, **options)
+    try:
+        bouncer.start()
+        yield bouncer
+    finally:
+        bouncer.remove()

@@ -132,9 +132,25 @@ async def _lock_holders(dsn: str, lock_id: int) -> int:
 async def test_sigkilled_lock_holder_frees_the_lock_and_loses_no_commit(
     kind: str, postgres_dsn: str, pg_schema: str
 ) -> None:
-    table = f"kill_{kind.replace('-', '_')}"
+    freed_after, final = await kill_the_lock_holder(
+        kind, postgres_dsn, postgres_dsn, pg_schema, f"kill_{kind.replace('-', '_')}"
+    )
+    print(f"\n[{kind}] lock freed {freed_after:.3f}s after SIGKILL (lease: 60s); n = {final}")
+    assert freed_after < 10, "the lock was not freed by the dropped connection"
+    # The 5 committed increments and the one after the kill; the holder's +1000 never committed.
+    assert final == 6
+
+
+async def kill_the_lock_holder(
+    kind: str, url: str, postgres_dsn: str, pg_schema: str, table: str
+) -> tuple[float, int]:
+    """SIGKILL a worker inside ``async with`` (the app on `url`), after 5 increments.
+
+    Returns:
+        Seconds until the server (`postgres_dsn`) freed the lock, and the final count.
+    """
     pidfile = Path(tempfile.mkdtemp(prefix="sc-pgkill-")) / "holder.pid"
-    env = _env(kind, postgres_dsn, pg_schema, table, PGAPP_PIDFILE=str(pidfile))
+    env = _env(kind, url, pg_schema, table, PGAPP_PIDFILE=str(pidfile))
     queries = Queries(qualified_name(sessions_table(MetaData(), table, pg_schema)))
     async with AppServer(env, workers=2) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
@@ -171,8 +187,4 @@ async def test_sigkilled_lock_holder_frees_the_lock_and_loses_no_commit(
             hold.cancel()
             await asyncio.gather(hold, return_exceptions=True)
             await holder_client.aclose()
-
-    print(f"\n[{kind}] lock freed {freed_after:.3f}s after SIGKILL (lease: 60s); n = {final}")
-    assert freed_after < 10, "the lock was not freed by the dropped connection"
-    # The 5 committed increments and the one after the kill; the holder's +1000 never committed.
-    assert final == 6
+    return freed_after, final

@@ -2,61 +2,53 @@
 
 `lock_has_lease` holds: the lease is ``idle_session_timeout`` (session scope) or
 ``idle_in_transaction_session_timeout`` (transaction scope), so the server
-closes a silent holder's connection either way.
+closes a silent holder's connection either way. The suite builds each backend
+from `backend_url` / `backend_options` (through the entry points), here and in
+the second process of its cross-process tests.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pg_support import sqlalchemy_url
 
-from sanic_cookies import Backend
-from sanic_cookies.backends.postgres import PostgresBackend, SQLAlchemyBackend
 from sanic_cookies.testing import BackendConformance
 
 pytestmark = pytest.mark.postgres
 
 
 class TestPostgresConformance(BackendConformance):
+    table = "conformance_asyncpg"
+    query = ""
+
     @pytest.fixture(autouse=True)
     def _server(self, postgres_dsn: str, pg_schema: str) -> None:
         self.dsn = postgres_dsn
         self.schema = pg_schema
 
-    async def make_backend(self) -> Backend:
-        return PostgresBackend.from_url(
-            self.dsn, schema=self.schema, table="conformance_asyncpg", create_table=True
-        )
+    def backend_url(self) -> str:
+        return self.dsn + self.query
+
+    def backend_options(self) -> dict[str, Any]:
+        return {"schema": self.schema, "table": self.table, "create_table": True}
 
 
-class TestSQLAlchemyConformance(BackendConformance):
-    @pytest.fixture(autouse=True)
-    def _server(self, postgres_dsn: str, pg_schema: str) -> None:
-        self.url = sqlalchemy_url(postgres_dsn)
-        self.schema = pg_schema
+class TestSQLAlchemyConformance(TestPostgresConformance):
+    table = "conformance_sqlalchemy"
 
-    async def make_backend(self) -> Backend:
-        return SQLAlchemyBackend.from_url(
-            self.url, schema=self.schema, table="conformance_sqlalchemy", create_table=True
-        )
+    def backend_url(self) -> str:
+        return sqlalchemy_url(self.dsn)
 
 
 class TestPostgresTransactionScopeConformance(TestPostgresConformance):
-    async def make_backend(self) -> Backend:
-        return PostgresBackend.from_url(
-            self.dsn + "?lock_scope=transaction",
-            schema=self.schema,
-            table="conformance_asyncpg_tx",
-            create_table=True,
-        )
+    table = "conformance_asyncpg_tx"
+    query = "?lock_scope=transaction"
 
 
 class TestSQLAlchemyTransactionScopeConformance(TestSQLAlchemyConformance):
-    async def make_backend(self) -> Backend:
-        return SQLAlchemyBackend.from_url(
-            self.url,
-            schema=self.schema,
-            table="conformance_sqlalchemy_tx",
-            create_table=True,
-            lock_scope="transaction",
-        )
+    table = "conformance_sqlalchemy_tx"
+
+    def backend_options(self) -> dict[str, Any]:
+        return {**super().backend_options(), "lock_scope": "transaction"}

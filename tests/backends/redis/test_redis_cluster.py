@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from redis.asyncio.cluster import RedisCluster as ClusterClient
 from redis_procs import RedisCluster
 
-from sanic_cookies import Backend
 from sanic_cookies.backends.redis import RedisBackend
 from sanic_cookies.testing import BackendConformance
 
@@ -19,8 +20,11 @@ class TestRedisClusterConformance(BackendConformance):
         self.url = redis_cluster.url
         self.prefix = f"{redis_key_prefix}cluster:"
 
-    async def make_backend(self) -> Backend:
-        return RedisBackend.from_url(self.url, prefix=self.prefix)
+    def backend_url(self) -> str:
+        return self.url
+
+    def backend_options(self) -> dict[str, Any]:
+        return {"prefix": self.prefix}
 
 
 async def test_session_keys_share_a_slot_and_users_spread(redis_cluster: RedisCluster) -> None:

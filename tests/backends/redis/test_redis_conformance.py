@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from sanic_cookies import Backend
-from sanic_cookies.backends.redis import RedisBackend
 from sanic_cookies.testing import BackendConformance
 
 pytestmark = pytest.mark.redis
@@ -17,5 +17,8 @@ class TestRedisConformance(BackendConformance):
         self.url = redis_url
         self.prefix = f"{redis_key_prefix}conformance:"
 
-    async def make_backend(self) -> Backend:
-        return RedisBackend.from_url(self.url, prefix=self.prefix)
+    def backend_url(self) -> str:
+        return self.url
+
+    def backend_options(self) -> dict[str, Any]:
+        return {"prefix": self.prefix}

@@ -50,8 +50,8 @@ class Rig:
         """The session data each store holds under `key` (None: nothing)."""
         return [await stored_data(reader, key) for reader in self.readers]
 
-    async def request(self, path: str, cookie: str | None = None) -> Any:
-        return await get(self.app, path, cookie)
+    async def request(self, path: str, cookie: str | None = None, **kwargs: Any) -> Any:
+        return await get(self.app, path, cookie, **kwargs)
 
 
 async def stored_data(reader: Backend, key: str | None) -> dict[str, Any] | None:

@@ -15,6 +15,7 @@ __path__ = extend_path(__path__, __name__)
 from ._auth import AuthSession, SessionInfo
 from ._backend import Backend, ClientSideBackend, LocalLock, SessionLock, StoredSession
 from ._config import SessionConfig
+from ._csrf import CSRFError, CSRFProtect, csrf_exempt, csrf_protect, csrf_token
 from ._decorators import (
     LoginGuard,
     fresh_login_required,
@@ -37,25 +38,34 @@ from ._errors import (
     SessionTooLarge,
     UnsupportedOperation,
 )
-from ._metrics import BackendMetrics
+from ._flash import MAX_FLASH_BYTES, flash, get_flashed_messages
+from ._lease import LeaseLock, LeaseStore
+from ._metrics import BackendMetrics, StoreObserver
 from ._multi import MultiBackend
 from ._record import AuthInfo, SessionRecord
 from ._session import Session
 from ._session_dict import SessionDict
+from ._url import BackendURL, parse_backend_url
 
 __version__ = "1.0.0"
 
 __all__ = [
+    "MAX_FLASH_BYTES",
     "AuthInfo",
     "AuthSession",
     "Backend",
     "BackendError",
     "BackendMetrics",
     "BackendNotFound",
+    "BackendURL",
     "BackendUnavailable",
+    "CSRFError",
+    "CSRFProtect",
     "ClientSideBackend",
     "ConfigurationError",
     "DuplicateBackend",
+    "LeaseLock",
+    "LeaseStore",
     "LocalLock",
     "LockLost",
     "LockTimeout",
@@ -71,12 +81,19 @@ __all__ = [
     "SessionRecord",
     "SessionSerializationError",
     "SessionTooLarge",
+    "StoreObserver",
     "StoredSession",
     "UnsupportedOperation",
     "backend_from_url",
+    "csrf_exempt",
+    "csrf_protect",
+    "csrf_token",
+    "flash",
     "fresh_login_required",
+    "get_flashed_messages",
     "is_safe_path",
     "login_required",
+    "parse_backend_url",
     "register",
     "registered_schemes",
     "safe_next",

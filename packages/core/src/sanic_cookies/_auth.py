@@ -5,7 +5,8 @@
   anonymous session's data.
 * Logout deletes the session in the store and expires the cookie.
 * Idle and absolute timeouts are enforced by the server, remembered or not.
-* A per-user index lets an app list a user's sessions and end them all.
+* A per-user index lets an app list a user's sessions and end them all, and
+  caps how many live sessions one user may have.
 """
 
 from __future__ import annotations
@@ -23,17 +24,21 @@ from sanic import Request, Sanic
 
 from ._backend import Backend, ClientSideBackend, StoredSession, now
 from ._config import DAY, SessionConfig
+from ._csrf_token import rotate as rotate_csrf_token
 from ._errors import (
+    BackendError,
     BackendUnavailable,
     ConfigurationError,
     SanicCookiesError,
     SessionSerializationError,
     UnsupportedOperation,
+    for_client,
 )
 from ._ids import log_id, store_key
 from ._metrics import metered
 from ._record import AuthInfo, SessionRecord, decode_record
 from ._session import Session
+from ._session_cap import UNSET, resolve_cap, sessions_over_cap
 from ._session_dict import SessionDict
 
 if TYPE_CHECKING:
@@ -60,6 +65,10 @@ REMEMBER_DURATION = 30 * DAY
 #: Length of a `SessionInfo.handle`: 64 bits of the store key, unique among one user's sessions.
 HANDLE_LENGTH = 16
 
+#: The longest user id a login accepts, in characters. Every store indexes it, and
+#: PostgreSQL's index rows hold about 2.7 KB (up to 4 bytes a character).
+MAX_USER_ID_LENGTH = 256
+
 UserLoader = Callable[[Any], Awaitable[Any] | Any]
 
 
@@ -71,6 +80,35 @@ def default_user_id(user: Any) -> str:
     if isinstance(user, Mapping) and "id" in user:
         return str(user["id"])
     return str(user)
+
+
+def _checked_user_id(uid: Any) -> str:
+    """`uid` as a plain str every store can index, or a ValueError saying what is wrong.
+
+    Refused here rather than by the store, where it would be a 503 and an ERROR
+    log line: PostgreSQL's text refuses NUL characters, no store can encode a
+    lone surrogate as UTF-8, and an index holds only short values.
+    """
+    if not isinstance(uid, str) or not uid:
+        raise ValueError(f"user_id must return a non-empty str, got {uid!r}")
+    if len(uid) > MAX_USER_ID_LENGTH:
+        raise ValueError(
+            f"The user id is {len(uid)} characters long; at most {MAX_USER_ID_LENGTH} "
+            "can be indexed. Log users in by a short id (pass user_id= to AuthSession "
+            "to choose which part of the user it is)."
+        )
+    if "\x00" in uid:
+        raise ValueError(
+            "The user id contains a NUL character (\\x00), which session stores cannot "
+            f"hold (PostgreSQL refuses it): {uid[:40]!r}"
+        )
+    try:
+        uid.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"The user id is not valid Unicode text (a lone surrogate): {uid[:40]!r}"
+        ) from None
+    return str.__str__(uid)  # a plain str: a subclass may compare or hash differently
 
 
 def _positive_seconds(name: str, value: Any) -> float:
@@ -162,11 +200,20 @@ class AuthSession(Session):
         remember_duration: Lifetime in seconds of a remembered login.
         remember_expiry: Idle timeout in seconds of a remembered login
             (None: as long as its duration).
+        max_sessions_per_user: Live sessions one user may have (default 100,
+            else ``<PREFIX>_MAX_SESSIONS_PER_USER``); a login past it ends that
+            user's oldest sessions. None: no cap. Enforced on backends with a
+            per-user index (not on the cookie backend, whose sessions live in
+            the browsers).
         backend_options: Keyword arguments for the backend's ``from_url``.
         master_interface: Old (0.4) name of `backend`.
         **settings: Any `SessionConfig` field (``cookie_name``, ``expiry``,
             ``lifetime``, ``secure``, ...).
     """
+
+    _final_logout = True  # a cookie backend without revocation refuses to start
+    #: Live sessions one user may have (None: no cap), from ``max_sessions_per_user``.
+    max_sessions_per_user: int | None
 
     def __init__(
         self,
@@ -178,6 +225,7 @@ class AuthSession(Session):
         user_id: Callable[[Any], str] | None = None,
         remember_duration: float = REMEMBER_DURATION,
         remember_expiry: float | None = None,
+        max_sessions_per_user: int | None = UNSET,
         backend_options: dict[str, Any] | None = None,
         master_interface: Backend | str | None = None,
         **settings: Any,
@@ -198,6 +246,7 @@ class AuthSession(Session):
         self.user_loader = user_loader
         self._user_id = user_id or default_user_id
         self._running = False
+        self._cap_arg = max_sessions_per_user  # checked by _resolve_config, called below
         super().__init__(
             app,
             backend=backend,
@@ -227,6 +276,7 @@ class AuthSession(Session):
                 mapped["SESSION_" + field.upper()] = app_config[key]
             elif field in defaults:
                 mapped["SESSION_" + field.upper()] = defaults[field]
+        self.max_sessions_per_user = resolve_cap(self._cap_arg, app_config, prefix)
         try:
             return SessionConfig.resolve(self._settings, mapped)
         except ConfigurationError as exc:
@@ -252,13 +302,16 @@ class AuthSession(Session):
     # -- users -------------------------------------------------------------------
 
     def user_id_of(self, user: Any) -> str:
-        """The id under which `user`'s sessions are indexed (see the ``user_id`` argument)."""
+        """The id under which `user`'s sessions are indexed (see the ``user_id`` argument).
+
+        Raises:
+            ValueError: `user` is None, or its id is not a str every store can
+                hold: empty, longer than `MAX_USER_ID_LENGTH` characters, with a
+                NUL character or not valid Unicode.
+        """
         if user is None:
             raise ValueError("user must not be None (None means nobody is logged in)")
-        uid = self._user_id(user)
-        if not isinstance(uid, str) or not uid:
-            raise ValueError(f"user_id must return a non-empty str, got {uid!r}")
-        return uid
+        return _checked_user_id(self._user_id(user))
 
     def _session_of(self, request: Request) -> SessionDict:
         sess = getattr(request.ctx, self.name, None)
@@ -307,7 +360,8 @@ class AuthSession(Session):
                 Data of a different user's login is never kept.
 
         Raises:
-            ValueError: `user` is None or `duration` is not a positive number.
+            ValueError: `user` is None, its id cannot be stored (see
+                `user_id_of`), or `duration` is not a positive number.
             SessionSerializationError: `user` cannot be encoded as JSON.
         """
         uid, lifetime = self._check_login(user, remember, duration)
@@ -316,6 +370,9 @@ class AuthSession(Session):
             self._apply_login(sess, user, uid, remember=remember, lifetime=lifetime, keep=keep_data)
         self._forget_user(request)
         logger.info("session %s: login (remember=%s)", sess._log_id, remember)
+        # After the write when outside a block (the new key is listed and skipped); inside
+        # one, before it (the old key is skipped and the new one counted all the same).
+        await self._end_sessions_over_cap(uid, self._request_key(request))
 
     def _check_login(self, user: Any, remember: bool, duration: float | None) -> tuple[str, float]:
         uid = self.user_id_of(user)
@@ -338,6 +395,7 @@ class AuthSession(Session):
         if not keep or (previous is not None and previous.user_id != uid):
             sess.clear()
         sess.regenerate()
+        rotate_csrf_token(sess)  # a token from before the login must not work after it
         if remember:
             idle = min(self.remember_expiry or lifetime, lifetime)
         else:
@@ -412,28 +470,38 @@ class AuthSession(Session):
             raise UnsupportedOperation(
                 f"{operation}() needs a backend that keeps a per-user session index; "
                 f"{backend.label} does not (sessions in cookies cannot be listed or ended "
-                "remotely). Use a server-side backend such as redis:// or postgresql://."
+                "one by one; cookie:// with a revocation store can still end them all with "
+                "logout_everywhere()). Use a server-side backend such as redis:// or "
+                "postgresql://."
             )
         return backend
 
     async def _backend_call(self, operation: str, awaitable: Awaitable[Any]) -> Any:
         meter = self._meter  # None when the backend counts itself (MultiBackend)
+        if self._observer is not None:  # telemetry, when configured
+            awaitable = self._observer.observe(operation, self.backend.label, awaitable)
         try:
             return await (awaitable if meter is None else metered(meter, operation, awaitable))
-        except SanicCookiesError:
-            raise
-        except Exception as exc:
-            label = self.backend.label
-            logger.error(
+        except BackendError as exc:  # a lock timeout or lost lock from the backend
+            logger.warning(
                 "auth session: %s on backend %s failed: %s: %s",
                 operation,
-                label,
+                self.backend.label,
                 type(exc).__name__,
                 exc,
             )
-            raise BackendUnavailable(
-                f"Session store {label} unavailable during {operation}"
-            ) from exc
+            raise for_client(exc) from exc  # the detail is logged, not sent
+        except SanicCookiesError:
+            raise
+        except Exception as exc:
+            logger.error(
+                "auth session: %s on backend %s failed: %s: %s",
+                operation,
+                self.backend.label,
+                type(exc).__name__,
+                exc,
+            )
+            raise BackendUnavailable() from exc  # says neither which store nor why
 
     def _request_key(self, request: Request | None) -> str | None:
         if request is None:
@@ -444,7 +512,11 @@ class AuthSession(Session):
     async def _user_records(
         self, user: Any, operation: str
     ) -> dict[str, tuple[StoredSession, SessionRecord, AuthInfo]]:
-        uid = self.user_id_of(user)
+        return await self._records_of(self.user_id_of(user), operation)
+
+    async def _records_of(
+        self, uid: str, operation: str
+    ) -> dict[str, tuple[StoredSession, SessionRecord, AuthInfo]]:
         backend = self._indexed_backend(operation)
         stored: Mapping[str, StoredSession] = await self._backend_call(
             "list_user_sessions", backend.list_user_sessions(uid)
@@ -461,6 +533,23 @@ class AuthSession(Session):
             found[key] = (item, record, record.auth)
         return found
 
+    async def _end_sessions_over_cap(self, uid: str, current: str | None) -> None:
+        """End the oldest sessions of `uid` beyond `max_sessions_per_user`, `current` aside."""
+        cap = self.max_sessions_per_user
+        backend = self.backend
+        if cap is None or not backend.supports_user_index or isinstance(backend, ClientSideBackend):
+            return  # no cap, or sessions this server cannot list (they live in cookies)
+        records = await self._records_of(uid, "login")
+        over = sessions_over_cap({k: r for k, (_, r, _) in records.items()}, cap, current)
+        for key in over:
+            await self._backend_call("delete", backend.delete(key))
+        if over:
+            logger.info(
+                "auth session: a login past max_sessions_per_user=%d ended %d older session(s)",
+                cap,
+                len(over),
+            )
+
     async def logout_everywhere(self, user: Any, *, keep: Request | None = None) -> int:
         """End every live session of `user`, on every device.
 
@@ -471,12 +560,22 @@ class AuthSession(Session):
             keep: A request whose session survives (the one changing the password).
 
         Returns:
-            How many sessions were ended.
+            How many sessions were ended (0 on cookie://, which cannot count cookies).
 
         Raises:
-            UnsupportedOperation: The backend keeps no per-user index (the cookie backend).
+            UnsupportedOperation: The backend keeps no per-user index and cannot end a
+                user's cookies (cookie:// without a revocation store).
         """
         uid = self.user_id_of(user)
+        if isinstance(self.backend, ClientSideBackend):
+            # No index: the backend refuses the user's older cookies itself (cookie://
+            # with a revocation store), or raises UnsupportedOperation.
+            token = self._session_of(keep).sid if keep is not None else None
+            return int(
+                await self._backend_call(
+                    "logout_everywhere", self.backend.revoke_user_cookies(uid, keep=token)
+                )
+            )
         backend = self._indexed_backend("logout_everywhere")
         keep_key = self._request_key(keep)
         count: int = await self._backend_call(
@@ -586,6 +685,7 @@ class AuthSession(Session):
             async with sess:
                 self._apply_login(sess, user, uid, remember=remember, lifetime=lifetime, keep=False)
             sid = sess.sid
+            await self._end_sessions_over_cap(uid, store_key(sid) if sid else None)
         if sid is None:  # pragma: no cover - a login always writes
             raise RuntimeError("the login session was not written")
         return sid

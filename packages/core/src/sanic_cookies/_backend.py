@@ -63,7 +63,19 @@ class SessionLock(ABC):
       holder still owns the lock, atomically, and raise `LockLost` otherwise;
     * `release` is idempotent and never raises because the lock is already gone.
 
+    A lock is single-use: `Backend.lock` makes a fresh, unacquired lock, which is
+    acquired at most once and is spent once released (by any of the three
+    release methods); the core never reuses one, so a lock need not support it.
+
+    The core calls `release` after every `save_and_release` and
+    `delete_and_release` (in a ``finally``), so `release` on a spent lock must be
+    cheap: a local check, no round trip to the store.
+
     `async with lock:` acquires (discarding the loaded value) and releases.
+
+    `sanic_cookies.LeaseLock` is a ready implementation for a store that offers a
+    few atomic primitives (`sanic_cookies.LeaseStore`); `LocalLock` is the one for
+    data that lives inside one process.
     """
 
     @abstractmethod
@@ -88,9 +100,11 @@ class SessionLock(ABC):
         Returns:
             False when `replace_only` is set and the key no longer exists (a
             concurrent logout deleted it); nothing is written then. True otherwise.
+            After False the lock is released all the same, as after True.
 
         Raises:
             LockLost: This holder's lease ran out; nothing was written.
+                The lock (nobody's, or the next holder's) is left alone.
         """
 
     @abstractmethod
@@ -111,6 +125,8 @@ class SessionLock(ABC):
 
         Raises:
             LockLost: The lease had already run out.
+                Whether or not another holder has taken the lock since; also
+                when the lock is not held.
         """
 
     async def __aenter__(self) -> Self:
@@ -136,6 +152,16 @@ class Backend(ABC):
     Every method may raise whatever the store's client raises: the core turns
     any exception into `BackendUnavailable` (HTTP 503) and logs it once.
     Bound every network call with a timeout so a dead store fails fast.
+
+    Optional methods: `open`, `close`, `cleanup` (no-op defaults) and, with
+    `supports_user_index`, `list_user_sessions` / `delete_user_sessions`.
+    `from_url` may parse its URL with `sanic_cookies.parse_backend_url`.
+
+    The cross-process rule: a backend that does not declare `per_process`
+    shares its store between worker processes, so its lock must exclude,
+    expire and fence across processes (`sanic_cookies.LeaseLock` does). The
+    conformance suite proves it with a second OS process and skips that proof
+    only for a backend that declares ``per_process = True``.
 
     Class attributes:
         name: A short label for logs and metrics (defaults to the class name).
@@ -168,6 +194,19 @@ class Backend(ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook, empty by design
         """Release connections and stop background tasks. Called at server stop."""
 
+    async def cleanup(self) -> int | None:
+        """Remove the expired entries the store still holds; ``sanic-cookies cleanup`` runs it.
+
+        Called on an opened backend, from another process than the app's (cron), so
+        it must only touch the shared store. A store that expires entries by itself
+        (Redis, an encrypted cookie) keeps this default, which does nothing.
+
+        Returns:
+            How many entries were removed, or None if the store expires them by
+            itself (the default) or cannot tell.
+        """
+        return None
+
     @abstractmethod
     async def load(self, key: str) -> StoredSession | None:
         """Return the value stored under `key`, or None if missing or expired."""
@@ -195,6 +234,9 @@ class Backend(ABC):
 
         Returns:
             False if `replace_only` was set and the key did not exist; True otherwise.
+            With a user index, a True save files the key under `user_id` only: a
+            `user_id` of None (a logout that keeps the session) removes it from the
+            index, with or without `replace_only`.
         """
 
     @abstractmethod
@@ -433,6 +475,40 @@ class ClientSideBackend(Backend):
 
         Called at logout and id rotation with the token the client held.
         Default: do nothing (a copied cookie then stays valid until it expires).
+        """
+
+    async def revoke_user_cookies(self, user_id: str, *, keep: str | None = None) -> int:
+        """End every session of `user_id` (``AuthSession.logout_everywhere``), but `keep`'s.
+
+        Args:
+            user_id: The user-index id of the user.
+            keep: The token of a session that survives, if any.
+
+        Returns:
+            How many sessions were ended, as far as the backend can count them.
+
+        Raises:
+            UnsupportedOperation: The backend keeps no state to refuse the cookies
+                with (the default).
+        """
+        raise UnsupportedOperation(
+            f"logout_everywhere() needs a per-user session index; {self.label} keeps "
+            "sessions in cookies and cannot end them remotely"
+        )
+
+    def check_deployment(self, *, session: str, workers: int, final_logout: bool) -> None:
+        """Refuse, at start-up, a set-up under which a logged-out cookie would still work.
+
+        Called by the `Session` named `session` before it opens the backend.
+
+        Args:
+            session: The session's name, for messages.
+            workers: How many server processes run the app.
+            final_logout: True for an `AuthSession`, whose logout promises that the
+                logged-out cookie never works again.
+
+        Raises:
+            ConfigurationError: The set-up cannot keep that promise. Default: never.
         """
 
     async def load(self, key: str) -> StoredSession | None:

@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import base64
 import importlib
-import inspect
 import json
 import logging
 import os
@@ -22,7 +21,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
@@ -166,9 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     cleanup = commands.add_parser(
         "cleanup",
         help="delete expired sessions from a store",
-        description="Delete the expired sessions a store still holds, for stores that do not "
-        "expire entries by themselves (PostgreSQL). Run it from cron, or rely on the "
-        "backend's own periodic sweep.",
+        description="Delete the expired sessions a store still holds, through the backend's "
+        "cleanup() (Backend.cleanup), for stores that do not expire entries by themselves "
+        "(PostgreSQL). Run it from cron, or rely on the backend's own periodic sweep. A store "
+        "with native expiry (Redis) has nothing to remove.",
     )
     _add_backend_arguments(cleanup)
 
@@ -187,9 +187,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def redact(url: str) -> str:
-    """`url` with any password replaced by ``***`` (safe to print)."""
+    """`url` with any password replaced by ``***`` (safe to print).
+
+    A URL inside the query (such as PostgreSQL's ``?replica=postgresql://...``) and a
+    ``password=`` option are redacted too.
+    """
     try:
         parts = urlsplit(url)
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        if any(name.lower() == "password" or "://" in value for name, value in pairs):
+            query = urlencode(
+                [
+                    (name, "***" if name.lower() == "password" else redact(value))
+                    for name, value in pairs
+                ],
+                safe=":/@*",
+            )
+            if parts.password is None:
+                return urlunsplit(parts._replace(query=query))
+            parts = parts._replace(query=query)
         if parts.password is None:
             return url
         netloc = parts.netloc.rpartition("@")[2]
@@ -277,26 +293,15 @@ def ddl_text(table: str, schema: str | None) -> str:
 
 
 async def cleanup(backend: Backend, limit: float) -> int | None:
-    """Run the backend's expired-session sweep; return how many went (None if not told)."""
+    """Run `Backend.cleanup`; return how many went (None: the store expires them itself)."""
     if backend.per_process:
         raise CommandFailed(
             f"{backend.label} keeps sessions inside each server process and sweeps them there; "
             "there is nothing to clean up from another process"
         )
-    sweep: Callable[[], Any] | None = getattr(backend, "cleanup", None)
-    if not callable(sweep):
-        raise CommandFailed(
-            f"{backend.label} has no cleanup operation (a store with native expiry, such as "
-            "Redis, or an encrypted cookie needs none)"
-        )
     await _timed("open", backend, backend.open(), limit)
     try:
-
-        async def run() -> Any:
-            result = sweep()
-            return await result if inspect.isawaitable(result) else result
-
-        removed, ms = await _timed("cleanup", backend, run(), limit)
+        removed, ms = await _timed("cleanup", backend, backend.cleanup(), limit)
     finally:
         await _close(backend, limit)
     logger.info("cleanup on %s took %.1f ms", backend.label, ms)
@@ -441,8 +446,10 @@ def _run(args: argparse.Namespace) -> int:
     where = redact(args.backend)
     if args.command == "cleanup":
         removed = asyncio.run(cleanup(backend, args.timeout))
-        told = "an unreported number of" if removed is None else str(removed)
-        print(f"{where}: removed {told} expired session(s)")
+        if removed is None:
+            print(f"{where}: nothing to remove ({backend.label} expires sessions by itself)")
+        else:
+            print(f"{where}: removed {removed} expired session(s)")
         return EXIT_OK
     steps = asyncio.run(check(backend, args.timeout))
     print(f"{where} ({backend.label})")

@@ -24,29 +24,69 @@ H = TypeVar("H", bound=Callable[..., Any])
 #: Longer `next` values are dropped rather than echoed into a Location header.
 MAX_NEXT_LENGTH = 2048
 
+#: Characters that end an HTML attribute or start a tag (``"`` ``'`` `````` ``<`` ``>``),
+#: and the backslash, which browsers read as ``/`` (so ``/\\evil`` is ``//evil``).
+_UNSAFE = frozenset("\"'`<>\\")
+
+#: Percent-decoding rounds tried: ``%252F`` is ``%2F`` after one and ``/`` after two.
+_DECODE_ROUNDS = 3
+
 
 def is_safe_path(value: object) -> bool:
-    """Tell whether `value` is a same-site relative path, safe to redirect to.
+    """Tell whether `value` is a same-site path, safe to redirect to and to echo into HTML.
 
-    Accepted: ``/``-rooted paths with an optional query and fragment. Refused:
-    anything with a scheme or host (``https://evil``, ``//evil``, ``javascript:``),
-    backslashes (``/\\evil`` is ``//evil`` to browsers), control or space
-    characters (browsers strip tabs and newlines, turning ``/\\t/evil`` into
-    ``//evil``), and values that would be refused once percent-decoded.
+    Accepted: ``/``-rooted paths with an optional query and fragment, such as
+    ``/orders?page=2``. Refused, also once percent-decoded (up to three times)
+    or Unicode-normalised (NFKC, which turns ``／`` into ``/``):
+
+    * a scheme or host (``https://evil``, ``//evil``, ``javascript:``);
+    * ``"`` ``'`` `````` ``<`` ``>``, which could end an HTML attribute or open a tag
+      in a page that echoes the value;
+    * backslashes (``/\\evil`` is ``//evil`` to browsers), control and
+      whitespace characters (browsers drop tabs and newlines, turning
+      ``/\\t/evil`` into ``//evil``; CR and LF would split a header);
+    * paths that become ``//host`` once their dot segments are resolved
+      (``/.//evil``, ``/a/..//evil``), as a server or proxy may normalise them.
     """
     if not isinstance(value, str) or not value or len(value) > MAX_NEXT_LENGTH:
         return False
-    decoded = unquote(value)
-    for candidate in (value, decoded):
-        if not candidate.startswith("/") or candidate.startswith("//"):
-            return False
-        if "\\" in candidate:
-            return False
-        for char in candidate:
-            if char.isspace() or unicodedata.category(char)[0] in "CZ":
-                return False
+    forms = [value]
+    for _ in range(_DECODE_ROUNDS):
+        decoded = unquote(forms[-1])
+        if decoded == forms[-1]:
+            break
+        forms.append(decoded)
+    else:
+        return False  # still changing: encoded more deeply than any real link
+    forms += [unicodedata.normalize("NFKC", form) for form in forms]
+    if not all(_plain_rooted_path(form) for form in forms):
+        return False
     parts = urlsplit(value)
     return not parts.scheme and not parts.netloc
+
+
+def _plain_rooted_path(candidate: str) -> bool:
+    if not candidate.startswith("/") or candidate.startswith("//"):
+        return False
+    for char in candidate:
+        if char in _UNSAFE or char.isspace() or unicodedata.category(char)[0] in "CZ":
+            return False
+    path = candidate.split("?", 1)[0].split("#", 1)[0]
+    return not _resolve_dots(path).startswith("//")
+
+
+def _resolve_dots(path: str) -> str:
+    """`path` with its ``.`` and ``..`` segments resolved (RFC 3986 5.2.4), empty ones kept."""
+    kept: list[str] = []
+    for segment in path.split("/")[1:]:
+        if segment == ".":
+            continue
+        if segment == "..":
+            if kept:
+                kept.pop()
+            continue
+        kept.append(segment)
+    return "/" + "/".join(kept)
 
 
 def safe_next(request: Request, default: str = "/") -> str:
@@ -54,6 +94,9 @@ def safe_next(request: Request, default: str = "/") -> str:
 
     Reads ``next`` from the query string, else from a submitted form; any
     value that is not a same-site relative path (see `is_safe_path`) is ignored.
+    What it returns holds no character that could end an HTML attribute or
+    split a header; still escape it where you echo it (``html.escape``), as
+    any value put into a page.
 
     ::
 

@@ -17,9 +17,13 @@ Every exception this package raises on purpose derives from `SanicCookiesError`:
 
 `BackendError` subclasses Sanic's `ServiceUnavailable`, so a handler that lets it
 propagate answers 503 instead of 500: the client keeps its cookie and can retry.
+The session raises it with `CLIENT_MESSAGE` only (see `for_client`): which store
+failed, and why, goes to the log, never into a response.
 """
 
 from __future__ import annotations
+
+from typing import TypeVar
 
 from sanic.exceptions import ServiceUnavailable
 
@@ -59,17 +63,43 @@ class DuplicateBackend(ConfigurationError):
     """Two installed distributions register the same URL scheme."""
 
 
+#: The whole message of every store failure a client sees (the 503's body).
+CLIENT_MESSAGE = "Session store unavailable, please try again"
+
+
 class BackendError(SanicCookiesError, ServiceUnavailable):
     """The session store could not do what was asked; the request answers 503.
 
     `quiet` keeps Sanic from logging a traceback: sanic-cookies has already
-    logged one clear line naming the backend and the cause.
+    logged one clear line naming the backend and the cause. The error that
+    reaches the app's handlers carries `CLIENT_MESSAGE` only; the backend's own
+    one (the store's address, a driver error, a lock timeout) is its
+    ``__cause__``, and in the log.
     """
 
     quiet = True
 
-    def __init__(self, message: str = "Session store unavailable") -> None:
+    def __init__(self, message: str = CLIENT_MESSAGE) -> None:
         super().__init__(message)
+
+
+E = TypeVar("E", bound=BackendError)
+
+
+def for_client(exc: E) -> E:
+    """A new error of `exc`'s class (so handlers can still catch `LockTimeout`) saying only
+    `CLIENT_MESSAGE`.
+
+    Sanic renders an exception's message into the error response, even outside
+    debug mode; a store's message can name its host, its driver and the
+    failure, which an attacker may use to probe the service. Raise it
+    ``from exc`` so the detail stays in the traceback for the developer.
+    """
+    # Built without the subclass's __init__, whose signature may differ (third-party
+    # backends subclass these); BackendError.__init__ sets every attribute Sanic reads.
+    public = type(exc).__new__(type(exc))
+    BackendError.__init__(public, CLIENT_MESSAGE)
+    return public
 
 
 class BackendUnavailable(BackendError):
@@ -109,13 +139,24 @@ class SessionSerializationError(SanicCookiesError, TypeError):
 class SessionTooLarge(SanicCookiesError, ValueError):
     """The encoded session exceeds what the backend can store (e.g. a cookie's 4093 bytes)."""
 
-    def __init__(self, size: int, limit: int) -> None:
+    def __init__(self, size: int, limit: int, *, setting: str | None = None) -> None:
+        if setting is None:
+            advice = "Store less in the session, or use a server-side backend."
+        else:
+            advice = (
+                f"Store less in the session (keep large data in your database and its id in "
+                f"the session), or raise {setting}."
+            )
+        limit_text = f"{limit}" if setting is None else f"{limit} ({setting})"
         super().__init__(
-            f"The encoded session is {size} bytes; the limit is {limit}. "
-            "Store less in the session, or use a server-side backend."
+            f"The encoded session is {size} bytes; the limit is {limit_text}. {advice}"
         )
+        #: Bytes the session would take.
         self.size = size
+        #: The limit it exceeds, in bytes.
         self.limit = limit
+        #: The setting that sets the limit, if there is one (e.g. ``max_size (SESSION_MAX_SIZE)``).
+        self.setting = setting
 
 
 class UnsupportedOperation(SanicCookiesError, NotImplementedError):

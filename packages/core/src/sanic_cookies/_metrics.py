@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from ._errors import LockTimeout, UnsupportedOperation
 
-__all__ = ["BackendMetrics", "metered"]
+__all__ = ["BackendMetrics", "StoreObserver", "metered"]
 
 T = TypeVar("T")
 
@@ -63,3 +63,24 @@ async def metered(metrics: BackendMetrics, operation: str, awaitable: Awaitable[
     except Exception:
         metrics.failures += 1
         raise
+
+
+class StoreObserver(Protocol):
+    """Sees every store call a `Session` makes, for tracing or timing (`Session.observe_store`).
+
+    ``sanic_cookies.otel.OpenTelemetry`` is one; none is installed by default.
+    An observer is given names only: the operation and the backend's label,
+    never a session id, store key, user id or session data.
+    """
+
+    def observe(self, operation: str, backend: str, call: Awaitable[T]) -> Awaitable[T]:
+        """Return an awaitable that awaits `call` (exactly once) and gives its result.
+
+        Args:
+            operation: What the call does: ``load``, ``save``, ``lock``, ``delete``,
+                ``touch``, ``extend``, ``revoke``, ``list_user_sessions``,
+                ``delete_user_sessions``.
+            backend: The backend's label (`BackendMetrics` are keyed by it too).
+            call: The store call; its exceptions must propagate unchanged.
+        """
+        ...

@@ -17,7 +17,7 @@ from ._backend import Backend, ClientSideBackend
 from ._config import SessionConfig
 from ._discovery import backend_class, backend_from_url
 from ._errors import ConfigurationError, SessionTooLarge
-from ._metrics import BackendMetrics
+from ._metrics import BackendMetrics, StoreObserver
 from ._multi import MultiBackend
 from ._session_dict import _DELETE, _KEEP, _SET, SessionDict
 from ._set_cookie import CookieTemplate
@@ -79,6 +79,10 @@ class Session:
             ``secure``, ...); each defaults to ``app.config.SESSION_<FIELD>``.
     """
 
+    #: Whether logout must be final (an `AuthSession`): a client-side backend that cannot
+    #: refuse a logged-out cookie may then refuse to start (`check_deployment`).
+    _final_logout: bool = False
+
     def __init__(
         self,
         app: Sanic[Any, Any] | None = None,
@@ -106,6 +110,7 @@ class Session:
         # Counted by SessionDict for a single backend; a MultiBackend counts per member.
         self._meter: BackendMetrics | None = None
         self._metrics: dict[str, BackendMetrics] = {}
+        self._observer: StoreObserver | None = None  # see observe_store
         self._cookie_template: tuple[SessionConfig, CookieTemplate] | None = None
         self.config = self._resolve_config({})
         self.app: Sanic[Any, Any] | None = None
@@ -133,6 +138,11 @@ class Session:
         app.register_middleware(self._on_request, "request")
         app.register_middleware(self._on_response, "response")
 
+    @property
+    def config_prefix(self) -> str:
+        """The ``app.config`` prefix of this session's settings: ``SESSION_``."""
+        return "SESSION_"
+
     def _resolve_config(self, app_config: Mapping[str, Any]) -> SessionConfig:
         """Settings from the constructor over ``SESSION_*`` app config (subclasses may differ)."""
         return SessionConfig.resolve(self._settings, app_config)
@@ -149,6 +159,10 @@ class Session:
                 "sessions. Use a shared backend such as redis:// or postgresql://.",
                 RuntimeWarning,
                 stacklevel=1,
+            )
+        if isinstance(backend, ClientSideBackend):
+            backend.check_deployment(
+                session=self.name, workers=workers, final_logout=self._final_logout
             )
         await backend.open()
         self._backend = backend
@@ -214,6 +228,7 @@ class Session:
                 backend = MultiBackend(backend, *added)
         if isinstance(backend, MultiBackend):
             self._meter, self._metrics = None, backend.metrics
+            backend.observer = self._observer
         else:
             self._meter = BackendMetrics()
             self._metrics = {backend.label: self._meter}
@@ -240,6 +255,16 @@ class Session:
     def add_interface(self, interface: Backend | str, **options: Any) -> None:
         """Old (0.4) name of `add_backend`."""
         self.add_backend(interface, **options)
+
+    def observe_store(self, observer: StoreObserver | None) -> None:
+        """Show every store call this session makes to `observer` (None: stop).
+
+        For tracing and timing, e.g. ``sanic_cookies.otel.instrument(session)``.
+        Off by default, and then free. Call it before the server starts.
+        """
+        if self._backend is not None:
+            raise ConfigurationError("Set the store observer before the server starts")
+        self._observer = observer
 
     @property
     def metrics(self) -> dict[str, BackendMetrics]:
@@ -319,6 +344,17 @@ class Session:
         )
         self._cookie_template = (config, template)
         return template
+
+    def _check_data_size(self, data: bytes) -> None:
+        """Raise `SessionTooLarge` if encoded session `data` exceeds `max_size` (server-side).
+
+        Called before anything is written. Client-side backends have their own
+        limit, the cookie's, checked on the whole ``Set-Cookie`` value.
+        """
+        limit = self.config.max_size
+        if limit is not None and len(data) > limit:
+            setting = f"max_size ({self.config_prefix}MAX_SIZE)"
+            raise SessionTooLarge(len(data), limit, setting=setting)
 
     def _check_cookie_size(self, value: str, max_age: int | None, limit: int) -> None:
         """Raise `SessionTooLarge` if the ``Set-Cookie`` value for `value` exceeds `limit` bytes.

@@ -25,6 +25,7 @@ from ._errors import (
     SanicCookiesError,
     SessionNotLoaded,
     UnsupportedOperation,
+    for_client,
 )
 from ._ids import is_session_id, log_id, new_session_id, store_key
 from ._record import (
@@ -306,6 +307,8 @@ class SessionDict(MutableMapping[str, Any]):
         if self._data is None:
             return
         data = encode_data(self._data)  # before any I/O: a bad value writes nothing
+        if self._client is None:  # and neither does too much of it
+            self._session._check_data_size(data)
         exists = self._stored is not None
         empty = data == EMPTY_DATA and self._auth is None
         if empty and (self._destroyed or exists or self._rotate):
@@ -494,6 +497,9 @@ class SessionDict(MutableMapping[str, Any]):
         Counted as `metered` counts, in place (a coroutine less per store call).
         """
         meter = self._session._meter  # None when the backend counts itself (MultiBackend)
+        observer = self._session._observer  # None unless telemetry is configured
+        if observer is not None:
+            awaitable = observer.observe(operation, self._session.backend.label, awaitable)
         if meter is not None:
             meter.operations += 1
             if operation == "lock":
@@ -508,13 +514,14 @@ class SessionDict(MutableMapping[str, Any]):
                     meter.failures += 1
             self._failed = True
             logger.warning(
-                "session %s: %s on backend %s failed: %s",
+                "session %s: %s on backend %s failed: %s: %s",
                 self._log_id,
                 operation,
                 self._session.backend.label,
+                type(exc).__name__,
                 exc,
             )
-            raise
+            raise for_client(exc) from exc  # the detail is logged, not sent
         except SanicCookiesError as exc:
             if meter is not None and not isinstance(exc, UnsupportedOperation):
                 meter.failures += 1
@@ -532,9 +539,7 @@ class SessionDict(MutableMapping[str, Any]):
                 type(exc).__name__,
                 exc,
             )
-            raise BackendUnavailable(
-                f"Session store {backend.label} unavailable during {operation}"
-            ) from exc
+            raise BackendUnavailable() from exc  # says neither which store nor why
 
     async def _finish(self) -> tuple[int, str | None, int | None]:
         """Called once the handler returned: write unlocked changes, say what the cookie needs.

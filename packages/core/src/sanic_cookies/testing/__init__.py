@@ -9,8 +9,13 @@ Prove a backend keeps the contract of `sanic_cookies.Backend`::
     from sanic_cookies.testing import BackendConformance
 
     class TestMyBackend(BackendConformance):
-        async def make_backend(self):
-            return MyBackend.from_url("mine://localhost")
+        def backend_url(self):
+            return "mine://localhost/test-db"  # the suite builds the backend from it
+
+Unless the backend declares ``per_process = True``, the suite also opens the
+same URL in a second OS process and proves the lock across processes (the
+cross-process rule). Configure pytest-asyncio with
+``asyncio_default_fixture_loop_scope = "function"``.
 
 A client-side backend (the session inside the cookie) runs
 `ClientSideBackendConformance` instead, with ``make_backend``,

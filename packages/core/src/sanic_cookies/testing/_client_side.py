@@ -19,6 +19,8 @@ from sanic_cookies.clock import ManualClock, now
 
 from ._clock import wait_until
 from ._opened import opened
+from ._processes import Peer
+from ._values import decode_stored
 
 __all__ = ["ClientSideBackendConformance", "KeyRotation"]
 
@@ -71,6 +73,19 @@ class ClientSideBackendConformance:
         raise NotImplementedError(
             "Implement make_backend() in your ClientSideBackendConformance subclass"
         )
+
+    def backend_url(self) -> str:
+        """The URL `make_backend`'s backend is built from, for the cross-process test.
+
+        Optional: implement it (and `backend_options`) to prove, with a second OS
+        process opened from the same URL and options, that tokens minted by one
+        worker decode in another and that a revocation in one holds in the other.
+        """
+        raise NotImplementedError
+
+    def backend_options(self) -> dict[str, Any]:
+        """Keyword options for ``from_url`` with `backend_url` (JSON values). Default: none."""
+        return {}
 
     async def make_foreign_backend(self) -> ClientSideBackend:
         """Return a backend of the same kind whose secret differs from `make_backend`'s."""
@@ -348,6 +363,32 @@ class ClientSideBackendConformance:
 
         await asyncio.gather(*(hold() for _ in range(20)))
         assert most == 1
+
+    # -- between processes ----------------------------------------------------------------
+
+    async def test_cross_process_tokens_and_revocation(self, backend: ClientSideBackend) -> None:
+        if backend.per_process:
+            pytest.skip(f"{backend.label} declares per_process = True")
+        try:
+            url = self.backend_url()
+        except NotImplementedError:
+            pytest.skip("backend_url() is not implemented: the cross-process test needs it")
+        async with Peer(type(backend), url, self.backend_options()) as peer:
+            theirs = (await peer.call("encode", n=1, ttl=60))["token"]
+            assert decode_stored(await backend.decode_cookie(theirs)) == 1, (
+                "a token another worker minted from the same configuration must decode here"
+            )
+            mine = await backend.encode_cookie(b'{"n":2}', 60)
+            assert (await peer.call("decode", token=mine))["n"] == 2
+            await backend.revoke_cookie(theirs, now() + 60)
+            seen = (await peer.call("decode", token=theirs))["n"]
+            if self.revokes:
+                assert seen is None, (
+                    "a token revoked (logout) in one process still decodes in another: the "
+                    "revocation list must be shared by every process (the cross-process rule)"
+                )
+            else:
+                assert seen == 1
 
     # -- what does not exist here ---------------------------------------------------------
 

@@ -5,32 +5,23 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 import pytest_asyncio
 
-from sanic_cookies._backend import Backend, StoredSession
+from sanic_cookies._backend import Backend
+from sanic_cookies._discovery import backend_from_url
 from sanic_cookies._errors import LockLost, LockTimeout, UnsupportedOperation
 from sanic_cookies._ids import new_session_id, store_key
 from sanic_cookies.clock import ManualClock, now
 
 from ._clock import wait_until
+from ._cross_process import CrossProcessTests
 from ._opened import opened
+from ._values import decode_stored, encode_value
 
 __all__ = ["BackendConformance", "decode_stored", "encode_value"]
-
-
-def encode_value(n: int) -> bytes:
-    """A small stored value carrying the number `n`."""
-    return b'{"n":%d}' % n
-
-
-def decode_stored(stored: StoredSession | None) -> int | None:
-    """The number in a value written by `encode_value`."""
-    if stored is None:
-        return None
-    return int(stored.value.decode().split(":")[1].rstrip("}"))
 
 
 def _key() -> str:
@@ -38,18 +29,29 @@ def _key() -> str:
 
 
 @pytest.mark.asyncio
-class BackendConformance:
+class BackendConformance(CrossProcessTests):
     """The contract of `sanic_cookies.Backend`, as tests.
 
-    Subclass it (as ``Test<Something>``) and implement `make_backend`. Declare
-    what the backend lacks with the class attributes below; the tests of a
-    capability the backend declares missing check that it says so
+    Subclass it (as ``Test<Something>``) and implement `backend_url` (and
+    `backend_options` if the backend takes keyword options): the suite builds
+    each test's backend from them, with `sanic_cookies.backend_from_url`, in
+    this process and, for the cross-process tests, in a second OS process that
+    must reach the same store. Override `make_backend` only to build the
+    backend some other way (a per-process backend may implement it alone).
+    Declare what the backend lacks with the class attributes below; the tests
+    of a capability the backend declares missing check that it says so
     (`UnsupportedOperation`) instead of running.
 
     No test sleeps: the expiry tests move the library's clock (``manual_clock``),
     which is all a store that expires on `sanic_cookies.clock.now` needs; for a
     store that keeps time on its server they then wait, for at most `wait_limit`
     seconds, until the server has dropped what should go.
+
+    Unless the backend declares ``per_process = True``, the cross-process tests
+    prove the lock between two processes: mutual exclusion, a lease that frees
+    the lock of a holder killed with SIGKILL, and fencing of a holder paused
+    (SIGSTOP) past its lease. A per-process lock fails them, naming the
+    cross-process rule.
 
     Attributes:
         lock_has_lease: The lock frees itself when its holder stops renewing it
@@ -72,9 +74,24 @@ class BackendConformance:
 
         return await wait_until(missing, self.wait_limit + self.ttl_resolution)
 
+    def backend_url(self) -> str:
+        """The URL of the store this test uses; keys no other test run shares.
+
+        Called once or more per test, on the test's own instance of the class:
+        return the same URL each time within a test (a per-test file or key
+        prefix set by an autouse fixture, say).
+        """
+        raise NotImplementedError(
+            "Implement backend_url() (or make_backend()) in your BackendConformance subclass"
+        )
+
+    def backend_options(self) -> dict[str, Any]:
+        """Keyword options for ``from_url`` with `backend_url` (JSON values). Default: none."""
+        return {}
+
     async def make_backend(self) -> Backend:
-        """Return a fresh, unopened backend whose keys no other test run shares."""
-        raise NotImplementedError("Implement make_backend() in your BackendConformance subclass")
+        """Return a fresh, unopened backend; by default built from `backend_url`."""
+        return backend_from_url(self.backend_url(), **self.backend_options())
 
     @pytest_asyncio.fixture
     async def backend(self) -> AsyncIterator[Backend]:
@@ -92,6 +109,13 @@ class BackendConformance:
         stored = await backend.load(key)
         assert stored is not None
         assert stored.value == encode_value(1)
+
+    async def test_cleanup_keeps_live_values(self, backend: Backend) -> None:
+        key = _key()
+        await backend.save(key, encode_value(1), 60)
+        removed = await backend.cleanup()
+        assert removed is None or (isinstance(removed, int) and removed >= 0), removed
+        assert decode_stored(await backend.load(key)) == 1
 
     async def test_load_reports_expiry_time(self, backend: Backend) -> None:
         key = _key()
@@ -333,6 +357,33 @@ class BackendConformance:
             await other.acquire()
         assert await lock.save_and_release(encode_value(1), 60) is True
 
+    async def test_extend_after_the_lease_ran_out_raises_lock_lost(self, backend: Backend) -> None:
+        if not self.lock_has_lease:
+            pytest.skip(f"{type(backend).__name__} declares an in-process lock without lease")
+        key = _key()
+        await backend.save(key, encode_value(1), 60)
+        stale = backend.lock(key, timeout=1, lease=0.5)
+        await stale.acquire()
+        # Taken by another holder once the lease ran out (acquire polls: no sleep).
+        other = backend.lock(key, timeout=0.5 + self.ttl_resolution + 10, lease=10)
+        await other.acquire()
+        try:
+            try:
+                await stale.extend(10)
+            except LockLost:
+                pass
+            else:
+                pytest.fail(
+                    "extend() after the lease ran out returned instead of raising LockLost "
+                    "(rule: SessionLock.extend raises LockLost once the lease has run out; "
+                    "the holder must learn it lost the lock before it writes)"
+                )
+            assert await other.save_and_release(encode_value(2), 60) is True
+        finally:
+            await other.release()
+        assert decode_stored(await backend.load(key)) == 2
+        await stale.release()  # idempotent, harmless
+
     # -- the user index ("log out everywhere") --------------------------------------
 
     async def test_user_index(self, backend: Backend) -> None:
@@ -366,6 +417,33 @@ class BackendConformance:
         assert set(await backend.list_user_sessions(user)) == set()
         assert await backend.delete_user_sessions(user) == 0
         assert decode_stored(await backend.load(b)) == 2
+
+    async def test_replace_only_save_without_user_leaves_the_index(self, backend: Backend) -> None:
+        if not backend.supports_user_index:
+            pytest.skip(f"{type(backend).__name__} declares no user index")
+        user = "user-" + secrets.token_hex(4)
+        plain, locked = _key(), _key()
+        for key in (plain, locked):
+            await backend.save(key, encode_value(1), 60, user_id=user)
+        # A logout that keeps the session: the core saves it with user_id=None, replace_only.
+        assert await backend.save(plain, encode_value(2), 60, replace_only=True) is True
+        lock = backend.lock(locked, timeout=2, lease=10)
+        await lock.acquire()
+        try:
+            assert await lock.save_and_release(encode_value(2), 60, replace_only=True) is True
+        finally:
+            await lock.release()
+        left = set(await backend.list_user_sessions(user)) & {plain, locked}
+        if left:
+            pytest.fail(
+                f"{len(left)} session(s) saved with replace_only=True and user_id=None are still "
+                "in the user's index (rule: Backend.save with user_id=None removes the key from "
+                "the user index, with or without replace_only; else logout_everywhere ends "
+                "sessions that were already logged out)"
+            )
+        assert await backend.delete_user_sessions(user) == 0
+        assert decode_stored(await backend.load(plain)) == 2
+        assert decode_stored(await backend.load(locked)) == 2
 
     async def test_user_index_skips_expired_sessions(
         self, backend: Backend, manual_clock: ManualClock

@@ -53,7 +53,12 @@ class PostgresBackend(PostgresStore):
             ``"transaction"`` (3 round trips, works through PgBouncer's
             transaction pooling). See `AdvisoryLock`.
         pool_options: More keyword arguments for `asyncpg.create_pool`
-            (``ssl``, ``server_settings``, ``init``, ...).
+            (``ssl``, ``server_settings``, ``init``, ``statement_cache_size``, ...);
+            they apply to the replica's pool too.
+        replica: A read replica: its URL (a pool of the backend's own, with the
+            same settings), or an asyncpg pool. Only `list_user_sessions` reads
+            from it (``list_sessions`` and the CLI's listing); loads, locks and
+            writes always go to the primary. None: everything on the primary.
     """
 
     name: ClassVar[str] = "postgres"
@@ -73,6 +78,7 @@ class PostgresBackend(PostgresStore):
         sweep_batch: int = 1000,
         lock_scope: LockScope = "session",
         pool_options: Mapping[str, Any] | None = None,
+        replica: str | asyncpg.Pool[asyncpg.Record] | None = None,
     ) -> None:
         if (dsn is None) == (pool is None):
             raise ConfigurationError("PostgresBackend needs either a dsn or a pool, not both")
@@ -97,6 +103,15 @@ class PostgresBackend(PostgresStore):
             command_timeout=command_timeout,
             pool_options=pool_options or {},
         )
+        if replica is not None:
+            self.replica_connector = PoolConnector(
+                dsn=replica if isinstance(replica, str) else None,
+                pool=None if isinstance(replica, str) else replica,
+                max_size=max_size,
+                connect_timeout=connect_timeout,
+                command_timeout=command_timeout,
+                pool_options=pool_options or {},
+            )
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -104,8 +119,10 @@ class PostgresBackend(PostgresStore):
 
         Query options named like this class's arguments (``table``, ``schema``,
         ``create_table``, ``max_size``, ``connect_timeout``, ``command_timeout``,
-        ``sweep_interval``, ``sweep_batch``, ``lock_scope``) configure the backend; the rest of
-        the URL goes to asyncpg unchanged. Keyword `options` win over the URL's.
+        ``sweep_interval``, ``sweep_batch``, ``lock_scope``, ``replica``) configure the
+        backend, and ``statement_cache_size`` goes to the pool (0 behind PgBouncer in
+        transaction mode); the rest of the URL goes to asyncpg unchanged. Keyword
+        `options` win over the URL's.
         """
         scheme = url.partition("://")[0].lower()
         if scheme not in _SCHEMES:
@@ -122,8 +139,16 @@ class PostgresBackend(PostgresStore):
             "sweep_interval",
             "sweep_batch",
             "lock_scope",
+            "replica",
+            "statement_cache_size",
         }
         dsn, merged = split_url(url, known, options)
+        if "statement_cache_size" in merged:
+            size = merged.pop("statement_cache_size")
+            merged["pool_options"] = {
+                "statement_cache_size": size,
+                **(merged.get("pool_options") or {}),
+            }
         try:
             return cls(dsn, **merged)
         except TypeError as exc:

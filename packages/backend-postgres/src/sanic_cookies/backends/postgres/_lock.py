@@ -14,7 +14,8 @@ A session-level advisory lock, taken and released by the statements
 themselves in autocommit. The lease is ``idle_session_timeout``. It needs
 PostgreSQL 14 or later and a direct (or session-pooled) connection: behind a
 transaction-pooling proxy (PgBouncer ``pool_mode=transaction``) the lock would
-stay on a server connection that other clients then use.
+stay on a server connection that other clients then use; the backend checks for
+such a proxy when it opens and refuses (see ``_pooling``).
 
 ``lock_scope="transaction"``: `TransactionScopedLock`, 3 round trips::
 

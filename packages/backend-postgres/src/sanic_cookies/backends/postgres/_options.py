@@ -44,6 +44,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "pool_size": int,
     "max_overflow": int,
     "pool_timeout": float,
+    "statement_cache_size": int,
+    "replica": str,
 }
 
 

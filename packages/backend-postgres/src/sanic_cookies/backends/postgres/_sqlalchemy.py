@@ -115,6 +115,9 @@ class SQLAlchemyBackend(PostgresStore):
             PostgreSQL 14+, not behind a transaction-pooling proxy) or
             ``"transaction"`` (3 round trips, works through PgBouncer's
             transaction pooling). See `AdvisoryLock`.
+        replica: An engine on a read replica (never disposed of here). Only
+            `list_user_sessions` reads from it; loads, locks and writes always
+            go to `engine`. None: everything on `engine`.
     """
 
     name: ClassVar[str] = "postgres+sqlalchemy"
@@ -130,6 +133,7 @@ class SQLAlchemyBackend(PostgresStore):
         sweep_interval: float | None = 300.0,
         sweep_batch: int = 1000,
         lock_scope: LockScope = "session",
+        replica: AsyncEngine | None = None,
         _owned: bool = False,
     ) -> None:
         if engine.dialect.name != "postgresql" or engine.dialect.driver != "asyncpg":
@@ -147,6 +151,8 @@ class SQLAlchemyBackend(PostgresStore):
             lock_scope=lock_scope,
         )
         self._connector = EngineConnector(engine, owned=_owned)
+        if replica is not None:
+            self.replica_connector = EngineConnector(replica, owned=_owned)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -156,9 +162,11 @@ class SQLAlchemyBackend(PostgresStore):
         ``command_timeout``, ``sweep_interval``, ``sweep_batch``, ``lock_scope``) and engine
         options (``pool_size`` default 10, ``max_overflow`` default 0,
         ``pool_timeout`` default `command_timeout`, ``connect_timeout``
-        default 2) are taken out; the rest goes to SQLAlchemy. Keyword
-        `options` win over the URL's; ``engine_options`` (a dict) is passed to
-        `create_async_engine` as is.
+        default 2, ``statement_cache_size``: asyncpg's, 0 behind PgBouncer in transaction
+        mode) are taken out; the rest goes to SQLAlchemy. ``replica`` (a
+        ``postgresql+asyncpg://`` URL) gets an engine of its own with the same
+        options. Keyword `options` win over the URL's; ``engine_options`` (a
+        dict) is passed to `create_async_engine` as is.
         """
         if url.partition("://")[0].lower() != "postgresql+asyncpg":
             raise ConfigurationError(
@@ -176,6 +184,8 @@ class SQLAlchemyBackend(PostgresStore):
             "max_overflow",
             "pool_timeout",
             "connect_timeout",
+            "statement_cache_size",
+            "replica",
         }
         engine_url, merged = split_url(url, known, options)
         engine_options: dict[str, Any] = dict(merged.pop("engine_options", None) or {})
@@ -188,9 +198,17 @@ class SQLAlchemyBackend(PostgresStore):
         engine_options["connect_args"] = {
             "timeout": connect_timeout,
             "command_timeout": command_timeout,
+            **(
+                {"statement_cache_size": merged.pop("statement_cache_size")}
+                if "statement_cache_size" in merged
+                else {}
+            ),
             **connect_args,
         }
+        replica_url = merged.pop("replica", None)
         engine = create_async_engine(engine_url, **engine_options)
+        if replica_url is not None:
+            merged["replica"] = create_async_engine(replica_url, **engine_options)
         try:
             return cls(engine, _owned=True, **merged)
         except TypeError as exc:

@@ -13,11 +13,12 @@ import asyncpg
 from sqlalchemy import Table
 
 from sanic_cookies._backend import Backend, SessionLock, StoredSession
-from sanic_cookies._errors import ConfigurationError
+from sanic_cookies._errors import BackendUnavailable, ConfigurationError
 from sanic_cookies.clock import now
 
 from ._connector import Conn, Connector
 from ._lock import LockScope, SessionScopedLock, TransactionScopedLock
+from ._pooling import Pooling, detect_pooling
 from ._schema import ddl_statements, qualified_name
 from ._sql import Queries, rows_affected
 from ._sweeper import Sweeper
@@ -52,6 +53,8 @@ class PostgresStore(Backend):
     """
 
     supports_user_index: ClassVar[bool] = True
+    #: The connector of the read replica, if any (set by subclasses that take ``replica=``).
+    replica_connector: Connector | None = None
 
     def __init__(
         self,
@@ -95,6 +98,9 @@ class PostgresStore(Backend):
         self.lock_scope: LockScope = lock_scope
         self._sweeper = Sweeper(self, sweep_interval or None)
         self._ddl_pending = False
+        self._pooling_pending = False
+        # Why this backend cannot work through its connections (see `_check_pooling`).
+        self._refusal: str | None = None
         self._ddl_lock: asyncio.Lock | None = None
 
     @property
@@ -114,10 +120,20 @@ class PostgresStore(Backend):
         no permission) raises, so the mistake shows at start-up.
         """
         await self.connector.open()
+        if self.replica_connector is not None:
+            await self.replica_connector.open()
         self._ddl_pending = self.create_table
+        self._pooling_pending = True
+        self._refusal = None
         self._ddl_lock = asyncio.Lock()
         try:
-            await self.ready() if self.create_table else await self._probe()
+            if not self.create_table:
+                await self._probe()
+            await self.ready()
+        except BackendUnavailable as exc:
+            if self._refusal is None:
+                raise
+            raise ConfigurationError(self._refusal) from exc
         except Exception as exc:
             if not is_unreachable(exc):
                 raise
@@ -134,16 +150,66 @@ class PostgresStore(Backend):
         """Stop the sweeper and close connections this backend opened."""
         await self._sweeper.stop()
         await self.connector.close()
+        if self.replica_connector is not None:
+            await self.replica_connector.close()
 
     async def ready(self) -> None:
-        """Create the table first if `create_table` is set and that is still to do."""
-        if not self._ddl_pending:
+        """Do what start-up could not: create the table (`create_table`), check the pooling.
+
+        Raises:
+            BackendUnavailable: The connections go through a proxy this backend
+                cannot lock through (see `_check_pooling`); at start-up `open`
+                raises `ConfigurationError` instead.
+        """
+        if self._refusal is not None:
+            raise BackendUnavailable(self._refusal)
+        if not (self._ddl_pending or self._pooling_pending):
             return
         assert self._ddl_lock is not None
         async with self._ddl_lock:
+            if self._pooling_pending:
+                self._refusal = await self._check_pooling()
+                self._pooling_pending = False
+                if self._refusal is not None:
+                    logger.error("%s: %s", self.label, self._refusal)
+                    raise BackendUnavailable(self._refusal)
             if self._ddl_pending:
                 await self._create()
                 self._ddl_pending = False
+
+    async def _check_pooling(self) -> str | None:
+        """Why the lock cannot work through this backend's connections, or None if it can.
+
+        The session-scoped lock needs one server connection per client connection
+        for two statements in a row; a transaction-pooling proxy (PgBouncer
+        ``pool_mode=transaction``) breaks that. asyncpg's named prepared
+        statements break on such a proxy whatever the scope, unless
+        ``statement_cache_size=0`` (or the proxy tracks them: PgBouncer 1.21+
+        ``max_prepared_statements``). See `detect_pooling`.
+        """
+        found = await detect_pooling(self.connector, self.command_timeout)
+        logger.debug("%s: connections reach PostgreSQL %s", self.label, found.value)
+        no_cache = (
+            "set asyncpg's statement_cache_size=0 (PostgresBackend: ?statement_cache_size=0 or "
+            "pool_options; SQLAlchemyBackend: ?statement_cache_size=0 or connect_args), "
+            "or let the proxy keep prepared statements (PgBouncer 1.21+ max_prepared_statements)"
+        )
+        if self.lock_scope == "session" and found is not Pooling.DIRECT:
+            if found is Pooling.SESSION:
+                return None
+            return (
+                "PostgreSQL is reached through a transaction-pooling proxy (such as PgBouncer "
+                "with pool_mode=transaction): lock_scope='session' would leave its advisory "
+                "lock on a server connection that other clients then use. Use "
+                'lock_scope="transaction"'
+                + ("" if found is Pooling.TRANSACTION else f", and {no_cache}")
+            )
+        if found is Pooling.TRANSACTION_NO_PREPARED:
+            return (
+                "PostgreSQL is reached through a transaction-pooling proxy that loses asyncpg's "
+                f"named prepared statements between transactions: {no_cache}"
+            )
+        return None
 
     async def _create(self) -> None:
         script = self.queries.create_script(ddl_statements(self.table))
@@ -166,9 +232,9 @@ class PostgresStore(Backend):
             )
 
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Conn]:
-        """Borrow a connection for autocommit statements."""
-        checkout = await self.connector.checkout(self.command_timeout)
+    async def _connection(self, connector: Connector | None = None) -> AsyncIterator[Conn]:
+        """Borrow a connection (from `connector`, default the primary's) for autocommit."""
+        checkout = await (connector or self.connector).checkout(self.command_timeout)
         try:
             yield checkout.conn
         except BaseException as exc:
@@ -231,10 +297,35 @@ class PostgresStore(Backend):
         return scope(self, key, timeout=timeout, lease=lease)
 
     async def list_user_sessions(self, user_id: str) -> Mapping[str, StoredSession]:
-        """The live rows whose ``user_id`` is `user_id` (one indexed SELECT)."""
-        rows = await self._fetch(self.queries.list_user, user_id)
+        """The live rows whose ``user_id`` is `user_id` (one indexed SELECT).
+
+        Read from the replica when one is configured (it may lag the primary by
+        its replication delay); from the primary when there is none, or when the
+        replica cannot be reached.
+        """
+        rows = await self._read_replica(self.queries.list_user, user_id)
         t = now()
         return {str(r[0]): StoredSession(bytes(r[1]), t + float(r[2])) for r in rows}
+
+    async def _read_replica(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        """A read that may be served by the replica. Never used on the locked path."""
+        replica = self.replica_connector
+        if replica is None:
+            return await self._fetch(sql, *args)
+        await self.ready()
+        try:
+            async with self._connection(replica) as conn:
+                return await conn.fetch(sql, *args, timeout=self.command_timeout)
+        except Exception as exc:
+            if not is_unreachable(exc):
+                raise
+            logger.warning(
+                "%s: read replica unreachable (%s: %s); reading from the primary",
+                self.label,
+                type(exc).__name__,
+                exc,
+            )
+        return await self._fetch(sql, *args)
 
     async def delete_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
         """Delete every row of `user_id` except `keep`; return how many live ones went."""

@@ -1,0 +1,251 @@
+"""A ready fenced lease lock, for stores that can do four small things atomically.
+
+Writing a `SessionLock` that excludes across processes, expires with its holder
+and refuses a late holder's write is the hard part of a backend. `LeaseLock`
+does it on top of four primitives the store provides, each one atomic (a single
+SQL statement or transaction, a Lua script, a conditional put), described by
+`LeaseStore`::
+
+    try_lock(key, token, lease)         set the lock of `key` to (token, now + lease)
+                                        if it is absent or expired; True if it was set
+    write_if_locked(key, token, ...)    if `token` holds the unexpired lock of `key`:
+                                        write (or delete) the value AND delete the lock
+    extend_lock(key, token, lease)      if `token` holds the unexpired lock: now + lease
+    unlock(key, token)                  delete the lock of `key` if `token` holds it
+
+"now" is the store's clock (the database server's, the file's host's), so the
+lease is measured in one place for every process. `LeaseLock` adds the rest:
+a random token per acquisition (the fence), polling with backoff until the
+acquire timeout, and a same-process wake-up, so a task waiting for a key that
+another task of this process releases retries at once instead of at its next poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import secrets
+from typing import Any, Protocol
+
+from ._backend import SessionLock, StoredSession
+from ._errors import LockLost, LockTimeout
+from .clock import monotonic
+
+__all__ = ["LeaseLock", "LeaseStore"]
+
+# Poll backoff: the first retry soon (most holders are done in milliseconds), then
+# doubling, so many waiters on a slow holder do not hammer the store.
+_FIRST_POLL = 0.005
+_LAST_POLL = 0.1
+
+
+class LeaseStore(Protocol):
+    """The atomic primitives `LeaseLock` needs (usually implemented by the backend itself).
+
+    Every method must be atomic with respect to every other process using the
+    store, and must measure "now" on the store's clock. A lock is "held by
+    `token`" when the lock entry of the key carries `token` and has not expired.
+    """
+
+    async def load(self, key: str) -> StoredSession | None:
+        """The value under `key` (as `Backend.load`)."""
+        ...
+
+    async def try_lock(self, key: str, token: str, lease: float) -> bool:
+        """Set the lock of `key` to (`token`, now + `lease`) if it is absent or expired.
+
+        Returns:
+            True if the lock is now `token`'s; False if another token holds it.
+        """
+        ...
+
+    async def write_if_locked(
+        self,
+        key: str,
+        token: str,
+        value: bytes | None,
+        ttl: float,
+        *,
+        user_id: str | None = None,
+        replace_only: bool = False,
+    ) -> bool | None:
+        """If `token` holds the lock of `key`: write, delete the lock, in one atomic step.
+
+        Args:
+            key: The store key.
+            token: The holder's token.
+            value: The value to save as `Backend.save` does (with `user_id` and
+                `replace_only`), or None to delete the key as `Backend.delete` does.
+            ttl: Seconds the saved value lives (ignored for a delete).
+            user_id: As for `Backend.save`.
+            replace_only: As for `Backend.save`.
+
+        Returns:
+            None if `token` does not hold the lock (nothing written, no lock
+            touched); False if `replace_only` found no value (nothing written, the
+            lock deleted all the same); True otherwise.
+        """
+        ...
+
+    async def extend_lock(self, key: str, token: str, lease: float) -> bool:
+        """If `token` holds the lock of `key`, set its expiry to now + `lease`.
+
+        Returns:
+            False if `token` no longer holds it (expired, or taken by another).
+        """
+        ...
+
+    async def unlock(self, key: str, token: str) -> None:
+        """Delete the lock of `key` if `token` holds it; otherwise do nothing."""
+        ...
+
+
+class _Wakeup:
+    """Tasks of this process waiting for one key, and the event that wakes them."""
+
+    __slots__ = ("event", "waiters")
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.waiters = 0
+
+
+class LeaseLock(SessionLock):
+    """A fenced lease lock built on a `LeaseStore`'s atomic primitives.
+
+    It excludes across every process sharing the store, frees itself `lease`
+    seconds after a holder that died (on the store's clock), and refuses the
+    write of a holder whose lease ran out (`LockLost`). Return it from
+    `Backend.lock`, with one wake-up registry dict per backend instance::
+
+        def lock(self, key, *, timeout, lease):
+            return LeaseLock(self, self._waiters, key, timeout=timeout, lease=lease)
+
+    Like every `SessionLock` it is single-use: acquired once, then spent by
+    `save_and_release`, `delete_and_release` or `release`; acquiring it again
+    raises `RuntimeError`.
+    """
+
+    def __init__(
+        self,
+        store: LeaseStore,
+        registry: dict[str, Any],
+        key: str,
+        *,
+        timeout: float,
+        lease: float,
+    ) -> None:
+        """Make an unacquired lock.
+
+        Args:
+            store: Provides the primitives (usually the backend itself).
+            registry: The same-process wake-up registry; one empty dict per backend.
+            key: The store key to lock.
+            timeout: Seconds `acquire` keeps trying before `LockTimeout`.
+            lease: Seconds the lock outlives a holder that stopped (see `extend`).
+        """
+        self._store = store
+        self._registry: dict[str, _Wakeup] = registry
+        self._key = key
+        self._timeout = timeout
+        self._lease = lease
+        self._token: str | None = None
+        self._used = False
+
+    @property
+    def held(self) -> bool:
+        """True from a successful `acquire` until the lock is released or found lost."""
+        return self._token is not None
+
+    async def acquire(self) -> StoredSession | None:
+        if self._used:
+            raise RuntimeError("A SessionLock is single-use: ask Backend.lock() for a new one")
+        self._used = True
+        token = secrets.token_hex(16)
+        deadline = monotonic() + self._timeout  # the library's timeout: its clock
+        delay = _FIRST_POLL
+        while not await self._store.try_lock(self._key, token, self._lease):
+            remaining = deadline - monotonic()
+            if remaining <= 0:
+                raise LockTimeout(f"Session lock not acquired within {self._timeout}s")
+            await self._wait(min(delay * random.uniform(0.5, 1.0), remaining))
+            delay = min(delay * 2, _LAST_POLL)
+        self._token = token
+        try:
+            return await self._store.load(self._key)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.release()
+            raise
+
+    async def save_and_release(
+        self,
+        value: bytes,
+        ttl: float,
+        *,
+        user_id: str | None = None,
+        replace_only: bool = False,
+    ) -> bool:
+        return await self._write(value, ttl, user_id=user_id, replace_only=replace_only)
+
+    async def delete_and_release(self) -> None:
+        await self._write(None, 0.0)
+
+    async def release(self) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            try:
+                await self._store.unlock(self._key, token)
+            finally:
+                self._wake()
+
+    async def extend(self, lease: float) -> None:
+        token = self._token
+        if token is None:
+            raise LockLost("This session lock is not held (never acquired, released or lost)")
+        if not await self._store.extend_lock(self._key, token, lease):
+            self._token = None
+            raise LockLost(f"The session lock's lease ran out before extend({lease})")
+
+    async def _write(
+        self,
+        value: bytes | None,
+        ttl: float,
+        *,
+        user_id: str | None = None,
+        replace_only: bool = False,
+    ) -> bool:
+        token = self._token
+        if token is None:
+            raise LockLost("This session lock is not held (never acquired, released or lost)")
+        # On an exception the lock stays ours to release (the caller's `release`).
+        written = await self._store.write_if_locked(
+            self._key, token, value, ttl, user_id=user_id, replace_only=replace_only
+        )
+        self._token = None
+        if written is None:
+            raise LockLost("The session lock's lease ran out; nothing was written")
+        self._wake()
+        return written
+
+    async def _wait(self, seconds: float) -> None:
+        """Sleep `seconds`, or less if a task of this process releases the key."""
+        entry = self._registry.get(self._key)
+        if entry is None:
+            entry = self._registry[self._key] = _Wakeup()
+        entry.waiters += 1
+        try:
+            async with asyncio.timeout(seconds):
+                await entry.event.wait()
+        except TimeoutError:
+            pass
+        finally:
+            entry.waiters -= 1
+            if entry.waiters == 0 and self._registry.get(self._key) is entry:
+                del self._registry[self._key]
+
+    def _wake(self) -> None:
+        entry = self._registry.pop(self._key, None)
+        if entry is not None:
+            entry.event.set()

@@ -1,0 +1,134 @@
+"""Backend URLs: ``scheme://user:password@host:port/path?option=value`` into typed parts.
+
+A backend's `from_url` receives the whole URL and the keyword options from code
+or ``SESSION_BACKEND_OPTIONS``. `parse_backend_url` splits the URL, merges the
+query options with the keyword ones, converts each to the type of its default
+and rejects any option the backend does not take, all with `ConfigurationError`
+(raised at start-up, so a typo stops the app instead of being ignored).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from ._errors import ConfigurationError
+
+__all__ = ["BackendURL", "parse_backend_url"]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class BackendURL(NamedTuple):
+    """A backend URL, split, with its options typed (from `parse_backend_url`).
+
+    Attributes:
+        scheme: The URL scheme, lower case (``sqlite``).
+        username: The user before ``@``, percent-decoded, or None.
+        password: The password after ``user:``, percent-decoded, or None.
+        host: The host name, or None.
+        port: The port number, or None.
+        path: The path, percent-decoded, with its leading ``/`` (``""`` if none).
+        options: Every accepted option: its given value (query string or keyword,
+            converted to the type of its default), or its default.
+    """
+
+    scheme: str
+    username: str | None
+    password: str | None
+    host: str | None
+    port: int | None
+    path: str
+    options: dict[str, Any]
+
+
+def parse_backend_url(
+    url: str, options: Mapping[str, Any] | None = None, *, accepts: Mapping[str, Any]
+) -> BackendURL:
+    """Split `url` and type its options; call it from `Backend.from_url`.
+
+    Options come from the query string (``?lease=30&create=false``) and from
+    `options` (keyword arguments from code or configuration), which override the
+    query. Each is converted to the type of its default in `accepts`: `bool`
+    (``1/true/yes/on`` or ``0/false/no/off``), `int`, `float` or `str`; a default of
+    None accepts a string. For example::
+
+        parsed = parse_backend_url(url, options, accepts={"lease": 30.0, "table": "sessions"})
+        parsed.options["lease"]  # a float, 30.0 unless the URL or a keyword said otherwise
+
+    Args:
+        url: The whole backend URL.
+        options: Keyword options given with the URL.
+        accepts: Every option the backend takes, with its default.
+
+    Returns:
+        The URL's parts and every accepted option.
+
+    Raises:
+        ConfigurationError: The URL is malformed (no scheme, a bad port, an option
+            given twice in the query), an option is unknown, or a value does not
+            convert to its option's type.
+    """
+    scheme, sep, _ = url.partition("://")
+    if not sep or not scheme:
+        raise ConfigurationError(f"A backend URL looks like 'scheme://host/path', got {url!r}")
+    where = f"{scheme.lower()}://"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigurationError(f"Malformed {where} URL: {exc}") from None
+    given: dict[str, Any] = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name in given:
+            raise ConfigurationError(f"{where} URL option {name!r} is given twice")
+        given[name] = value
+    given.update(options or {})
+    unknown = sorted(set(given) - set(accepts))
+    if unknown:
+        known = ", ".join(sorted(accepts)) or "none"
+        raise ConfigurationError(
+            f"{where} does not take the option(s) {', '.join(unknown)}; it takes: {known}"
+        )
+    typed = {name: _convert(where, name, given.get(name, d), d) for name, d in accepts.items()}
+    return BackendURL(
+        scheme=parts.scheme.lower(),
+        username=unquote(parts.username) if parts.username is not None else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+        host=parts.hostname,
+        port=port,
+        path=unquote(parts.path),
+        options=typed,
+    )
+
+
+def _convert(where: str, name: str, value: Any, default: Any) -> Any:
+    kind = str if default is None else type(default)
+    if value is default or (value is None and default is None):
+        return value
+    if isinstance(value, str) and kind is not str:
+        return _parse(where, name, value, kind)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
+        return value
+    raise ConfigurationError(
+        f"{where} option {name!r} must be {kind.__name__}, got {type(value).__name__} {value!r}"
+    )
+
+
+def _parse(where: str, name: str, text: str, kind: type) -> Any:
+    if kind is bool:
+        lowered = text.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+    elif kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    raise ConfigurationError(f"{where} option {name!r} must be {kind.__name__}, got {text!r}")

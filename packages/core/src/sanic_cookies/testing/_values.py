@@ -1,0 +1,19 @@
+"""The small numbered values the conformance tests store and read back."""
+
+from __future__ import annotations
+
+from sanic_cookies._backend import StoredSession
+
+__all__ = ["decode_stored", "encode_value"]
+
+
+def encode_value(n: int) -> bytes:
+    """A small stored value carrying the number `n`."""
+    return b'{"n":%d}' % n
+
+
+def decode_stored(stored: StoredSession | None) -> int | None:
+    """The number in a value written by `encode_value`."""
+    if stored is None:
+        return None
+    return int(stored.value.decode().split(":")[1].rstrip("}"))

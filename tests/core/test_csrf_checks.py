@@ -1,0 +1,264 @@
+"""The CSRF origin check case by case, and the per-app / per-route switches (memory backend).
+
+The origin rules are driven through a real Sanic app, so ``request.host`` and
+``request.scheme`` are Sanic's own (HTTPS comes from a trusted proxy's
+``X-Forwarded-Proto``). The end-to-end tests on every backend are in
+tests/core/auth/test_csrf.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from sanic import Request, Sanic, json, text
+from sanic.response import HTTPResponse
+from sanic.views import HTTPMethodView
+
+from sanic_cookies import (
+    AuthSession,
+    ConfigurationError,
+    CSRFError,
+    CSRFProtect,
+    SanicCookiesError,
+    Session,
+    csrf_exempt,
+    csrf_protect,
+    csrf_token,
+)
+from sanic_cookies._csrf_token import mask, matches, new_secret
+
+Sanic.test_mode = True
+
+HOST = "shop.test"
+TRUSTED = ["https://partner.example", "https://*.example.org"]
+
+
+def origin_app() -> tuple[Sanic[Any, Any], CSRFProtect]:
+    app: Sanic[Any, Any] = Sanic(f"origin_{uuid.uuid4().hex}")
+    app.config.PROXIES_COUNT = 1  # trust X-Forwarded-Proto from one proxy
+    Session(app)
+    protect = CSRFProtect(app, trusted_origins=TRUSTED)
+
+    @app.get("/verdict")
+    async def verdict(request: Request) -> HTTPResponse:
+        return json({"refusal": protect.origins.refusal(request)})
+
+    return app, protect
+
+
+HTTPS = {"x-forwarded-proto": "https", "x-forwarded-for": "203.0.113.9"}
+CASES: list[tuple[str, dict[str, str], bool]] = [
+    ("no-headers-http", {}, True),  # not a browser: the token decides
+    ("no-headers-https", HTTPS, False),  # Django: HTTPS needs a Referer then
+    ("referer-same-https", {**HTTPS, "referer": f"https://{HOST}/form?secret=1"}, True),
+    ("referer-http-on-https", {**HTTPS, "referer": f"http://{HOST}/form"}, False),
+    ("referer-other-https", {**HTTPS, "referer": "https://evil.example/"}, False),
+    ("referer-trusted-https", {**HTTPS, "referer": "https://partner.example/p"}, True),
+    ("referer-garbage-https", {**HTTPS, "referer": "::::"}, False),
+    ("referer-ignored-on-http", {"referer": "https://evil.example/"}, True),
+    ("origin-same", {"origin": f"http://{HOST}"}, True),
+    ("origin-same-case", {"origin": f"HTTP://{HOST.upper()}"}, True),
+    ("origin-https-behind-proxy", {"origin": f"https://{HOST}"}, True),
+    ("origin-http-to-https", {**HTTPS, "origin": f"http://{HOST}"}, False),
+    ("origin-other-port", {"origin": f"http://{HOST}:8443"}, False),
+    ("origin-other", {"origin": "http://evil.example"}, False),
+    ("origin-null", {"origin": "null"}, False),
+    ("origin-garbage", {"origin": "shop.test"}, False),
+    ("origin-trusted", {"origin": "https://partner.example"}, True),
+    ("origin-trusted-wildcard", {"origin": "https://a.b.example.org"}, True),
+    ("origin-wildcard-not-apex", {"origin": "https://example.org"}, False),
+    ("origin-wildcard-lookalike", {"origin": "https://evilexample.org"}, False),
+    ("origin-trusted-wrong-scheme", {"origin": "http://partner.example"}, False),
+    ("sfs-same-origin", {"sec-fetch-site": "same-origin"}, True),
+    ("sfs-none", {"sec-fetch-site": "none"}, True),
+    ("sfs-same-site", {"sec-fetch-site": "same-site", "origin": f"http://a.{HOST}"}, False),
+    ("sfs-cross-site", {"sec-fetch-site": "cross-site"}, False),
+    (
+        "sfs-cross-site-own-origin",
+        {"sec-fetch-site": "cross-site", "origin": f"http://{HOST}"},
+        False,
+    ),
+    (
+        "sfs-cross-site-trusted",
+        {"sec-fetch-site": "cross-site", "origin": "https://partner.example"},
+        True,
+    ),
+    ("sfs-cross-site-null", {"sec-fetch-site": "cross-site", "origin": "null"}, False),
+    ("sfs-same-origin-over-https", {**HTTPS, "sec-fetch-site": "same-origin"}, True),
+]
+
+
+@pytest.mark.parametrize(("headers", "passes"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+async def test_origin_rules(headers: dict[str, str], passes: bool) -> None:
+    app, _ = origin_app()
+    _, response = await app.asgi_client.get("/verdict", headers={"host": HOST, **headers})
+    refusal = response.json["refusal"]
+    assert (refusal is None) is passes, refusal
+    if refusal is not None:
+        assert "secret=1" not in refusal  # a Referer's path and query are never quoted
+
+
+@pytest.mark.parametrize(
+    "bad", ["partner.example", "https://", "ftp://x.example", "https://a.example/path", 3]
+)
+def test_a_malformed_trusted_origin_is_a_configuration_error(bad: Any) -> None:
+    with pytest.raises(ConfigurationError, match="trusted origin"):
+        CSRFProtect(trusted_origins=[bad])
+    with pytest.raises(ConfigurationError, match="list of origins"):
+        CSRFProtect(trusted_origins="https://a.example")
+
+
+def test_trusted_origins_from_app_config() -> None:
+    app: Sanic[Any, Any] = Sanic(f"cfg_{uuid.uuid4().hex}")
+    app.config.CSRF_TRUSTED_ORIGINS = ["https://partner.example"]
+    protect = CSRFProtect(app)
+    assert protect.origins.is_trusted("https://partner.example")
+    assert not protect.origins.is_trusted("https://other.example")
+
+
+def test_csrf_error_is_a_403_sanic_cookies_error() -> None:
+    error = CSRFError()
+    assert isinstance(error, SanicCookiesError)
+    assert error.status_code == 403
+
+
+def test_masked_tokens() -> None:
+    secret = new_secret()
+    a, b = mask(secret), mask(secret)
+    assert a != b and matches(a, secret) and matches(b, secret)
+    assert not matches(a, new_secret())
+    assert not matches(secret, secret)  # the bare secret is not a token
+    assert not matches(None, secret) and not matches(a, None)
+
+
+# -- the switches -----------------------------------------------------------------
+
+
+def switch_app(**csrf: Any) -> Sanic[Any, Any]:
+    app: Sanic[Any, Any] = Sanic(f"switch_{uuid.uuid4().hex}")
+    Session(app, secure=False)
+    CSRFProtect(app, **csrf)
+
+    @app.get("/form")
+    async def form(request: Request) -> HTTPResponse:
+        return text(await csrf_token(request))
+
+    @app.post("/plain")
+    async def plain(request: Request) -> HTTPResponse:
+        return text("plain")
+
+    @app.post("/protected")
+    @csrf_protect
+    async def protected(request: Request) -> HTTPResponse:
+        return text("protected")
+
+    @app.post("/exempt")
+    @csrf_exempt
+    async def exempt(request: Request) -> HTTPResponse:
+        return text("exempt")
+
+    class View(HTTPMethodView):
+        @csrf_exempt
+        async def post(self, request: Request) -> HTTPResponse:
+            return text("view post")
+
+        async def put(self, request: Request) -> HTTPResponse:
+            return text("view put")
+
+        @csrf_protect
+        async def patch(self, request: Request) -> HTTPResponse:
+            return text("view patch")
+
+    app.add_route(View.as_view(), "/view")
+    return app
+
+
+async def status(app: Sanic[Any, Any], method: str, path: str) -> int:
+    _, response = await app.asgi_client.request(method, path)
+    return int(response.status)
+
+
+async def test_protect_all_checks_every_route_but_the_exempt() -> None:
+    app = switch_app()
+    assert await status(app, "POST", "/plain") == 403
+    assert await status(app, "POST", "/protected") == 403
+    assert await status(app, "POST", "/exempt") == 200
+    assert await status(app, "POST", "/view") == 200
+    assert await status(app, "PUT", "/view") == 403
+    assert await status(app, "PATCH", "/view") == 403
+
+
+async def test_protect_all_false_checks_only_the_protected() -> None:
+    app = switch_app(protect_all=False)
+    assert await status(app, "POST", "/plain") == 200
+    assert await status(app, "POST", "/protected") == 403
+    assert await status(app, "POST", "/exempt") == 200
+    assert await status(app, "PUT", "/view") == 200
+    assert await status(app, "PATCH", "/view") == 403
+    # With the token and cookie it passes (checked once: by the middleware or the route).
+    _, form = await app.asgi_client.get("/form")
+    cookie = form.headers["set-cookie"].split(";")[0]
+    _, response = await app.asgi_client.post(
+        "/protected", headers={"cookie": cookie, "x-csrf-token": form.text}
+    )
+    assert (response.status, response.text) == (200, "protected")
+
+
+async def test_csrf_protect_without_csrfprotect_fails_closed() -> None:
+    app: Sanic[Any, Any] = Sanic(f"bare_{uuid.uuid4().hex}")
+    Session(app)
+
+    @app.post("/protected")
+    @csrf_protect
+    async def protected(request: Request) -> HTTPResponse:
+        return text("protected")
+
+    _, response = await app.asgi_client.post("/protected")
+    assert response.status == 500  # never the handler's 200
+
+
+async def test_the_token_lives_in_the_auth_session_when_there_is_one() -> None:
+    app: Sanic[Any, Any] = Sanic(f"two_{uuid.uuid4().hex}")
+    Session(app)
+    AuthSession(app)
+    protect = CSRFProtect(app)
+    assert protect.session_name == "auth_session"
+    app2: Sanic[Any, Any] = Sanic(f"two2_{uuid.uuid4().hex}")
+    Session(app2)
+    AuthSession(app2)
+    elsewhere = CSRFProtect(app2, session_name="session")
+    with pytest.raises(ConfigurationError, match="so that login replaces it"):
+        _ = elsewhere.session_name
+
+
+def test_no_session_is_a_configuration_error() -> None:
+    app: Sanic[Any, Any] = Sanic(f"none_{uuid.uuid4().hex}")
+    protect = CSRFProtect(app)
+    with pytest.raises(ConfigurationError, match="attach Session"):
+        _ = protect.session_name
+    with pytest.raises(ConfigurationError, match="already has a CSRFProtect"):
+        CSRFProtect(app)
+
+
+async def test_multipart_forms_carry_the_token_and_bad_bodies_are_refused_not_500() -> None:
+    app = switch_app()
+    _, form = await app.asgi_client.get("/form")
+    cookie = form.headers["set-cookie"].split(";")[0]
+    _, response = await app.asgi_client.post(
+        "/plain",
+        headers={"cookie": cookie},
+        data={"csrf_token": form.text},
+        files={"upload": ("a.txt", b"hello", "text/plain")},
+    )
+    assert (response.status, response.text) == (200, "plain")
+    for content_type, body in [
+        ("multipart/form-data; boundary=x", b"--x\r\ngarbage"),
+        ("application/x-www-form-urlencoded", b"\xff\xfe=\x00&&&="),
+        ("application/json", b'{"csrf_token": "%s"}' % form.text.encode()),  # header only
+    ]:
+        _, response = await app.asgi_client.post(
+            "/plain", headers={"cookie": cookie, "content-type": content_type}, content=body
+        )
+        assert response.status == 403, content_type
