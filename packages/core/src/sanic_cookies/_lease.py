@@ -27,12 +27,12 @@ import asyncio
 import contextlib
 import random
 import secrets
-import time
 from typing import Any, Protocol
 
 from ._backend import SessionLock, StoredSession
 from ._errors import LockLost, LockTimeout
 from ._turns import KeyTurns, Turn
+from .clock import monotonic
 
 __all__ = ["LeaseLock", "LeaseStore"]
 
@@ -157,7 +157,7 @@ class LeaseLock(SessionLock):
             raise RuntimeError("A SessionLock is single-use: ask Backend.lock() for a new one")
         self._used = True
         token = secrets.token_hex(16)
-        deadline = time.monotonic() + self._timeout
+        deadline = monotonic() + self._timeout
         try:
             # Tasks of this process queue here; only the head polls the store.
             turn = await self._turns.take(self._key, within=self._timeout, hold=self._lease)
@@ -166,7 +166,7 @@ class LeaseLock(SessionLock):
         try:
             delay = _FIRST_POLL
             while not await self._store.try_lock(self._key, token, self._lease):
-                remaining = deadline - time.monotonic()
+                remaining = deadline - monotonic()
                 if remaining <= 0:
                     raise LockTimeout(f"Session lock not acquired within {self._timeout}s")
                 await asyncio.sleep(min(delay * random.uniform(0.5, 1.0), remaining))
