@@ -45,6 +45,7 @@ from ._multi import MultiBackend
 from ._record import AuthInfo, SessionRecord
 from ._session import Session
 from ._session_dict import SessionDict
+from ._turns import KeyTurns, Turn
 from ._url import BackendURL, parse_backend_url
 from ._user_agent import user_agent_label
 
@@ -65,6 +66,7 @@ __all__ = [
     "ClientSideBackend",
     "ConfigurationError",
     "DuplicateBackend",
+    "KeyTurns",
     "LeaseLock",
     "LeaseStore",
     "LocalLock",
@@ -84,6 +86,7 @@ __all__ = [
     "SessionTooLarge",
     "StoreObserver",
     "StoredSession",
+    "Turn",
     "UnsupportedOperation",
     "backend_from_url",
     "csrf_exempt",

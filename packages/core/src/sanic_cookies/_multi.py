@@ -83,6 +83,24 @@ class _Member:
     pending_read: bool = False
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _LockCopies:
+    """All a `_MultiLock` may do with its `MultiBackend`: built by the backend from its own methods.
+
+    Attributes:
+        on_primary: Runs a call of the primary's lock, metered as the primary's `operation`.
+        save_copies: Copies a save to every secondary (failures are the secondaries' concern).
+        delete_copies: Deletes the copies of a key; returns a callable that records
+            the secondaries that missed it (call it once the primary's delete succeeded).
+        end_copies: Deletes the copies of a key and records the misses at once.
+    """
+
+    on_primary: Callable[[str, Awaitable[Any]], Awaitable[Any]]
+    save_copies: Callable[[str, bytes, float, str | None], Awaitable[None]]
+    delete_copies: Callable[[str], Awaitable[Callable[[], Awaitable[None]]]]
+    end_copies: Callable[[str], Awaitable[None]]
+
+
 class MultiBackend(Backend):
     """A primary backend plus secondary backends that receive every write.
 
@@ -132,6 +150,12 @@ class MultiBackend(Backend):
         #: Sees each secondary's calls (set by `Session.observe_store`); the
         #: session observes the calls it makes through this backend itself.
         self.observer: StoreObserver | None = None
+        self._lock_copies = _LockCopies(
+            on_primary=self._primary,
+            save_copies=self._save_copies,
+            delete_copies=self._delete_copies_then_record,
+            end_copies=self._delete_copies,
+        )
         for backend in (primary, *secondaries):
             self.add(backend)
         # Capabilities are the primary's (it serves every read). They are class
@@ -482,6 +506,19 @@ class MultiBackend(Backend):
             await self._delete_copies(key)
         return saved
 
+    async def _save_copies(self, key: str, value: bytes, ttl: float, user_id: str | None) -> None:
+        self._longest_ttl = max(self._longest_ttl, ttl)
+        await self._secondaries("save", key, lambda b: b.save(key, value, ttl, user_id=user_id))
+
+    async def _delete_copies_then_record(self, key: str) -> Callable[[], Awaitable[None]]:
+        missed = await self._secondaries("delete", key, lambda b: b.delete(key))
+
+        async def record() -> None:
+            if missed:
+                await self._missed(missed, keys=[key])
+
+        return record
+
     async def _delete_copies(self, key: str) -> None:
         missed = await self._secondaries("delete", key, lambda b: b.delete(key))
         if missed:
@@ -502,7 +539,9 @@ class MultiBackend(Backend):
         return touched
 
     def lock(self, key: str, *, timeout: float, lease: float) -> SessionLock:
-        return _MultiLock(self, self.primary.lock(key, timeout=timeout, lease=lease), key)
+        return _MultiLock(
+            self._lock_copies, self.primary.lock(key, timeout=timeout, lease=lease), key
+        )
 
     async def list_user_sessions(self, user_id: str) -> Mapping[str, StoredSession]:
         return await self._primary("list_user_sessions", self.primary.list_user_sessions(user_id))
@@ -538,13 +577,14 @@ class MultiBackend(Backend):
 class _MultiLock(SessionLock):
     """The primary's lock; its writes are copied to the secondaries while it is held."""
 
-    def __init__(self, multi: MultiBackend, lock: SessionLock, key: str) -> None:
-        self._multi = multi
+    def __init__(self, copies: _LockCopies, lock: SessionLock, key: str) -> None:
+        self._copies = copies
         self._lock = lock
         self._key = key
 
     async def acquire(self) -> StoredSession | None:
-        return await self._multi._primary("lock", self._lock.acquire())
+        stored: StoredSession | None = await self._copies.on_primary("lock", self._lock.acquire())
+        return stored
 
     async def save_and_release(
         self,
@@ -554,29 +594,26 @@ class _MultiLock(SessionLock):
         user_id: str | None = None,
         replace_only: bool = False,
     ) -> bool:
-        key, multi = self._key, self._multi
-        multi._longest_ttl = max(multi._longest_ttl, ttl)
-        await multi._secondaries("save", key, lambda b: b.save(key, value, ttl, user_id=user_id))
-        saved = await multi._primary(
+        key, copies = self._key, self._copies
+        await copies.save_copies(key, value, ttl, user_id)
+        saved: bool = await copies.on_primary(
             "save",
             self._lock.save_and_release(value, ttl, user_id=user_id, replace_only=replace_only),
         )
         if not saved:  # ended by a concurrent logout: the copies end too
-            await multi._delete_copies(key)
+            await copies.end_copies(key)
         return saved
 
     async def delete_and_release(self) -> None:
-        key, multi = self._key, self._multi
-        missed = await multi._secondaries("delete", key, lambda b: b.delete(key))
-        await multi._primary("delete", self._lock.delete_and_release())
-        if missed:  # recorded only once the primary's delete succeeded
-            await multi._missed(missed, keys=[key])
+        record_missed = await self._copies.delete_copies(self._key)
+        await self._copies.on_primary("delete", self._lock.delete_and_release())
+        await record_missed()  # only once the primary's delete succeeded
 
     async def release(self) -> None:
         await self._lock.release()
 
     async def extend(self, lease: float) -> None:
-        await self._multi._primary("extend", self._lock.extend(lease))
+        await self._copies.on_primary("extend", self._lock.extend(lease))
 
 
 async def _delete_all(backend: Backend, keys: list[str]) -> None:

@@ -81,7 +81,7 @@ class KeyTurns:
             queue = self._queues[key] = _Queue()
         if not queue.taken and not queue.waiters:
             queue.taken = True
-            return Turn(self, key, queue, hold)
+            return Turn(self._queues, key, queue, hold)
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         queue.waiters.append(waiter)
         try:
@@ -91,46 +91,50 @@ class KeyTurns:
             if not waiter.done() or waiter.cancelled():
                 if waiter in queue.waiters:
                     queue.waiters.remove(waiter)
-                self._forget_if_idle(key, queue)
+                _forget_if_idle(self._queues, key, queue)
             elif waiter.exception() is None:
                 # Handed the turn just as the wait was given up: pass it on.
-                self._hand_over(key, queue)
+                _hand_over(self._queues, key, queue)
             # else: the turn before failed (`Turn.fail`), and so does this wait.
             raise
-        return Turn(self, key, queue, hold)
+        return Turn(self._queues, key, queue, hold)
 
-    def _hand_over(self, key: str, queue: _Queue) -> None:
-        """End the current turn of `key`: give it to the first live waiter, or free it."""
-        while queue.waiters:
-            waiter = queue.waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)  # the turn stays taken: it is the waiter's now
-                return
-        queue.taken = False
-        self._forget_if_idle(key, queue)
 
-    def _fail_all(self, key: str, queue: _Queue, error: BaseException) -> None:
-        """End the current turn of `key` and make every waiting task raise `error`."""
-        waiters = list(queue.waiters)
-        queue.waiters.clear()
-        queue.taken = False
-        self._forget_if_idle(key, queue)
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_exception(error)
+def _hand_over(queues: dict[str, _Queue], key: str, queue: _Queue) -> None:
+    """End the current turn of `key`: give it to the first live waiter, or free it."""
+    while queue.waiters:
+        waiter = queue.waiters.popleft()
+        if not waiter.done():
+            waiter.set_result(None)  # the turn stays taken: it is the waiter's now
+            return
+    queue.taken = False
+    _forget_if_idle(queues, key, queue)
 
-    def _forget_if_idle(self, key: str, queue: _Queue) -> None:
-        if not queue.taken and not queue.waiters and self._queues.get(key) is queue:
-            del self._queues[key]
+
+def _fail_all(queues: dict[str, _Queue], key: str, queue: _Queue, error: BaseException) -> None:
+    """End the current turn of `key` and make every waiting task raise `error`."""
+    waiters = list(queue.waiters)
+    queue.waiters.clear()
+    queue.taken = False
+    _forget_if_idle(queues, key, queue)
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_exception(error)
+
+
+def _forget_if_idle(queues: dict[str, _Queue], key: str, queue: _Queue) -> None:
+    if not queue.taken and not queue.waiters and queues.get(key) is queue:
+        del queues[key]
 
 
 class Turn:
     """One task's turn for one key, from `KeyTurns.take`. End it with `end` (idempotent)."""
 
-    __slots__ = ("_key", "_queue", "_timer", "_turns")
+    __slots__ = ("_key", "_queue", "_queues", "_timer")
 
-    def __init__(self, turns: KeyTurns, key: str, queue: _Queue, hold: float) -> None:
-        self._turns: KeyTurns | None = turns
+    def __init__(self, queues: dict[str, _Queue], key: str, queue: _Queue, hold: float) -> None:
+        # The registry of the `KeyTurns` that gave the turn; None once it ended.
+        self._queues: dict[str, _Queue] | None = queues
         self._key = key
         self._queue = queue
         self._timer: asyncio.TimerHandle | None = None
@@ -139,11 +143,11 @@ class Turn:
     @property
     def active(self) -> bool:
         """True until the turn ended (by `end` or at the end of its hold time)."""
-        return self._turns is not None
+        return self._queues is not None
 
     def extend(self, hold: float) -> None:
         """Make the turn end by itself `hold` seconds from now (never, if infinite)."""
-        if self._turns is None:
+        if self._queues is None:
             return
         if self._timer is not None:
             self._timer.cancel()
@@ -153,9 +157,9 @@ class Turn:
 
     def end(self) -> None:
         """Give the turn to the next waiting task of this process. Idempotent."""
-        turns = self._stop()
-        if turns is not None:
-            turns._hand_over(self._key, self._queue)
+        queues = self._stop()
+        if queues is not None:
+            _hand_over(queues, self._key, self._queue)
 
     def fail(self, error: BaseException) -> None:
         """End the turn and make the tasks waiting for it raise `error` (the store failed).
@@ -164,13 +168,13 @@ class Turn:
         time, each after its own timeout; this way they all answer at once, as
         they would have without the queue. Tasks that come later try afresh.
         """
-        turns = self._stop()
-        if turns is not None:
-            turns._fail_all(self._key, self._queue, error)
+        queues = self._stop()
+        if queues is not None:
+            _fail_all(queues, self._key, self._queue, error)
 
-    def _stop(self) -> KeyTurns | None:
-        turns, self._turns = self._turns, None
+    def _stop(self) -> dict[str, _Queue] | None:
+        queues, self._queues = self._queues, None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        return turns
+        return queues

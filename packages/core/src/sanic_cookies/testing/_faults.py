@@ -7,7 +7,7 @@ import copy
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, Protocol, Self, TypeVar
 
 from sanic_cookies._backend import Backend, ClientSideBackend, SessionLock, StoredSession
 from sanic_cookies._discovery import backend_from_url
@@ -23,6 +23,13 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+class _Runner(Protocol):
+    """`FaultyBackend`'s call wrapper: counts the call and lets its faults hit it."""
+
+    def __call__(self, operation: str, call: Callable[[], Awaitable[T]]) -> Awaitable[T]: ...
+
 
 #: Operations of the backend itself.
 BACKEND_OPERATIONS = (
@@ -85,12 +92,6 @@ class Fault:
     def disarm(self) -> None:
         """Stop hitting calls."""
         self.armed = False
-
-    async def _hit(self) -> None:
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        if self.exc is not None:
-            raise copy.copy(self.exc)  # a fresh instance: no traceback piles up across hits
 
     def __enter__(self) -> Self:
         return self
@@ -218,10 +219,10 @@ class FaultyBackend(Backend):
         self.calls[operation] += 1
         fault = self._next_fault(operation)
         if fault is not None and fault.when == "before":
-            await fault._hit()
+            await _hit(fault)
         result = await call()
         if fault is not None and fault.when == "after":
-            await fault._hit()
+            await _hit(fault)
         return result
 
     # -- the Backend contract ----------------------------------------------------
@@ -256,7 +257,7 @@ class FaultyBackend(Backend):
         return await self._run("touch", lambda: self.inner.touch(key, ttl))
 
     def lock(self, key: str, *, timeout: float, lease: float) -> SessionLock:
-        return _FaultyLock(self, self.inner.lock(key, timeout=timeout, lease=lease))
+        return _FaultyLock(self._run, self.inner.lock(key, timeout=timeout, lease=lease))
 
     async def list_user_sessions(self, user_id: str) -> Mapping[str, StoredSession]:
         return await self._run("list_user_sessions", lambda: self.inner.list_user_sessions(user_id))
@@ -268,12 +269,12 @@ class FaultyBackend(Backend):
 
 
 class _FaultyLock(SessionLock):
-    def __init__(self, backend: FaultyBackend, inner: SessionLock) -> None:
-        self._backend = backend
+    def __init__(self, run: _Runner, inner: SessionLock) -> None:
+        self._run = run  # the backend's fault-injecting call wrapper
         self._inner = inner
 
     async def acquire(self) -> StoredSession | None:
-        return await self._backend._run("acquire", self._inner.acquire)
+        return await self._run("acquire", self._inner.acquire)
 
     async def save_and_release(
         self,
@@ -283,7 +284,7 @@ class _FaultyLock(SessionLock):
         user_id: str | None = None,
         replace_only: bool = False,
     ) -> bool:
-        return await self._backend._run(
+        return await self._run(
             "save_and_release",
             lambda: self._inner.save_and_release(
                 value, ttl, user_id=user_id, replace_only=replace_only
@@ -291,10 +292,18 @@ class _FaultyLock(SessionLock):
         )
 
     async def delete_and_release(self) -> None:
-        await self._backend._run("delete_and_release", self._inner.delete_and_release)
+        await self._run("delete_and_release", self._inner.delete_and_release)
 
     async def release(self) -> None:
-        await self._backend._run("release", self._inner.release)
+        await self._run("release", self._inner.release)
 
     async def extend(self, lease: float) -> None:
-        await self._backend._run("extend", lambda: self._inner.extend(lease))
+        await self._run("extend", lambda: self._inner.extend(lease))
+
+
+async def _hit(fault: Fault) -> None:
+    """What a fault does to the call it hits: wait its delay, then raise its exception."""
+    if fault.delay:
+        await asyncio.sleep(fault.delay)
+    if fault.exc is not None:
+        raise copy.copy(fault.exc)  # a fresh instance: no traceback piles up across hits

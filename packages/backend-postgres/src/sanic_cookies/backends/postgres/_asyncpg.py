@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Self
 import asyncpg
 from sqlalchemy import Table
 
-from sanic_cookies._errors import ConfigurationError
+from sanic_cookies import ConfigurationError
 
 from ._connector import Connector, PoolConnector
 from ._lock import LockScope

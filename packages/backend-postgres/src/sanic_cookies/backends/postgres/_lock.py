@@ -50,10 +50,15 @@ from typing import TYPE_CHECKING, Literal
 
 import asyncpg
 
-from sanic_cookies import clock
-from sanic_cookies._backend import SessionLock, StoredSession
-from sanic_cookies._errors import ConfigurationError, LockLost, LockTimeout
-from sanic_cookies._turns import Turn
+from sanic_cookies import (
+    ConfigurationError,
+    LockLost,
+    LockTimeout,
+    SessionLock,
+    StoredSession,
+    Turn,
+    clock,
+)
 
 from ._connector import Checkout, Conn
 from ._sql import DIVISION_BY_ZERO, milliseconds

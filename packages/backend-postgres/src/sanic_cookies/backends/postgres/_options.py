@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from sanic_cookies._errors import ConfigurationError
+from sanic_cookies import ConfigurationError
 
 __all__ = ["split_url"]
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
-from sanic_cookies._errors import ConfigurationError
+from sanic_cookies import ConfigurationError
 
 from ._connector import Checkout, Conn, Connector
 from ._lock import LockScope

@@ -12,9 +12,14 @@ from typing import Any, ClassVar
 import asyncpg
 from sqlalchemy import Table
 
-from sanic_cookies._backend import Backend, SessionLock, StoredSession
-from sanic_cookies._errors import BackendUnavailable, ConfigurationError
-from sanic_cookies._turns import KeyTurns
+from sanic_cookies import (
+    Backend,
+    BackendUnavailable,
+    ConfigurationError,
+    KeyTurns,
+    SessionLock,
+    StoredSession,
+)
 from sanic_cookies.clock import now
 
 from ._connector import Conn, Connector

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sanic_cookies._errors import ConfigurationError
+from sanic_cookies import ConfigurationError
 
 __all__ = ["EXPECTED_COLUMNS", "missing_table", "table_problem"]
 

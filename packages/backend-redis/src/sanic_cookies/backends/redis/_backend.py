@@ -12,13 +12,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import AuthenticationError, AuthorizationError, ResponseError
-from sanic_cookies import Backend, ConfigurationError, LockLost, StoredSession, clock
-from sanic_cookies._turns import KeyTurns
+from sanic_cookies import Backend, ConfigurationError, KeyTurns, LockLost, StoredSession, clock
 
 from ._client import AnyRedis, Runner, Scripts, build_client, ms, public_location
 from ._cluster_pipeline import ClusterAutoPipeline
 from ._keys import KeySpace
 from ._lock import RedisLock
+from ._lock_store import LockStore
 from ._pipeline import AutoPipeline
 from ._replicated import DEFAULT_MIN_REPLICAS_TIMEOUT, ReplicatedWrites, check_min_replicas
 from ._wakeup import Wakeups
@@ -168,6 +168,19 @@ class RedisBackend(Backend):
         # The lock's waiters: in-process turns per key, and the cross-process wake-up.
         self._turns = KeyTurns()
         self._wakeups_cache: Wakeups | None = None
+        # All a RedisLock may use of this backend (it reads nothing else of it).
+        self._lock_store = LockStore(
+            label=self.label,
+            keys=self._keys,
+            turns=self._turns,
+            scripts=lambda: self._scripts,
+            watching=lambda channel: self._wakeups.watching(channel),
+            save=self._save,
+            delete=self._delete,
+            expires_at=self._expires_at,
+            spawn=self._spawn,
+            index_safety_ms=self._INDEX_SAFETY_MS,
+        )
         if client is None:
             self._client = build_client(url, cluster=cluster, options=dict(client_options))
         built = self._client
@@ -416,7 +429,7 @@ class RedisBackend(Backend):
 
     def lock(self, key: str, *, timeout: float, lease: float) -> RedisLock:
         """A `RedisLock` on `key` (not yet acquired)."""
-        return RedisLock(self, key, timeout=timeout, lease=lease)
+        return RedisLock(self._lock_store, key, timeout=timeout, lease=lease)
 
     async def list_user_sessions(self, user_id: str) -> Mapping[str, StoredSession]:
         """The live sessions of `user_id`, by key.
@@ -450,7 +463,7 @@ class RedisBackend(Backend):
         await _bounded(self._index_forget(user_id, k, stamp) for k, stamp in deleted)
         return len(deleted)
 
-    # -- shared with RedisLock ------------------------------------------------------
+    # -- shared with RedisLock (through its LockStore) ------------------------------
 
     async def _save(
         self,

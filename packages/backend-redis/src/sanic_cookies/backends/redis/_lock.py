@@ -17,13 +17,12 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-from sanic_cookies import LockLost, LockTimeout, SessionLock, StoredSession, clock
-from sanic_cookies._turns import Turn
+from sanic_cookies import LockLost, LockTimeout, SessionLock, StoredSession, Turn, clock
 
 from ._client import ms
 
 if TYPE_CHECKING:
-    from ._backend import RedisBackend
+    from ._lock_store import LockStore
 
 __all__ = ["RedisLock"]
 
@@ -49,14 +48,14 @@ class RedisLock(SessionLock):
     the user index), `release` and `extend` one.
 
     Args:
-        backend: The backend whose keys and connection to use.
+        store: What the lock may use of its backend (built by `RedisBackend.lock`).
         key: The session key to lock.
         timeout: Seconds `acquire` waits for a busy lock before `LockTimeout`.
         lease: Seconds the lock outlives a holder that stopped without releasing.
     """
 
-    def __init__(self, backend: RedisBackend, key: str, *, timeout: float, lease: float) -> None:
-        self._backend = backend
+    def __init__(self, store: LockStore, key: str, *, timeout: float, lease: float) -> None:
+        self._store = store
         self._key = key
         self._timeout = timeout
         self._lease_ms = ms(lease)
@@ -92,11 +91,11 @@ class RedisLock(SessionLock):
         """
         if self._state != _IDLE:
             raise RuntimeError("A RedisLock can be acquired once; ask the backend for a new one.")
-        backend = self._backend
-        keys = [backend._keys.data(self._key), backend._keys.lock(self._key)]
+        store = self._store
+        keys = store.lock_keys(self._key)
         deadline = clock.monotonic() + self._timeout  # the library's timeout: its clock
         try:
-            turn = await backend._turns.take(
+            turn = await store.take_turn(
                 self._key, within=self._timeout, hold=self._lease_ms / 1000
             )
         except TimeoutError:
@@ -123,17 +122,17 @@ class RedisLock(SessionLock):
             self._index_left_ms = int(reply[3])
         if not reply:
             return None
-        return StoredSession(bytes(reply[0]), backend._expires_at(int(reply[1])))
+        return StoredSession(bytes(reply[0]), store.expires_at(int(reply[1])))
 
     async def _try(self, keys: list[str]) -> list[Any] | None:
         """One attempt: the ACQUIRE reply if the lock is ours now, None if it is busy."""
-        backend = self._backend
+        store = self._store
         try:
-            reply = await backend._scripts.acquire(keys, [self._token, self._lease_ms])
+            reply = await store.acquire(keys, self._token, self._lease_ms)
         except BaseException:
             # The script may have run before the error (a lost reply): free the
             # lock in the background rather than leave it until the lease ends.
-            backend._spawn(self._release_quietly())
+            store.spawn(self._release_quietly())
             raise
         return reply if isinstance(reply, list) else None  # else: the holder's pttl
 
@@ -141,7 +140,7 @@ class RedisLock(SessionLock):
         """Try again at each release of the lock (or poll), until it is ours or time is up."""
         channel = keys[1].encode()
         delay = _FIRST_DELAY
-        async with self._backend._wakeups.watching(channel) as released:
+        async with self._store.watching(channel) as released:
             while True:
                 left = deadline - clock.monotonic()
                 if left <= 0:
@@ -164,7 +163,7 @@ class RedisLock(SessionLock):
 
     def _timed_out(self) -> LockTimeout:
         return LockTimeout(
-            f"Session lock on {self._backend.label} not acquired within {self._timeout}s"
+            f"Session lock on {self._store.label} not acquired within {self._timeout}s"
         )
 
     async def save_and_release(
@@ -188,10 +187,10 @@ class RedisLock(SessionLock):
         self._require_held()
         ttl_ms = ms(ttl)
         index_first = user_id is not None and (
-            self._owner != user_id or self._index_left() < ttl_ms + self._backend._INDEX_SAFETY_MS
+            self._owner != user_id or self._index_left() < ttl_ms + self._store.index_safety_ms
         )
         try:
-            saved = await self._backend._save(
+            saved = await self._store.save(
                 self._key,
                 value,
                 ttl_ms,
@@ -214,7 +213,7 @@ class RedisLock(SessionLock):
         """
         self._require_held()
         try:
-            await self._backend._delete(self._key, token=self._token)
+            await self._store.delete(self._key, token=self._token)
         except LockLost:
             self._done()
             raise
@@ -228,9 +227,8 @@ class RedisLock(SessionLock):
         """
         if self._state != _HELD:
             return
-        backend = self._backend
         try:
-            await backend._scripts.release([backend._keys.lock(self._key)], [self._token])
+            await self._store.release(self._key, self._token)
         except BaseException:
             self._end_turn()  # the lease frees the store's lock; let this process go on
             raise
@@ -243,13 +241,11 @@ class RedisLock(SessionLock):
             LockLost: The lease had already run out.
         """
         self._require_held()
-        backend = self._backend
-        extended = await backend._scripts.extend(
-            [backend._keys.lock(self._key)], [self._token, ms(lease)]
-        )
+        store = self._store
+        extended = await store.extend(self._key, self._token, ms(lease))
         if not extended:
             self._done()
-            raise LockLost(f"Session lock on {backend.label} expired before it was extended")
+            raise LockLost(f"Session lock on {store.label} expired before it was extended")
         if self._turn is not None:
             self._turn.extend(lease)
 
@@ -265,7 +261,7 @@ class RedisLock(SessionLock):
 
     def _require_held(self) -> None:
         if self._state != _HELD:
-            raise LockLost(f"Session lock on {self._backend.label} is not held")
+            raise LockLost(f"Session lock on {self._store.label} is not held")
 
     def _index_left(self) -> float:
         if self._index_left_ms < 0:
@@ -273,6 +269,5 @@ class RedisLock(SessionLock):
         return self._index_left_ms - (time.monotonic() - self._seen_at) * 1000
 
     async def _release_quietly(self) -> None:
-        backend = self._backend
         with contextlib.suppress(Exception):  # Redis is down: the lease frees the lock
-            await backend._scripts.release([backend._keys.lock(self._key)], [self._token])
+            await self._store.release(self._key, self._token)

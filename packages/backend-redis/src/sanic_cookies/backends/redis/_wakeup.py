@@ -7,7 +7,7 @@ waits for a message or its poll delay, whichever comes first: a release
 anywhere wakes it within a round trip, and polling remains only as the
 fallback (a message lost with a dropped connection, a Redis without pub/sub).
 
-Only the head of each key's local queue (`sanic_cookies._turns`) waits here, so
+Only the head of each key's local queue (`sanic_cookies.KeyTurns`) waits here, so
 a process holds at most one subscription per contended session.
 """
 
