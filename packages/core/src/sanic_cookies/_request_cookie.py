@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sanic.cookies.request import _unquote
+from . import _compat
 
 __all__ = ["cookie_value"]
 
@@ -21,6 +21,6 @@ def cookie_value(header: str, name: str) -> str | None:
         if sep and key.strip() == name:
             value = value.strip()
             if len(value) > 2 and value[0] == '"' and value[-1] == '"':
-                value = _unquote(value)  # type: ignore[no-untyped-call]
+                value = _compat.unquote(value)
             return value
     return None

@@ -17,18 +17,15 @@ Three costs of Sanic's cookie handling are avoided, none of which changes a byte
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from sanic.cookies.response import Cookie
 
-try:
-    from sanic.response.types import HEADER_TRANSLATION_TABLE
-except ImportError:  # pragma: no cover - another Sanic: its translate runs as it is
-    HEADER_TRANSLATION_TABLE = {}
-_SANIC_HEADER_TABLE: object = HEADER_TRANSLATION_TABLE
+from . import _compat
 
 __all__ = ["CookieTemplate", "SessionCookie"]
+
+_SANIC_HEADER_TABLE = _compat.HEADER_TRANSLATION_TABLE
 
 # Values made only of these characters are never quoted by Sanic (they are a subset
 # of the characters it leaves alone), so its rendering starts with ``name=value``.
@@ -38,9 +35,6 @@ _plain = re.compile(r"[A-Za-z0-9_.~-]+").fullmatch
 # (one per second of Max-Age); the cache is emptied when it fills.
 _TAILS: dict[tuple[Any, ...], str] = {}
 _MAX_TAILS = 64
-
-# The Expires of a deletion cookie (what Sanic's delete_cookie sends too).
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class _HeaderValue(str):
@@ -73,19 +67,7 @@ class SessionCookie(Cookie):
         value = self.value
         if not _plain(value):
             return self._render()
-        # The private fields are what the public properties return.
-        attributes = (
-            self.key,
-            self._path,
-            self._comment,
-            self._domain,
-            self._max_age,
-            self._expires,
-            self._samesite,
-            self._secure,
-            self._httponly,
-            self._partitioned,
-        )
+        attributes = _compat.cookie_attributes(self)
         tail = _TAILS.get(attributes)
         if tail is None:
             full = self._render()
@@ -115,10 +97,11 @@ class CookieTemplate:
         KeyError, ServerError, TypeError: What `Cookie` raises for them.
     """
 
-    __slots__ = ("_proto",)
+    __slots__ = ("_attributes", "_proto")
 
     def __init__(self, name: str, **attributes: Any) -> None:
         self._proto = Cookie(name, "", **attributes)
+        self._attributes = {"name": name, **attributes}
 
     @property
     def key(self) -> str:
@@ -130,17 +113,7 @@ class CookieTemplate:
         """A cookie holding `value`; `max_age` None for a browser-session cookie."""
         if max_age is not None and (type(max_age) is not int or max_age < 0):
             raise ValueError("Cookie max-age must be an integer")  # as Sanic's check says
-        proto = self._proto
-        cookie = SessionCookie.__new__(SessionCookie)
-        cookie.key = proto.key
-        cookie.value = value
-        cookie._path = proto._path
-        cookie._comment = None
-        cookie._domain = proto._domain
-        cookie._secure = proto._secure
-        cookie._httponly = proto._httponly
-        cookie._partitioned = proto._partitioned
-        cookie._samesite = proto._samesite
-        cookie._max_age = max_age
-        cookie._expires = _EPOCH if max_age == 0 else None
+        cookie: SessionCookie = _compat.stamp_cookie(
+            SessionCookie, self._proto, self._attributes, value, max_age
+        )
         return cookie
