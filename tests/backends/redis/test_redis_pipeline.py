@@ -18,6 +18,7 @@ from redis.exceptions import ConnectionError, DataError, ResponseError, TimeoutE
 from redis_procs import RedisServer
 
 from sanic_cookies.backends.redis import RedisBackend
+from sanic_cookies.backends.redis import _compat as redis_compat
 from sanic_cookies.backends.redis import _pipeline as pipeline_module
 from sanic_cookies.backends.redis._pipeline import AutoPipeline
 from sanic_cookies.testing import wait_until
@@ -227,7 +228,7 @@ async def test_the_backend_can_send_each_command_through_the_pool(
 PACKERS = [
     pytest.param(pipeline_module._pack_in_python, id="python"),
     # None without hiredis: the test then skips, or fails where everything is installed.
-    pytest.param(pipeline_module._c_pack, id="hiredis"),
+    pytest.param(redis_compat.hiredis_pack, id="hiredis"),
 ]
 
 

@@ -40,17 +40,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
-_c_pack: Callable[[tuple[Any, ...]], bytes] | None
-try:  # installed with the 'hiredis' extra; it packs str as UTF-8, redis-py's default
-    from hiredis import pack_command as _c_pack  # type: ignore[import-not-found,no-redef,unused-ignore]
-except ImportError:  # pragma: no cover - depends on the environment
-    _c_pack = None
+from . import _compat
 
 __all__ = ["AutoPipeline", "ConnectionMaker"]
 
@@ -125,7 +120,7 @@ class AutoPipeline:
         if not self._queue:
             return
         conn = self._conn
-        if conn is None or _broken(conn, idle=not self._pending):
+        if conn is None or _compat.connection_broken(conn, idle=not self._pending):
             if self._connecting is None:
                 self._connecting = asyncio.get_running_loop().create_task(self._connect(conn))
             return
@@ -147,7 +142,7 @@ class AutoPipeline:
             pending.append(future)
         # A plain transport write: it never blocks, so batches go out in the order
         # their futures were queued in `pending`.
-        conn._writer.writelines(chunks)  # type: ignore[union-attr]
+        _compat.write_batch(conn, chunks)
         if self._reader is None and pending:
             self._reader = loop.create_task(self._read(conn, pending))
         if self._watchdog is None and self._timeout is not None:
@@ -241,22 +236,6 @@ class AutoPipeline:
             await conn.disconnect()
 
 
-def _broken(conn: AbstractConnection, *, idle: bool) -> bool:
-    """True if nothing more may be written to `conn`.
-
-    It is closed or closing (its reader's failure is being handled), or, while
-    no reply is awaited, the server closed it or sent something unasked: such
-    a connection would fail the next commands or answer them with stale bytes.
-    """
-    reader, writer = conn._reader, conn._writer
-    if reader is None or writer is None or writer.transport.is_closing():
-        return True
-    if not idle:
-        return False
-    unread = getattr(reader, "_buffer", b"")  # what asyncio holds for the next read
-    return bool(reader.at_eof() or reader.exception() is not None or unread)
-
-
 def _pack(args: tuple[Any, ...], encoding: str, errors: str) -> bytes | None:
     """A command of str, bytes and int arguments in RESP, byte for byte as redis-py writes it.
 
@@ -267,9 +246,10 @@ def _pack(args: tuple[Any, ...], encoding: str, errors: str) -> bytes | None:
     """
     if type(args[0]) is not str or " " in args[0]:
         return None
-    if _c_pack is not None and encoding == "utf-8" and errors == "strict":
+    c_pack = _compat.hiredis_pack
+    if c_pack is not None and encoding == "utf-8" and errors == "strict":
         try:
-            return _c_pack(args)
+            return c_pack(args)
         except Exception:  # e.g. a bool, which redis-py refuses with its own error
             return None
     return _pack_in_python(args, encoding, errors)

@@ -150,6 +150,10 @@ class SentinelRedis(Redis):
 
     _sentinel: Sentinel | None = None
 
+    def close_with(self, sentinel: Sentinel) -> None:
+        """Make `aclose` close `sentinel` (the one that found this master) too."""
+        self._sentinel = sentinel
+
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         """Close the connections to the master, then those to the sentinels."""
         try:
@@ -192,5 +196,5 @@ def build_sentinel_client(url: str, options: dict[str, Any]) -> SentinelRedis:
         **redis_options,
     )
     client: SentinelRedis = sentinel.master_for(target.service, redis_class=SentinelRedis)
-    client._sentinel = sentinel
+    client.close_with(sentinel)
     return client

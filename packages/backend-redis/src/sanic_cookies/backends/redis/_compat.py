@@ -1,0 +1,119 @@
+"""Every private redis-py (and asyncio stream) attribute the Redis backend uses, with fallbacks.
+
+The auto-pipeline (`_pipeline`) writes batches straight to a connection's
+stream writer and looks at its stream reader before reusing an idle
+connection. redis-py offers neither as public API, so they are used only here,
+only when present, and each has a fallback built on redis-py's public API:
+
+* Writing a batch: ``conn._writer.writelines(chunks)``, synchronous, so the
+  batches leave in the order they were queued. Fallback: one task per batch
+  running ``conn.send_packed_command(chunks, check_health=False)``; tasks start
+  in the order they were made and write before their first pause, so the order
+  holds, at the cost of a task per batch.
+* Whether a connection may carry more commands: ``conn._reader`` /
+  ``conn._writer``, the transport's state and, while idle, the bytes asyncio
+  holds unread (``reader._buffer``). Fallback: ``conn.is_connected``. A
+  connection the server closed while idle is then found out by the first
+  command sent on it (which fails, as on a pooled connection without health
+  checks) instead of before it.
+* hiredis's C packer (``hiredis.pack_command``, public in hiredis, which is an
+  optional extra): fallback None, the pure-Python packer.
+
+Callers look the functions up on this module at call time
+(``_compat.write_batch(...)``), so `use_private_internals` switches every
+caller, which is how the tests run the fallbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from redis.asyncio.connection import AbstractConnection, Connection
+
+__all__ = [
+    "PRIVATE_INTERNALS_AVAILABLE",
+    "connection_broken",
+    "hiredis_pack",
+    "use_private_internals",
+    "write_batch",
+]
+
+#: hiredis's ``pack_command`` (it packs str as UTF-8, redis-py's default), or None.
+hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None
+try:  # installed with the 'hiredis' extra
+    from hiredis import pack_command as hiredis_pack  # type: ignore[import-not-found,no-redef,unused-ignore]
+except ImportError:  # pragma: no cover - depends on the environment
+    hiredis_pack = None
+
+
+def _connection_has_private_streams() -> bool:
+    """Whether redis-py's connections keep their asyncio streams in ``_reader``, ``_writer``."""
+    probe = Connection()
+    return hasattr(probe, "_reader") and hasattr(probe, "_writer")
+
+
+#: Whether the private attributes this module knows of are there.
+PRIVATE_INTERNALS_AVAILABLE: bool = _connection_has_private_streams()
+
+
+def _private_write(conn: AbstractConnection, chunks: Sequence[bytes | memoryview]) -> None:
+    conn._writer.writelines(chunks)  # type: ignore[union-attr]
+
+
+def _public_write(conn: AbstractConnection, chunks: Sequence[bytes | memoryview]) -> None:
+    task = asyncio.get_running_loop().create_task(
+        conn.send_packed_command([bytes(chunk) for chunk in chunks], check_health=False)
+    )
+    # A failed write has closed the connection: the reader fails the callers.
+    task.add_done_callback(_retrieve)
+    _WRITES.add(task)
+    task.add_done_callback(_WRITES.discard)
+
+
+_WRITES: set[asyncio.Task[None]] = set()  # keeps the fallback's write tasks alive
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+def _private_broken(conn: AbstractConnection, *, idle: bool) -> bool:
+    reader, writer = conn._reader, conn._writer
+    if reader is None or writer is None or writer.transport.is_closing():
+        return True
+    if not idle:
+        return False
+    unread = getattr(reader, "_buffer", b"")  # what asyncio holds for the next read
+    return bool(reader.at_eof() or reader.exception() is not None or unread)
+
+
+def _public_broken(conn: AbstractConnection, *, idle: bool) -> bool:
+    return not conn.is_connected
+
+
+#: ``write_batch(conn, chunks)``: send packed commands now, in call order, without waiting.
+write_batch: Callable[[AbstractConnection, Sequence[bytes | memoryview]], None] = _private_write
+
+
+#: ``connection_broken(conn, idle=...)``: True if nothing more may be written to `conn`.
+connection_broken: Callable[..., bool] = _private_broken
+
+
+def use_private_internals(enabled: bool) -> None:
+    """Use redis-py's private attributes (if this redis-py has them) or only its public API.
+
+    Args:
+        enabled: False switches every caller to the public-API fallbacks (the
+            tests do, to keep those paths working); True goes back to the fast
+            paths where `PRIVATE_INTERNALS_AVAILABLE`.
+    """
+    global write_batch, connection_broken
+    private = enabled and PRIVATE_INTERNALS_AVAILABLE
+    write_batch = _private_write if private else _public_write
+    connection_broken = _private_broken if private else _public_broken
+
+
+use_private_internals(True)
