@@ -213,3 +213,50 @@ async def test_delete_and_release(store: ClockStore, registry: dict[str, Any]) -
     await held.acquire()
     await held.delete_and_release()
     assert KEY not in store.data and KEY not in store.locks
+
+
+class TokenOnlyStore(ClockStore):
+    """A store whose fence checks the token but not the expiry (review of issue 16, F1)."""
+
+    def _holds(self, key: str, token: str) -> bool:
+        held = self.locks.get(key)
+        return held is not None and held[0] == token
+
+
+@pytest.fixture
+def library_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Drives `sanic_cookies._backend.now`, LeaseLock's local clock: ``clock[0] += s``."""
+    from sanic_cookies import _backend
+
+    clock = [1000.0]
+    monkeypatch.setattr(_backend, "now", lambda: clock[0])
+    return clock
+
+
+async def test_the_local_deadline_refuses_a_late_extend_even_if_the_store_would_not(
+    registry: dict[str, Any], library_clock: list[float]
+) -> None:
+    store = TokenOnlyStore()
+    held = lock(store, registry, lease=5)
+    await held.acquire()
+    library_clock[0] += 3
+    await held.extend(5)  # in time: the local deadline moves to now + 5
+    library_clock[0] += 5.5
+    with pytest.raises(LockLost, match="ran out before extend"):
+        await held.extend(5)
+    assert store.calls["extend_lock"] == 1, "refused locally, without asking the store"
+    assert KEY not in store.locks, "its own expired entry is given back"
+
+
+async def test_the_local_deadline_refuses_a_late_save(
+    registry: dict[str, Any], library_clock: list[float]
+) -> None:
+    store = TokenOnlyStore()
+    held = lock(store, registry, lease=5)
+    await held.acquire()
+    library_clock[0] += 5
+    with pytest.raises(LockLost, match="nothing was written"):
+        await held.save_and_release(b"late", 60)
+    assert KEY not in store.data and store.calls["write_if_locked"] == 0
+    await held.release()  # idempotent
+    assert await lock(store, registry, timeout=0).acquire() is None  # free at once

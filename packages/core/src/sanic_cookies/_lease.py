@@ -18,6 +18,12 @@ lease is measured in one place for every process. `LeaseLock` adds the rest:
 a random token per acquisition (the fence), polling with backoff until the
 acquire timeout, and a same-process wake-up, so a task waiting for a key that
 another task of this process releases retries at once instead of at its next poll.
+
+It also keeps its own deadline, on the library clock (`sanic_cookies._backend.now`):
+the lease is counted from just before the store call that granted or extended it,
+so the local deadline never falls after the store's. Past it, `extend` and the
+writes raise `LockLost` without asking the store, so a store primitive that checks
+the token but not the expiry still cannot let a late holder write.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import secrets
 import time
 from typing import Any, Protocol
 
+from . import _backend
 from ._backend import SessionLock, StoredSession
 from ._errors import LockLost, LockTimeout
 
@@ -152,6 +159,8 @@ class LeaseLock(SessionLock):
         self._lease = lease
         self._token: str | None = None
         self._used = False
+        # When the lease ends on the library clock (set by acquire and extend).
+        self._deadline = 0.0
 
     @property
     def held(self) -> bool:
@@ -165,13 +174,17 @@ class LeaseLock(SessionLock):
         token = secrets.token_hex(16)
         deadline = time.monotonic() + self._timeout
         delay = _FIRST_POLL
-        while not await self._store.try_lock(self._key, token, self._lease):
+        while True:
+            started = _backend.now()  # before the grant: the local lease ends no later
+            if await self._store.try_lock(self._key, token, self._lease):
+                break
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise LockTimeout(f"Session lock not acquired within {self._timeout}s")
             await self._wait(min(delay * random.uniform(0.5, 1.0), remaining))
             delay = min(delay * 2, _LAST_POLL)
         self._token = token
+        self._deadline = started + self._lease
         try:
             return await self._store.load(self._key)
         except BaseException:
@@ -204,9 +217,12 @@ class LeaseLock(SessionLock):
         token = self._token
         if token is None:
             raise LockLost("This session lock is not held (never acquired, released or lost)")
+        await self._check_deadline(f"The session lock's lease ran out before extend({lease})")
+        started = _backend.now()
         if not await self._store.extend_lock(self._key, token, lease):
             self._token = None
             raise LockLost(f"The session lock's lease ran out before extend({lease})")
+        self._deadline = started + lease
 
     async def _write(
         self,
@@ -219,6 +235,7 @@ class LeaseLock(SessionLock):
         token = self._token
         if token is None:
             raise LockLost("This session lock is not held (never acquired, released or lost)")
+        await self._check_deadline("The session lock's lease ran out; nothing was written")
         # On an exception the lock stays ours to release (the caller's `release`).
         written = await self._store.write_if_locked(
             self._key, token, value, ttl, user_id=user_id, replace_only=replace_only
@@ -228,6 +245,16 @@ class LeaseLock(SessionLock):
             raise LockLost("The session lock's lease ran out; nothing was written")
         self._wake()
         return written
+
+    async def _check_deadline(self, message: str) -> None:
+        """Raise `LockLost(message)` if the lease ran out on the library clock."""
+        if _backend.now() < self._deadline:
+            return
+        # Give back our own (expired) entry so the next holder need not wait for the
+        # store to notice; `unlock` touches only this token's lock, never a successor's.
+        with contextlib.suppress(Exception):
+            await self.release()
+        raise LockLost(message)
 
     async def _wait(self, seconds: float) -> None:
         """Sleep `seconds`, or less if a task of this process releases the key."""
