@@ -73,7 +73,7 @@ def _new_cookie(response: HTTPResponse, sid: str) -> None:
 
 
 def _app(name: str) -> Sanic[Any, Any]:
-    app: Sanic[Any, Any] = Sanic(f"bench_{name.replace('-', '_')}")
+    app: Sanic[Any, Any] = Sanic(f"bench_{name.replace('-', '_').replace('.', '_')}")
     app.config.ACCESS_LOG = False
     app.config.MOTD = False
     return app
@@ -342,6 +342,15 @@ def cookie_app(options: StoreOptions) -> Sanic[Any, Any]:
     return _session_app("cookie", "cookie://", {"keys": [Fernet.generate_key().decode()]})
 
 
+def cookie_v1_app(options: StoreOptions) -> Sanic[Any, Any]:
+    """The same with 1.0.0's token format (Fernet, deflate): the baseline of the new one."""
+    from cryptography.fernet import Fernet
+
+    from bench.cookie_v1 import CookieBackendV1
+
+    return _session_app("cookie-1.0", CookieBackendV1(keys=[Fernet.generate_key().decode()]))
+
+
 AppFactory = Callable[[StoreOptions], Sanic[Any, Any]]
 
 #: Every app by name. Backends that are not installed fail when built, not when listed.
@@ -356,4 +365,5 @@ APPS: dict[str, AppFactory] = {
     "postgres": postgres_app,
     "postgres-sqla": postgres_sqla_app,
     "cookie": cookie_app,
+    "cookie-1.0": cookie_v1_app,
 }

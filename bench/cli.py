@@ -82,9 +82,10 @@ TARGETS = {
     "postgres-sqla": Target(
         "postgres-sqla", "sanic_cookies.backends.postgres", "pg-raw", "postgres"
     ),
-    "cookie": Target("cookie", "sanic_cookies.backends.cookie", None, None),
+    # Its "floor" is the same backend with 1.0.0's token format (bench.cookie_v1).
+    "cookie": Target("cookie", "sanic_cookies.backends.cookie", "cookie-1.0", None),
 }
-FLOOR_STORES = {"dict": None, "redis-raw": "redis", "pg-raw": "postgres"}
+FLOOR_STORES = {"dict": None, "redis-raw": "redis", "pg-raw": "postgres", "cookie-1.0": None}
 PEER_STORES = {"sanic-session-memory": None, "sanic-session-redis": "redis"}
 
 #: Goals of issue 8: (app, scenario, baseline, minimum ratio).
@@ -96,6 +97,8 @@ GOALS: list[tuple[str, str, str, float]] = [
     ("postgres", "rmw", "pg-raw", 0.9),
     ("postgres-sqla", "rmw", "pg-raw", 0.9),
     ("cookie", "rmw", "bare", 0.6),
+    # Issue 13: the new token format at least twice as fast as 1.0.0's.
+    ("cookie", "rmw", "cookie-1.0", 2.0),
 ]
 #: Goals of issue 8 against other libraries: (app, scenario) ahead of each of its peers.
 PEER_GOALS = [("memory", "rmw"), ("redis", "rmw")]
@@ -497,7 +500,8 @@ def report(
             lines += [
                 f"**cookie size** — a typical logged-in session "
                 f"({c['record_bytes']}-byte record): {c['cookie_bytes']}-byte cookie value, "
-                f"{c['header_bytes']}-byte Set-Cookie header.",
+                f"{c['header_bytes']}-byte Set-Cookie header (1.0.0's Fernet format: "
+                f"{c['cookie_bytes_1_0']} and {c['header_bytes_1_0']}).",
                 "",
             ]
     lines += goals(results, counts, memory)

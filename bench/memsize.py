@@ -84,7 +84,10 @@ AUTH_USER: dict[str, Any] = {"id": 12345, "name": "alice", "roles": ["customer"]
 
 
 async def cookie_bytes() -> dict[str, Any] | None:
-    """Encoded cookie size of a typical logged-in session; None without the cookie backend."""
+    """Encoded cookie size of a typical logged-in session, in the new and the 1.0.0 format.
+
+    None without the cookie backend.
+    """
     try:
         from cryptography.fernet import Fernet
 
@@ -108,14 +111,16 @@ async def cookie_bytes() -> dict[str, Any] | None:
             auth=AuthInfo(user=AUTH_USER, user_id="12345", login_at=t),
         )
     )
-    backend = CookieBackend(keys=[Fernet.generate_key().decode()])
-    token = await backend.encode_cookie(record, ttl, deadline=t + 90 * 86400)
-    header = str(SessionCookie("session", token, secure=True, httponly=True, samesite="Lax"))
-    return {
-        "record_bytes": len(record),
-        "cookie_bytes": len(token),
-        "header_bytes": len(f"Set-Cookie: {header}"),
-    }
+    from bench.cookie_v1 import CookieBackendV1
+
+    key = Fernet.generate_key().decode()
+    sizes: dict[str, Any] = {"record_bytes": len(record)}
+    for label, backend in (("", CookieBackend(keys=[key])), ("_1_0", CookieBackendV1(keys=[key]))):
+        token = await backend.encode_cookie(record, ttl, deadline=t + 90 * 86400)
+        header = str(SessionCookie("session", token, secure=True, httponly=True, samesite="Lax"))
+        sizes[f"cookie_bytes{label}"] = len(token)
+        sizes[f"header_bytes{label}"] = len(f"Set-Cookie: {header}")
+    return sizes
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,7 +5,8 @@ and response middleware and the handler's session use directly (a real
 `Session`, a real backend, Sanic's real response and its rendering of the header
 block), and prints CPU microseconds per request for each scenario. The HTTP
 benchmark (`bench.cli`) is the one that counts; this one isolates the library's
-share. ``cookie://`` runs with a fresh key.
+share. ``cookie://`` runs with a fresh key; ``--backend cookie-1.0`` runs the same
+backend with 1.0.0's token format (`bench.cookie_v1`).
 """
 
 from __future__ import annotations
@@ -43,11 +44,16 @@ async def measure(backend: str, n: int) -> dict[str, float]:
 
     Sanic.test_mode = True
     app = Sanic(f"micro_{time.monotonic_ns()}")
-    if backend.startswith("cookie:"):
+    spec: Any = backend
+    if backend.startswith("cookie"):
         from cryptography.fernet import Fernet
 
         app.config.SESSION_KEYS = [Fernet.generate_key().decode()]
-    session = Session(app, backend=backend, warn_lock=False)
+        if backend == "cookie-1.0":  # 1.0.0's token format, for comparison
+            from bench.cookie_v1 import CookieBackendV1
+
+            spec = CookieBackendV1(keys=app.config.SESSION_KEYS)
+    session = Session(app, backend=spec, warn_lock=False)
     await session._start(app)
     try:
         # One cookie per request in turn, as the HTTP benchmark does.

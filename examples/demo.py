@@ -10,6 +10,7 @@ Environment:
   ``cookie://`` (install the matching extra: ``pip install "sanic-cookies[redis]"``).
 * ``SESSION_KEYS``: the encryption keys for ``cookie://`` (comma-separated; make
   one with ``python -m sanic_cookies keygen``).
+* ``SESSION_REVOCATION``: the revocation store of ``cookie://`` (default ``memory://``).
 * ``DEMO_HOST`` / ``DEMO_PORT``: where to listen (default 127.0.0.1:8000).
 
 Two sessions sit side by side: a plain `Session` (cookie ``session``) counts your
@@ -65,6 +66,11 @@ def create_app(name: str = "sanic_cookies_demo") -> Sanic[Any, Any]:
     app.config.SESSION_BACKEND = os.environ.get("SESSION_BACKEND") or "memory://"
     if os.environ.get("SESSION_KEYS"):
         app.config.SESSION_KEYS = os.environ["SESSION_KEYS"]
+    if app.config.SESSION_BACKEND.startswith("cookie"):
+        # Logout must be final: cookie:// needs a revocation store. memory:// does for
+        # this one-process demo; with several workers use redis:// or postgresql://.
+        revocation = os.environ.get("SESSION_REVOCATION") or "memory://"
+        app.config.SESSION_BACKEND_OPTIONS = {"revocation": revocation}
     Session(app)  # request.ctx.session: the visit counter, cookie "session"
     auth = AuthSession(app)  # request.ctx.auth_session: the login, cookie "auth_session"
     CSRFProtect(app)  # every POST checked; the token lives in the AuthSession
@@ -139,9 +145,12 @@ def create_app(name: str = "sanic_cookies_demo") -> Sanic[Any, Any]:
             body = f"""
             <h1>Your sessions</h1>
             <p>The <code>{escape(auth.backend.label)}</code> backend keeps sessions in
-            the browser's cookie, so the server cannot list them or end them remotely.
-            Run the demo with a server-side backend (memory, Redis, PostgreSQL) for this
-            page.</p>
+            the browser's cookie, so the server cannot list them (with its revocation
+            store it can still end them all). Run the demo with a server-side backend
+            (memory, Redis, PostgreSQL) for the list.</p>
+            <form method="post" action="/sessions/logout-others">
+              <p><button id="logout-others">Log out other sessions</button></p>
+            </form>
             """
             return await render(request, body, user)
         token = await csrf_token(request)

@@ -158,7 +158,19 @@ def test_postgres_statements_are_counted_by_portal() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["apps", "callgrind", "cli", "loadgen", "memsize", "micro", "peers", "proxy", "server"]
+    "name",
+    [
+        "apps",
+        "callgrind",
+        "cli",
+        "loadgen",
+        "memory_cap",
+        "memsize",
+        "micro",
+        "peers",
+        "proxy",
+        "server",
+    ],
 )
 def test_modules_import(name: str) -> None:
     __import__(f"bench.{name}")

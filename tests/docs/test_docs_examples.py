@@ -70,9 +70,9 @@ def _setup_requirements(block: Block, request: pytest.FixtureRequest) -> dict[st
         _require_backend(dsn)
         rewrites["postgres"] = request.getfixturevalue("docs_database")
     if "cookie" in needs:
-        _require_backend("cookie://", keys=["A" * 43 + "="])
-        monkeypatch = request.getfixturevalue("monkeypatch")
         keys = [base64.urlsafe_b64encode(os.urandom(32)).decode() for _ in range(2)]
+        _require_backend("cookie://", keys=keys)
+        monkeypatch = request.getfixturevalue("monkeypatch")
         monkeypatch.setenv("SESSION_KEYS", ",".join(keys))
     return rewrites
 

@@ -30,6 +30,40 @@ def new_key() -> str:
     return base64.urlsafe_b64encode(os.urandom(32)).decode("ascii")
 
 
+#: A key, and a token that sanic-cookies-cookie 1.0.0 (Fernet) wrote under it: session data
+#: ``{"m": "from-1.0", "user": "ada"}``, valid until 2100, made by 1.0.0's own
+#: ``CookieBackend.encode_cookie``.
+V1_KEY = "FVpRhXtQwKbS9rc1cJ7oM2Yd8nE4uLzA0gTqHiWjXk4="
+V1_TOKEN = (
+    "gAAAAABrEzQrsq25iPJobJWJU2Zq8lI3yVGQ7aJEqN5H4AHkTUAmEsXDWrQpwTQ6WjPzKsHK08x1k-3siHfOlLPEj1"
+    "-6vr0F4nSF1DglXa5GVU7orqqP1RLj_hC8btOmeLN35FRdvWdR5lA_-7xi0_KpjEuwKvcNUCSGYYzQkBwP7kP238O5"
+    "ScH50bNNNLEiRufcxPDmErtx7ybWbwtEy-_JD_Vj3tosYA"
+)
+
+
+def derive(key: str) -> tuple[bytes, bytes]:
+    """The AES-256-GCM key and the 4-byte key id of `key`, as docs/backend-cookie.md says."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    okm = HKDF(
+        algorithm=hashes.SHA256(),
+        length=36,
+        salt=None,
+        info=b"sanic-cookies token v2: AES-256-GCM key and key id",
+    ).derive(base64.urlsafe_b64decode(key))
+    return okm[:32], okm[32:]
+
+
+def decrypt_v2(token: str, key: str) -> bytes:
+    """The plaintext of a version-2 token, decrypted by the documented format alone."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    assert raw[0] == 0x02, "not a version-2 token"
+    return AESGCM(derive(key)[0]).decrypt(raw[13:25], raw[25:], raw[:13])
+
+
 def build_app(backend: Backend | str | None, **settings: Any) -> Sanic[Any, Any]:
     """A real app with one `Session` on `backend` (None: app.config) and these routes (JSON):
 

@@ -47,7 +47,7 @@ async def test_round_trip_with_keys_from_config() -> None:
     async with serve(app) as client:
         first = await client.request("GET", "/mark", params={"m": "hello"})
         token = first.cookie()
-        assert token and token.startswith("gAAAA")
+        assert token and token.startswith("A"), "a version-2 token (byte 0x02)"
         header = first.set_cookie_header()
         for attribute in ("HttpOnly", "Secure", "SameSite=Lax", "Max-Age=2592000", "Path=/"):
             assert attribute in header
@@ -176,7 +176,7 @@ async def test_read_only_use_refreshes_the_cookie(clock: Clock, path: str) -> No
 
 
 def _memory() -> Backend:
-    return MemoryBackend()
+    return MemoryBackend(max_entries=None)
 
 
 def _redis(request: pytest.FixtureRequest) -> Backend:
@@ -257,7 +257,7 @@ class _DownStore(MemoryBackend):
 
 
 async def test_revocation_store_down_answers_503_not_a_session() -> None:
-    app = build_app(CookieBackend(keys=[new_key()], revocation=_DownStore()))
+    app = build_app(CookieBackend(keys=[new_key()], revocation=_DownStore(max_entries=None)))
     async with serve(app) as client:
         token = (await client.request("GET", "/mark", params={"m": "x"})).cookie()
         assert token

@@ -10,9 +10,11 @@ import struct
 import time
 from typing import Any
 
+import msgspec
 import pytest
-from cookie_support import new_key
+from cookie_support import decrypt_v2, derive, new_key
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from sanic_cookies import ConfigurationError, backend_from_url
 from sanic_cookies.backends.cookie import CookieBackend, parse_keys
@@ -73,6 +75,38 @@ def test_bad_keys_say_how_to_make_one(keys: Any) -> None:
     assert "SESSION_KEYS" in message
 
 
+def _key_of(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"\x00" * 32, b"\xff" * 32, b"a" * 32, b"password" * 4, bytes(range(15)) * 2 + b"\x00\x01"],
+    ids=["zeros", "ones", "one-letter", "repeated-word", "15-distinct"],
+)
+def test_degenerate_keys_are_refused(raw: bytes) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        CookieBackend(keys=[new_key(), _key_of(raw)])
+    message = str(caught.value)
+    assert "SESSION_KEYS[1]" in message and "distinct" in message
+    assert "python -m sanic_cookies keygen" in message
+
+
+def test_a_key_with_enough_distinct_bytes_is_accepted() -> None:
+    assert CookieBackend(keys=[_key_of(bytes(range(16)) * 2)])
+
+
+def test_a_44_character_key_that_is_not_base64_says_so() -> None:
+    bad = "!" * 43 + "="
+    with pytest.raises(ConfigurationError) as caught:
+        CookieBackend(keys=[bad])
+    message = str(caught.value)
+    assert "44 characters, not 44" not in message
+    assert "not urlsafe base64" in message
+    with pytest.raises(ConfigurationError, match="40 characters instead of 44"):
+        CookieBackend(keys=[new_key()[:40]])
+
+
 def test_a_bad_key_is_never_echoed() -> None:
     secret = new_key()[:40]
     with pytest.raises(ConfigurationError) as caught:
@@ -111,8 +145,18 @@ def test_revocation_must_be_a_server_side_backend() -> None:
         CookieBackend(keys=[new_key()], revocation=42)  # type: ignore[arg-type]
 
 
+def test_a_memory_revocation_store_is_never_capped() -> None:
+    """A full memory store drops entries; a dropped revocation would un-revoke its cookie."""
+    backend = CookieBackend(keys=[new_key()], revocation="memory://?sweep_interval=5")
+    assert isinstance(backend.revocation, MemoryBackend)
+    assert backend.revocation.max_entries is None
+    for capped in (MemoryBackend(), "memory://?max_entries=1000"):
+        with pytest.raises(ConfigurationError, match="would drop revocations"):
+            CookieBackend(keys=[new_key()], revocation=capped)
+
+
 async def test_open_and_close_reach_the_revocation_store() -> None:
-    store = MemoryBackend(sweep_interval=0.05)
+    store = MemoryBackend(max_entries=None, sweep_interval=0.05)
     backend = CookieBackend(keys=[new_key()], revocation=store)
     await backend.open()
     assert store._sweeper is not None
@@ -130,35 +174,58 @@ async def test_encode_refuses_a_meaningless_ttl(ttl: float) -> None:
 
 
 async def test_token_needs_no_quoting_and_has_its_predicted_length() -> None:
-    backend = CookieBackend(keys=[new_key()])
+    key = new_key()
+    backend = CookieBackend(keys=[key])
     for size in (0, 1, 15, 16, 17, 100, 1000, 2000):
-        token = await backend.encode_cookie(os.urandom(size), 60)
+        value = os.urandom(size)
+        token = await backend.encode_cookie(value, 60)
         assert "=" not in token
-        plaintext = backend._keyring.decrypt(_pad(token))
+        plaintext = decrypt_v2(token, key)
         assert len(token) == predict_token_length(len(plaintext))
+        assert value in plaintext
 
 
-async def test_compression_is_used_only_when_smaller() -> None:
-    backend = CookieBackend(keys=[new_key()])
-    repetitive = b'{"cart":[' + b'{"sku":"A-1","qty":1},' * 200 + b"]}"
+async def test_the_documented_byte_format() -> None:
+    # docs/backend-cookie.md: version 0x02 | key id (4) | issue time ms (8) | nonce (12)
+    # | AES-256-GCM ciphertext | tag (16), key and key id from HKDF-SHA256, bytes 0-12
+    # authenticated as associated data. Decrypted here from that description alone.
+    key = new_key()
+    backend = CookieBackend(keys=[key])
+    before = time.time()
+    token = await backend.encode_cookie(b'{"x":1}', 60)
+    raw = _raw(token)
+    assert raw[0] == 0x02
+    aes_key, key_id = derive(key)
+    assert raw[1:5] == key_id
+    (issued_ms,) = struct.unpack(">Q", raw[5:13])
+    assert before - 0.001 <= issued_ms / 1000 <= time.time()
+    plaintext = AESGCM(aes_key).decrypt(raw[13:25], raw[25:], raw[:13])
+    sid, ttl, deadline, value = msgspec.msgpack.decode(plaintext)
+    assert len(sid) == 16 and value == b'{"x":1}'
+    assert 59 < ttl <= 60.001 and deadline == pytest.approx(issued_ms / 1000 + ttl, abs=0.01)
+
+
+async def test_nothing_is_compressed() -> None:
+    # A compressed plaintext's length would reveal how well attacker-chosen data matches
+    # a secret stored next to it (CRIME/BREACH); 1.0 deflated it when that was smaller.
+    key = new_key()
+    backend = CookieBackend(keys=[key])
+    repetitive = b'{"cart":[' + b'{"sku":"A-1","qty":1},' * 100 + b"]}"
     token = await backend.encode_cookie(repetitive, 60)
-    assert len(token) < len(repetitive) / 5
-    assert backend._keyring.decrypt(_pad(token))[0] == 1  # deflated
-    random_token = await backend.encode_cookie(os.urandom(300), 60)
-    assert backend._keyring.decrypt(_pad(random_token))[0] == 0  # stored plain
+    assert repetitive in decrypt_v2(token, key)
+    random_token = await backend.encode_cookie(os.urandom(len(repetitive)), 60)
+    assert len(token) == len(random_token)
     stored = await backend.decode_cookie(token)
     assert stored is not None and stored.value == repetitive
 
 
 async def test_another_spelling_of_the_same_bytes_is_refused() -> None:
     backend = CookieBackend(keys=[new_key()])
-    # 16 value bytes: a token whose length leaves spare bits in its last character.
-    for _ in range(20):
-        token = await backend.encode_cookie(os.urandom(16), 60)
-        if len(token) % 4:
-            break
-    else:
-        pytest.fail("no token with spare bits")
+    # Value sizes whose token length leaves spare bits in its last character.
+    spare = [n for n in range(16, 24) if predict_token_length(len(await _plain(n))) % 4]
+    assert spare
+    token = await backend.encode_cookie(os.urandom(spare[0]), 60)
+    assert len(token) % 4
     last = ALPHABET.index(token[-1])
     alias = token[:-1] + ALPHABET[last ^ 1]
     assert _raw(alias) == _raw(token), "the alias decodes to the very same bytes"
@@ -167,17 +234,45 @@ async def test_another_spelling_of_the_same_bytes_is_refused() -> None:
     assert await backend.decode_cookie(_pad(token)) is None, "padding is not ours"
 
 
-async def test_issue_time_is_fernets_authenticated_timestamp() -> None:
+async def _plain(n: int) -> bytes:
+    from sanic_cookies.backends.cookie._token import pack_plaintext
+
+    return pack_plaintext(b"s" * 16, 60.0, 1e9, b"v" * n)
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["version", "key id", "issue time", "nonce", "ciphertext", "tag"],
+)
+async def test_a_changed_header_or_body_does_not_open(where: str) -> None:
     backend = CookieBackend(keys=[new_key()])
-    before = int(time.time())
-    token = await backend.encode_cookie(b"{}", 60)
-    (issued,) = struct.unpack(">Q", _raw(token)[1:9])
-    assert before <= issued <= time.time()
-    # Moving the timestamp by hand breaks the HMAC.
+    token = await backend.encode_cookie(b'{"x":1}', 60)
     raw = bytearray(_raw(token))
-    raw[1:9] = struct.pack(">Q", issued + 3600)
+    offset = {
+        "version": 0,
+        "key id": 2,
+        "issue time": 10,
+        "nonce": 20,
+        "ciphertext": 30,
+        "tag": len(raw) - 1,
+    }[where]
+    raw[offset] ^= 0x01
     forged = base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
+    assert await backend.decode_cookie(token) is not None
     assert await backend.decode_cookie(forged) is None
+
+
+async def test_the_key_id_picks_the_key() -> None:
+    old, new = new_key(), new_key()
+    token = await CookieBackend(keys=[old]).encode_cookie(b"{}", 60)
+    both = CookieBackend(keys=[new, old])
+    assert _raw(token)[1:5] == derive(old)[1] != derive(new)[1]
+    assert await both.decode_cookie(token) is not None
+    # A token naming the new key's id but sealed by the old key is refused.
+    raw = bytearray(_raw(token))
+    raw[1:5] = derive(new)[1]
+    relabelled = base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
+    assert await both.decode_cookie(relabelled) is None
 
 
 async def test_token_issued_in_the_future_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -204,6 +299,6 @@ async def test_refusals_are_logged_at_debug_without_the_token(
     assert len(lines) == 4
     assert all(r.levelno == logging.DEBUG for r in lines)
     reasons = " | ".join(r.getMessage() for r in lines)
-    for why in ("does not decrypt", "expired", "outside urlsafe base64", "not a string"):
+    for why in ("key that is not configured", "expired", "outside urlsafe base64", "not a string"):
         assert why in reasons
     assert foreign not in reasons and expired not in reasons

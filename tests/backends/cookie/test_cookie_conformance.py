@@ -39,7 +39,7 @@ class _Keys(ClientSideBackendConformance):
 
 class TestCookieWithMemoryRevocation(_Keys):
     async def make_backend(self) -> ClientSideBackend:
-        return CookieBackend(keys=self._keys(), revocation=MemoryBackend())
+        return CookieBackend(keys=self._keys(), revocation=MemoryBackend(max_entries=None))
 
 
 class TestCookieWithoutRevocation(_Keys):

@@ -79,6 +79,14 @@ def build_app() -> Sanic[Any, Any]:
             sess["n"] = n
         return json({"n": n, "pid": os.getpid()})
 
+    @app.get("/tag_incr")
+    async def tag_incr(request: Request) -> HTTPResponse:
+        """``/incr`` that also stores ``?tag=`` on first use and returns the stored one."""
+        async with request.ctx.session as sess:
+            tag = sess.setdefault("tag", request.args.get("tag", ""))
+            sess["n"] = n = sess.get("n", 0) + 1
+        return json({"n": n, "tag": tag, "pid": os.getpid()})
+
     @app.get("/read")
     async def read(request: Request) -> HTTPResponse:
         sess = await request.ctx.session.load()

@@ -85,7 +85,7 @@ def _cookie_backend() -> Backend:
     from sanic_cookies.backends.memory import MemoryBackend
 
     key = base64.urlsafe_b64encode(os.urandom(32)).decode()
-    return CookieBackend(keys=[key], revocation=MemoryBackend())
+    return CookieBackend(keys=[key], revocation=MemoryBackend(max_entries=None))
 
 
 @pytest.fixture(params=list(AUTH_BACKENDS))

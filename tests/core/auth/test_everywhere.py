@@ -11,6 +11,11 @@ from auth_support import COOKIE, Browser
 from sanic_cookies._ids import store_key
 
 
+def _ends_cookies(auth: Any) -> bool:
+    """cookie:// with a revocation store: ends a user's cookies, but cannot count them."""
+    return getattr(auth.backend, "revocation", None) is not None
+
+
 async def _logged_in(app: Any, user: str, n: int) -> list[Browser]:
     browsers = [Browser(app) for _ in range(n)]
     for browser in browsers:
@@ -26,11 +31,11 @@ async def test_logout_everywhere_ends_every_session_of_the_user_only(
     bob = await _logged_in(app, "bob", 2)
 
     response = await alice[0].post("/logout-everywhere")
-    if not auth.backend.supports_user_index:
+    if not auth.backend.supports_user_index and not _ends_cookies(auth):
         assert response.status == 501
         assert "per-user session index" in response.json["unsupported"]
         return
-    assert response.json == {"ended": 3}
+    assert response.json == {"ended": 0 if _ends_cookies(auth) else 3}
     for browser in alice:
         assert await browser.whoami() is None
         assert (await browser.get("/private")).status == 401
@@ -42,10 +47,10 @@ async def test_logout_everywhere_can_keep_the_current_session(make_app: Any) -> 
     app, auth = make_app()
     alice = await _logged_in(app, "alice", 3)
     response = await alice[1].post("/logout-everywhere", params={"keep": "1"})
-    if not auth.backend.supports_user_index:
+    if not auth.backend.supports_user_index and not _ends_cookies(auth):
         assert response.status == 501
         return
-    assert response.json == {"ended": 2}
+    assert response.json == {"ended": 0 if _ends_cookies(auth) else 2}
     assert await alice[1].whoami() == {"id": "alice", "name": "Alice"}
     assert await alice[0].whoami() is None
     assert await alice[2].whoami() is None
@@ -58,10 +63,10 @@ async def test_logout_everywhere_from_an_anonymous_admin_request(make_app: Any) 
     app, auth = make_app()
     alice = await _logged_in(app, "alice", 2)
     response = await Browser(app).post("/logout-everywhere", params={"user": "alice"})
-    if not auth.backend.supports_user_index:
+    if not auth.backend.supports_user_index and not _ends_cookies(auth):
         assert response.status == 501
         return
-    assert response.json == {"ended": 2}
+    assert response.json == {"ended": 0 if _ends_cookies(auth) else 2}
     assert [await b.whoami() for b in alice] == [None, None]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from typing import Any, ClassVar
 import pytest
 
 from sanic_cookies import Backend, ConfigurationError, LockTimeout, Session, backend_from_url
-from sanic_cookies.backends.memory import MemoryBackend
+from sanic_cookies.backends.memory import DEFAULT_MAX_ENTRIES, MemoryBackend
 from sanic_cookies.testing import BackendConformance, encode_value
 
 
@@ -38,14 +39,83 @@ async def test_sweeper_drops_expired_entries() -> None:
         await backend.close()
 
 
-async def test_max_entries_drops_the_least_recently_written() -> None:
+async def test_max_entries_drops_the_entry_closest_to_expiry() -> None:
     backend = MemoryBackend(max_entries=2)
-    keys = [f"{i:064x}" for i in range(3)]
-    for key in keys:
-        await backend.save(key, encode_value(1), 60)
+    soon, late, new = (f"{i:064x}" for i in range(3))
+    await backend.save(late, encode_value(1), 600)
+    await backend.save(soon, encode_value(1), 60)  # written last, but ends first
+    await backend.save(new, encode_value(1), 300)
     assert len(backend) == 2
-    assert await backend.load(keys[0]) is None
-    assert await backend.load(keys[2]) is not None
+    assert await backend.load(soon) is None
+    assert await backend.load(late) is not None and await backend.load(new) is not None
+
+
+async def test_the_cap_is_on_by_default_and_none_turns_it_off() -> None:
+    assert MemoryBackend().max_entries == DEFAULT_MAX_ENTRIES == 100_000
+    assert backend_from_url("memory://").max_entries == 100_000  # type: ignore[attr-defined]
+    for off in (MemoryBackend(max_entries=None), backend_from_url("memory://?max_entries=none")):
+        assert isinstance(off, MemoryBackend) and off.max_entries is None
+        for i in range(50):
+            await off.save(f"{i:064x}", encode_value(1), 60)
+        assert len(off) == 50
+    with pytest.raises(ConfigurationError, match="or None for no cap"):
+        MemoryBackend(max_entries=2.5)  # type: ignore[arg-type]
+
+
+async def test_eviction_logs_one_warning_and_drops_expired_entries_first(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    backend = MemoryBackend(max_entries=3)
+    first = [f"{i:064x}" for i in range(3)]
+    await backend.save(first[0], encode_value(1), 600)
+    await backend.save(first[1], encode_value(1), 0.000001)  # expired by the next save
+    await backend.save(first[2], encode_value(1), 300)
+    with caplog.at_level(logging.WARNING, logger="sanic_cookies"):
+        for i in range(3, 40):
+            await backend.save(f"{i:064x}", encode_value(1), 900)
+    assert len(backend) == 3
+    assert await backend.load(first[0]) is None  # the two with the least time left went first
+    warnings_logged = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings_logged) == 1, [r.getMessage() for r in warnings_logged]
+    assert "max_entries=3" in warnings_logged[0].getMessage()
+
+
+async def test_eviction_walks_the_store_once_then_never() -> None:
+    # The first eviction builds a heap of expiry times in one pass; later ones use it.
+    backend = MemoryBackend(max_entries=1000)
+    backend._data = _IterationCountingDict()
+    for i in range(1000):
+        await backend.save(f"{i:064x}", encode_value(1), 60 + i % 7)
+    _IterationCountingDict.yielded = 0
+    await backend.save(f"{5000:064x}", encode_value(1), 60)
+    assert _IterationCountingDict.yielded == 1001  # one pass, the new entry included
+    _IterationCountingDict.yielded = 0
+    for i in range(300):
+        await backend.save(f"{6000 + i:064x}", encode_value(1), 60 + i % 5)
+        await backend.touch(f"{6000 + i:064x}", 90)
+    assert len(backend) == 1000
+    assert _IterationCountingDict.yielded == 0
+
+
+async def test_a_sweep_that_empties_half_the_store_stops_the_heap() -> None:
+    backend = MemoryBackend(max_entries=4)
+    for i in range(5):
+        await backend.save(f"{i:064x}", encode_value(1), 0.000001 if i < 3 else 60)
+    assert backend._heap is not None
+    backend.sweep()
+    assert len(backend) <= 2 and backend._heap is None
+
+
+async def test_max_entries_from_the_url_and_rewrites_push_the_expiry_out() -> None:
+    backend = backend_from_url("memory://?max_entries=2")
+    assert isinstance(backend, MemoryBackend) and backend.max_entries == 2
+    a, b, c = (f"{i:064x}" for i in range(3))
+    await backend.save(a, encode_value(1), 60)
+    await backend.save(b, encode_value(1), 60)
+    await backend.save(a, encode_value(2), 60)  # a now ends after b
+    await backend.save(c, encode_value(1), 60)
+    assert await backend.load(b) is None
+    assert await backend.load(a) is not None and await backend.load(c) is not None
 
 
 # -- through a Sanic app ----------------------------------------------------------------------
@@ -237,29 +307,6 @@ async def test_operations_never_walk_the_store() -> None:
     assert _IterationCountingDict.yielded == 0
 
 
-async def test_max_entries_eviction_visits_one_entry() -> None:
-    backend = MemoryBackend(max_entries=1000)
-    backend._data = _IterationCountingDict()
-    for i in range(1000):
-        await backend.save(f"{i:064x}", encode_value(1), 60)
-    _IterationCountingDict.yielded = 0
-    await backend.save(f"{5000:064x}", encode_value(1), 60)
-    assert len(backend) == 1000
-    assert _IterationCountingDict.yielded == 1
-
-
-async def test_max_entries_from_the_url_and_rewrites_count_as_recent() -> None:
-    backend = backend_from_url("memory://?max_entries=2")
-    assert isinstance(backend, MemoryBackend) and backend.max_entries == 2
-    a, b, c = (f"{i:064x}" for i in range(3))
-    await backend.save(a, encode_value(1), 60)
-    await backend.save(b, encode_value(1), 60)
-    await backend.save(a, encode_value(2), 60)  # a is now the most recently written
-    await backend.save(c, encode_value(1), 60)
-    assert await backend.load(b) is None
-    assert await backend.load(a) is not None and await backend.load(c) is not None
-
-
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [({"max_entries": 0}, "max_entries"), ({"sweep_interval": 0}, "sweep_interval")],
@@ -381,3 +428,33 @@ async def test_waiters_take_turns_in_arrival_order() -> None:
     await asyncio.wait_for(asyncio.gather(*tasks), 2)
     assert order == [0, 1, 2]
     assert backend._locks == {}
+
+
+# -- the cap, through an app ------------------------------------------------------------------
+
+
+async def test_a_full_app_store_drops_the_session_closest_to_expiry_not_the_oldest(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import importlib
+    import time
+
+    from core_support import cookie_header, get, session_app
+
+    offset = [0.0]
+    for module in ("sanic_cookies._session_dict", "sanic_cookies.backends.memory"):
+        monkeypatch.setattr(importlib.import_module(module), "now", lambda: time.time() + offset[0])
+    app, session = session_app(backend="memory://?max_entries=3", expiry=600, warn_lock=False)
+    a, b, c = [cookie_header(await get(app, f"/set?name={n}")) for n in "abc"]
+    offset[0] += 120
+    assert (await get(app, "/read", a)).json == {"name": "a"}  # refreshed: now ends last
+    with caplog.at_level(logging.WARNING, logger="sanic_cookies"):
+        d = cookie_header(await get(app, "/set?name=d"))  # one too many: b ends first
+        assert (await get(app, "/read", b)).json == {}
+        for cookie, name in ((a, "a"), (c, "c"), (d, "d")):
+            assert (await get(app, "/read", cookie)).json == {"name": name}
+        for n in "efg":
+            assert (await get(app, f"/set?name={n}")).status == 200
+    assert len(session.backend) == 3  # type: ignore[arg-type]
+    full = [r for r in caplog.records if "max_entries=3" in r.getMessage()]
+    assert len(full) == 1 and full[0].levelno == logging.WARNING

@@ -49,7 +49,7 @@ async def test_a_list_of_urls_makes_the_first_the_primary_and_writes_to_all() ->
     assert isinstance(backend, MultiBackend)
     primary, secondary = backend.backends
     assert isinstance(primary, MemoryBackend) and isinstance(secondary, MemoryBackend)
-    assert secondary.max_entries == 50 and primary.max_entries is None
+    assert secondary.max_entries == 50 and primary.max_entries == 100_000  # the default cap
     for store in backend.backends:
         assert await stored_data(store, key_of(cookie)) == {"n": "1"}
     assert list(session.metrics) == ["memory", "memory[1]"]
@@ -353,3 +353,34 @@ async def test_replace_only_ends_the_copies_when_the_primary_no_longer_has_the_s
     await primary.save(key, encode_value(1), 60)
     assert await multi.save(key, encode_value(3), 60, replace_only=True) is True
     assert decode_stored(await copy.load(key)) == 3
+
+
+async def test_logout_everywhere_ends_the_copies_of_a_secondary_without_a_user_index() -> None:
+    """Such a secondary gets the primary's list of the user's sessions, deleted key by key."""
+    from sanic import json
+
+    from sanic_cookies import AuthSession
+
+    class NoIndex(MemoryBackend):
+        supports_user_index = False
+
+    copy = NoIndex()
+    app = new_app("multi")
+    auth = AuthSession(
+        app, backend=MultiBackend(MemoryBackend(), copy), session_name="session", **SETTINGS
+    )
+
+    @app.get("/login")
+    async def login(request: Any) -> Any:
+        await auth.login_user(request, "ada")
+        return json({})
+
+    @app.get("/everywhere")
+    async def everywhere(request: Any) -> Any:
+        return json(await auth.logout_everywhere("ada", keep=request))
+
+    kept, *ended = [cookie_header(await get(app, "/login")) for _ in range(3)]
+    assert all([await copy.load(key_of(c) or "") is not None for c in (kept, *ended)])
+    assert (await get(app, "/everywhere", kept)).json == 2
+    assert [await copy.load(key_of(c) or "") for c in ended] == [None, None]
+    assert await copy.load(key_of(kept) or "") is not None

@@ -211,6 +211,7 @@ class AuthSession(Session):
             ``lifetime``, ``secure``, ...).
     """
 
+    _final_logout = True  # a cookie backend without revocation refuses to start
     #: Live sessions one user may have (None: no cap), from ``max_sessions_per_user``.
     max_sessions_per_user: int | None
 
@@ -469,7 +470,9 @@ class AuthSession(Session):
             raise UnsupportedOperation(
                 f"{operation}() needs a backend that keeps a per-user session index; "
                 f"{backend.label} does not (sessions in cookies cannot be listed or ended "
-                "remotely). Use a server-side backend such as redis:// or postgresql://."
+                "one by one; cookie:// with a revocation store can still end them all with "
+                "logout_everywhere()). Use a server-side backend such as redis:// or "
+                "postgresql://."
             )
         return backend
 
@@ -557,12 +560,22 @@ class AuthSession(Session):
             keep: A request whose session survives (the one changing the password).
 
         Returns:
-            How many sessions were ended.
+            How many sessions were ended (0 on cookie://, which cannot count cookies).
 
         Raises:
-            UnsupportedOperation: The backend keeps no per-user index (the cookie backend).
+            UnsupportedOperation: The backend keeps no per-user index and cannot end a
+                user's cookies (cookie:// without a revocation store).
         """
         uid = self.user_id_of(user)
+        if isinstance(self.backend, ClientSideBackend):
+            # No index: the backend refuses the user's older cookies itself (cookie://
+            # with a revocation store), or raises UnsupportedOperation.
+            token = self._session_of(keep).sid if keep is not None else None
+            return int(
+                await self._backend_call(
+                    "logout_everywhere", self.backend.revoke_user_cookies(uid, keep=token)
+                )
+            )
         backend = self._indexed_backend("logout_everywhere")
         keep_key = self._request_key(keep)
         count: int = await self._backend_call(

@@ -485,6 +485,40 @@ class ClientSideBackend(Backend):
         Default: do nothing (a copied cookie then stays valid until it expires).
         """
 
+    async def revoke_user_cookies(self, user_id: str, *, keep: str | None = None) -> int:
+        """End every session of `user_id` (``AuthSession.logout_everywhere``), but `keep`'s.
+
+        Args:
+            user_id: The user-index id of the user.
+            keep: The token of a session that survives, if any.
+
+        Returns:
+            How many sessions were ended, as far as the backend can count them.
+
+        Raises:
+            UnsupportedOperation: The backend keeps no state to refuse the cookies
+                with (the default).
+        """
+        raise UnsupportedOperation(
+            f"logout_everywhere() needs a per-user session index; {self.label} keeps "
+            "sessions in cookies and cannot end them remotely"
+        )
+
+    def check_deployment(self, *, session: str, workers: int, final_logout: bool) -> None:
+        """Refuse, at start-up, a set-up under which a logged-out cookie would still work.
+
+        Called by the `Session` named `session` before it opens the backend.
+
+        Args:
+            session: The session's name, for messages.
+            workers: How many server processes run the app.
+            final_logout: True for an `AuthSession`, whose logout promises that the
+                logged-out cookie never works again.
+
+        Raises:
+            ConfigurationError: The set-up cannot keep that promise. Default: never.
+        """
+
     async def load(self, key: str) -> StoredSession | None:
         raise UnsupportedOperation(f"{self.label} keeps sessions in cookies, not by key")
 

@@ -54,13 +54,18 @@ class SessionConfig:
     lock_timeout: float = 5.0
     #: Seconds a lock outlives a holder that died (``SESSION_LOCK_LEASE``).
     lock_lease: float = 10.0
+    #: Most bytes of a session's encoded data on a server-side backend; a larger write
+    #: raises ``SessionTooLarge`` and stores nothing. None: no limit (``SESSION_MAX_SIZE``).
+    max_size: int | None = 64 * 1024
 
     @classmethod
     def resolve(cls, given: Mapping[str, Any], app_config: Mapping[str, Any]) -> SessionConfig:
         """Merge explicit arguments over ``SESSION_*`` settings over defaults, and check them."""
         values: dict[str, Any] = {}
         for field in dataclasses.fields(cls):
-            if given.get(field.name) is not None:
+            if given.get(field.name) is not None or (
+                field.name in _NONE_TURNS_OFF and field.name in given
+            ):
                 values[field.name] = given[field.name]
             elif f"SESSION_{field.name.upper()}" in app_config:
                 values[field.name] = app_config[f"SESSION_{field.name.upper()}"]
@@ -90,6 +95,12 @@ class SessionConfig:
             raise ConfigurationError(
                 f"{_label('refresh_interval')} must be a number of seconds >= 0 or None, "
                 f"got {self.refresh_interval!r}"
+            )
+        size = self.max_size
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+            raise ConfigurationError(
+                f"{_label('max_size')} must be a whole number of bytes >= 1 or None, "
+                f"got {self.max_size!r}"
             )
         for name in _FLAGS:
             value = getattr(self, name)
@@ -137,6 +148,8 @@ class SessionConfig:
         return dataclasses.replace(self, samesite=samesite)
 
 
+# Settings whose None, passed explicitly, means "off" rather than "not given".
+_NONE_TURNS_OFF = frozenset({"max_size"})
 _SECONDS = ("expiry", "lifetime", "lock_timeout", "lock_lease")
 _FLAGS = ("httponly", "secure", "session_cookie", "host_prefix", "partitioned", "warn_lock")
 _SAMESITE = ("Lax", "Strict", "None")

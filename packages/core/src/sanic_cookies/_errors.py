@@ -139,13 +139,24 @@ class SessionSerializationError(SanicCookiesError, TypeError):
 class SessionTooLarge(SanicCookiesError, ValueError):
     """The encoded session exceeds what the backend can store (e.g. a cookie's 4093 bytes)."""
 
-    def __init__(self, size: int, limit: int) -> None:
+    def __init__(self, size: int, limit: int, *, setting: str | None = None) -> None:
+        if setting is None:
+            advice = "Store less in the session, or use a server-side backend."
+        else:
+            advice = (
+                f"Store less in the session (keep large data in your database and its id in "
+                f"the session), or raise {setting}."
+            )
+        limit_text = f"{limit}" if setting is None else f"{limit} ({setting})"
         super().__init__(
-            f"The encoded session is {size} bytes; the limit is {limit}. "
-            "Store less in the session, or use a server-side backend."
+            f"The encoded session is {size} bytes; the limit is {limit_text}. {advice}"
         )
+        #: Bytes the session would take.
         self.size = size
+        #: The limit it exceeds, in bytes.
         self.limit = limit
+        #: The setting that sets the limit, if there is one (e.g. ``max_size (SESSION_MAX_SIZE)``).
+        self.setting = setting
 
 
 class UnsupportedOperation(SanicCookiesError, NotImplementedError):

@@ -27,11 +27,14 @@ The rules, and why:
   503 and the session's next write overwrites it.
 * A secondary that failed is skipped for `retry_interval` seconds (counted as
   `skipped`), so a dead replica costs one timeout per interval, not one per request.
-* A delete a secondary missed (while the primary's succeeded) is remembered,
-  up to `MAX_PENDING_DELETES` keys per secondary in this process, and replayed
-  before that secondary's next call, so an ended session does not linger in
-  the copy. A missed `delete_user_sessions` is not replayed (it could end
-  sessions created since); those copies expire with their TTL.
+* A delete a secondary missed (while the primary's succeeded) is recorded in
+  the primary (see `_pending`), so that it survives a restart when the primary
+  is durable, and retried until it succeeds: before that secondary's next
+  call, and every `retry_interval` by a background task started with `open`.
+  A missed `delete_user_sessions` is retried as "delete the user's copies the
+  primary no longer has" (replaying it as such could end sessions created since).
+  A secondary without a user index gets the primary's list of the user's
+  sessions deleted key by key instead.
 * `open` and `close` go to all. A primary that cannot open fails the start,
   as a single backend does; a secondary that cannot open is logged and counted,
   and opening it is retried before its next write.
@@ -40,26 +43,31 @@ The rules, and why:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
-import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Self, TypeVar
 
-from ._backend import Backend, ClientSideBackend, SessionLock, StoredSession
+from ._backend import Backend, ClientSideBackend, SessionLock, StoredSession, now
 from ._errors import ConfigurationError
 from ._ids import log_id
 from ._metrics import BackendMetrics, StoreObserver, metered
+from ._pending import MAX_PENDING_DELETES, PendingDeletes
 
-__all__ = ["MultiBackend"]
+__all__ = ["MAX_PENDING_DELETES", "MultiBackend"]
 
 logger = logging.getLogger("sanic_cookies")
 
 T = TypeVar("T")
 
-#: Most missed deletes remembered per secondary; the oldest are forgotten beyond it.
-MAX_PENDING_DELETES = 10_000
 _REPLAY_BATCH = 64
+#: The default of `MultiBackend(pending_ttl=...)`: the default session lifetime, 90 days.
+DEFAULT_PENDING_TTL = 90 * 86400.0
+# The background retry task wakes at least this often (real seconds), so that it
+# notices a retry that came due on the library's clock.
+_MAX_TICK = 1.0
+_MIN_TICK = 0.05
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -67,10 +75,12 @@ class _Member:
     backend: Backend
     label: str
     metrics: BackendMetrics
+    pending: PendingDeletes
     open_failed: bool = False
-    down_until: float = 0.0  # time.monotonic(); skipped until then after a failure
-    # Keys whose delete this secondary missed, oldest first (a dict keeps insertion order).
-    pending_deletes: dict[str, None] = dataclasses.field(default_factory=dict)
+    down_until: float = 0.0  # now(); skipped until then after a failure
+    # The primary's record of its missed deletes was read (once per process is enough:
+    # this process's own misses are kept here too).
+    pending_read: bool = False
 
 
 class MultiBackend(Backend):
@@ -84,7 +94,12 @@ class MultiBackend(Backend):
         *secondaries: Backends that receive every write, touch and delete.
         secondary_timeout: Seconds a secondary call may take before it counts
             as failed (the primary's calls are bounded by the primary itself).
-        retry_interval: Seconds a failed secondary is skipped before it is tried again.
+        retry_interval: Seconds a failed secondary is skipped before it is tried
+            again; also how often its missed deletes are retried in the background.
+        pending_ttl: Seconds a missed delete is retried at least (it is retried
+            for the longest TTL this backend has written, if that is longer): the
+            longest a copy can live. Raise it if sessions live longer than the
+            default lifetime of 90 days.
 
     Attributes:
         metrics: `BackendMetrics` per backend label (duplicate labels get
@@ -99,14 +114,19 @@ class MultiBackend(Backend):
         *secondaries: Backend,
         secondary_timeout: float = 2.0,
         retry_interval: float = 1.0,
+        pending_ttl: float = DEFAULT_PENDING_TTL,
     ) -> None:
-        if secondary_timeout <= 0 or retry_interval < 0:
+        if secondary_timeout <= 0 or retry_interval < 0 or pending_ttl <= 0:
             raise ConfigurationError(
-                "secondary_timeout must be positive and retry_interval not negative, got "
-                f"{secondary_timeout!r} and {retry_interval!r}"
+                "secondary_timeout and pending_ttl must be positive and retry_interval not "
+                f"negative, got {secondary_timeout!r}, {pending_ttl!r} and {retry_interval!r}"
             )
         self.secondary_timeout = secondary_timeout
         self.retry_interval = retry_interval
+        self.pending_ttl = pending_ttl
+        self._longest_ttl = 0.0  # of every write and touch: how long a copy may live
+        self._retrier: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Event | None = None
         self._members: list[_Member] = []
         self.metrics: dict[str, BackendMetrics] = {}
         #: Sees each secondary's calls (set by `Session.observe_store`); the
@@ -132,7 +152,7 @@ class MultiBackend(Backend):
         label = backend.label
         if label in self.metrics:
             label = f"{label}[{len(self._members)}]"
-        member = _Member(backend, label, BackendMetrics())
+        member = _Member(backend, label, BackendMetrics(), PendingDeletes(label))
         self._members.append(member)
         self.metrics[label] = member.metrics
 
@@ -165,7 +185,11 @@ class MultiBackend(Backend):
     # -- lifecycle ---------------------------------------------------------------
 
     async def open(self) -> None:
-        """Open every backend; only the primary's failure is raised."""
+        """Open every backend (only the primary's failure is raised), then the retries.
+
+        The deletes the secondaries missed before (in this process or another
+        one) are read from the primary, and a background task retries them.
+        """
         primary, *secondaries = self._members
         results = await asyncio.gather(
             primary.backend.open(),
@@ -174,9 +198,23 @@ class MultiBackend(Backend):
         )
         if isinstance(results[0], BaseException):
             raise results[0]
+        for member in secondaries:
+            await self._read_pending(member)
+        if secondaries and (self._retrier is None or self._retrier.done()):
+            self._stopping = asyncio.Event()
+            self._retrier = asyncio.get_running_loop().create_task(
+                self._retry_forever(self._stopping)
+            )
 
     async def close(self) -> None:
-        """Close every backend; only the primary's failure is raised."""
+        """Stop the retries, close every backend; only the primary's failure is raised."""
+        task, self._retrier = self._retrier, None
+        if task is not None and self._stopping is not None:
+            self._stopping.set()
+            # A retry under way finishes (it may hold the record's lock) if it can soon;
+            # else wait_for cancels it.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(task, self.secondary_timeout + 1.0)
         primary, *secondaries = self._members
         results = await asyncio.gather(
             primary.backend.close(),
@@ -216,13 +254,17 @@ class MultiBackend(Backend):
         call: Callable[[Backend], Awaitable[object]],
         *,
         needs_index: bool = False,
+        members: list[_Member] | None = None,
     ) -> list[_Member]:
-        """Run `call` on every secondary concurrently; never raises for their failures.
+        """Run `call` on every secondary (or `members`) concurrently; never raises for them.
 
         Returns:
             The secondaries that did not do it (failed or skipped).
         """
-        members = [m for m in self._members[1:] if not needs_index or m.backend.supports_user_index]
+        if members is None:
+            members = [
+                m for m in self._members[1:] if not needs_index or m.backend.supports_user_index
+            ]
         done = await asyncio.gather(*(self._secondary(m, operation, key, call) for m in members))
         return [m for m, ok in zip(members, done, strict=True) if not ok]
 
@@ -233,12 +275,12 @@ class MultiBackend(Backend):
         key: str | None,
         call: Callable[[Backend], Awaitable[object]],
     ) -> bool:
-        if time.monotonic() < member.down_until:
+        if now() < member.down_until:
             member.metrics.skipped += 1
             return False
         if member.open_failed and not await self._open_secondary(member):
             return False
-        if member.pending_deletes and not await self._replay_deletes(member):
+        if member.pending and not await self._replay(member):
             return False
         member.metrics.operations += 1
         try:
@@ -250,39 +292,116 @@ class MultiBackend(Backend):
         except Exception as exc:
             self._failed(member, operation, key, exc)
             return False
-        if key is not None:  # written or deleted now: an older missed delete is moot
-            member.pending_deletes.pop(key, None)
         return True
 
-    def _missed_deletes(self, members: list[_Member], key: str) -> None:
-        """Remember that `members` still hold `key`, which the primary no longer has."""
-        for member in members:
-            member.pending_deletes[key] = None
-            if len(member.pending_deletes) > MAX_PENDING_DELETES:
-                del member.pending_deletes[next(iter(member.pending_deletes))]
+    # -- missed deletes ------------------------------------------------------------
 
-    async def _replay_deletes(self, member: _Member) -> bool:
-        keys = list(member.pending_deletes)[:_REPLAY_BATCH]
-        member.metrics.operations += len(keys)
+    async def _missed(
+        self, members: list[_Member], *, keys: Sequence[str] = (), users: Sequence[str] = ()
+    ) -> None:
+        """Record that `members` still hold `keys` / `users`' sessions the primary ended."""
+        keep_for = max(self.pending_ttl, self._longest_ttl)
+        for member in members:
+            try:
+                await member.pending.sync(
+                    self.primary, add_keys=keys, add_users=users, keep_for=keep_for
+                )
+            except Exception as exc:  # kept in this process; the next sync stores it
+                self._pending_failed(member, "recording", exc)
+
+    async def _replay(self, member: _Member) -> bool:
+        """Retry one batch of `member`'s missed deletes; False if the secondary failed."""
+        keys = list(member.pending.keys)[:_REPLAY_BATCH]
+        users = list(member.pending.users)[:_REPLAY_BATCH]
+        member.metrics.operations += len(keys) + len(users)
         try:
             async with asyncio.timeout(self.secondary_timeout):
-                await asyncio.gather(*(member.backend.delete(k) for k in keys))
+                await asyncio.gather(
+                    *(member.backend.delete(k) for k in keys),
+                    *(self._delete_ended_copies(member.backend, u) for u in users),
+                )
         except Exception as exc:
-            self._failed(member, "delete (replayed)", None, exc)
+            self._failed(member, "delete (retried)", None, exc)
             return False
-        for k in keys:
-            member.pending_deletes.pop(k, None)
+        try:
+            await member.pending.sync(self.primary, done_keys=keys, done_users=users)
+        except Exception as exc:  # done here; the stored record is retried, harmlessly
+            self._pending_failed(member, "updating", exc)
+        if keys or users:
+            logger.info(
+                "secondary session backend %s: %d missed delete(s) done, %d left",
+                member.label,
+                len(keys) + len(users),
+                len(member.pending.keys) + len(member.pending.users),
+            )
         return True
+
+    async def _delete_ended_copies(self, secondary: Backend, user_id: str) -> None:
+        """Delete `user_id`'s copies whose session the primary no longer has.
+
+        The copies are listed before the primary's sessions, so a session created
+        in between is in the primary's list and kept.
+        """
+        copies = await secondary.list_user_sessions(user_id)
+        live = await self.primary.list_user_sessions(user_id)
+        await asyncio.gather(*(secondary.delete(k) for k in copies if k not in live))
+
+    async def _retry_forever(self, stopping: asyncio.Event) -> None:
+        """Retry the due missed deletes every `retry_interval` until `stopping` is set."""
+        tick = min(max(self.retry_interval, _MIN_TICK), _MAX_TICK)
+        while not stopping.is_set():
+            for member in self._members[1:]:
+                if stopping.is_set():
+                    return
+                try:
+                    await self._retry_due(member)
+                except Exception as exc:  # never let the task die
+                    self._pending_failed(member, "retrying", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), tick)
+
+    async def _retry_due(self, member: _Member) -> None:
+        await self._read_pending(member)
+        if not member.pending:
+            return
+        if now() < member.down_until:
+            return
+        if member.open_failed and not await self._open_secondary(member):
+            return
+        await self._replay(member)
+
+    async def _read_pending(self, member: _Member) -> None:
+        """Read what the primary recorded for `member` (an earlier run's or another worker's)."""
+        if member.pending_read:
+            return
+        try:
+            await member.pending.refresh(self.primary)
+        except Exception as exc:  # the background task tries again
+            self._pending_failed(member, "reading", exc)
+        else:
+            member.pending_read = True
+
+    def _pending_failed(self, member: _Member, doing: str, exc: Exception) -> None:
+        logger.warning(
+            "session backend %s: %s the deletes that secondary %s missed failed (%s: %s); "
+            "retried in %ss",
+            self.label,
+            doing,
+            member.label,
+            type(exc).__name__,
+            exc,
+            self.retry_interval,
+        )
 
     def _failed(self, member: _Member, operation: str, key: str | None, exc: Exception) -> None:
         member.metrics.failures += 1
-        member.down_until = time.monotonic() + self.retry_interval
+        member.down_until = now() + self.retry_interval
         if isinstance(exc, TimeoutError) and not str(exc):
             exc = TimeoutError(f"no answer within {self.secondary_timeout}s")
         if operation in ("save", "touch"):
             consequence = "it catches up on the session's next write"
-        elif operation == "delete":
-            consequence = "the delete is retried before its next call"
+        elif operation.startswith("delete"):
+            consequence = "the delete is retried until it succeeds"
         elif operation == "open":
             consequence = "opening it is retried before its next call"
         else:
@@ -336,6 +455,7 @@ class MultiBackend(Backend):
         user_id: str | None = None,
         replace_only: bool = False,
     ) -> bool:
+        self._longest_ttl = max(self._longest_ttl, ttl)
         saved, _ = await self._everywhere(
             "save",
             key,
@@ -347,15 +467,19 @@ class MultiBackend(Backend):
         return saved
 
     async def _delete_copies(self, key: str) -> None:
-        self._missed_deletes(await self._secondaries("delete", key, lambda b: b.delete(key)), key)
+        missed = await self._secondaries("delete", key, lambda b: b.delete(key))
+        if missed:
+            await self._missed(missed, keys=[key])
 
     async def delete(self, key: str) -> None:
         _, missed = await self._everywhere(
             "delete", key, self.primary.delete(key), lambda b: b.delete(key)
         )
-        self._missed_deletes(missed, key)
+        if missed:
+            await self._missed(missed, keys=[key])
 
     async def touch(self, key: str, ttl: float) -> bool:
+        self._longest_ttl = max(self._longest_ttl, ttl)
         touched, _ = await self._everywhere(
             "touch", key, self.primary.touch(key, ttl), lambda b: b.touch(key, ttl)
         )
@@ -368,13 +492,30 @@ class MultiBackend(Backend):
         return await self._primary("list_user_sessions", self.primary.list_user_sessions(user_id))
 
     async def delete_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
-        deleted, _ = await self._everywhere(
+        # A secondary without a user index cannot find the user's copies: it gets the
+        # primary's list, taken before the primary's delete, deleted key by key.
+        plain = [m for m in self._members[1:] if not m.backend.supports_user_index]
+        keys: list[str] = []
+        if plain:
+            listed = await self._primary(
+                "list_user_sessions", self.primary.list_user_sessions(user_id)
+            )
+            keys = [k for k in listed if k != keep]
+        deleted, missed = await self._everywhere(
             "delete_user_sessions",
             None,
             self.primary.delete_user_sessions(user_id, keep=keep),
             lambda b: b.delete_user_sessions(user_id, keep=keep),
             needs_index=True,
         )
+        if missed:
+            await self._missed(missed, users=[user_id])
+        if keys:
+            missed_keys = await self._secondaries(
+                "delete", None, lambda b: _delete_all(b, keys), members=plain
+            )
+            if missed_keys:
+                await self._missed(missed_keys, keys=keys)
         return deleted
 
 
@@ -398,6 +539,7 @@ class _MultiLock(SessionLock):
         replace_only: bool = False,
     ) -> bool:
         key, multi = self._key, self._multi
+        multi._longest_ttl = max(multi._longest_ttl, ttl)
         await multi._secondaries("save", key, lambda b: b.save(key, value, ttl, user_id=user_id))
         saved = await multi._primary(
             "save",
@@ -411,10 +553,15 @@ class _MultiLock(SessionLock):
         key, multi = self._key, self._multi
         missed = await multi._secondaries("delete", key, lambda b: b.delete(key))
         await multi._primary("delete", self._lock.delete_and_release())
-        multi._missed_deletes(missed, key)  # only once the primary's delete succeeded
+        if missed:  # recorded only once the primary's delete succeeded
+            await multi._missed(missed, keys=[key])
 
     async def release(self) -> None:
         await self._lock.release()
 
     async def extend(self, lease: float) -> None:
         await self._multi._primary("extend", self._lock.extend(lease))
+
+
+async def _delete_all(backend: Backend, keys: list[str]) -> None:
+    await asyncio.gather(*(backend.delete(k) for k in keys))

@@ -79,6 +79,10 @@ class Session:
             ``secure``, ...); each defaults to ``app.config.SESSION_<FIELD>``.
     """
 
+    #: Whether logout must be final (an `AuthSession`): a client-side backend that cannot
+    #: refuse a logged-out cookie may then refuse to start (`check_deployment`).
+    _final_logout: bool = False
+
     def __init__(
         self,
         app: Sanic[Any, Any] | None = None,
@@ -134,6 +138,11 @@ class Session:
         app.register_middleware(self._on_request, "request")
         app.register_middleware(self._on_response, "response")
 
+    @property
+    def config_prefix(self) -> str:
+        """The ``app.config`` prefix of this session's settings: ``SESSION_``."""
+        return "SESSION_"
+
     def _resolve_config(self, app_config: Mapping[str, Any]) -> SessionConfig:
         """Settings from the constructor over ``SESSION_*`` app config (subclasses may differ)."""
         return SessionConfig.resolve(self._settings, app_config)
@@ -150,6 +159,10 @@ class Session:
                 "sessions. Use a shared backend such as redis:// or postgresql://.",
                 RuntimeWarning,
                 stacklevel=1,
+            )
+        if isinstance(backend, ClientSideBackend):
+            backend.check_deployment(
+                session=self.name, workers=workers, final_logout=self._final_logout
             )
         await backend.open()
         self._backend = backend
@@ -331,6 +344,17 @@ class Session:
         )
         self._cookie_template = (config, template)
         return template
+
+    def _check_data_size(self, data: bytes) -> None:
+        """Raise `SessionTooLarge` if encoded session `data` exceeds `max_size` (server-side).
+
+        Called before anything is written. Client-side backends have their own
+        limit, the cookie's, checked on the whole ``Set-Cookie`` value.
+        """
+        limit = self.config.max_size
+        if limit is not None and len(data) > limit:
+            setting = f"max_size ({self.config_prefix}MAX_SIZE)"
+            raise SessionTooLarge(len(data), limit, setting=setting)
 
     def _check_cookie_size(self, value: str, max_age: int | None, limit: int) -> None:
         """Raise `SessionTooLarge` if the ``Set-Cookie`` value for `value` exceeds `limit` bytes.

@@ -309,6 +309,8 @@ class SessionDict(MutableMapping[str, Any]):
         if self._data is None:
             return
         data = encode_data(self._data)  # before any I/O: a bad value writes nothing
+        if self._client is None:  # and neither does too much of it
+            self._session._check_data_size(data)
         exists = self._stored is not None
         empty = data == EMPTY_DATA and self._auth is None
         if empty and (self._destroyed or exists or self._rotate):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import logging
 import struct
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self
@@ -17,7 +19,12 @@ from urllib.parse import parse_qsl, urlsplit
 from sanic_cookies._backend import Backend, LocalLock, SessionLock, StoredSession, now
 from sanic_cookies._errors import ConfigurationError
 
-__all__ = ["MemoryBackend"]
+__all__ = ["DEFAULT_MAX_ENTRIES", "MemoryBackend"]
+
+logger = logging.getLogger("sanic_cookies")
+
+#: The default cap on sessions held (``max_entries``): about 31 MB of 150-byte sessions.
+DEFAULT_MAX_ENTRIES = 100_000
 
 # A session is one bytes object: its expiry (an 8-byte double) then its value. No
 # tuple and no float object per session: about 100 bytes less than (expiry, value, user).
@@ -35,12 +42,19 @@ def _expiry(entry: bytes) -> float:
 class MemoryBackend(Backend):
     """Sessions in a per-process dict with TTLs.
 
-    Every operation is O(1). Expired entries are never returned, and a
-    background task (started and stopped with the server) sweeps them out.
+    Every operation is O(1) below the cap. Expired entries are never
+    returned, and a background task (started and stopped with the server)
+    sweeps them out.
+
+    When a save would hold more than `max_entries` sessions, the ones closest
+    to expiry (expired ones first) are dropped to make room, and a WARNING is
+    logged once. Eviction keeps a heap of expiry times, built the first time
+    the cap is reached (one pass over the store) and kept from then on (O(log n)
+    a save) until a sweep leaves the store half empty.
 
     Args:
-        max_entries: The most sessions to keep; beyond it the least recently
-            written one is dropped. None: no cap.
+        max_entries: The most sessions to keep (default 100,000, so that no
+            visitor can grow the process without bound). None: no cap.
         sweep_interval: Seconds between sweeps of expired entries.
     """
 
@@ -49,9 +63,16 @@ class MemoryBackend(Backend):
     per_process: ClassVar[bool] = True
     expires_entries_itself: ClassVar[bool] = True  # the sweeper task drops expired entries
 
-    def __init__(self, *, max_entries: int | None = None, sweep_interval: float = 60.0) -> None:
-        if max_entries is not None and max_entries < 1:
-            raise ConfigurationError(f"max_entries must be at least 1, got {max_entries}")
+    def __init__(
+        self, *, max_entries: int | None = DEFAULT_MAX_ENTRIES, sweep_interval: float = 60.0
+    ) -> None:
+        if max_entries is not None and (
+            not isinstance(max_entries, int) or isinstance(max_entries, bool) or max_entries < 1
+        ):
+            raise ConfigurationError(
+                f"max_entries must be a whole number of at least 1, or None for no cap; "
+                f"got {max_entries!r}"
+            )
         if sweep_interval <= 0:
             raise ConfigurationError(f"sweep_interval must be positive, got {sweep_interval}")
         self.max_entries = max_entries
@@ -62,15 +83,23 @@ class MemoryBackend(Backend):
         self._users: dict[str, set[bytes]] = {}
         self._locks: dict[str, Any] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        # (expiry, key) of every entry, and stale pairs of rewritten or deleted ones:
+        # kept only while the store is near its cap (None otherwise, and costs nothing).
+        self._heap: list[tuple[float, bytes]] | None = None
+        self._warned_full = False
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
-        """``memory://`` with optional ``?max_entries=N&sweep_interval=S``."""
-        query = dict(parse_qsl(urlsplit(url).query))
+        """``memory://`` with optional ``?max_entries=N&sweep_interval=S``.
+
+        ``max_entries=none`` turns the cap off.
+        """
+        query = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
         kwargs: dict[str, Any] = {}
         try:
             if "max_entries" in query:
-                kwargs["max_entries"] = int(query.pop("max_entries"))
+                cap = query.pop("max_entries")
+                kwargs["max_entries"] = None if cap.lower() == "none" else int(cap)
             if "sweep_interval" in query:
                 kwargs["sweep_interval"] = float(query.pop("sweep_interval"))
         except ValueError as exc:
@@ -128,12 +157,40 @@ class MemoryBackend(Backend):
         if user_id is not None:
             self._users.setdefault(user_id, set()).add(k)
             self._owners[k] = user_id
-        self._data[k] = _pack(t + ttl) + value
+        expires_at = t + ttl
+        self._data[k] = _pack(expires_at) + value
+        if self._heap is not None:
+            heapq.heappush(self._heap, (expires_at, k))
         if self.max_entries is not None and len(self._data) > self.max_entries:
-            oldest = next(iter(self._data))
-            del self._data[oldest]
-            self._unindex(oldest, self._owners.get(oldest))
+            self._evict(self.max_entries)
         return True
+
+    def _evict(self, cap: int) -> None:
+        """Drop the entries closest to expiry until `cap` are left."""
+        data = self._data
+        heap = self._heap
+        if heap is None:
+            heap = self._heap = [(_expiry(entry), k) for k, entry in data.items()]
+            heapq.heapify(heap)
+            if not self._warned_full:
+                self._warned_full = True
+                logger.warning(
+                    "memory session backend: max_entries=%d reached; the sessions closest to "
+                    "expiry are dropped to make room (their users lose them). Raise "
+                    "max_entries (memory://?max_entries=N) or use a shared store such as "
+                    "redis:// or postgresql://. (Logged once.)",
+                    cap,
+                )
+        while len(data) > cap:
+            expires_at, k = heapq.heappop(heap)
+            entry = data.get(k)
+            if entry is None or _expiry(entry) != expires_at:
+                continue  # a stale pair: the entry was rewritten, touched or deleted since
+            del data[k]
+            self._unindex(k, self._owners.get(k))
+        if len(heap) > 2 * len(data) + 64:  # mostly stale pairs: rebuild (amortised O(1))
+            heap[:] = [(_expiry(entry), k) for k, entry in data.items()]
+            heapq.heapify(heap)
 
     async def delete(self, key: str) -> None:
         k = bytes.fromhex(key)
@@ -146,7 +203,10 @@ class MemoryBackend(Backend):
         entry = self._data.get(k)
         if entry is None or _expiry(entry) <= now():
             return False
-        self._data[k] = _pack(now() + ttl) + entry[_HEAD:]
+        expires_at = now() + ttl
+        self._data[k] = _pack(expires_at) + entry[_HEAD:]
+        if self._heap is not None:
+            heapq.heappush(self._heap, (expires_at, k))
         return True
 
     def lock(self, key: str, *, timeout: float, lease: float) -> SessionLock:
@@ -186,6 +246,10 @@ class MemoryBackend(Backend):
             entry = self._data.pop(k, None)
             if entry is not None:
                 self._unindex(k, self._owners.get(k))
+        if self._heap is not None and (
+            self.max_entries is None or len(self._data) <= self.max_entries // 2
+        ):
+            self._heap = None  # far from the cap again: saves stop paying for the heap
         return len(expired)
 
     async def _sweep_forever(self) -> None:

@@ -6,12 +6,16 @@ import base64
 import binascii
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from cryptography.fernet import Fernet, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from sanic_cookies import ConfigurationError
 
-__all__ = ["KEYGEN_HINT", "KeyInput", "build_keyring", "parse_keys"]
+__all__ = ["KEYGEN_HINT", "KEY_ID_BYTES", "KeyInput", "Keyring", "build_keyring", "parse_keys"]
 
 #: How to make a key; every key error repeats it.
 KEYGEN_HINT = "Make a key with: python -m sanic_cookies keygen"
@@ -22,6 +26,17 @@ KeyInput = str | bytes | Iterable[str | bytes]
 # A Fernet key: 32 bytes, urlsafe base64 with its one "=" of padding (44 characters).
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}=")
 _SEPARATORS = re.compile(r"[\s,]+")
+# A key of 32 random bytes has about 28 distinct byte values; fewer than this is
+# not random (a repeated byte, a short word repeated, a counter): far below its
+# nominal 256 bits, and guessable. (A random key has fewer than 16 with odds of
+# about 1 in 10^16.)
+_MIN_DISTINCT_BYTES = 16
+
+#: Bytes of the key id in a token's header.
+KEY_ID_BYTES = 4
+# What the token key and key id are derived for (HKDF "info"): the AEAD never uses
+# the configured bytes themselves, which 1.0's Fernet tokens also use.
+_HKDF_INFO = b"sanic-cookies token v2: AES-256-GCM key and key id"
 
 
 def parse_keys(keys: KeyInput | None) -> list[bytes]:
@@ -32,7 +47,8 @@ def parse_keys(keys: KeyInput | None) -> list[bytes]:
     one key. Repeated keys are kept once, in their first position.
 
     Raises:
-        ConfigurationError: No key, or a key that is not 32 urlsafe-base64 bytes.
+        ConfigurationError: No key, a key that is not 32 urlsafe-base64 bytes, or a
+            degenerate one (too few distinct byte values to be random).
             The message never contains the key itself.
     """
     if keys is None:
@@ -65,9 +81,43 @@ def parse_keys(keys: KeyInput | None) -> list[bytes]:
     return parsed
 
 
-def build_keyring(keys: list[bytes]) -> MultiFernet:
-    """A `MultiFernet` that encrypts with ``keys[0]`` and decrypts with every key."""
-    return MultiFernet([Fernet(key) for key in keys])
+@dataclass(frozen=True, slots=True)
+class Keyring:
+    """The configured keys, ready for the token format.
+
+    Attributes:
+        key_id: The id of the encrypting key (the first), written in each token's header.
+        aead: The AES-256-GCM cipher of the encrypting key.
+        by_id: Every key's cipher(s) by key id (a list: two keys could share an id).
+        legacy: A `MultiFernet` of every key, to read 1.0 (Fernet) tokens.
+    """
+
+    key_id: bytes
+    aead: AESGCM
+    by_id: dict[bytes, list[AESGCM]]
+    legacy: MultiFernet
+
+
+def build_keyring(keys: list[bytes]) -> Keyring:
+    """A `Keyring` that encrypts with ``keys[0]`` and decrypts with every key."""
+    by_id: dict[bytes, list[AESGCM]] = {}
+    first: tuple[bytes, AESGCM] | None = None
+    for key in keys:
+        derived = HKDF(
+            algorithm=hashes.SHA256(), length=32 + KEY_ID_BYTES, salt=None, info=_HKDF_INFO
+        ).derive(base64.urlsafe_b64decode(key))
+        key_id, aead = derived[32:], AESGCM(derived[:32])
+        by_id.setdefault(key_id, []).append(aead)
+        if first is None:
+            first = (key_id, aead)
+    if first is None:
+        raise ConfigurationError(f"No encryption key. {KEYGEN_HINT}")
+    return Keyring(
+        key_id=first[0],
+        aead=first[1],
+        by_id=by_id,
+        legacy=MultiFernet([Fernet(key) for key in keys]),
+    )
 
 
 def _check_key(item: object, position: int) -> bytes:
@@ -83,13 +133,23 @@ def _check_key(item: object, position: int) -> bytes:
     else:
         raise _bad_key(position, f"a {type(item).__name__}, not str or bytes")
     if not _KEY_PATTERN.fullmatch(text):
-        raise _bad_key(position, f"{len(text)} characters, not 44 urlsafe-base64 characters")
+        if len(text) == 44:
+            why = "44 characters, but not urlsafe base64 ending in '='"
+        else:
+            why = f"{len(text)} characters instead of 44"
+        raise _bad_key(position, why)
     try:
         raw = base64.urlsafe_b64decode(text)
     except (binascii.Error, ValueError):  # pragma: no cover - the pattern admits only valid text
         raise _bad_key(position, "not urlsafe base64") from None
     if len(raw) != 32:  # pragma: no cover - 43 characters + "=" always decode to 32 bytes
         raise _bad_key(position, f"{len(raw)} bytes, not 32")
+    distinct = len(set(raw))
+    if distinct < _MIN_DISTINCT_BYTES:
+        raise _bad_key(
+            position,
+            f"its 32 bytes hold only {distinct} distinct value(s): not random, so guessable",
+        )
     return text.encode("ascii")
 
 

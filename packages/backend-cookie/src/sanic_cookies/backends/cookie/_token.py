@@ -1,9 +1,24 @@
 """The token format: what goes inside the encrypted cookie, and how it is sealed.
 
-A token is a Fernet token (AES-128-CBC + HMAC-SHA256, with the issue time in
-whole seconds in its authenticated header) in urlsafe base64 *without* the
-``=`` padding, so a cookie never needs quoting. Its plaintext is one flag byte
-followed by a msgpack array::
+A token is urlsafe base64 *without* ``=`` padding (a cookie never needs quoting)
+of these bytes (version 2, written since 1.1)::
+
+    offset  size  field
+    0       1     version: 0x02
+    1       4     key id: names the key that sealed the token (derived from it)
+    5       8     issue time: milliseconds since the epoch, unsigned big-endian
+    13      12    nonce: random
+    25      n     ciphertext of the plaintext (n bytes: no padding)
+    25 + n  16    GCM tag
+
+sealed with AES-256-GCM under a key derived from the configured one (HKDF-SHA256),
+with bytes 0-12 (version, key id, issue time) as associated data: the header is
+authenticated without being encrypted, so the key id picks the key directly and a
+changed header, key id, nonce, ciphertext or tag fails the one decryption.
+
+The plaintext is a msgpack array, *never compressed* (a compressed length would
+tell an attacker how well their input matches a secret stored next to it: the
+CRIME/BREACH attack)::
 
     [sid, ttl, deadline, value]
 
@@ -11,12 +26,15 @@ followed by a msgpack array::
   of one session keeps it, login (id rotation) and logout change it. The
   revocation list is keyed by it, so revoking the newest token also revokes
   every older copy of the same session.
-* ``ttl`` - seconds the token is valid after its Fernet issue time.
+* ``ttl`` - seconds the token is valid after its issue time.
 * ``deadline`` - the session's absolute end (epoch seconds).
 * ``value`` - the core's encoded record, opaque here.
 
-The flag byte says whether the msgpack bytes are stored plain (0) or
-deflate-compressed (1); compression is used only when it is smaller.
+The token's length is a function of the plaintext's length alone: 25 + n + 16
+bytes, 4/3 of that in characters.
+
+1.0 tokens (Fernet: version byte 0x80, AES-128-CBC + HMAC-SHA256, a flag byte then
+the msgpack array, deflated when that was smaller) are still read, never written.
 
 Decoding is strict: a token must be the canonical encoding of its bytes, so
 two different cookie strings never decrypt to the same session.
@@ -24,15 +42,17 @@ two different cookie strings never decrypt to the same session.
 
 from __future__ import annotations
 
-import base64
 import binascii
-import re
+import os
 import struct
 import zlib
 from typing import NamedTuple
 
 import msgspec
-from cryptography.fernet import InvalidToken, MultiFernet
+from cryptography.exceptions import InvalidTag
+from cryptography.fernet import InvalidToken
+
+from ._keys import KEY_ID_BYTES, Keyring
 
 __all__ = [
     "MAX_PLAINTEXT",
@@ -47,18 +67,30 @@ __all__ = [
 
 #: Bytes of the per-session id inside a token.
 SID_BYTES = 16
-#: The most plaintext bytes a token may carry once decompressed (defence in depth:
-#: only a key holder can make a token, but a bug should not inflate gigabytes).
+#: The most plaintext bytes a token may carry (defence in depth: only a key holder
+#: can make a token, but a bug should not inflate gigabytes from a 1.0 token).
 MAX_PLAINTEXT = 1 << 20
 
-_PLAIN, _DEFLATE = 0, 1
+_VERSION = 0x02
+_NONCE_BYTES = 12
+_TAG_BYTES = 16
+_AAD_END = 1 + KEY_ID_BYTES + 8
+_HEADER_BYTES = _AAD_END + _NONCE_BYTES
+_OVERHEAD = _HEADER_BYTES + _TAG_BYTES
+_HEADER = struct.Struct(f">B{KEY_ID_BYTES}sQ")
+
+# 1.0 tokens: Fernet's version (1) + timestamp (8) + IV (16) + AES-CBC ciphertext + HMAC (32).
 _FERNET_VERSION = 0x80
-# Fernet: version (1) + timestamp (8) + IV (16) + AES-CBC ciphertext + HMAC (32).
 _FERNET_OVERHEAD = 1 + 8 + 16 + 32
-_TOKEN_CHARS = re.compile(r"[A-Za-z0-9_-]+")
+_PLAIN, _DEFLATE = 0, 1
+
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_PADDING = {0: b"", 2: b"==", 3: b"="}
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 # Anything longer cannot be a token we wrote (cookies stop at about 4 KB).
 _MAX_TOKEN_CHARS = 8192
-_MIN_TOKEN_CHARS = (_FERNET_OVERHEAD + 16) * 4 // 3
+_MIN_TOKEN_CHARS = (_OVERHEAD * 4 + 2) // 3
 
 
 class _Payload(msgspec.Struct, array_like=True, frozen=True):
@@ -81,43 +113,44 @@ class Opened(NamedTuple):
 
     Attributes:
         sid: The session's id across its tokens.
-        issued: The Fernet issue time (whole epoch seconds).
+        issued: The issue time (epoch seconds; whole seconds in a 1.0 token).
         expires_at: ``issued + ttl``: when this token stops being valid.
         deadline: The session's absolute end.
         value: The core's record bytes.
+        legacy: True for a 1.0 (Fernet) token.
     """
 
     sid: bytes
-    issued: int
+    issued: float
     expires_at: float
     deadline: float
     value: bytes
+    legacy: bool = False
 
 
 def pack_plaintext(sid: bytes, ttl: float, deadline: float, value: bytes) -> bytes:
-    """Encode and, when that is smaller, compress the plaintext of a token."""
-    packed = _encoder.encode(_Payload(sid=sid, ttl=ttl, deadline=deadline, value=value))
-    # Raw deflate (no zlib header and checksum: the HMAC already guards integrity).
-    deflated = zlib.compress(packed, 9, wbits=-15)
-    if len(deflated) < len(packed):
-        return bytes((_DEFLATE,)) + deflated
-    return bytes((_PLAIN,)) + packed
+    """Encode the plaintext of a token (never compressed: see the module docstring)."""
+    # float(): msgpack writes a float in 9 bytes whatever its value, an int in 1 to 9,
+    # so the plaintext's length depends only on the length of `value`.
+    return _encoder.encode(_Payload(sid=sid, ttl=float(ttl), deadline=float(deadline), value=value))
 
 
 def predict_token_length(plaintext_length: int) -> int:
     """Characters of the token `seal` makes from `plaintext_length` bytes (no padding)."""
-    ciphertext = (plaintext_length // 16 + 1) * 16  # AES-CBC with PKCS7 padding
-    raw = _FERNET_OVERHEAD + ciphertext
-    return (raw * 4 + 2) // 3
+    return ((_OVERHEAD + plaintext_length) * 4 + 2) // 3
 
 
-def seal(keyring: MultiFernet, plaintext: bytes, issued: int) -> str:
-    """Encrypt `plaintext` with the first key, stamped `issued`; return the unpadded token."""
-    token = keyring.encrypt_at_time(plaintext, issued)
-    return token.rstrip(b"=").decode("ascii")
+def seal(keyring: Keyring, plaintext: bytes, issued_ms: int) -> str:
+    """Encrypt `plaintext` with the first key, stamped `issued_ms`; return the unpadded token."""
+    header = _HEADER.pack(_VERSION, keyring.key_id, issued_ms)
+    nonce = os.urandom(_NONCE_BYTES)
+    sealed = keyring.aead.encrypt(nonce, plaintext, header)
+    # binascii directly: base64.urlsafe_b64encode is two Python calls around it.
+    encoded = binascii.b2a_base64(header + nonce + sealed, newline=False)
+    return encoded.translate(_TO_URLSAFE).rstrip(b"=").decode("ascii")
 
 
-def open_token(keyring: MultiFernet, token: object) -> Opened:
+def open_token(keyring: Keyring, token: object) -> Opened:
     """Check, decrypt and decode `token` (any object, from a cookie).
 
     Expiry is *not* checked here (the caller compares `Opened.expires_at` and
@@ -130,24 +163,71 @@ def open_token(keyring: MultiFernet, token: object) -> Opened:
         raise TokenError(f"not a string but {type(token).__name__}")
     if not _MIN_TOKEN_CHARS <= len(token) <= _MAX_TOKEN_CHARS:
         raise TokenError(f"{len(token)} characters, not a token's length")
-    if not _TOKEN_CHARS.fullmatch(token):
+    # Strict base64 after mapping "-_" to "+/" refuses every other character; "+", "/"
+    # and "=" (the standard alphabet, padding) are refused first.
+    if not token.isascii() or "+" in token or "/" in token or "=" in token:
         raise TokenError("characters outside urlsafe base64")
-    padded = token + "=" * (-len(token) % 4)
-    try:
-        raw = base64.urlsafe_b64decode(padded)
-    except (binascii.Error, ValueError):
-        raise TokenError("not base64") from None
-    # One string per token: reject other spellings of the same bytes (stray padding bits).
-    if base64.urlsafe_b64encode(raw).decode("ascii") != padded:
+    # One string per token: reject other spellings of the same bytes (a length no
+    # encoding has, or stray bits in the last character).
+    tail = len(token) % 4
+    if tail == 1 or (
+        tail and _ALPHABET.find(token[-1]) & (0x0F if tail == 2 else 0x03)  # -1: not base64
+    ):
         raise TokenError("non-canonical base64")
-    if raw[0] != _FERNET_VERSION:
-        raise TokenError("unknown token version")
     try:
-        plaintext = keyring.decrypt(padded)
+        raw = binascii.a2b_base64(
+            token.encode("ascii").translate(_FROM_URLSAFE) + _PADDING[tail], strict_mode=True
+        )
+    except binascii.Error:
+        raise TokenError("characters outside urlsafe base64") from None
+    version = raw[0]
+    if version == _VERSION:
+        return _open_v2(keyring, raw)
+    if version == _FERNET_VERSION:
+        return _open_fernet(keyring, token, raw)
+    raise TokenError("unknown token version")
+
+
+def _open_v2(keyring: Keyring, raw: bytes) -> Opened:
+    _, key_id, issued_ms = _HEADER.unpack_from(raw)
+    candidates = keyring.by_id.get(key_id)
+    if candidates is None:
+        raise TokenError("sealed by a key that is not configured")
+    view = memoryview(raw)  # slices without copies
+    nonce, header, sealed = view[_AAD_END:_HEADER_BYTES], view[:_AAD_END], view[_HEADER_BYTES:]
+    for aead in candidates:
+        try:
+            plaintext = aead.decrypt(nonce, sealed, header)
+            break
+        except InvalidTag:
+            continue
+    else:
+        raise TokenError("does not decrypt (tampered, or a key id collision)")
+    try:
+        payload = _decoder.decode(plaintext)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        raise TokenError("malformed payload") from None
+    if len(payload.sid) != SID_BYTES:
+        raise TokenError("malformed session id")
+    issued = issued_ms / 1000
+    # tuple.__new__: the NamedTuple's own __new__ is one more Python call per request.
+    return tuple.__new__(
+        Opened, (payload.sid, issued, issued + payload.ttl, payload.deadline, payload.value, False)
+    )
+
+
+def _open_fernet(keyring: Keyring, token: str, raw: bytes) -> Opened:
+    if len(raw) < _FERNET_OVERHEAD + 16:
+        raise TokenError("too short for a 1.0 token")
+    try:
+        plaintext = keyring.legacy.decrypt(token + "=" * (-len(token) % 4))
     except InvalidToken:
-        raise TokenError("does not decrypt under any configured key") from None
+        raise TokenError("1.0 token that does not decrypt under any configured key") from None
     (issued,) = struct.unpack(">Q", raw[1:9])
-    payload = _decode_plaintext(plaintext)
+    return _opened(_decode_legacy_plaintext(plaintext), float(issued), legacy=True)
+
+
+def _opened(payload: _Payload, issued: float, *, legacy: bool) -> Opened:
     if len(payload.sid) != SID_BYTES:
         raise TokenError("malformed session id")
     return Opened(
@@ -156,10 +236,20 @@ def open_token(keyring: MultiFernet, token: object) -> Opened:
         expires_at=issued + payload.ttl,
         deadline=payload.deadline,
         value=payload.value,
+        legacy=legacy,
     )
 
 
-def _decode_plaintext(plaintext: bytes) -> _Payload:
+def _decode_payload(body: bytes) -> _Payload:
+    try:
+        return _decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        raise TokenError("malformed payload") from None
+
+
+def _decode_legacy_plaintext(plaintext: bytes) -> _Payload:
+    # 1.0: a flag byte, then msgpack, deflated (flag 1) or not (flag 0). Inflating on
+    # read leaks nothing: the length an attacker sees is that of the token they sent.
     if not plaintext:
         raise TokenError("empty plaintext")
     flag, body = plaintext[0], plaintext[1:]
@@ -173,7 +263,4 @@ def _decode_plaintext(plaintext: bytes) -> _Payload:
             raise TokenError("compressed payload too large or truncated")
     elif flag != _PLAIN:
         raise TokenError(f"unknown payload flag {flag}")
-    try:
-        return _decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        raise TokenError("malformed payload") from None
+    return _decode_payload(body)

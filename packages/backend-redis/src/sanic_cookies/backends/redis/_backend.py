@@ -18,6 +18,7 @@ from ._client import AnyRedis, Runner, Scripts, build_client, ms, public_locatio
 from ._keys import KeySpace
 from ._lock import RedisLock
 from ._pipeline import AutoPipeline
+from ._replicated import DEFAULT_MIN_REPLICAS_TIMEOUT, ReplicatedWrites, check_min_replicas
 
 __all__ = ["RedisBackend"]
 
@@ -30,6 +31,8 @@ _SCHEMES = {
     "rediss": ("rediss", False),
     "redis+cluster": ("redis", True),
     "rediss+cluster": ("rediss", True),
+    "redis+sentinel": ("redis+sentinel", False),
+    "rediss+sentinel": ("rediss+sentinel", False),
 }
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -42,9 +45,11 @@ class RedisBackend(Backend):
     """Sessions in Redis (5.0 or newer), with native TTLs and a lock across processes.
 
     Build it from a URL (``redis://``, ``rediss://`` for TLS, ``redis+cluster://``
-    or ``rediss+cluster://`` for Redis Cluster)::
+    or ``rediss+cluster://`` for Redis Cluster, ``redis+sentinel://`` or
+    ``rediss+sentinel://`` for a master found through Redis Sentinel)::
 
         Session(app, backend="redis://:secret@cache:6379/2?prefix=myapp:session:")
+        Session(app, backend="redis+sentinel://:secret@s1:26379,s2:26379,s3:26379/mymaster/0")
         RedisBackend.from_url("rediss://cache:6380/0", socket_timeout=1.0)
 
     or wrap a client the application already has (it is not closed by `close`)::
@@ -86,6 +91,17 @@ class RedisBackend(Backend):
             pipelined connection (made with the client's settings, outside
             its pool). False sends each through the client's pool. Ignored
             on Redis Cluster, where commands always go through the client.
+            Behind Sentinel the shared connection, like the pool's, asks the
+            sentinels for the master whenever it (re)connects.
+        min_replicas: Acknowledge a session write (save, delete) only once
+            this many replicas have it: each is followed by ``WAIT`` on the
+            same pooled connection, and a write fewer replicas acknowledged
+            within `min_replicas_timeout` answers 503 (`BackendUnavailable`).
+            0 (the default) does not wait: Redis replication is
+            asynchronous, so a failover can lose the last writes the old
+            master acknowledged. Not on Redis Cluster.
+        min_replicas_timeout: Seconds a write waits for `min_replicas`
+            replicas; below the reply timeout (``socket_timeout``).
         **client_options: Keyword arguments for the redis-py client, over
             these defaults: ``socket_connect_timeout=1.0``,
             ``socket_timeout=2.0``, no automatic retries (see
@@ -118,6 +134,8 @@ class RedisBackend(Backend):
         prefix: str = "session:",
         cluster: bool = False,
         auto_pipeline: bool = True,
+        min_replicas: int = 0,
+        min_replicas_timeout: float = DEFAULT_MIN_REPLICAS_TIMEOUT,
         **client_options: Any,
     ) -> None:
         self._keys = KeySpace(prefix)
@@ -146,6 +164,17 @@ class RedisBackend(Backend):
         self._tasks: set[asyncio.Task[None]] = set()
         if client is None:
             self._client = build_client(url, cluster=cluster, options=dict(client_options))
+        built = self._client
+        socket_timeout = (
+            None
+            if built is None or isinstance(built, RedisCluster)
+            else built.connection_pool.connection_kwargs.get("socket_timeout")
+        )
+        check_min_replicas(
+            min_replicas, min_replicas_timeout, socket_timeout=socket_timeout, cluster=cluster
+        )
+        self._min_replicas = min_replicas
+        self._min_replicas_timeout = min_replicas_timeout
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -154,15 +183,22 @@ class RedisBackend(Backend):
         Besides what redis-py reads from a URL (db in the path, user and
         password, ``socket_timeout``, ``max_connections``, ... in the query),
         the query string may hold ``prefix`` (the key prefix),
-        ``cluster=true`` (same as a ``redis+cluster://`` scheme) and
-        ``auto_pipeline=false``::
+        ``cluster=true`` (same as a ``redis+cluster://`` scheme),
+        ``auto_pipeline=false``, ``min_replicas`` and ``min_replicas_timeout``::
 
             redis://:pw@localhost:6379/0?prefix=shop:sess:&socket_timeout=1
             rediss+cluster://node1:7000?prefix=shop:
+            redis+sentinel://:pw@s1:26379,s2:26379/mymaster/0?min_replicas=1
+
+        A Sentinel URL lists the sentinels, then the service name and the db
+        in its path; its password is the Redis servers' (``sentinel_password``
+        in the query is the sentinels' own).
 
         Args:
-            url: A ``redis``, ``rediss``, ``redis+cluster`` or ``rediss+cluster`` URL.
-            **options: ``prefix``, ``cluster``, ``auto_pipeline``, ``client`` or
+            url: A ``redis``, ``rediss``, ``redis+cluster``, ``rediss+cluster``,
+                ``redis+sentinel`` or ``rediss+sentinel`` URL.
+            **options: ``prefix``, ``cluster``, ``auto_pipeline``,
+                ``min_replicas``, ``min_replicas_timeout``, ``client`` or
                 redis-py client options.
 
         Raises:
@@ -184,9 +220,15 @@ class RedisBackend(Backend):
                 kwargs["cluster"] = _flag(name, value) or cluster
             elif name == "auto_pipeline":
                 kwargs["auto_pipeline"] = _flag(name, value)
+            elif name == "min_replicas":
+                kwargs["min_replicas"] = _number(name, value, int)
+            elif name == "min_replicas_timeout":
+                kwargs["min_replicas_timeout"] = _number(name, value, float)
             else:
                 query.append((name, value))
         kwargs.update(options)
+        if kwargs["cluster"] and scheme.endswith("+sentinel"):
+            raise ConfigurationError(f"A Sentinel URL cannot also be a cluster: {url!r}")
         redis_url = urlunsplit(
             (real_scheme, parts.netloc, parts.path, urlencode(query), parts.fragment)
         )
@@ -207,7 +249,13 @@ class RedisBackend(Backend):
     @property
     def _scripts(self) -> Scripts:
         if self._scripts_cache is None:
-            self._scripts_cache = Scripts(self._runner())
+            write_run: Runner | None = None
+            client = self.client
+            if self._min_replicas and not isinstance(client, RedisCluster):
+                write_run = ReplicatedWrites(
+                    client, self._min_replicas, self._min_replicas_timeout, self._where
+                )
+            self._scripts_cache = Scripts(self._runner(), write_run)
         return self._scripts_cache
 
     def _runner(self) -> Runner:
@@ -292,6 +340,8 @@ class RedisBackend(Backend):
 
     def __repr__(self) -> str:
         kind = "cluster" if self._cluster else "server"
+        if self._given is None and self._url.partition("://")[0].endswith("+sentinel"):
+            kind = "sentinel"
         return f"<RedisBackend {kind} {self._where} prefix={self._keys.prefix!r}>"
 
     # -- the Backend contract -------------------------------------------------------
@@ -506,6 +556,13 @@ class RedisBackend(Backend):
     async def _index_members(self, user_id: str) -> list[str]:
         members = await self._scripts.index_members([self._keys.index(user_id)])
         return [m.decode() for m in members]
+
+
+def _number(name: str, value: str, kind: type[int] | type[float]) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        raise ConfigurationError(f"Redis URL option {name}={value!r} is not a number") from None
 
 
 def _flag(name: str, value: str) -> bool:

@@ -16,6 +16,7 @@ from redis.exceptions import NoScriptError
 from sanic_cookies import ConfigurationError
 
 from . import _scripts
+from ._sentinel import build_sentinel_client, is_sentinel_url, sentinel_location
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -49,6 +50,9 @@ def ms(seconds: float) -> int:
 def build_client(url: str, *, cluster: bool, options: dict[str, Any]) -> AnyRedis:
     """A new client for `url`: a `RedisCluster` if `cluster`, else a `Redis`.
 
+    A ``redis+sentinel://`` or ``rediss+sentinel://`` `url` gives a `Redis`
+    whose connections go to the master the sentinels name (see `_sentinel`).
+
     Short timeouts and no automatic retries are the defaults (each overridable
     in `options` or in the URL's query string): a request needing a dead Redis
     must fail in about a second, and a retried script could replay a write
@@ -68,10 +72,16 @@ def build_client(url: str, *, cluster: bool, options: dict[str, Any]) -> AnyRedi
     try:
         if cluster:
             return RedisCluster.from_url(url, **kwargs)
-        client = Redis.from_url(url, **kwargs)
+        client: Redis
+        if is_sentinel_url(url):
+            client = build_sentinel_client(url, kwargs)
+        else:
+            client = Redis.from_url(url, **kwargs)
         # Connection options are only used when a connection is made: make one now
         # (unconnected) so a misspelt option fails at start-up, not as "Redis unreachable".
         client.connection_pool.make_connection()  # type: ignore[no-untyped-call]
+    except ConfigurationError:
+        raise
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"Bad Redis option for {public_location(url)}: {exc}") from None
     return client
@@ -79,6 +89,8 @@ def build_client(url: str, *, cluster: bool, options: dict[str, Any]) -> AnyRedi
 
 def public_location(url: str) -> str:
     """`url` without its credentials or query, for log lines."""
+    if is_sentinel_url(url):  # several hosts: urlsplit cannot read the port
+        return sentinel_location(url)
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.port:
@@ -111,7 +123,12 @@ class Script:
 
 
 class Scripts:
-    """The Lua scripts of `_scripts`, each sent through `run`."""
+    """The Lua scripts of `_scripts`, each sent through `run`.
+
+    The scripts that write or delete a session's data (save, delete,
+    delete_if_owned) go through `write_run` if given: a `ReplicatedWrites`
+    when ``min_replicas`` is set.
+    """
 
     _NAMES = (
         "acquire",
@@ -129,16 +146,17 @@ class Scripts:
     )
     __slots__ = (*_NAMES, "run")
 
-    def __init__(self, run: Runner) -> None:
+    def __init__(self, run: Runner, write_run: Runner | None = None) -> None:
         self.run = run
+        writes = write_run or run
 
-        def register(source: str) -> Script:
-            return Script(run, source)
+        def register(source: str, runner: Runner = run) -> Script:
+            return Script(runner, source)
 
         self.load = register(_scripts.LOAD)
         self.acquire = register(_scripts.ACQUIRE)
-        self.save = register(_scripts.SAVE)
-        self.delete = register(_scripts.DELETE)
+        self.save = register(_scripts.SAVE, writes)
+        self.delete = register(_scripts.DELETE, writes)
         self.touch = register(_scripts.TOUCH)
         self.release = register(_scripts.RELEASE)
         self.extend = register(_scripts.EXTEND)
@@ -146,7 +164,7 @@ class Scripts:
         self.index_remove = register(_scripts.INDEX_REMOVE)
         self.index_members = register(_scripts.INDEX_MEMBERS)
         self.load_if_owned = register(_scripts.LOAD_IF_OWNED)
-        self.delete_if_owned = register(_scripts.DELETE_IF_OWNED)
+        self.delete_if_owned = register(_scripts.DELETE_IF_OWNED, writes)
 
     def all(self) -> list[Script]:
         """Every script, e.g. to load them into the server's cache at start-up."""
