@@ -43,6 +43,9 @@ HEAVY_TESTS = [
     "tests/backends/redis/test_redis_multiprocess.py",
     "tests/backends/redis/test_redis_outage.py",
     "tests/backends/redis/test_redis_cluster.py",
+    "tests/backends/redis/test_redis_cluster_pipeline.py",
+    "tests/backends/redis/test_redis_cluster_failover.py",
+    "tests/backends/redis/test_redis_cluster_resharding.py",
     "tests/backends/redis/test_redis_failover.py",
     "tests/backends/postgres/test_multiprocess.py",
     "tests/backends/postgres/test_outage.py",
@@ -359,3 +362,26 @@ def bench(session: nox.Session) -> None:
     profiling = any(arg.startswith("--profile") for arg in session.posargs)
     session.install(*editable(*ALL_MEMBERS), BENCH_PEER, *(["pyinstrument"] if profiling else []))
     session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session(default=False)
+def scale(session: nox.Session) -> None:
+    """Millions of sessions (bench/scale.py): 1,000,000 in Redis and in PostgreSQL; minutes.
+
+    Needs the Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432, db test) the tests
+    use; writes under its own key prefix and schema and deletes them at the end. Arguments
+    after ``--`` go to the script, e.g. ``nox -s scale -- --sessions 100000 --stores redis``.
+    """
+    session.install(*editable(*ALL_MEMBERS))
+    session.run("python", "-m", "bench.scale", *session.posargs)
+
+
+@nox.session(default=False)
+def contention(session: nox.Session) -> None:
+    """Contended sessions (bench/contention.py): 32 concurrent requests on one session.
+
+    Lock waits p50/p99/max on Redis and PostgreSQL over 1 and 4 workers. To compare with
+    another checkout, give its Python: ``nox -s contention -- --compare 1.0.0=/path/python``.
+    """
+    session.install(*editable(*ALL_MEMBERS))
+    session.run("python", "-m", "bench.contention", *session.posargs)

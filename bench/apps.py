@@ -46,6 +46,8 @@ class StoreOptions:
         schema: PostgreSQL schema owned by this benchmark run.
         prefix: Redis key prefix owned by this benchmark run.
         pool_size: Connections per PostgreSQL pool (floor and backends alike).
+        sweep_interval: The PostgreSQL backends' ``sweep_interval`` (None: their default;
+            0: no background sweeper, for a benchmark that sweeps on its own).
     """
 
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -53,6 +55,7 @@ class StoreOptions:
     schema: str = "bench"
     prefix: str = "bench:"
     pool_size: int = 10
+    sweep_interval: float | None = None
 
 
 def _routes(app: Sanic[Any, Any], rmw: Handler, untouched: Handler, read: Handler) -> None:
@@ -276,13 +279,19 @@ def pg_raw_app(options: StoreOptions) -> Sanic[Any, Any]:
 
 
 def _session_app(
-    name: str, backend: Any, backend_options: dict[str, Any] | None = None
+    name: str,
+    backend: Any,
+    backend_options: dict[str, Any] | None = None,
+    *,
+    autoload: bool = False,
 ) -> Sanic[Any, Any]:
     from sanic_cookies import Session
 
     app = _app(name)
-    # warn_lock off: the read-only scenario reads after `load()` on purpose.
-    Session(app, backend=backend, backend_options=backend_options, warn_lock=False)
+    # warn_lock off: the read-only scenario reads outside `async with` on purpose.
+    Session(
+        app, backend=backend, backend_options=backend_options, warn_lock=False, autoload=autoload
+    )
 
     async def rmw(request: Request) -> HTTPResponse:
         async with request.ctx.session as sess:
@@ -294,7 +303,11 @@ def _session_app(
         sess = await request.ctx.session.load()
         return text(str(sess.get("n", 0)))
 
-    _routes(app, rmw, _ok, read)
+    async def plain_read(request: Request) -> HTTPResponse:
+        # What autoload is for: 0.4-style plain access, loaded by the middleware.
+        return text(str(request.ctx.session.get("n", 0)))
+
+    _routes(app, rmw, _ok, plain_read if autoload else read)
     return app
 
 
@@ -314,11 +327,19 @@ def redis_app(options: StoreOptions) -> Sanic[Any, Any]:
     return _session_app("redis", _query(options.redis_url, prefix=options.prefix + "s:"))
 
 
+def redis_autoload_app(options: StoreOptions) -> Sanic[Any, Any]:
+    """sanic-cookies on Redis with ``autoload=True``; ``/read`` uses plain access."""
+    url = _query(options.redis_url, prefix=options.prefix + "s:")
+    return _session_app("redis-autoload", url, autoload=True)
+
+
 def postgres_app(options: StoreOptions) -> Sanic[Any, Any]:
     """sanic-cookies with the PostgreSQL backend on asyncpg."""
     url = _query(
         options.postgres_dsn, schema=options.schema, create_table="true", max_size=options.pool_size
     )
+    if options.sweep_interval is not None:
+        url = _query(url, sweep_interval=options.sweep_interval)
     return _session_app("postgres", url)
 
 
@@ -362,6 +383,7 @@ APPS: dict[str, AppFactory] = {
     "pg-raw": pg_raw_app,
     "memory": memory_app,
     "redis": redis_app,
+    "redis-autoload": redis_autoload_app,
     "postgres": postgres_app,
     "postgres-sqla": postgres_sqla_app,
     "cookie": cookie_app,

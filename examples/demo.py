@@ -159,7 +159,8 @@ def create_app(name: str = "sanic_cookies_demo") -> Sanic[Any, Any]:
         <h1>Your sessions</h1>
         <p>Every browser where <strong>{escape(str(user))}</strong> is logged in:</p>
         <table id="sessions">
-          <tr><th>Created</th><th>Last seen</th><th>Expires</th><th>Remembered</th><th></th></tr>
+          <tr><th>Device</th><th>IP address</th><th>Created</th><th>Last seen</th><th>Expires</th>
+            <th>Remembered</th><th></th></tr>
           {rows}
         </table>
         <form method="post" action="/sessions/logout-others">
@@ -168,7 +169,8 @@ def create_app(name: str = "sanic_cookies_demo") -> Sanic[Any, Any]:
         </form>
         <p class="note">Log out everywhere else after changing a password, or when a
         device is lost. "Last seen" moves when a session's expiry is refreshed, which
-        happens at most every few minutes.</p>
+        happens at most every few minutes. Device and address are what the browser said
+        when it logged in (hover a device for its full User-Agent).</p>
         """
         return await render(request, body, user)
 
@@ -212,8 +214,12 @@ def session_row(info: SessionInfo, token: str) -> str:
             f"<form method='post' action='/sessions/{quote(info.handle)}/logout'>"
             f"{token_field(token)}<button>Log out</button></form>"
         )
+    # The User-Agent and a forwarded address are the client's own text: escaped, like
+    # everything else this page echoes.
     return (
-        f"<tr data-handle='{escape(info.handle)}'><td>{fmt(info.created)}</td>"
+        f"<tr data-handle='{escape(info.handle)}'>"
+        f"<td class='device' title='{escape(info.user_agent)}'>{escape(info.device)}</td>"
+        f"<td class='ip'>{escape(info.ip or '—')}</td><td>{fmt(info.created)}</td>"
         f"<td>{fmt(info.last_seen)}</td><td>{fmt(info.expires)}</td>"
         f"<td>{'yes' if info.remember else 'no'}</td><td>{action}</td></tr>"
     )

@@ -358,7 +358,10 @@ def test_check_postgres_without_table_fails_clearly(
     )
     assert code == EXIT_FAILURE
     assert out == ""
-    assert err.strip().splitlines()[-1].startswith("sanic-cookies: error: save on postgres")
+    last = err.strip().splitlines()[-1]
+    # The backend refuses to open on a missing table, saying how to create it.
+    assert last.startswith("sanic-cookies: error: open on postgres failed: ConfigurationError")
+    assert "does not exist" in last and "python -m sanic_cookies ddl" in last
 
 
 def test_cleanup_real_postgres(

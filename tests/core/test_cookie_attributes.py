@@ -92,6 +92,32 @@ async def test_samesite_none_is_secure() -> None:
     assert "secure" in attrs
 
 
+async def test_samesite_python_none_means_the_default_lax_not_omitted() -> None:
+    # sanic-session and 0.4 omitted the attribute for samesite=None; here None means
+    # "not given", as for every setting, so the default applies (docs/migrating.md).
+    app, _ = session_app(samesite=None)
+    _, attrs = session_cookie(await get(app, "/set?a=1"))
+    assert attrs["samesite"] == "Lax"
+
+
+@pytest.mark.parametrize("where", ["argument", "config"])
+async def test_samesite_false_omits_the_attribute(where: str) -> None:
+    if where == "argument":
+        app, _ = session_app(samesite=False)
+    else:
+        app = new_app()
+        app.config.SESSION_SAMESITE = False
+        Session(app)
+        add_standard_routes(app)
+    response = await get(app, "/set?a=1")
+    (header,) = set_cookie_headers(response)
+    assert "samesite" not in header.lower()
+    _, attrs = session_cookie(response)
+    assert "secure" in attrs and "httponly" in attrs  # the other defaults stay
+    deleted = await get(app, "/destroy", cookie_header(response))
+    assert "samesite" not in set_cookie_headers(deleted)[0].lower()
+
+
 async def test_httponly_and_secure_can_be_turned_off() -> None:
     app, _ = session_app(httponly=False, secure=False)
     _, attrs = session_cookie(await get(app, "/set?a=1"))

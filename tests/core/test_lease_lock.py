@@ -14,6 +14,7 @@ import pytest
 
 from sanic_cookies import LeaseLock, LeaseStore, LockLost, LockTimeout, StoredSession
 from sanic_cookies import _lease as lease_module
+from sanic_cookies._turns import KeyTurns
 
 
 class ClockStore:
@@ -128,28 +129,53 @@ async def test_a_lock_is_single_use(store: ClockStore, registry: dict[str, Any])
 
 
 async def test_acquire_times_out(store: ClockStore, registry: dict[str, Any]) -> None:
-    await lock(store, registry).acquire()
-    with pytest.raises(LockTimeout):
-        await lock(store, registry, timeout=0.05).acquire()
-    assert registry == {}, "a waiter that gave up leaves nothing behind"
-
-
-async def test_a_same_process_release_wakes_a_waiter_at_once(
-    store: ClockStore, registry: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Polls an hour apart: only the wake-up can let the waiter in within the test.
-    monkeypatch.setattr(lease_module, "_FIRST_POLL", 3600.0)
-    monkeypatch.setattr(lease_module, "_LAST_POLL", 3600.0)
     holder = lock(store, registry)
     await holder.acquire()
-    waiter = lock(store, registry, timeout=7200)
-    task = asyncio.create_task(waiter.acquire())
-    await asyncio.wait_for(store.refused.wait(), 10)  # its first try failed: it waits
-    assert KEY in registry
+    with pytest.raises(LockTimeout):
+        await lock(store, registry, timeout=0.05).acquire()
+    assert KeyTurns(registry).waiting(KEY) == 0, "a waiter that gave up leaves the queue"
+    await holder.release()
+    assert registry == {}, "nothing is left behind"
+
+
+async def test_another_process_times_out_too(store: ClockStore, registry: dict[str, Any]) -> None:
+    await lock(store, registry).acquire()
+    elsewhere: dict[str, Any] = {}  # another process: its own turns, the same store
+    with pytest.raises(LockTimeout):
+        await lock(store, elsewhere, timeout=0.05).acquire()
+    assert elsewhere == {}, "a waiter that gave up leaves nothing behind"
+
+
+async def test_a_same_process_release_hands_the_turn_to_a_waiter_at_once(
+    store: ClockStore, registry: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Polls an hour apart: only the hand-over can let the waiters in within the test.
+    monkeypatch.setattr(lease_module, "_FIRST_POLL", 3600.0)
+    monkeypatch.setattr(lease_module, "_LAST_POLL", 3600.0)
+    turns = KeyTurns(registry)
+    holder = lock(store, registry)
+    await holder.acquire()
+    waiters = [lock(store, registry, timeout=7200) for _ in range(3)]
+    order: list[int] = []
+
+    async def wait(k: int) -> None:
+        await waiters[k].acquire()
+        order.append(k)
+        await waiters[k].save_and_release(str(k).encode(), 60)
+
+    tasks = []
+    for k in range(3):
+        tasks.append(asyncio.create_task(wait(k)))
+        for _ in range(1000):  # let it queue (in this order)
+            if turns.waiting(KEY) == k + 1:
+                break
+            await asyncio.sleep(0)
+        assert turns.waiting(KEY) == k + 1
+    assert store.calls["try_lock"] == 1, "queued waiters do not poll the store"
     await holder.save_and_release(b"v", 60)
-    stored = await asyncio.wait_for(task, 10)
-    assert stored is not None and stored.value == b"v"
-    await waiter.release()
+    await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    assert order == [0, 1, 2], "first come, first served"
+    assert store.calls["try_lock"] == 4, "one try each"
     assert registry == {}
 
 
@@ -173,7 +199,7 @@ async def test_a_late_holder_writes_nothing(store: ClockStore, registry: dict[st
     late = lock(store, registry, lease=5)
     await late.acquire()
     store.now += 6
-    other = lock(store, registry)
+    other = lock(store, {})  # another process (in this one it would queue behind `late`)
     await other.acquire()
     assert await other.save_and_release(b"2", 600) is True
     with pytest.raises(LockLost):

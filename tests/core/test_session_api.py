@@ -205,7 +205,9 @@ async def test_access_inside_async_with_and_warn_lock_false_do_not_warn() -> Non
 
 
 async def test_sync_access_before_loading_raises_session_not_loaded() -> None:
-    app, _ = session_app()
+    # A backend that needs I/O to load (the counting one: no `load_now`), without autoload.
+    backend = CountingBackend()
+    app, _ = session_app(backend=backend)
     errors: list[SessionNotLoaded] = []
 
     @app.get("/too-soon")
@@ -223,12 +225,18 @@ async def test_sync_access_before_loading_raises_session_not_loaded() -> None:
                 errors.append(exc)
         return text("ok")
 
-    assert (await get(app, "/too-soon")).status == 200
-    assert len(errors) == 5
-    message = str(errors[0])
-    assert "async with request.ctx.session as sess:" in message
-    assert "await request.ctx.session.load()" in message
-    assert isinstance(errors[0], RuntimeError)
+    cookie = cookie_header(await get(app, "/set?a=1"))
+    backend.reset()
+    for sent in (None, cookie):  # the same with and without a session cookie
+        errors.clear()
+        assert (await get(app, "/too-soon", sent)).status == 200
+        assert len(errors) == 5
+        message = str(errors[0])
+        assert "async with request.ctx.session as sess:" in message
+        assert "await request.ctx.session.load()" in message
+        assert "SESSION_AUTOLOAD = True" in message and "autoload=True" in message
+        assert isinstance(errors[0], RuntimeError)
+    assert backend.store_calls() == {}
 
 
 async def test_unsaved_unlocked_changes_then_async_with_is_refused() -> None:

@@ -336,7 +336,7 @@ def _redis_revocation(request: pytest.FixtureRequest) -> Backend:
 
 @pytest.mark.parametrize("kind", ["auth", "plain"])
 async def test_a_per_process_revocation_store_is_refused_under_several_workers(kind: str) -> None:
-    backend = CookieBackend(keys=[new_key()], revocation=MemoryBackend())
+    backend = CookieBackend(keys=[new_key()], revocation=MemoryBackend(max_entries=None))
     app = auth_app(backend)[0] if kind == "auth" else build_app(backend)
     app.state.workers = 2
     with pytest.raises(ConfigurationError) as caught:
@@ -347,7 +347,7 @@ async def test_a_per_process_revocation_store_is_refused_under_several_workers(k
 
 
 async def test_a_per_process_revocation_store_is_fine_with_one_worker() -> None:
-    app, _ = auth_app(CookieBackend(keys=[new_key()], revocation=MemoryBackend()))
+    app, _ = auth_app(CookieBackend(keys=[new_key()], revocation=MemoryBackend(max_entries=None)))
     app.state.workers = 1
     async with serve(app) as plain:
         assert await AuthClient(plain).login("ann")
@@ -370,7 +370,7 @@ async def test_a_shared_revocation_store_runs_under_several_workers(
 @pytest.fixture(params=["memory", "redis"])
 def revocation(request: pytest.FixtureRequest) -> Backend:
     if request.param == "memory":
-        return MemoryBackend()
+        return MemoryBackend(max_entries=None)
     return _redis_revocation(request)
 
 

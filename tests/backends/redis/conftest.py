@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from cluster_procs import OwnCluster
 from redis_procs import AppServer, RedisCluster, RedisServer, free_port
 
 
@@ -65,3 +66,21 @@ def app_server(tmp_path: Path) -> Iterator[Callable[..., AppServer]]:
 def unique_prefix(redis_key_prefix: str) -> str:
     """A key prefix no other test uses."""
     return f"{redis_key_prefix}{uuid.uuid4().hex[:8]}:"
+
+
+@pytest.fixture
+def own_cluster(tmp_path: Path) -> Iterator[Callable[..., OwnCluster]]:
+    """``own_cluster(masters=3, replicas=0)``: a private cluster, killed when the test ends."""
+    clusters: list[OwnCluster] = []
+
+    def start(masters: int = 3, replicas: int = 0) -> OwnCluster:
+        cluster = OwnCluster(tmp_path / f"cluster-{len(clusters)}", masters, replicas)
+        clusters.append(cluster)
+        cluster.start()
+        return cluster
+
+    try:
+        yield start
+    finally:
+        for cluster in clusters:
+            cluster.stop()

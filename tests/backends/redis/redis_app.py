@@ -8,6 +8,8 @@ Settings come from the environment:
 * ``SCT_LEASE``, ``SCT_LOCK_TIMEOUT``: ``SESSION_LOCK_LEASE`` / ``SESSION_LOCK_TIMEOUT``;
 * ``SCT_WORK``: seconds a handler spends inside ``async with`` (as real work would);
 * ``SCT_SIGNAL``: a file ``/hold`` writes its worker's pid to once it holds the lock;
+* ``SCT_POLL``: seconds between a waiting lock's polls of Redis (its fallback when
+  no release wakes it), instead of the backend's short backoff;
 * ``SCT_PORT``, ``SCT_WORKERS``: where and how many workers to run.
 """
 
@@ -61,6 +63,11 @@ class NoLockRedisBackend(RedisBackend):
 
 def build_app() -> Sanic[Any, Any]:
     env = os.environ
+    if env.get("SCT_POLL"):
+        from sanic_cookies.backends.redis import _lock
+
+        poll = float(env["SCT_POLL"])
+        _lock._FIRST_DELAY = _lock._MAX_DELAY = _lock._MAX_DELAY_SUBSCRIBED = poll
     backend_class = RedisBackend if env.get("SCT_LOCK", "1") == "1" else NoLockRedisBackend
     backend = backend_class.from_url(env["SCT_REDIS_URL"], prefix=env["SCT_PREFIX"])
     work = float(env.get("SCT_WORK", "0.002"))

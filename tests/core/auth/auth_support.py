@@ -333,6 +333,9 @@ def build_app(
                     "login_at": i.login_at.timestamp(),
                     "current": i.current,
                     "remember": i.remember,
+                    "device": i.device,
+                    "user_agent": i.user_agent,
+                    "ip": i.ip,
                 }
                 for i in infos
             ]

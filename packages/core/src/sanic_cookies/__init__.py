@@ -46,6 +46,7 @@ from ._record import AuthInfo, SessionRecord
 from ._session import Session
 from ._session_dict import SessionDict
 from ._url import BackendURL, parse_backend_url
+from ._user_agent import user_agent_label
 
 __version__ = "1.0.0"
 
@@ -97,4 +98,5 @@ __all__ = [
     "register",
     "registered_schemes",
     "safe_next",
+    "user_agent_label",
 ]

@@ -25,6 +25,7 @@ from sanic import Request, Sanic
 from ._backend import Backend, ClientSideBackend, StoredSession, now
 from ._config import DAY, SessionConfig
 from ._csrf_token import rotate as rotate_csrf_token
+from ._device import client_device, resolve_store_ip
 from ._errors import (
     BackendError,
     BackendUnavailable,
@@ -40,6 +41,7 @@ from ._record import AuthInfo, SessionRecord, decode_record
 from ._session import Session
 from ._session_cap import UNSET, resolve_cap, sessions_over_cap
 from ._session_dict import SessionDict
+from ._user_agent import UNKNOWN_BROWSER, user_agent_label
 
 if TYPE_CHECKING:
     from ._decorators import LoginGuard
@@ -140,6 +142,13 @@ class SessionInfo:
         current: True for the session of the request passed as ``current``.
         login_at: When the user logged in to this session (UTC).
         remember: True for a remembered (persistent-cookie) login.
+        device: A short label of the browser and system that logged in, such as
+            "Firefox on Linux" (see `user_agent_label`); "Unknown browser" when
+            the login sent no User-Agent or it was not recorded.
+        user_agent: The login's User-Agent header, cut to 256 characters ("" if none).
+        ip: The login's client IP address as Sanic saw it behind the trusted
+            proxies; None when not recorded (``store_ip=False``, or a session
+            created by sanic-cookies 1.0).
     """
 
     handle: str
@@ -149,6 +158,9 @@ class SessionInfo:
     current: bool
     login_at: datetime
     remember: bool = False
+    device: str = UNKNOWN_BROWSER
+    user_agent: str = ""
+    ip: str | None = None
 
 
 class AuthSession(Session):
@@ -200,6 +212,9 @@ class AuthSession(Session):
         remember_duration: Lifetime in seconds of a remembered login.
         remember_expiry: Idle timeout in seconds of a remembered login
             (None: as long as its duration).
+        store_ip: Record the client IP address of each login for `list_sessions`
+            (default True, else ``<PREFIX>_STORE_IP``). False for apps that must
+            not keep IP addresses; the User-Agent is recorded either way.
         max_sessions_per_user: Live sessions one user may have (default 100,
             else ``<PREFIX>_MAX_SESSIONS_PER_USER``); a login past it ends that
             user's oldest sessions. None: no cap. Enforced on backends with a
@@ -215,6 +230,9 @@ class AuthSession(Session):
     #: Live sessions one user may have (None: no cap), from ``max_sessions_per_user``.
     max_sessions_per_user: int | None
 
+    #: Whether a login records its client IP address, from ``store_ip``.
+    store_ip: bool
+
     def __init__(
         self,
         app: Sanic[Any, Any] | None = None,
@@ -226,6 +244,7 @@ class AuthSession(Session):
         remember_duration: float = REMEMBER_DURATION,
         remember_expiry: float | None = None,
         max_sessions_per_user: int | None = UNSET,
+        store_ip: bool | None = None,
         backend_options: dict[str, Any] | None = None,
         master_interface: Backend | str | None = None,
         **settings: Any,
@@ -247,6 +266,7 @@ class AuthSession(Session):
         self._user_id = user_id or default_user_id
         self._running = False
         self._cap_arg = max_sessions_per_user  # checked by _resolve_config, called below
+        self._store_ip_arg = store_ip  # likewise
         super().__init__(
             app,
             backend=backend,
@@ -277,6 +297,7 @@ class AuthSession(Session):
             elif field in defaults:
                 mapped["SESSION_" + field.upper()] = defaults[field]
         self.max_sessions_per_user = resolve_cap(self._cap_arg, app_config, prefix)
+        self.store_ip = resolve_store_ip(self._store_ip_arg, app_config, prefix)
         try:
             return SessionConfig.resolve(self._settings, mapped)
         except ConfigurationError as exc:
@@ -366,8 +387,12 @@ class AuthSession(Session):
         """
         uid, lifetime = self._check_login(user, remember, duration)
         sess = self._session_of(request)
+        # Kept only where `list_sessions` can show it: in a cookie it would only cost bytes.
+        device = client_device(request, store_ip=self.store_ip) if self._listable() else ("", "")
         async with self._locked(sess):
-            self._apply_login(sess, user, uid, remember=remember, lifetime=lifetime, keep=keep_data)
+            self._apply_login(
+                sess, user, uid, remember=remember, lifetime=lifetime, keep=keep_data, device=device
+            )
         self._forget_user(request)
         logger.info("session %s: login (remember=%s)", sess._log_id, remember)
         # After the write when outside a block (the new key is listed and skipped); inside
@@ -389,7 +414,15 @@ class AuthSession(Session):
         return uid, self.remember_duration if remember else self.config.lifetime
 
     def _apply_login(
-        self, sess: SessionDict, user: Any, uid: str, *, remember: bool, lifetime: float, keep: bool
+        self,
+        sess: SessionDict,
+        user: Any,
+        uid: str,
+        *,
+        remember: bool,
+        lifetime: float,
+        keep: bool,
+        device: tuple[str, str] = ("", ""),
     ) -> None:
         previous = sess.auth
         if not keep or (previous is not None and previous.user_id != uid):
@@ -401,7 +434,14 @@ class AuthSession(Session):
         else:
             idle = min(self.config.expiry, lifetime)
         sess.set_auth(
-            AuthInfo(user=user, user_id=uid, login_at=now(), remember=remember),
+            AuthInfo(
+                user=user,
+                user_id=uid,
+                login_at=now(),
+                remember=remember,
+                ua=device[0],
+                ip=device[1],
+            ),
             ttl=idle,
             persistent=remember,
             lifetime=lifetime,
@@ -464,9 +504,14 @@ class AuthSession(Session):
 
     # -- all of a user's sessions ------------------------------------------------
 
+    def _listable(self) -> bool:
+        """Whether this session's backend keeps a per-user index (sessions can be listed)."""
+        backend = self.backend
+        return backend.supports_user_index and not isinstance(backend, ClientSideBackend)
+
     def _indexed_backend(self, operation: str) -> Backend:
         backend = self.backend
-        if not backend.supports_user_index or isinstance(backend, ClientSideBackend):
+        if not self._listable():
             raise UnsupportedOperation(
                 f"{operation}() needs a backend that keeps a per-user session index; "
                 f"{backend.label} does not (sessions in cookies cannot be listed or ended "
@@ -609,6 +654,9 @@ class AuthSession(Session):
                     current=key == current_key,
                     login_at=_utc(auth.login_at),
                     remember=auth.remember,
+                    device=user_agent_label(auth.ua),
+                    user_agent=auth.ua,
+                    ip=auth.ip or None,
                 )
             )
         infos.sort(key=lambda info: info.last_seen, reverse=True)

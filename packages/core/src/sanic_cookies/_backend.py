@@ -213,6 +213,30 @@ class Backend(ABC):
     async def load(self, key: str) -> StoredSession | None:
         """Return the value stored under `key`, or None if missing or expired."""
 
+    @property
+    def loads_now(self) -> bool:
+        """True if this backend's data is at hand without I/O, so `load_now` works.
+
+        Then a handler's plain ``request.ctx.session["k"]`` loads the session on
+        first use, synchronously. False by default: a store behind a network can
+        only be loaded by ``await`` (``async with``, ``load()``, or the
+        ``autoload`` setting). Override it together with `load_now`
+        (or `ClientSideBackend.decode_cookie_now`); it may depend on the
+        instance's options.
+        """
+        return False
+
+    def load_now(self, key: str) -> StoredSession | None:
+        """`load`, synchronously: for a backend whose data lives in this process.
+
+        Implement it only if it never waits for I/O (it runs on the event loop);
+        then also return True from `loads_now`.
+
+        Raises:
+            UnsupportedOperation: The backend cannot load without I/O (the default).
+        """
+        raise UnsupportedOperation(f"{self.label} cannot load a session without I/O")
+
     @abstractmethod
     async def save(
         self,
@@ -477,6 +501,17 @@ class ClientSideBackend(Backend):
         Raises:
             SessionTooLarge: The token would not fit in a cookie.
         """
+
+    def decode_cookie_now(self, token: str) -> StoredSession | None:
+        """`decode_cookie`, synchronously (when `loads_now` is True).
+
+        Implement it when decoding needs no I/O (no server-side revocation list,
+        or one that is itself in memory); it must never raise for bad input.
+
+        Raises:
+            UnsupportedOperation: Decoding needs I/O (the default).
+        """
+        raise UnsupportedOperation(f"{self.label} cannot decode a cookie without I/O")
 
     async def revoke_cookie(self, token: str, expires_at: float) -> None:
         """Make `token` (and the tokens it replaced) unusable before `expires_at`.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from ._errors import ConfigurationError
 
@@ -39,8 +39,9 @@ class SessionConfig:
     httponly: bool = True
     #: Cookie Secure attribute: sent over HTTPS only (``SESSION_SECURE``).
     secure: bool = True
-    #: Cookie SameSite attribute: "Lax", "Strict" or "None" (``SESSION_SAMESITE``).
-    samesite: str = "Lax"
+    #: Cookie SameSite attribute: "Lax", "Strict" or "None"; False: no attribute, so each
+    #: browser applies its own default (``SESSION_SAMESITE``). None: this default.
+    samesite: str | Literal[False] = "Lax"
     #: True: a browser-session cookie with no Max-Age (``SESSION_SESSION_COOKIE``).
     session_cookie: bool = False
     #: Name the cookie ``__Host-<name>``; needs secure, path "/" and no domain
@@ -50,6 +51,10 @@ class SessionConfig:
     partitioned: bool = False
     #: Warn on session access outside ``async with`` (``SESSION_WARN_LOCK``).
     warn_lock: bool = True
+    #: Load the session in the request middleware when the request carries a session
+    #: cookie, so plain ``request.ctx.session[...]`` works on a network backend
+    #: (``SESSION_AUTOLOAD``). Costs one store read per such request, used or not.
+    autoload: bool = False
     #: Seconds to wait for a session's lock before answering 503 (``SESSION_LOCK_TIMEOUT``).
     lock_timeout: float = 5.0
     #: Seconds a lock outlives a holder that died (``SESSION_LOCK_LEASE``).
@@ -127,11 +132,14 @@ class SessionConfig:
                 f"{_label('domain')} must be a host name such as 'example.com' or None, "
                 f"got {self.domain!r}"
             )
-        if not isinstance(self.samesite, str) or self.samesite.capitalize() not in _SAMESITE:
+        if self.samesite is not False and (
+            not isinstance(self.samesite, str) or self.samesite.capitalize() not in _SAMESITE
+        ):
             raise ConfigurationError(
-                f"{_label('samesite')} must be 'Lax', 'Strict' or 'None', got {self.samesite!r}"
+                f"{_label('samesite')} must be 'Lax', 'Strict' or 'None', or False for no "
+                f"attribute, got {self.samesite!r}"
             )
-        samesite = self.samesite.capitalize()
+        samesite = self.samesite.capitalize() if self.samesite else self.samesite
         if samesite == "None" and not self.secure:
             raise ConfigurationError(
                 "SameSite=None cookies must be Secure: set secure=True (SESSION_SECURE)"
@@ -151,7 +159,15 @@ class SessionConfig:
 # Settings whose None, passed explicitly, means "off" rather than "not given".
 _NONE_TURNS_OFF = frozenset({"max_size"})
 _SECONDS = ("expiry", "lifetime", "lock_timeout", "lock_lease")
-_FLAGS = ("httponly", "secure", "session_cookie", "host_prefix", "partitioned", "warn_lock")
+_FLAGS = (
+    "httponly",
+    "secure",
+    "session_cookie",
+    "host_prefix",
+    "partitioned",
+    "warn_lock",
+    "autoload",
+)
 _SAMESITE = ("Lax", "Strict", "None")
 # RFC 6265 cookie-name token characters.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")

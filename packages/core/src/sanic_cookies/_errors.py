@@ -120,10 +120,12 @@ class LockLost(BackendError):
 
 
 class SessionNotLoaded(SanicCookiesError, RuntimeError):
-    """The session was read or written before it was loaded.
+    """The session was read or written before it was loaded, on a backend that needs I/O.
 
     Use ``async with request.ctx.session as sess:`` (locked) or
-    ``await request.ctx.session.load()`` (read-only) first.
+    ``await request.ctx.session.load()`` (read-only) first, or turn on the
+    ``autoload`` setting (``SESSION_AUTOLOAD``). Backends that load without I/O
+    (memory, the encrypted cookie) never raise it: they load on first use.
     """
 
 

@@ -16,8 +16,9 @@ SQL statement or transaction, a Lua script, a conditional put), described by
 "now" is the store's clock (the database server's, the file's host's), so the
 lease is measured in one place for every process. `LeaseLock` adds the rest:
 a random token per acquisition (the fence), polling with backoff until the
-acquire timeout, and a same-process wake-up, so a task waiting for a key that
-another task of this process releases retries at once instead of at its next poll.
+acquire timeout, and first-come-first-served turns among the tasks of one
+process (`KeyTurns`): only the task whose turn it is polls the store, and a
+release hands the turn to the next task of this process at once.
 
 It also keeps its own deadline, on the library clock (`sanic_cookies._backend.now`):
 the lease is counted from just before the store call that granted or extended it,
@@ -38,6 +39,7 @@ from typing import Any, Protocol
 from . import _backend
 from ._backend import SessionLock, StoredSession
 from ._errors import LockLost, LockTimeout
+from ._turns import KeyTurns, Turn
 
 __all__ = ["LeaseLock", "LeaseStore"]
 
@@ -108,23 +110,13 @@ class LeaseStore(Protocol):
         ...
 
 
-class _Wakeup:
-    """Tasks of this process waiting for one key, and the event that wakes them."""
-
-    __slots__ = ("event", "waiters")
-
-    def __init__(self) -> None:
-        self.event = asyncio.Event()
-        self.waiters = 0
-
-
 class LeaseLock(SessionLock):
     """A fenced lease lock built on a `LeaseStore`'s atomic primitives.
 
     It excludes across every process sharing the store, frees itself `lease`
     seconds after a holder that died (on the store's clock), and refuses the
     write of a holder whose lease ran out (`LockLost`). Return it from
-    `Backend.lock`, with one wake-up registry dict per backend instance::
+    `Backend.lock`, with one registry dict per backend instance (its same-process turns)::
 
         def lock(self, key, *, timeout, lease):
             return LeaseLock(self, self._waiters, key, timeout=timeout, lease=lease)
@@ -147,13 +139,15 @@ class LeaseLock(SessionLock):
 
         Args:
             store: Provides the primitives (usually the backend itself).
-            registry: The same-process wake-up registry; one empty dict per backend.
+            registry: The same-process turns (`KeyTurns`) live here; one empty dict
+                per backend.
             key: The store key to lock.
             timeout: Seconds `acquire` keeps trying before `LockTimeout`.
             lease: Seconds the lock outlives a holder that stopped (see `extend`).
         """
         self._store = store
-        self._registry: dict[str, _Wakeup] = registry
+        self._turns = KeyTurns(registry)
+        self._turn: Turn | None = None
         self._key = key
         self._timeout = timeout
         self._lease = lease
@@ -173,17 +167,33 @@ class LeaseLock(SessionLock):
         self._used = True
         token = secrets.token_hex(16)
         deadline = time.monotonic() + self._timeout
-        delay = _FIRST_POLL
-        while True:
-            started = _backend.now()  # before the grant: the local lease ends no later
-            if await self._store.try_lock(self._key, token, self._lease):
-                break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise LockTimeout(f"Session lock not acquired within {self._timeout}s")
-            await self._wait(min(delay * random.uniform(0.5, 1.0), remaining))
-            delay = min(delay * 2, _LAST_POLL)
+        try:
+            # Tasks of this process queue here; only the head polls the store.
+            turn = await self._turns.take(self._key, within=self._timeout, hold=self._lease)
+        except TimeoutError:
+            raise LockTimeout(f"Session lock not acquired within {self._timeout}s") from None
+        try:
+            delay = _FIRST_POLL
+            while True:
+                started = _backend.now()  # before the grant: the local lease ends no later
+                if await self._store.try_lock(self._key, token, self._lease):
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise LockTimeout(f"Session lock not acquired within {self._timeout}s")
+                await asyncio.sleep(min(delay * random.uniform(0.5, 1.0), remaining))
+                delay = min(delay * 2, _LAST_POLL)
+        except LockTimeout:
+            turn.end()
+            raise
+        except Exception as exc:
+            turn.fail(exc)  # the store failed: the waiters behind answer now, not one by one
+            raise
+        except BaseException:
+            turn.end()
+            raise
         self._token = token
+        self._turn = turn
         self._deadline = started + self._lease
         try:
             return await self._store.load(self._key)
@@ -211,7 +221,7 @@ class LeaseLock(SessionLock):
             try:
                 await self._store.unlock(self._key, token)
             finally:
-                self._wake()
+                self._end_turn()
 
     async def extend(self, lease: float) -> None:
         token = self._token
@@ -221,8 +231,11 @@ class LeaseLock(SessionLock):
         started = _backend.now()
         if not await self._store.extend_lock(self._key, token, lease):
             self._token = None
+            self._end_turn()
             raise LockLost(f"The session lock's lease ran out before extend({lease})")
         self._deadline = started + lease
+        if self._turn is not None:
+            self._turn.extend(lease)
 
     async def _write(
         self,
@@ -241,9 +254,9 @@ class LeaseLock(SessionLock):
             self._key, token, value, ttl, user_id=user_id, replace_only=replace_only
         )
         self._token = None
+        self._end_turn()
         if written is None:
             raise LockLost("The session lock's lease ran out; nothing was written")
-        self._wake()
         return written
 
     async def _check_deadline(self, message: str) -> None:
@@ -256,23 +269,7 @@ class LeaseLock(SessionLock):
             await self.release()
         raise LockLost(message)
 
-    async def _wait(self, seconds: float) -> None:
-        """Sleep `seconds`, or less if a task of this process releases the key."""
-        entry = self._registry.get(self._key)
-        if entry is None:
-            entry = self._registry[self._key] = _Wakeup()
-        entry.waiters += 1
-        try:
-            async with asyncio.timeout(seconds):
-                await entry.event.wait()
-        except TimeoutError:
-            pass
-        finally:
-            entry.waiters -= 1
-            if entry.waiters == 0 and self._registry.get(self._key) is entry:
-                del self._registry[self._key]
-
-    def _wake(self) -> None:
-        entry = self._registry.pop(self._key, None)
-        if entry is not None:
-            entry.event.set()
+    def _end_turn(self) -> None:
+        turn, self._turn = self._turn, None
+        if turn is not None:
+            turn.end()

@@ -50,7 +50,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Self, TypeVar
 
 from ._backend import Backend, ClientSideBackend, SessionLock, StoredSession, now
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, UnsupportedOperation
 from ._ids import log_id
 from ._metrics import BackendMetrics, StoreObserver, metered
 from ._pending import MAX_PENDING_DELETES, PendingDeletes
@@ -445,6 +445,22 @@ class MultiBackend(Backend):
 
     async def load(self, key: str) -> StoredSession | None:
         return await self._primary("load", self.primary.load(key))
+
+    @property
+    def loads_now(self) -> bool:
+        """The primary's: it serves every read."""
+        return self.primary.loads_now
+
+    def load_now(self, key: str) -> StoredSession | None:
+        metrics = self._members[0].metrics
+        metrics.operations += 1
+        try:
+            return self.primary.load_now(key)
+        except UnsupportedOperation:
+            raise
+        except Exception:
+            metrics.failures += 1
+            raise
 
     async def save(
         self,

@@ -25,12 +25,26 @@ __all__ = [
 
 
 class AuthInfo(msgspec.Struct, array_like=True, omit_defaults=True):
-    """Who is logged in to a session (written by `AuthSession.login_user`)."""
+    """Who is logged in to a session (written by `AuthSession.login_user`).
+
+    The device fields came after 1.0 and sit at the end with defaults, so a
+    1.0 record (an array without them) still decodes. Empty means not recorded.
+
+    Attributes:
+        user: What `login_user` stored.
+        user_id: The user-index id of `user`.
+        login_at: When the login happened (epoch seconds).
+        remember: A remembered (persistent-cookie) login.
+        ua: The login's User-Agent header, capped (see `sanic_cookies._device`).
+        ip: The login's client IP address, unless IP storage is off.
+    """
 
     user: Any
     user_id: str
     login_at: float
     remember: bool = False
+    ua: str = ""
+    ip: str = ""
 
 
 class SessionRecord(msgspec.Struct, array_like=True, omit_defaults=True):

@@ -276,6 +276,11 @@ class Session:
         return dict(self._metrics)
 
     @property
+    def session_name(self) -> str:
+        """Old (0.4) name of `name`: where the session appears on ``request.ctx``."""
+        return self.name
+
+    @property
     def backend(self) -> Backend:
         """The backend in use (available once the server has started)."""
         if self._backend is None:
@@ -292,7 +297,10 @@ class Session:
 
     async def _on_request(self, request: Request) -> None:
         # The cookie is read when the session is first used (most requests never do).
-        setattr(request.ctx, self.name, SessionDict._for_request(self, request))
+        sess = SessionDict._for_request(self, request)
+        setattr(request.ctx, self.name, sess)
+        if self.config.autoload:
+            await sess._autoload()
 
     async def _on_response(
         self, request: Request, response: BaseHTTPResponse
@@ -338,7 +346,7 @@ class Session:
             domain=config.domain,
             secure=config.secure,
             httponly=config.httponly,
-            samesite=config.samesite,
+            samesite=config.samesite or None,  # False: Sanic omits the attribute for None
             partitioned=config.partitioned,
             host_prefix=config.host_prefix,
         )

@@ -1,7 +1,8 @@
 """`SessionDict`: one request's view of one session.
 
-It loads nothing until the handler asks (`async with` or `await load()`), so a
-request that never uses its session costs no store call. It writes only when
+It loads nothing until the handler asks (`async with`, `await load()`, or plain
+access on a backend that needs no I/O to load), so a request that never uses its
+session costs no store call (unless the `autoload` setting is on). It writes only when
 the encoded data, the login or the id changed, or the sliding expiry is due.
 """
 
@@ -11,8 +12,8 @@ import logging
 import math
 import sys
 import warnings
-from collections.abc import Iterator, MutableMapping
-from types import TracebackType
+from collections.abc import Callable, Iterator, MutableMapping
+from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import msgspec
@@ -24,6 +25,7 @@ from ._errors import (
     LockTimeout,
     SanicCookiesError,
     SessionNotLoaded,
+    SessionSerializationError,
     UnsupportedOperation,
     for_client,
 )
@@ -54,6 +56,14 @@ UNLOCKED_ACCESS = (
     "may overwrite this change. Use the lock, or pass warn_lock=False to silence this."
 )
 
+NOT_LOADED = (
+    "Session {name!r} is not loaded, and its backend {backend} needs I/O to load it. Either "
+    "use `async with request.ctx.{name} as sess:` (locked) or "
+    "`await request.ctx.{name}.load()` (read-only) first, or turn on autoload "
+    "({setting} = True, or {cls}(..., autoload=True)) to load it in the request "
+    "middleware whenever the request carries a session cookie."
+)
+
 # What the response should do with the cookie.
 _KEEP, _SET, _DELETE = 0, 1, 2
 
@@ -62,14 +72,14 @@ _KEEP, _SET, _DELETE = 0, 1, 2
 _INTERNAL_MODULES = frozenset({__name__, "_collections_abc", "collections.abc"})
 
 
-def _caller_stacklevel() -> int:
-    """The `warnings.warn` stacklevel, seen from `_access`, of the first frame outside us."""
-    frame = sys._getframe(2)  # _access's caller (level 1 is _access itself)
+def _caller() -> tuple[int, FrameType | None]:
+    """The first frame outside us, seen from `_access`, and its `warnings.warn` stacklevel."""
+    frame: FrameType | None = sys._getframe(2)  # _access's caller (level 1 is _access itself)
     level = 2
     while frame is not None and frame.f_globals.get("__name__") in _INTERNAL_MODULES:
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
         level += 1
-    return level
+    return level, frame
 
 
 class SessionDict(MutableMapping[str, Any]):
@@ -103,6 +113,8 @@ class SessionDict(MutableMapping[str, Any]):
     _failed: bool = False  # a store call failed: the response must not touch the store again
     _cookie_action: int = _KEEP
     _new_cookie_value: str | None = None
+    _load_error: BaseException | None = None  # the autoload's store failure, for plain access
+    _warned: set[tuple[str, int]] | None = None  # code lines already warned about (this request)
     # The request's headers, to read the cookie from if it was not given. (Not the
     # request itself: request -> ctx -> session -> request would be a reference cycle,
     # leaving every request to the cyclic garbage collector.)
@@ -171,6 +183,53 @@ class SessionDict(MutableMapping[str, Any]):
                 stored = await self._call("load", self._load_stored())
             self._adopt(stored)
         return self
+
+    async def _autoload(self) -> None:
+        """Load in the request middleware (the `autoload` setting), if there is a cookie.
+
+        A request without a session cookie costs no store call; a backend that loads
+        without I/O loads on first use instead. A store failure is kept and raised
+        (a 503) only if the handler then uses the session without awaiting it.
+        """
+        if not self._resolved:
+            self._from_cookie()
+        if self._key is None or self._backend.loads_now:
+            return
+        try:
+            await self.load()
+        except BackendError as exc:
+            self._load_error = exc
+
+    def _load_now(self) -> None:
+        """Load on first plain access, without I/O; or say how to load it if that cannot be."""
+        if not self._resolved:
+            self._from_cookie()
+        session = self._session
+        if self._load_error is not None:
+            raise BackendUnavailable() from self._load_error  # logged when it happened
+        backend = self._backend
+        if backend.loads_now:
+            stored: StoredSession | None = None
+            if self._sid is not None:
+                stored = self._call_now("load", self._load_stored_now)
+            self._adopt(stored)
+        elif self._key is None and session.config.autoload:
+            self._adopt(None)  # autoload saw no session cookie: a new session, nothing to read
+        else:
+            raise SessionNotLoaded(
+                NOT_LOADED.format(
+                    name=session.name,
+                    backend=backend.label,
+                    setting=getattr(session, "config_prefix", "SESSION_") + "AUTOLOAD",
+                    cls=type(session).__name__,
+                )
+            )
+
+    def _load_stored_now(self) -> StoredSession | None:
+        assert self._sid is not None and self._key is not None
+        if self._client is not None:
+            return self._client.decode_cookie_now(self._sid)
+        return self._backend.load_now(self._key)
 
     async def _load_stored(self) -> StoredSession | None:
         if self._client is not None:
@@ -508,7 +567,30 @@ class SessionDict(MutableMapping[str, Any]):
                 meter.lock_waits += 1
         try:
             return await awaitable
-        except BackendError as exc:  # lock timeout, lock lost: already a 503
+        except Exception as exc:
+            error = self._failure(operation, exc)
+            if error is exc:
+                raise
+            raise error from exc
+
+    def _call_now(self, operation: str, call: Callable[[], Any]) -> Any:
+        """`_call` for a backend call that needs no I/O (`Backend.load_now`)."""
+        meter = self._session._meter
+        if meter is not None:
+            meter.operations += 1
+        try:
+            return call()
+        except Exception as exc:
+            error = self._failure(operation, exc)
+            if error is exc:
+                raise
+            raise error from exc
+
+    def _failure(self, operation: str, exc: Exception) -> Exception:
+        """Count and log a failed backend call; return what to raise (exc, a copy, a 503)."""
+        meter = self._session._meter
+        backend = self._session.backend
+        if isinstance(exc, BackendError):  # lock timeout, lock lost: already a 503
             if meter is not None:
                 if isinstance(exc, LockTimeout):
                     meter.lock_timeouts += 1
@@ -519,29 +601,27 @@ class SessionDict(MutableMapping[str, Any]):
                 "session %s: %s on backend %s failed: %s: %s",
                 self._log_id,
                 operation,
-                self._session.backend.label,
-                type(exc).__name__,
-                exc,
-            )
-            raise for_client(exc) from exc  # the detail is logged, not sent
-        except SanicCookiesError as exc:
-            if meter is not None and not isinstance(exc, UnsupportedOperation):
-                meter.failures += 1
-            raise
-        except Exception as exc:
-            if meter is not None:
-                meter.failures += 1
-            self._failed = True
-            backend = self._session.backend
-            logger.error(
-                "session %s: %s on backend %s failed: %s: %s",
-                self._log_id,
-                operation,
                 backend.label,
                 type(exc).__name__,
                 exc,
             )
-            raise BackendUnavailable() from exc  # says neither which store nor why
+            return for_client(exc)  # the detail is logged, not sent
+        if isinstance(exc, SanicCookiesError):
+            if meter is not None and not isinstance(exc, UnsupportedOperation):
+                meter.failures += 1
+            return exc
+        if meter is not None:
+            meter.failures += 1
+        self._failed = True
+        logger.error(
+            "session %s: %s on backend %s failed: %s: %s",
+            self._log_id,
+            operation,
+            backend.label,
+            type(exc).__name__,
+            exc,
+        )
+        return BackendUnavailable()  # says neither which store nor why
 
     async def _finish(self) -> tuple[int, str | None, int | None]:
         """Called once the handler returned: write unlocked changes, say what the cookie needs.
@@ -653,6 +733,19 @@ class SessionDict(MutableMapping[str, Any]):
         return self._created
 
     @property
+    def is_modified(self) -> bool:
+        """True if the data differs from what was loaded (or last written); False before loading.
+
+        Compared by value, so a change to a nested list or dict counts too.
+        """
+        if self._data is None:
+            return False
+        try:
+            return encode_data(self._data) != self._orig
+        except SessionSerializationError:
+            return True  # holds a value that was never stored, so it changed
+
+    @property
     def auth(self) -> AuthInfo | None:
         """The login recorded in this session (managed by `AuthSession`)."""
         self._require_loaded()
@@ -684,21 +777,26 @@ class SessionDict(MutableMapping[str, Any]):
 
     def _require_loaded(self) -> None:
         if self._data is None:
-            raise SessionNotLoaded(
-                f"Session {self._session.name!r} is not loaded: use `async with "
-                f"request.ctx.{self._session.name} as sess:` or "
-                f"`await request.ctx.{self._session.name}.load()` first."
-            )
+            self._load_now()
 
     def _access(self) -> dict[str, Any]:
         if self._data is None:
-            self._require_loaded()
+            self._load_now()
         if not self._in_block and self._session.config.warn_lock:
-            warnings.warn(
-                UNLOCKED_ACCESS.format(name=self._session.name),
-                RuntimeWarning,
-                stacklevel=_caller_stacklevel(),
-            )
+            level, frame = _caller()
+            # One warning per line of the handler and request: `sess.items()` or
+            # `sess["n"] = sess.get("n", 0) + 1` reach us several times from one line.
+            site = (frame.f_code.co_filename, frame.f_lineno) if frame is not None else ("", 0)
+            warned = self._warned
+            if warned is None:
+                warned = self._warned = set()
+            if site not in warned:
+                warned.add(site)
+                warnings.warn(
+                    UNLOCKED_ACCESS.format(name=self._session.name),
+                    RuntimeWarning,
+                    stacklevel=level,
+                )
         assert self._data is not None
         return self._data
 

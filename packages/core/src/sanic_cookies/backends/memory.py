@@ -125,7 +125,16 @@ class MemoryBackend(Backend):
         """How many sessions are held, including expired ones not yet swept."""
         return len(self._data)
 
+    @property
+    def loads_now(self) -> bool:
+        """True: the sessions are in this process (plain access loads on first use)."""
+        return True
+
     async def load(self, key: str) -> StoredSession | None:
+        return self.load_now(key)
+
+    def load_now(self, key: str) -> StoredSession | None:
+        """`load` without an await: a dict lookup."""
         entry = self._data.get(bytes.fromhex(key))
         if entry is None:
             return None

@@ -301,6 +301,23 @@ class ClientSideBackendConformance:
         assert await backend.decode_cookie(first) is None, "a copy taken before the last write"
         assert await backend.decode_cookie(rotated) is not None
 
+    async def test_decode_cookie_now_agrees_or_is_unsupported(
+        self, backend: ClientSideBackend
+    ) -> None:
+        # `loads_now` promises plain access can decode on the event loop.
+        token = await backend.encode_cookie(_value(1), 60)
+        if not backend.loads_now:
+            with pytest.raises(UnsupportedOperation):
+                backend.decode_cookie_now(token)
+            return
+        assert backend.decode_cookie_now(token) == await backend.decode_cookie(token)
+        for bad in ("", "garbage", token[:-4]):
+            assert backend.decode_cookie_now(bad) is None
+        stored = await backend.decode_cookie(token)
+        assert stored is not None
+        await backend.revoke_cookie(token, stored.expires_at)
+        assert (backend.decode_cookie_now(token) is None) == self.revokes
+
     async def test_revoking_garbage_is_harmless(self, backend: ClientSideBackend) -> None:
         for value in ("", "garbage", "A" * 300):
             await backend.revoke_cookie(value, time.time() + 60)

@@ -142,6 +142,19 @@ class BackendConformance(CrossProcessTests, LapsedLeaseTests, DeclarationTests):
         stored = await backend.load(key)
         assert stored is not None and stored.value == value
 
+    async def test_load_now_agrees_with_load_or_is_unsupported(self, backend: Backend) -> None:
+        # `loads_now` promises plain access can load this backend on the event loop.
+        key, gone = _key(), _key()
+        await backend.save(key, encode_value(1), 60)
+        if not backend.loads_now:
+            with pytest.raises(UnsupportedOperation):
+                backend.load_now(key)
+            return
+        assert backend.load_now(key) == await backend.load(key)
+        assert backend.load_now(gone) is None
+        await backend.delete(key)
+        assert backend.load_now(key) is None
+
     async def test_save_replaces(self, backend: Backend) -> None:
         key = _key()
         await backend.save(key, encode_value(1), 60)

@@ -306,6 +306,40 @@ class CookieBackend(ClientSideBackend):
         a token that decrypts costs one lookup there (two if logged in: the
         session's and its user's), whose failure propagates (the core answers 503).
         """
+        opened = self._live(token)
+        if opened is None:
+            return None
+        if self.revocation is not None and await self._revoked(opened[0]):
+            _log_rejected(token, "revoked")
+            return None
+        return opened[1]
+
+    @property
+    def loads_now(self) -> bool:
+        """True unless the revocation list needs I/O (a Redis or PostgreSQL one)."""
+        return self.revocation is None or self.revocation.loads_now
+
+    def decode_cookie_now(self, token: str) -> StoredSession | None:
+        """`decode_cookie` without an await (no revocation list, or one in memory).
+
+        Raises:
+            UnsupportedOperation: The revocation list needs I/O.
+        """
+        revocation = self.revocation
+        if revocation is not None and not revocation.loads_now:
+            raise UnsupportedOperation(
+                f"{self.label} checks a {revocation.label} revocation list, which needs I/O"
+            )
+        opened = self._live(token)
+        if opened is None:
+            return None
+        if revocation is not None and self._revoked_now(opened[0]):
+            _log_rejected(token, "revoked")
+            return None
+        return opened[1]
+
+    def _live(self, token: str) -> tuple[Opened, StoredSession] | None:
+        """The opened token and its session, if it decrypts and has not expired."""
         opened = self._open(token)
         if opened is None:
             return None
@@ -318,14 +352,12 @@ class CookieBackend(ClientSideBackend):
             why = "issued in the future"
         elif expires_at <= t:
             why = "expired"
-        elif self.revocation is not None and await self._revoked(opened):
-            why = "revoked"
         else:
             if opened.legacy:
                 # Seen as due for its sliding refresh: the core writes it anew, in the
                 # new format, at the end of the first request that uses it.
                 expires_at = min(expires_at, t + _LEGACY_REISSUE)
-            return StoredSession(opened.value, expires_at)
+            return opened, StoredSession(opened.value, expires_at)
         _log_rejected(token, why)
         return None
 
@@ -422,20 +454,20 @@ class CookieBackend(ClientSideBackend):
         assert self.revocation is not None
         if await self.revocation.load(_revocation_key(opened.sid)) is not None:
             return True
-        try:
-            auth = _record_decoder.decode(opened.value).auth
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return False  # not a record the core can use either: it will be ignored
+        auth = _auth_of(opened)
         if auth is None:
             return False
-        stored = await self.revocation.load(_user_key(auth.user_id))
-        if stored is None:
+        return _marker_revokes(opened, auth, await self.revocation.load(_user_key(auth.user_id)))
+
+    def _revoked_now(self, opened: Opened) -> bool:
+        """`_revoked` on a revocation store that loads without I/O (`loads_now`)."""
+        assert self.revocation is not None
+        if self.revocation.load_now(_revocation_key(opened.sid)) is not None:
+            return True
+        auth = _auth_of(opened)
+        if auth is None:
             return False
-        try:
-            marker = _marker_decoder.decode(stored.value)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return True  # unreadable marker: fail closed
-        return auth.login_at < marker.not_before and opened.sid != marker.keep
+        return _marker_revokes(opened, auth, self.revocation.load_now(_user_key(auth.user_id)))
 
     def _session_id(self, previous: str | None) -> bytes:
         if previous is not None:
@@ -456,6 +488,25 @@ def _log_rejected(token: object, why: str) -> None:
         else:
             label = type(token).__name__
         logger.debug("session cookie %s ignored: %s", label, why)
+
+
+def _auth_of(opened: Opened) -> Any:
+    """The login inside `opened`'s record, or None (none, or not a record the core can use)."""
+    try:
+        return _record_decoder.decode(opened.value).auth
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None  # not a record the core can use either: it will be ignored
+
+
+def _marker_revokes(opened: Opened, auth: Any, stored: StoredSession | None) -> bool:
+    """Whether the user's "logged out everywhere" marker `stored` covers this login."""
+    if stored is None:
+        return False
+    try:
+        marker = _marker_decoder.decode(stored.value)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return True  # unreadable marker: fail closed
+    return bool(auth.login_at < marker.not_before and opened.sid != marker.keep)
 
 
 def _revocation_key(sid: bytes) -> str:

@@ -53,6 +53,7 @@ import asyncpg
 
 from sanic_cookies._backend import SessionLock, StoredSession
 from sanic_cookies._errors import ConfigurationError, LockLost, LockTimeout
+from sanic_cookies._turns import Turn
 
 from ._connector import Checkout, Conn
 from ._sql import DIVISION_BY_ZERO, milliseconds
@@ -83,7 +84,7 @@ class AdvisoryLock(SessionLock):
     its state is in doubt).
     """
 
-    __slots__ = ("_checkout", "_key", "_lease", "_store", "_timeout")
+    __slots__ = ("_checkout", "_key", "_lease", "_store", "_timeout", "_turn")
 
     def __init__(self, store: PostgresStore, key: str, *, timeout: float, lease: float) -> None:
         self._store = store
@@ -91,9 +92,15 @@ class AdvisoryLock(SessionLock):
         self._timeout = timeout
         self._lease = lease
         self._checkout: Checkout | None = None
+        self._turn: Turn | None = None
 
     async def acquire(self) -> StoredSession | None:
         """Take the lock (waiting at most the acquire timeout), then load the row.
+
+        The tasks of this process that want the same session first queue in
+        order (`KeyTurns`), so only the first of them holds a connection and
+        waits in the server's lock queue; the server wakes it when the holder
+        in any process unlocks.
 
         Raises:
             LockTimeout: Neither a connection nor the lock came within the timeout.
@@ -105,7 +112,31 @@ class AdvisoryLock(SessionLock):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
         try:
-            checkout = await store.connector.checkout(self._timeout)
+            turn = await store.lock_turns.take(self._key, within=self._timeout, hold=self._lease)
+        except TimeoutError:
+            raise LockTimeout(f"Session lock not acquired within {self._timeout}s") from None
+        try:
+            self._checkout, stored = await self._checkout_and_lock(store, deadline - loop.time())
+        except LockTimeout:
+            turn.end()
+            raise
+        except Exception as exc:
+            turn.fail(exc)  # the database failed: the waiters behind answer now, not one by one
+            raise
+        except BaseException:
+            turn.end()
+            raise
+        self._turn = turn
+        return stored
+
+    async def _checkout_and_lock(
+        self, store: PostgresStore, wait: float
+    ) -> tuple[Checkout, StoredSession | None]:
+        """Borrow a connection, take the lock and read the row, within `wait` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        try:
+            checkout = await store.connector.checkout(max(wait, 0.0))
         except TimeoutError:
             raise LockTimeout(
                 f"No database connection for the session lock within {self._timeout}s"
@@ -117,8 +148,7 @@ class AdvisoryLock(SessionLock):
         except BaseException:
             await checkout.discard()
             raise
-        self._checkout = checkout
-        return None if row is None else StoredSession(bytes(row[0]), float(row[1]))
+        return checkout, None if row is None else StoredSession(bytes(row[0]), float(row[1]))
 
     @abstractmethod
     async def _lock_and_load(self, checkout: Checkout, wait: float) -> asyncpg.Record | None:
@@ -128,8 +158,15 @@ class AdvisoryLock(SessionLock):
         other error the caller closes the connection.
         """
 
+    def _end_turn(self) -> None:
+        """The next task of this process waiting for this session may go on."""
+        turn, self._turn = self._turn, None
+        if turn is not None:
+            turn.end()
+
     def _take(self) -> Checkout:
         checkout, self._checkout = self._checkout, None
+        self._end_turn()
         if checkout is None:
             raise LockLost("This session lock is not held (never acquired, or already released)")
         return checkout
@@ -232,6 +269,7 @@ class SessionScopedLock(AdvisoryLock):
     async def release(self) -> None:
         """Unlock and return the connection (one round trip). Idempotent, never raises."""
         checkout, self._checkout = self._checkout, None
+        self._end_turn()
         if checkout is None:
             return
         try:
@@ -264,11 +302,14 @@ class SessionScopedLock(AdvisoryLock):
             )
         except BaseException as exc:
             self._checkout = None
+            self._end_turn()
             await checkout.discard()
             if isinstance(exc, Exception):
                 raise _lost("extend", exc) from exc
             raise
         self._lease = lease
+        if self._turn is not None:
+            self._turn.extend(lease)
 
     async def _finish(self, operation: str, sql: str, *args: object) -> int:
         """Run the write-then-unlock statement `sql`; return the rows it wrote."""
@@ -368,6 +409,7 @@ class TransactionScopedLock(AdvisoryLock):
     async def release(self) -> None:
         """Roll back (releasing the lock) and return the connection. Idempotent, never raises."""
         checkout, self._checkout = self._checkout, None
+        self._end_turn()
         if checkout is not None:
             await _rollback(checkout, self._store.command_timeout)
 
@@ -389,17 +431,22 @@ class TransactionScopedLock(AdvisoryLock):
                 raise LockLost(f"The session lock's transaction had ended ({status})")
         except LockLost:
             self._checkout = None
+            self._end_turn()
             await checkout.discard()
             raise
         except Exception as exc:
             self._checkout = None
+            self._end_turn()
             await checkout.discard()
             raise _lost("extend", exc) from exc
         except BaseException:
             self._checkout = None
+            self._end_turn()
             await checkout.discard()
             raise
         self._lease = lease
+        if self._turn is not None:
+            self._turn.extend(lease)
 
 
 def _lost(operation: str, exc: BaseException) -> LockLost:

@@ -153,6 +153,15 @@ class Queries:
         """$1 the quoted table name → whether it exists (as the search path resolves it)."""
         return "SELECT to_regclass($1) IS NOT NULL"
 
+    @property
+    def table_columns(self) -> str:
+        """$1 the quoted table name → (name, type, not null, has default) of each column."""
+        return (
+            "SELECT attname::text, format_type(atttypid, atttypmod), attnotnull, atthasdef "
+            "FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 "
+            "AND NOT attisdropped ORDER BY attnum"
+        )
+
     def sweep(self, *, elect: bool) -> str:
         """Delete expired rows in a batch, skipping rows a writer has locked.
 

@@ -14,6 +14,7 @@ from sqlalchemy import Table
 
 from sanic_cookies._backend import Backend, SessionLock, StoredSession
 from sanic_cookies._errors import BackendUnavailable, ConfigurationError
+from sanic_cookies._turns import KeyTurns
 
 from ._connector import Conn, Connector
 from ._lock import LockScope, SessionScopedLock, TransactionScopedLock
@@ -21,6 +22,7 @@ from ._pooling import Pooling, detect_pooling
 from ._schema import ddl_statements, qualified_name
 from ._sql import Queries, rows_affected
 from ._sweeper import Sweeper
+from ._table_check import missing_table, table_problem
 
 __all__ = ["PostgresStore", "is_unreachable"]
 
@@ -101,6 +103,9 @@ class PostgresStore(Backend):
         # Why this backend cannot work through its connections (see `_check_pooling`).
         self._refusal: str | None = None
         self._ddl_lock: asyncio.Lock | None = None
+        #: The session lock's in-process queue: tasks of this process wanting the same
+        #: session wait here in order, so only one of them holds a connection for it.
+        self.lock_turns = KeyTurns()
 
     @property
     @abstractmethod
@@ -110,24 +115,24 @@ class PostgresStore(Backend):
     # -- life cycle -----------------------------------------------------------------
 
     async def open(self) -> None:
-        """Connect, create the table if asked, and start the sweeper.
+        """Connect, check the table (creating it if asked), and start the sweeper.
 
         A database that cannot be reached now does not stop the app: one
         warning is logged, requests answer 503 until it is back, and the table
-        (if `create_table`) is created on the first request that reaches it.
-        A reachable database that refuses (bad password, unknown database,
-        no permission) raises, so the mistake shows at start-up.
+        is checked (and, with `create_table`, created) on the first request that
+        reaches it. A reachable database that refuses (bad password, unknown
+        database, no permission) raises, and so does a missing table without
+        `create_table` or a table of that name whose columns are not ours
+        (`ConfigurationError`), so the mistake shows at start-up.
         """
         await self.connector.open()
         if self.replica_connector is not None:
             await self.replica_connector.open()
-        self._ddl_pending = self.create_table
+        self._ddl_pending = True  # the table is checked (and created, with create_table)
         self._pooling_pending = True
         self._refusal = None
         self._ddl_lock = asyncio.Lock()
         try:
-            if not self.create_table:
-                await self._probe()
             await self.ready()
         except BackendUnavailable as exc:
             if self._refusal is None:
@@ -153,12 +158,14 @@ class PostgresStore(Backend):
             await self.replica_connector.close()
 
     async def ready(self) -> None:
-        """Do what start-up could not: create the table (`create_table`), check the pooling.
+        """Do what start-up could not: check the pooling, check (and create) the table.
 
         Raises:
             BackendUnavailable: The connections go through a proxy this backend
                 cannot lock through (see `_check_pooling`); at start-up `open`
                 raises `ConfigurationError` instead.
+            ConfigurationError: The table is missing without `create_table`, or
+                its columns are not ours (see `_check_table`).
         """
         if self._refusal is not None:
             raise BackendUnavailable(self._refusal)
@@ -173,7 +180,8 @@ class PostgresStore(Backend):
                     logger.error("%s: %s", self.label, self._refusal)
                     raise BackendUnavailable(self._refusal)
             if self._ddl_pending:
-                await self._create()
+                if await self._check_table() and self.create_table:
+                    await self._create()
                 self._ddl_pending = False
 
     async def _check_pooling(self) -> str | None:
@@ -216,19 +224,30 @@ class PostgresStore(Backend):
             await conn.execute(script, timeout=max(self.command_timeout, 30.0))
         logger.debug("%s: table %s ready", self.label, self.queries.table)
 
-    async def _probe(self) -> None:
-        """Borrow one connection (warming the pool); complain if the table is missing."""
+    async def _check_table(self) -> bool:
+        """Look at the table (borrowing a connection warms the pool).
+
+        Returns:
+            True if it is still to be created (it is missing and `create_table` is set).
+
+        Raises:
+            ConfigurationError: It is missing without `create_table`, or is not ours.
+        """
         async with self._connection() as conn:
-            exists = await conn.fetchval(
+            columns = await conn.fetch(
+                self.queries.table_columns, self.queries.table, timeout=self.command_timeout
+            )
+            exists = bool(columns) or await conn.fetchval(
                 self.queries.table_exists, self.queries.table, timeout=self.command_timeout
             )
         if not exists:
-            logger.error(
-                "%s: table %s does not exist; create it with `python -m sanic_cookies ddl` "
-                "(or pass create_table=True)",
-                self.label,
-                self.queries.table,
-            )
+            if self.create_table:
+                return True
+            raise missing_table(self.label, self.queries.table)
+        problem = table_problem(self.label, self.queries.table, [tuple(c) for c in columns])
+        if problem is not None:
+            raise problem
+        return False
 
     @asynccontextmanager
     async def _connection(self, connector: Connector | None = None) -> AsyncIterator[Conn]:

@@ -13,12 +13,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import AuthenticationError, AuthorizationError, ResponseError
 from sanic_cookies import Backend, ConfigurationError, LockLost, StoredSession
+from sanic_cookies._turns import KeyTurns
 
 from ._client import AnyRedis, Runner, Scripts, build_client, ms, public_location
+from ._cluster_pipeline import ClusterAutoPipeline
 from ._keys import KeySpace
 from ._lock import RedisLock
 from ._pipeline import AutoPipeline
 from ._replicated import DEFAULT_MIN_REPLICAS_TIMEOUT, ReplicatedWrites, check_min_replicas
+from ._wakeup import Wakeups
 
 __all__ = ["RedisBackend"]
 
@@ -61,10 +64,12 @@ class RedisBackend(Backend):
     loads, `save_and_release` writes and releases, so a locked
     read-modify-write costs two round trips and an untouched session none.
 
-    On one server (not a cluster) the commands of concurrent requests are
-    auto-pipelined: those issued in the same event-loop tick go out in one
-    write on one dedicated connection (see `AutoPipeline`), which costs the
-    worker 3-4 times less CPU per command than redis-py's connection pool.
+    The commands of concurrent requests are auto-pipelined: those issued in
+    the same event-loop tick go out in one write on one dedicated connection
+    (see `AutoPipeline`), which costs the worker 3-4 times less CPU per
+    command than redis-py's connection pool. On Redis Cluster that is one
+    connection and one write per primary, each command going to the owner of
+    its slot, with ``MOVED`` and ``ASK`` followed (see `ClusterAutoPipeline`).
     Each request still waits for its own reply only.
 
     Redis being down or unreachable makes each call fail within the connect
@@ -87,12 +92,12 @@ class RedisBackend(Backend):
             instead of building one. It must not decode responses.
         prefix: Prepended to every key (no ``{`` or ``}``).
         cluster: Build a `RedisCluster` client from `url`.
-        auto_pipeline: Send the commands of one server through one shared,
-            pipelined connection (made with the client's settings, outside
-            its pool). False sends each through the client's pool. Ignored
-            on Redis Cluster, where commands always go through the client.
-            Behind Sentinel the shared connection, like the pool's, asks the
-            sentinels for the master whenever it (re)connects.
+        auto_pipeline: Send the commands of one server (of each cluster
+            primary) through one shared, pipelined connection (made with the
+            client's settings, outside its pool). False sends each through
+            the client's pool. Behind Sentinel the shared connection, like
+            the pool's, asks the sentinels for the master whenever it
+            (re)connects.
         min_replicas: Acknowledge a session write (save, delete) only once
             this many replicas have it: each is followed by ``WAIT`` on the
             same pooled connection, and a write fewer replicas acknowledged
@@ -159,9 +164,12 @@ class RedisBackend(Backend):
         self._given = client
         self._client: AnyRedis | None = client
         self._auto_pipeline = auto_pipeline
-        self._pipeline: AutoPipeline | None = None
+        self._pipeline: AutoPipeline | ClusterAutoPipeline | None = None
         self._scripts_cache: Scripts | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # The lock's waiters: in-process turns per key, and the cross-process wake-up.
+        self._turns = KeyTurns()
+        self._wakeups_cache: Wakeups | None = None
         if client is None:
             self._client = build_client(url, cluster=cluster, options=dict(client_options))
         built = self._client
@@ -244,6 +252,7 @@ class RedisBackend(Backend):
                 self._url, cluster=self._cluster, options=dict(self._client_options)
             )
             self._scripts_cache = self._pipeline = None
+            self._wakeups_cache = None
         return self._client
 
     @property
@@ -258,10 +267,20 @@ class RedisBackend(Backend):
             self._scripts_cache = Scripts(self._runner(), write_run)
         return self._scripts_cache
 
+    @property
+    def _wakeups(self) -> Wakeups:
+        if self._wakeups_cache is None:
+            self._wakeups_cache = Wakeups(getattr(self.client, "pubsub", None))
+        return self._wakeups_cache
+
     def _runner(self) -> Runner:
         client = self.client
-        if isinstance(client, RedisCluster) or not self._auto_pipeline:
+        if not self._auto_pipeline:
             return client.execute_command
+        if isinstance(client, RedisCluster):
+            cluster_pipeline = ClusterAutoPipeline(client)
+            self._pipeline = cluster_pipeline
+            return cluster_pipeline.execute
         self._pipeline = AutoPipeline(client.connection_pool)
         return self._pipeline.execute
 
@@ -310,7 +329,7 @@ class RedisBackend(Backend):
     async def close(self) -> None:
         """Finish background lock releases and close the client, unless it was given to us.
 
-        The auto-pipeline's connection is closed in both cases.
+        The auto-pipeline's connections are closed in both cases.
         """
         tasks, self._tasks = self._tasks, set()
         if tasks:
@@ -319,6 +338,9 @@ class RedisBackend(Backend):
                 task.cancel()
         pipeline, self._pipeline = self._pipeline, None
         self._scripts_cache = None
+        wakeups, self._wakeups_cache = self._wakeups_cache, None
+        if wakeups is not None:
+            await wakeups.aclose()
         if pipeline is not None:
             await pipeline.aclose()
         if self._given is None:

@@ -15,9 +15,10 @@ import contextlib
 import random
 import secrets
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sanic_cookies import LockLost, LockTimeout, SessionLock, StoredSession
+from sanic_cookies._turns import Turn
 
 from ._client import ms
 
@@ -29,9 +30,11 @@ __all__ = ["RedisLock"]
 # Waiting for a busy lock: retry after a jittered delay that doubles from the
 # first to the last value (seconds). Short, because a session's critical
 # section is usually a couple of milliseconds; jittered, so the waiters of a
-# released lock do not all retry at once.
+# released lock do not all retry at once. With the pub/sub wake-up working, a
+# release wakes the waiter anyway: polling is the fallback, and slower.
 _FIRST_DELAY = 0.004
 _MAX_DELAY = 0.1
+_MAX_DELAY_SUBSCRIBED = 0.5
 
 _IDLE, _HELD, _DONE = 0, 1, 2
 
@@ -65,6 +68,7 @@ class RedisLock(SessionLock):
         self._owner: str | None = None
         self._index_left_ms = -1
         self._seen_at = 0.0
+        self._turn: Turn | None = None
 
     @property
     def held(self) -> bool:
@@ -74,7 +78,10 @@ class RedisLock(SessionLock):
     async def acquire(self) -> StoredSession | None:
         """Take the lock and load the session, in one round trip per attempt.
 
-        While another holder has it, retries with a short jittered backoff.
+        Tasks of this process that want the same session queue in order
+        (`KeyTurns`); only the first of them tries Redis. While another process
+        holds the lock, it waits for the release's pub/sub message (see
+        `_wakeup`), polling with a jittered backoff only as a fallback.
 
         Returns:
             The stored session, or None if there is none.
@@ -88,31 +95,76 @@ class RedisLock(SessionLock):
         backend = self._backend
         keys = [backend._keys.data(self._key), backend._keys.lock(self._key)]
         deadline = time.monotonic() + self._timeout
+        try:
+            turn = await backend._turns.take(
+                self._key, within=self._timeout, hold=self._lease_ms / 1000
+            )
+        except TimeoutError:
+            raise self._timed_out() from None
+        try:
+            reply = await self._try(keys)
+            if reply is None:
+                reply = await self._wait(keys, deadline)
+        except LockTimeout:
+            turn.end()
+            raise
+        except Exception as exc:
+            turn.fail(exc)  # Redis failed: the waiters behind answer now, not one by one
+            raise
+        except BaseException:
+            turn.end()
+            raise
+        self._turn = turn
+        self._state = _HELD
+        if len(reply) > 2:
+            self._seen_at = time.monotonic()
+            self._owner = reply[2].decode()
+            self._index_left_ms = int(reply[3])
+        if not reply:
+            return None
+        return StoredSession(bytes(reply[0]), backend._expires_at(int(reply[1])))
+
+    async def _try(self, keys: list[str]) -> list[Any] | None:
+        """One attempt: the ACQUIRE reply if the lock is ours now, None if it is busy."""
+        backend = self._backend
+        try:
+            reply = await backend._scripts.acquire(keys, [self._token, self._lease_ms])
+        except BaseException:
+            # The script may have run before the error (a lost reply): free the
+            # lock in the background rather than leave it until the lease ends.
+            backend._spawn(self._release_quietly())
+            raise
+        return reply if isinstance(reply, list) else None  # else: the holder's pttl
+
+    async def _wait(self, keys: list[str], deadline: float) -> list[Any]:
+        """Try again at each release of the lock (or poll), until it is ours or time is up."""
+        channel = keys[1].encode()
         delay = _FIRST_DELAY
-        while True:
-            try:
-                reply = await backend._scripts.acquire(keys, [self._token, self._lease_ms])
-            except BaseException:
-                # The script may have run before the error (a lost reply): free the
-                # lock in the background rather than leave it until the lease ends.
-                backend._spawn(self._release_quietly())
-                raise
-            if isinstance(reply, list):  # taken; else the pttl of someone else's lock
-                self._state = _HELD
-                if len(reply) > 2:
-                    self._seen_at = time.monotonic()
-                    self._owner = reply[2].decode()
-                    self._index_left_ms = int(reply[3])
-                if not reply:
-                    return None
-                return StoredSession(bytes(reply[0]), backend._expires_at(int(reply[1])))
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise LockTimeout(
-                    f"Session lock on {backend.label} not acquired within {self._timeout}s"
-                )
-            await asyncio.sleep(min(left, delay * random.uniform(0.5, 1.5)))
-            delay = min(delay * 2, _MAX_DELAY)
+        async with self._backend._wakeups.watching(channel) as released:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise self._timed_out()
+                pause = min(left, delay * random.uniform(0.5, 1.5))
+                if released is None:
+                    await asyncio.sleep(pause)
+                    delay = min(delay * 2, _MAX_DELAY)
+                else:
+                    # Set at once when the subscription is confirmed (a release before
+                    # it went unheard: try again), then by each release.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(pause):
+                            await released.wait()
+                    released.clear()
+                    delay = min(delay * 2, _MAX_DELAY_SUBSCRIBED)
+                reply = await self._try(keys)
+                if reply is not None:
+                    return reply
+
+    def _timed_out(self) -> LockTimeout:
+        return LockTimeout(
+            f"Session lock on {self._backend.label} not acquired within {self._timeout}s"
+        )
 
     async def save_and_release(
         self,
@@ -148,9 +200,9 @@ class RedisLock(SessionLock):
                 index_first=index_first,
             )
         except LockLost:
-            self._state = _DONE
+            self._done()
             raise
-        self._state = _DONE
+        self._done()
         return saved
 
     async def delete_and_release(self) -> None:
@@ -163,9 +215,9 @@ class RedisLock(SessionLock):
         try:
             await self._backend._delete(self._key, token=self._token)
         except LockLost:
-            self._state = _DONE
+            self._done()
             raise
-        self._state = _DONE
+        self._done()
 
     async def release(self) -> None:
         """Release without writing (compare-and-delete). Idempotent.
@@ -176,8 +228,12 @@ class RedisLock(SessionLock):
         if self._state != _HELD:
             return
         backend = self._backend
-        await backend._scripts.release([backend._keys.lock(self._key)], [self._token])
-        self._state = _DONE
+        try:
+            await backend._scripts.release([backend._keys.lock(self._key)], [self._token])
+        except BaseException:
+            self._end_turn()  # the lease frees the store's lock; let this process go on
+            raise
+        self._done()
 
     async def extend(self, lease: float) -> None:
         """Make the lease end `lease` seconds from now.
@@ -191,8 +247,20 @@ class RedisLock(SessionLock):
             [backend._keys.lock(self._key)], [self._token, ms(lease)]
         )
         if not extended:
-            self._state = _DONE
+            self._done()
             raise LockLost(f"Session lock on {backend.label} expired before it was extended")
+        if self._turn is not None:
+            self._turn.extend(lease)
+
+    def _done(self) -> None:
+        """Spent: the next task of this process waiting for this session goes on."""
+        self._state = _DONE
+        self._end_turn()
+
+    def _end_turn(self) -> None:
+        turn, self._turn = self._turn, None
+        if turn is not None:
+            turn.end()
 
     def _require_held(self) -> None:
         if self._state != _HELD:

@@ -41,9 +41,9 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from redis.asyncio.connection import AbstractConnection, ConnectionPool
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
 _c_pack: Callable[[tuple[Any, ...]], bytes] | None
@@ -52,7 +52,15 @@ try:  # installed with the 'hiredis' extra; it packs str as UTF-8, redis-py's de
 except ImportError:  # pragma: no cover - depends on the environment
     _c_pack = None
 
-__all__ = ["AutoPipeline"]
+__all__ = ["AutoPipeline", "ConnectionMaker"]
+
+
+class ConnectionMaker(Protocol):
+    """Makes unconnected connections: a redis-py `ConnectionPool`, or one cluster node's."""
+
+    def make_connection(self) -> AbstractConnection:
+        """A new connection, not connected yet."""
+        ...
 
 
 class AutoPipeline:
@@ -66,7 +74,8 @@ class AutoPipeline:
     command that blocks would hold up every command behind it.
 
     Args:
-        pool: The connection pool of the redis-py client whose settings to use.
+        pool: The connection pool of the redis-py client whose settings to use
+            (or anything else that makes connections the same way).
     """
 
     __slots__ = (
@@ -83,7 +92,7 @@ class AutoPipeline:
         "_watchdog",
     )
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionMaker) -> None:
         self._pool = pool
         # Commands not written yet: (arguments, the caller's future).
         self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
@@ -150,7 +159,7 @@ class AutoPipeline:
                 self._conn = None
                 with contextlib.suppress(Exception):
                     await old.disconnect(nowait=True)
-            conn: AbstractConnection = self._pool.make_connection()  # type: ignore[no-untyped-call]
+            conn: AbstractConnection = self._pool.make_connection()
             await conn.connect()  # type: ignore[no-untyped-call]
             # From now on `_watch` keeps the reply timeout, not redis-py.
             self._timeout, conn.socket_timeout = conn.socket_timeout, None

@@ -13,6 +13,8 @@ Conventions:
   user id, ``ix`` (data-node clock, ms) until when its index entry is
   guaranteed to be kept, and ``is`` the index entry's score when it was
   written, a stamp that lets removals skip entries someone re-added since.
+* Every script that frees a session lock publishes on the lock key's channel
+  (an empty message), which wakes that lock's waiters in other processes.
 * Reply codes: ``1`` done, ``0`` refused (``replace_only`` on a missing key, or
   a key that is not the user's), ``-1`` the lock token is gone or different
   (nothing written), ``-2`` the user index must be refreshed first (nothing
@@ -46,6 +48,15 @@ local function now_ms()
 end
 local function int(n)
   return string.format('%d', n)
+end
+"""
+
+# Freeing a lock also wakes its waiters in other processes (see `_wakeup`): they
+# subscribe to a channel named after the lock key.
+_RELEASE_HELPER = """
+local function release(lock)
+  redis.call('DEL', lock)
+  redis.call('PUBLISH', lock, '')
 end
 """
 
@@ -84,12 +95,13 @@ return {h[1], redis.call('PTTL', KEYS[1]), h[2], left}
 #: needed, 1 written, or {old user, old stamp} (written) when the owner changed.
 SAVE = (
     _HELPERS
+    + _RELEASE_HELPER
     + """
 local data, lock = KEYS[1], KEYS[2]
 if lock and redis.call('GET', lock) ~= ARGV[1] then return -1 end
 local old = redis.call('HMGET', data, 'v', 'u', 'ix', 'is')
 if not old[1] and ARGV[4] == '1' then
-  if lock then redis.call('DEL', lock) end
+  if lock then release(lock) end
   return 0
 end
 local ttl, has_user, user = tonumber(ARGV[3]), #ARGV > 4, ARGV[5]
@@ -114,7 +126,7 @@ else
   redis.call('HSET', data, 'v', ARGV[2])
 end
 redis.call('PEXPIRE', data, ttl)
-if lock then redis.call('DEL', lock) end
+if lock then release(lock) end
 if old[2] and (not has_user or old[2] ~= user) and old[4] then return {old[2], old[4]} end
 return 1
 """
@@ -122,14 +134,17 @@ return 1
 
 #: KEYS: data [, lock]. ARGV: token. With a lock key the delete is fenced and releases.
 #: Returns {-1} lock lost, else {1, user|nil, stamp|nil}.
-DELETE = """
+DELETE = (
+    _RELEASE_HELPER
+    + """
 local data, lock = KEYS[1], KEYS[2]
 if lock and redis.call('GET', lock) ~= ARGV[1] then return {-1} end
 local h = redis.call('HMGET', data, 'u', 'is')
 redis.call('DEL', data)
-if lock then redis.call('DEL', lock) end
+if lock then release(lock) end
 return {1, h[1], h[2]}
 """
+)
 
 #: KEYS: data. ARGV: ttl_ms, until_ms (0: none), stamp.
 #: Returns {0} missing, {-2, user} index needed (nothing changed), {1} done.
@@ -154,11 +169,18 @@ return {1}
 """
 )
 
-#: KEYS: lock. ARGV: token. Compare-and-delete: 1 released, 0 not ours (any more).
-RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+#: KEYS: lock. ARGV: token. Compare-and-delete (and wake the waiters): 1 released,
+#: 0 not ours (any more).
+RELEASE = (
+    _RELEASE_HELPER
+    + """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  release(KEYS[1])
+  return 1
+end
 return 0
 """
+)
 
 #: KEYS: lock. ARGV: token, lease_ms. 1 extended, 0 not ours (any more).
 EXTEND = """
