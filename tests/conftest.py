@@ -6,11 +6,12 @@ Service checks use plain sockets so that this module imports neither ``redis`` n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -149,3 +150,126 @@ def postgres_dsn() -> str:
 def postgres_schema() -> str:
     """Schema name no earlier run has used: ``sctest_<RUN_ID>``."""
     return f"sctest_{RUN_ID}"
+
+
+# -- every process a test starts is reaped ----------------------------------------------------
+
+#: How long a process a test stopped may take to finish exiting before it counts as left over.
+_EXIT_GRACE = 10.0
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _become_subreaper() -> None:
+    """Adopt orphaned descendants (Linux): a worker whose parent died becomes our child.
+
+    Without this, a grandchild left behind (a multi-worker server's worker whose main
+    process was killed) is adopted by init and no check here would see it.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _children() -> dict[int, str]:
+    """This process's children from /proc: pid -> state letter ("Z": exited, not reaped)."""
+    me, found = os.getpid(), {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue  # gone meanwhile
+        # The command name may hold spaces and parentheses; the fields after its last ")"
+        # are fixed: state, then the parent's pid.
+        state, ppid = stat[stat.rindex(b")") + 2 :].split()[:2]
+        if int(ppid) == me:
+            found[int(entry)] = state.decode()
+    return found
+
+
+def _command_line(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip() or "?"
+    except OSError:
+        return "?"
+
+
+def _left_running(before: set[int] | frozenset[int]) -> dict[int, str]:
+    """Children started since `before` that are still running after a bounded grace.
+
+    Exited ones are reaped here (a zombie, or an orphan adopted by `_become_subreaper`,
+    has nobody else to wait for it).
+    """
+    import multiprocessing
+    import time
+
+    multiprocessing.active_children()  # joins multiprocessing children that have ended
+    if not os.path.isdir("/proc"):
+        return {p.pid or 0: p.name for p in multiprocessing.active_children()}
+    deadline = time.monotonic() + _EXIT_GRACE
+    while True:
+        running = {}
+        for pid, state in _children().items():
+            if pid in before:
+                continue
+            if state == "Z":
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+            else:
+                running[pid] = _command_line(pid)
+        if not running or time.monotonic() > deadline:
+            return running
+        time.sleep(0.05)  # polling for exits, bounded by the grace above
+
+
+def _kill(pids: dict[int, str]) -> None:
+    """Stop what a test left behind, so that one leak fails one test, not every later one."""
+    import signal
+
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    for pid in pids:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+
+def _report(pids: dict[int, str], where: str) -> str:
+    lines = "\n".join(f"  pid {pid}: {cmd}" for pid, cmd in pids.items())
+    return f"{len(pids)} child process(es) outlived {where} (killed now):\n{lines}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_process_outlives_the_run() -> Iterator[None]:
+    """Fail the run if any child process is still running once every fixture is done."""
+    _become_subreaper()
+    before = set(_children()) if os.path.isdir("/proc") else set()
+    yield
+    left = _left_running(before)
+    if left:
+        _kill(left)
+        pytest.fail(_report(left, "the test run"))
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test() -> Iterator[None]:
+    """Fail a test whose child processes (or orphaned grandchildren) outlive it.
+
+    Processes of broader-scoped fixtures (a module's server) exist before the test's
+    own fixtures start and are not counted, nor are those a test started for such a
+    fixture and declared with `processes.owned_by_fixture` (a restarted database).
+    """
+    from processes import fixture_owned
+
+    before = set(_children()) if os.path.isdir("/proc") else set()
+    yield
+    left = _left_running(before | fixture_owned())
+    if left:
+        _kill(left)
+        pytest.fail(_report(left, "their test"))

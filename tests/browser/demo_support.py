@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from processes import kill_group
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "demo.py"
@@ -65,6 +66,7 @@ class DemoServer:
             },
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # one group with whatever the demo starts
         )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -92,6 +94,7 @@ class DemoServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=15)
+        kill_group(self.process.pid)  # whatever outlived the demo's main process
         self._log.close()
 
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 from core_support import (
     CountingBackend,
     cookie_header,
@@ -16,6 +13,7 @@ from core_support import (
 
 from sanic_cookies import StoredSession
 from sanic_cookies.backends.memory import _HEAD, _expiry, _pack
+from sanic_cookies.clock import ManualClock, now
 
 
 class NeverExpiringStore(CountingBackend):
@@ -42,24 +40,26 @@ class NeverExpiringStore(CountingBackend):
         k = bytes.fromhex(key)
         if replace_only and k not in self.inner._data:
             return False
-        self.inner._data[k] = _pack(time.time() + ttl) + value
+        self.inner._data[k] = _pack(now() + ttl) + value
         return True
 
 
-async def test_idle_session_expires() -> None:
+async def test_idle_session_expires(manual_clock: ManualClock) -> None:
     app, _ = session_app(expiry=1, warn_lock=False)
     cookie = cookie_header(await get(app, "/set?a=1"))
     assert (await get(app, "/read", cookie)).json == {"a": "1"}
-    await asyncio.sleep(1.3)
+    manual_clock.advance(1)  # idle for the whole 1 s timeout
     assert (await get(app, "/read", cookie)).json == {}
     assert (await get(app, "/locked-read", cookie)).json == {}
 
 
-async def test_idle_expiry_is_enforced_even_if_the_store_keeps_the_entry() -> None:
+async def test_idle_expiry_is_enforced_even_if_the_store_keeps_the_entry(
+    manual_clock: ManualClock,
+) -> None:
     backend = NeverExpiringStore()
     app, _ = session_app(backend=backend, expiry=1, warn_lock=False)
     cookie = cookie_header(await get(app, "/set?a=1"))
-    await asyncio.sleep(1.3)
+    manual_clock.advance(1.3)
     assert len(backend.inner) == 1  # still there...
     assert (await get(app, "/read", cookie)).json == {}  # ...but dead
     # Writing to it starts a new session rather than reviving the old id.
@@ -68,7 +68,7 @@ async def test_idle_expiry_is_enforced_even_if_the_store_keeps_the_entry() -> No
     assert (await get(app, "/read", cookie_header(response))).json == {"b": "2"}
 
 
-async def test_absolute_lifetime_ends_even_an_active_session() -> None:
+async def test_absolute_lifetime_ends_even_an_active_session(manual_clock: ManualClock) -> None:
     backend = NeverExpiringStore()
     app, _ = session_app(
         backend=backend, expiry=60, lifetime=1.5, refresh_interval=0, warn_lock=False
@@ -78,13 +78,17 @@ async def test_absolute_lifetime_ends_even_an_active_session() -> None:
     _, attrs = session_cookie(first)
     assert int(attrs["max-age"]) <= 2  # the cookie does not outlive the lifetime
     for expected in (2, 3):
-        await asyncio.sleep(0.4)
+        manual_clock.advance(0.4)
         assert (await get(app, "/incr", cookie)).json == {"n": expected}
-    await asyncio.sleep(1.0)  # 1.8 s after creation, though active 0.4 s ago
+    manual_clock.advance(0.6)  # 1.4 s after creation, active a moment ago
+    assert (await get(app, "/incr", cookie)).json == {"n": 4}
+    manual_clock.advance(0.1)  # 1.5 s: the lifetime is over, however active
     assert (await get(app, "/read", cookie)).json == {}
 
 
-async def test_read_only_session_slides_with_touches_throttled_by_refresh_interval() -> None:
+async def test_read_only_session_slides_with_touches_throttled_by_refresh_interval(
+    manual_clock: ManualClock,
+) -> None:
     backend = CountingBackend()
     app, _ = session_app(backend=backend, expiry=2, refresh_interval=0.5, warn_lock=False)
     cookie = cookie_header(await get(app, "/set?a=1"))
@@ -96,7 +100,7 @@ async def test_read_only_session_slides_with_touches_throttled_by_refresh_interv
     assert backend.store_calls() == {"load": 3}
 
     for _ in range(3):  # 0.7 s, 1.4 s, 2.1 s: each pushes the expiry out once
-        await asyncio.sleep(0.7)
+        manual_clock.advance(0.7)
         backend.reset()
         response = await get(app, "/read", cookie)
         assert response.json == {"a": "1"}
@@ -111,14 +115,20 @@ async def test_read_only_session_slides_with_touches_throttled_by_refresh_interv
     assert (await get(app, "/read", cookie)).json == {"a": "1"}
 
 
-async def test_locked_read_only_session_is_rewritten_at_most_once_per_refresh_interval() -> None:
+async def test_locked_read_only_session_is_rewritten_at_most_once_per_refresh_interval(
+    manual_clock: ManualClock,
+) -> None:
     backend = CountingBackend()
     app, _ = session_app(backend=backend, expiry=2, refresh_interval=0.5)
     cookie = cookie_header(await get(app, "/set?a=1"))
     backend.reset()
     await get(app, "/locked-read", cookie)
     assert backend.store_calls() == {"lock.acquire": 1, "lock.release": 1}
-    await asyncio.sleep(0.7)
+    manual_clock.advance(0.4)  # within the refresh interval: not rewritten
+    backend.reset()
+    assert set_cookie_headers(await get(app, "/locked-read", cookie)) == []
+    assert backend.store_calls() == {"lock.acquire": 1, "lock.release": 1}
+    manual_clock.advance(0.3)
     backend.reset()
     response = await get(app, "/locked-read", cookie)
     assert backend.store_calls() == {"lock.acquire": 1, "lock.save_and_release": 1}
@@ -128,7 +138,7 @@ async def test_locked_read_only_session_is_rewritten_at_most_once_per_refresh_in
     assert backend.store_calls() == {"lock.acquire": 1, "lock.release": 1}
 
 
-async def test_no_refresh_once_the_lifetime_caps_the_expiry() -> None:
+async def test_no_refresh_once_the_lifetime_caps_the_expiry(manual_clock: ManualClock) -> None:
     backend = CountingBackend()
     # lifetime < expiry: the first write already reaches the absolute end.
     app, _ = session_app(
@@ -136,7 +146,7 @@ async def test_no_refresh_once_the_lifetime_caps_the_expiry() -> None:
     )
     cookie = cookie_header(await get(app, "/set?a=1"))
     backend.reset()
-    await asyncio.sleep(0.2)
+    manual_clock.advance(0.2)
     for _ in range(3):
         assert set_cookie_headers(await get(app, "/read", cookie)) == []
     assert backend.store_calls() == {"load": 3}

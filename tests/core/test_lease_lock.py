@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from sanic_cookies import LeaseLock, LeaseStore, LockLost, LockTimeout, StoredSession
 from sanic_cookies import _lease as lease_module
 from sanic_cookies._turns import KeyTurns
+from sanic_cookies.clock import ManualClock, use_clock
 
 
 class ClockStore:
@@ -250,24 +252,21 @@ class TokenOnlyStore(ClockStore):
 
 
 @pytest.fixture
-def library_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Drives `sanic_cookies._backend.now`, LeaseLock's local clock: ``clock[0] += s``."""
-    from sanic_cookies import _backend
-
-    clock = [1000.0]
-    monkeypatch.setattr(_backend, "now", lambda: clock[0])
-    return clock
+def library_clock() -> Iterator[ManualClock]:
+    """The library's clock (LeaseLock's local deadline runs on it), moved by ``advance``."""
+    with use_clock(ManualClock()) as clock:
+        yield clock
 
 
 async def test_the_local_deadline_refuses_a_late_extend_even_if_the_store_would_not(
-    registry: dict[str, Any], library_clock: list[float]
+    registry: dict[str, Any], library_clock: ManualClock
 ) -> None:
     store = TokenOnlyStore()
     held = lock(store, registry, lease=5)
     await held.acquire()
-    library_clock[0] += 3
+    library_clock.advance(3)
     await held.extend(5)  # in time: the local deadline moves to now + 5
-    library_clock[0] += 5.5
+    library_clock.advance(5.5)
     with pytest.raises(LockLost, match="ran out before extend"):
         await held.extend(5)
     assert store.calls["extend_lock"] == 1, "refused locally, without asking the store"
@@ -275,12 +274,12 @@ async def test_the_local_deadline_refuses_a_late_extend_even_if_the_store_would_
 
 
 async def test_the_local_deadline_refuses_a_late_save(
-    registry: dict[str, Any], library_clock: list[float]
+    registry: dict[str, Any], library_clock: ManualClock
 ) -> None:
     store = TokenOnlyStore()
     held = lock(store, registry, lease=5)
     await held.acquire()
-    library_clock[0] += 5
+    library_clock.advance(5)
     with pytest.raises(LockLost, match="nothing was written"):
         await held.save_and_release(b"late", 60)
     assert KEY not in store.data and store.calls["write_if_locked"] == 0

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from cookie_support import Clock
+
+from sanic_cookies.clock import ManualClock
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    """A clock the test can move forward (`Clock.advance`)."""
-    return Clock(monkeypatch)
+def clock(manual_clock: ManualClock) -> ManualClock:
+    """The library's clock, which the test moves forward (`ManualClock.advance`)."""
+    return manual_clock

@@ -201,30 +201,3 @@ async def serve(app: Sanic[Any, Any]) -> AsyncIterator[Client]:
     finally:
         await app._server_event("shutdown", "before")
         await app._server_event("shutdown", "after")
-
-
-class Clock:
-    """Moves the clock of the core, the cookie backend and the memory backend forward."""
-
-    MODULES = (
-        "sanic_cookies._session_dict",
-        "sanic_cookies.backends.cookie._backend",
-        "sanic_cookies.backends.memory",
-    )
-
-    def __init__(self, monkeypatch: Any) -> None:
-        import importlib
-        import time
-
-        self.offset = 0.0
-        for name in self.MODULES:
-            monkeypatch.setattr(importlib.import_module(name), "now", self.now)
-        self._time = time.time
-
-    def now(self) -> float:
-        """The shifted wall clock."""
-        return self._time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        """Jump `seconds` into the future."""
-        self.offset += seconds

@@ -7,13 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from cookie_support import Clock, build_app, new_key, serve
+from cookie_support import build_app, new_key, serve
 from environment import require_module
 from sanic import Sanic
 
 from sanic_cookies import Backend, ConfigurationError, backend_from_url
 from sanic_cookies.backends.cookie import CookieBackend
 from sanic_cookies.backends.memory import MemoryBackend
+from sanic_cookies.clock import ManualClock
 
 pytestmark = pytest.mark.cookie
 
@@ -131,7 +132,7 @@ async def test_key_rotation_end_to_end() -> None:
 # -- expiry is in the token ---------------------------------------------------------------
 
 
-async def test_idle_timeout_is_enforced_on_decrypt(clock: Clock) -> None:
+async def test_idle_timeout_is_enforced_on_decrypt(clock: ManualClock) -> None:
     app = build_app(CookieBackend(keys=[new_key()]), expiry=3600)
     async with serve(app) as client:
         token = (await client.request("GET", "/mark", params={"m": "x"})).cookie()
@@ -142,7 +143,7 @@ async def test_idle_timeout_is_enforced_on_decrypt(clock: Clock) -> None:
         assert (await client.request("GET", "/whoami", token)).json == ANONYMOUS
 
 
-async def test_absolute_lifetime_is_enforced_however_active(clock: Clock) -> None:
+async def test_absolute_lifetime_is_enforced_however_active(clock: ManualClock) -> None:
     app = build_app(CookieBackend(keys=[new_key()]), expiry=600, lifetime=1000)
     async with serve(app) as client:
         token = (await client.request("GET", "/mark", params={"m": "0"})).cookie()
@@ -156,7 +157,7 @@ async def test_absolute_lifetime_is_enforced_however_active(clock: Clock) -> Non
 
 
 @pytest.mark.parametrize("path", ["/peek", "/whoami"])
-async def test_read_only_use_refreshes_the_cookie(clock: Clock, path: str) -> None:
+async def test_read_only_use_refreshes_the_cookie(clock: ManualClock, path: str) -> None:
     keys = [new_key()]
     app = build_app(CookieBackend(keys=keys), expiry=3600, refresh_interval=60)
     async with serve(app) as client:

@@ -17,12 +17,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from processes import kill_group, owned_by_fixture
 from sqlalchemy.engine import make_url
 
 # The core's end-to-end helpers (apps with standard routes, cookie handling).
@@ -35,6 +36,8 @@ from core_support import (
     new_app,
     session_app,
 )
+
+from sanic_cookies.testing import wait_until
 
 __all__ = [
     "APP_SCRIPT",
@@ -136,19 +139,6 @@ class RoundTrips:
             offset += 1 + length
 
 
-async def wait_until(
-    condition: Callable[[], Awaitable[bool]], within: float, interval: float = 0.02
-) -> bool:
-    """Poll `condition` until it holds (True) or `within` seconds pass (False)."""
-    deadline = time.monotonic() + within
-    while True:
-        if await condition():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(interval)
-
-
 # -- a Sanic server in this process ---------------------------------------------------------
 
 
@@ -238,6 +228,7 @@ class AppServer:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+        kill_group(proc.pid)  # whatever outlived the main process (workers, tracker)
 
     def output(self) -> str:
         """The server's log so far."""
@@ -305,6 +296,9 @@ class Cluster:
             "60",
             "start",
         )
+        # pg_ctl leaves the server running on its own (adopted by the test run): it
+        # belongs to whoever holds this cluster, often a fixture broader than one test.
+        owned_by_fixture(int((self.data / "postmaster.pid").read_text().split()[0]))
 
     def running(self) -> bool:
         """Whether the server is up."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -22,7 +22,10 @@ from sanic_cookies.backends.postgres import (
     ddl,
     sessions_table,
 )
-from sanic_cookies.testing import decode_stored, encode_value
+from sanic_cookies.testing import decode_stored, encode_value, wait_until
+
+#: A bound for the server's clock to run a TTL out, on a busy machine (not a sleep).
+WITHIN = 30.0
 
 pytestmark = pytest.mark.postgres
 
@@ -40,6 +43,15 @@ async def _sql(dsn: str, query: str, *args: Any) -> Any:
         return await conn.fetchval(query, *args)
     finally:
         await conn.close()
+
+
+def _all_expired(dsn: str, table: str, n: int) -> Callable[[], Awaitable[bool]]:
+    """A condition: `n` rows of `table` have expired on the server's clock."""
+
+    async def check() -> bool:
+        return bool(await _sql(dsn, f"SELECT count(*) FROM {table} WHERE expires <= now()") == n)
+
+    return check
 
 
 # -- the table and its DDL ---------------------------------------------------------------
@@ -230,8 +242,11 @@ async def test_expiry_is_right_whatever_the_session_time_zone(
         assert stored is not None
         assert before + 99 <= stored.expires_at <= time.time() + 101
         await backend.save(_key(5), encode_value(5), 0.3)
-        await asyncio.sleep(0.6)
-        assert await backend.load(_key(5)) is None
+
+        async def expired() -> bool:
+            return await backend.load(_key(5)) is None
+
+        assert await wait_until(expired, WITHIN)
     finally:
         await backend.close()
         if isinstance(backend, SQLAlchemyBackend):
@@ -366,9 +381,12 @@ async def test_background_sweeper_deletes_expired_rows(
         for n in range(5):
             await backend.save(_key(n), encode_value(n), 0.1)
         await backend.save(_key(99), encode_value(99), 60)
-        await asyncio.sleep(1.0)
         count = f"SELECT count(*) FROM {pg_schema}.swept_{kind}"
-        assert await _sql(postgres_dsn, count) == 1
+
+        async def swept() -> bool:
+            return bool(await _sql(postgres_dsn, count) == 1)
+
+        assert await wait_until(swept, WITHIN)
     finally:
         await backend.close()
 
@@ -384,7 +402,8 @@ async def test_only_the_elected_sweeper_deletes_but_cleanup_always_does(
         for n in range(10):
             await backend.save(_key(n), encode_value(n), 0.05)
         await backend.save(_key(99), encode_value(99), 60)
-        await asyncio.sleep(0.3)
+        table = f"{pg_schema}.elect_{kind}"
+        assert await wait_until(_all_expired(postgres_dsn, table, 10), WITHIN)
         # Another worker is sweeping (holds the election lock): this one skips its turn.
         await holder.execute("SELECT pg_advisory_lock($1)", backend.queries.sweep_lock_id)
         assert await backend.sweep() == 0
@@ -406,7 +425,7 @@ async def test_cleanup_function_for_cron(postgres_dsn: str, pg_schema: str) -> N
     await backend.save(_key(1), encode_value(1), 0.05)
     await backend.save(_key(2), encode_value(2), 60)
     await backend.close()
-    await asyncio.sleep(0.2)
+    assert await wait_until(_all_expired(postgres_dsn, f"{pg_schema}.cron", 1), WITHIN)
     assert await cleanup(url) == 1
     assert await cleanup(sqlalchemy_url(postgres_dsn), schema=pg_schema, table="cron") == 0
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from processes import kill_group
 
 HOST = "127.0.0.1"
 
@@ -261,6 +262,7 @@ class AppServer:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        kill_group(process.pid)  # whatever outlived the main process (workers, tracker)
 
 
 def session_cookie(response: httpx.Response) -> str:

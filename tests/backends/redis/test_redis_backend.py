@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -18,7 +17,7 @@ from sanic import HTTPResponse, Request, Sanic, json
 from sanic_cookies import ConfigurationError, LockLost, Session, backend_from_url
 from sanic_cookies._ids import new_session_id, store_key
 from sanic_cookies.backends.redis import RedisBackend
-from sanic_cookies.testing import decode_stored, encode_value
+from sanic_cookies.testing import decode_stored, encode_value, wait_until
 
 pytestmark = pytest.mark.redis
 
@@ -193,10 +192,17 @@ async def test_a_lock_can_be_held_across_processes_only_once(
     assert await direct.get(lock_key) == b"someone-else"  # and their lock left alone
 
 
-async def test_extend_after_the_lease_ran_out_is_lock_lost(backend: RedisBackend) -> None:
-    lock = backend.lock(new_key(), timeout=1, lease=0.2)
+async def test_extend_after_the_lease_ran_out_is_lock_lost(
+    backend: RedisBackend, direct: aioredis.Redis
+) -> None:
+    key = new_key()
+    lock = backend.lock(key, timeout=1, lease=0.2)
     await lock.acquire()
-    await asyncio.sleep(0.4)
+
+    async def lease_over() -> bool:  # Redis keeps the lease (PX): wait for it, boundedly
+        return not await direct.exists(backend._keys.lock(key))
+
+    assert await wait_until(lease_over, 30)
     with pytest.raises(LockLost):
         await lock.extend(5)
 

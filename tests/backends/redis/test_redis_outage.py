@@ -87,10 +87,8 @@ async def test_redis_that_hangs_answers_503_within_the_reply_timeout(
     app_server: Callable[..., AppServer],
     unique_prefix: str,
 ) -> None:
-    """A Redis that accepts connections but does not answer (DEBUG SLEEP): bounded too."""
-    redis_server = own_redis(
-        "--save", "", "--appendonly", "no", "--enable-debug-command", "local"
-    )  # fmt: skip
+    """A Redis that accepts connections but does not answer (CLIENT PAUSE): bounded too."""
+    redis_server = own_redis("--save", "", "--appendonly", "no")
     server = app_server(
         app_env(redis_server.url, unique_prefix, SCT_LEASE="2", SCT_LOCK_TIMEOUT="20"), workers=2
     )
@@ -100,12 +98,14 @@ async def test_redis_that_hangs_answers_503_within_the_reply_timeout(
         assert (await timed(client, "/incr", cookie))[0] == 200
 
         async with aioredis.Redis(port=redis_server.port, socket_timeout=30) as admin:
-            sleeper = asyncio.ensure_future(admin.execute_command("DEBUG", "SLEEP", "4"))
-            await asyncio.sleep(0.3)
+            # Its OK comes once the pause holds, so every request below meets a hung Redis
+            # (no waiting for a sleep to begin); 10 s outlast their 2 s reply timeouts
+            # however slow a busy machine makes them.
+            await admin.execute_command("CLIENT", "PAUSE", "10000", "ALL")
             during = await asyncio.gather(
                 *(timed(client, path, cookie) for path in ["/incr", "/read"] * 3)
             )
-            await sleeper
+            await admin.execute_command("CLIENT", "UNPAUSE")
         after = [await timed(client, "/incr", cookie) for _ in range(3)]
         final = (await client.get("/read", headers=cookie)).json()["n"]
 

@@ -20,6 +20,7 @@ from redis_procs import RedisServer
 from sanic_cookies.backends.redis import RedisBackend
 from sanic_cookies.backends.redis import _pipeline as pipeline_module
 from sanic_cookies.backends.redis._pipeline import AutoPipeline
+from sanic_cookies.testing import wait_until
 
 pytestmark = pytest.mark.redis
 
@@ -135,8 +136,14 @@ async def test_a_reply_timeout_fails_the_commands_in_flight_then_it_reconnects(
             return_exceptions=True,
         )
         assert [type(o) for o in outcomes] == [TimeoutError, TimeoutError]
-        await asyncio.sleep(0.8)  # the server is awake again
-        assert await pipe.execute("PING") == b"PONG"
+
+        async def awake() -> bool:  # the server sleeps 0.8 s of its own time
+            try:
+                return bool(await pipe.execute("PING") == b"PONG")
+            except TimeoutError:
+                return False
+
+        assert await wait_until(awake, 30)
         assert await pipe.execute("CLIENT", "ID") != first_id
     finally:
         await pipe.aclose()

@@ -31,7 +31,7 @@ from sanic_cookies import (
     login_required,
     safe_next,
 )
-from sanic_cookies._backend import now
+from sanic_cookies.clock import now
 
 Sanic.test_mode = True
 

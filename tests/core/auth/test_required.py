@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -13,6 +12,7 @@ from hypothesis import strategies as st
 from sanic_testing.testing import ASGI_HOST, ASGI_PORT
 
 from sanic_cookies import ConfigurationError, fresh_login_required, is_safe_path, login_required
+from sanic_cookies.clock import ManualClock
 
 SITE = "https://shop.example"
 
@@ -167,13 +167,14 @@ def test_any_accepted_path_stays_on_site(value: str) -> None:
         assert _stays_on_site(quote(value, safe=":/%#?&=@[]!$&'()*+,;"))  # as sanic's redirect
 
 
-async def test_fresh_login_required_expires(make_app: Any) -> None:
+async def test_fresh_login_required_expires(make_app: Any, manual_clock: ManualClock) -> None:
     app, _ = make_app()
     browser = Browser(app)
     assert (await browser.get("/fresh")).status == 401
     await browser.login("alice")
-    assert (await browser.get("/fresh")).status == 200
-    await asyncio.sleep(2.2)
+    manual_clock.advance(2)
+    assert (await browser.get("/fresh")).status == 200  # fresh for 2 s, inclusive
+    manual_clock.advance(0.2)
     assert (await browser.get("/fresh")).status == 401  # still logged in, but not freshly
     assert (await browser.get("/private")).status == 200
     await browser.login("alice")

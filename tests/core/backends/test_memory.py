@@ -14,10 +14,24 @@ from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import pytest
+from processes import kill_group
 
 from sanic_cookies import Backend, ConfigurationError, LockTimeout, Session, backend_from_url
 from sanic_cookies.backends.memory import DEFAULT_MAX_ENTRIES, MemoryBackend
-from sanic_cookies.testing import BackendConformance, encode_value
+from sanic_cookies.clock import ManualClock
+from sanic_cookies.testing import BackendConformance, encode_value, wait_until
+
+#: A bound for background work (a sweep, a subprocess) to happen, on a busy machine.
+WITHIN = 30.0
+
+
+async def _let_other_tasks_run() -> None:
+    """Yield to the event loop a few times: tasks just started reach their first wait.
+
+    Loop turns, not time: a busy machine runs them just the same.
+    """
+    for _ in range(10):
+        await asyncio.sleep(0)
 
 
 class TestMemoryConformance(BackendConformance):
@@ -27,14 +41,18 @@ class TestMemoryConformance(BackendConformance):
         return MemoryBackend(sweep_interval=0.1)
 
 
-async def test_sweeper_drops_expired_entries() -> None:
-    backend = MemoryBackend(sweep_interval=0.1)
+async def test_sweeper_drops_expired_entries(manual_clock: ManualClock) -> None:
+    backend = MemoryBackend(sweep_interval=0.01)
     await backend.open()
     try:
         await backend.save("ab" * 32, encode_value(1), 0.1)
         await backend.save("cd" * 32, encode_value(1), 60)
-        await asyncio.sleep(0.4)
-        assert len(backend) == 1
+        manual_clock.advance(0.1)
+
+        async def swept() -> bool:
+            return len(backend) == 1
+
+        assert await wait_until(swept, WITHIN)
     finally:
         await backend.close()
 
@@ -121,7 +139,9 @@ async def test_max_entries_from_the_url_and_rewrites_push_the_expiry_out() -> No
 # -- through a Sanic app ----------------------------------------------------------------------
 
 
-async def test_sweeper_starts_and_stops_with_the_server_on_its_own() -> None:
+async def test_sweeper_starts_and_stops_with_the_server_on_its_own(
+    manual_clock: ManualClock,
+) -> None:
     from core_support import cookie_header, get, session_app
     from sanic import Request, text
     from sanic.response import HTTPResponse
@@ -133,7 +153,12 @@ async def test_sweeper_starts_and_stops_with_the_server_on_its_own() -> None:
     async def wait(request: Request) -> HTTPResponse:
         backend = request.app.ctx.exts.session.backend
         seen["running"] = backend._sweeper is not None and not backend._sweeper.done()
-        await asyncio.sleep(0.6)  # the sweeper runs meanwhile
+        manual_clock.advance(0.2)  # every session expires; the sweeper runs meanwhile
+
+        async def swept() -> bool:
+            return len(backend) == 0
+
+        await wait_until(swept, WITHIN)
         seen["left"] = len(backend)
         return text("ok")
 
@@ -233,6 +258,7 @@ async def test_two_worker_server_warns_in_each_worker(tmp_path: Path) -> None:
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=tmp_path,
+            start_new_session=True,  # its workers and resource tracker: one group to stop
         )
     try:
         async with httpx.AsyncClient() as client:
@@ -245,7 +271,11 @@ async def test_two_worker_server_warns_in_each_worker(tmp_path: Path) -> None:
                 await asyncio.sleep(0.1)
             else:
                 pytest.fail(f"server did not start:\n{log.read_text()}")
-        await asyncio.sleep(0.5)  # both workers have run before_server_start by now
+
+        async def both_warned() -> bool:  # each worker runs before_server_start
+            return log.read_text().count("but the app runs 2 workers") >= 2
+
+        await wait_until(both_warned, WITHIN)
     finally:
         proc.terminate()
         try:
@@ -253,6 +283,7 @@ async def test_two_worker_server_warns_in_each_worker(tmp_path: Path) -> None:
         except TimeoutError:
             proc.kill()
             await proc.wait()
+        kill_group(proc.pid)  # a worker or the resource tracker may outlive the main process
     output = log.read_text()
     assert output.count("but the app runs 2 workers") == 2, output
 
@@ -341,7 +372,7 @@ async def test_lock_registry_is_empty_after_every_path() -> None:
     # a waiter that is cancelled
     await holder.acquire()
     waiter = asyncio.ensure_future(backend.lock(key, timeout=5, lease=1).acquire())
-    await asyncio.sleep(0.01)
+    await _let_other_tasks_run()
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
@@ -357,7 +388,7 @@ async def test_release_wakes_the_next_waiter() -> None:
     await first.acquire()
     second = backend.lock(key, timeout=2, lease=1)
     waiting = asyncio.ensure_future(second.acquire())
-    await asyncio.sleep(0.05)
+    await _let_other_tasks_run()
     assert not waiting.done()
     await first.release()
     await asyncio.wait_for(waiting, 1)
@@ -385,8 +416,8 @@ async def test_failing_save_still_releases_the_lock() -> None:
     await again.release()
 
 
-async def test_open_replaces_a_sweeper_that_ended() -> None:
-    backend = MemoryBackend(sweep_interval=0.05)
+async def test_open_replaces_a_sweeper_that_ended(manual_clock: ManualClock) -> None:
+    backend = MemoryBackend(sweep_interval=0.01)
     await backend.open()
     first = backend._sweeper
     assert first is not None
@@ -395,8 +426,12 @@ async def test_open_replaces_a_sweeper_that_ended() -> None:
     await backend.open()
     assert backend._sweeper is not first and not backend._sweeper.done()
     await backend.save("ab" * 32, encode_value(1), 0.05)
-    await asyncio.sleep(0.3)
-    assert len(backend) == 0  # the new sweeper sweeps
+    manual_clock.advance(0.05)
+
+    async def swept() -> bool:
+        return len(backend) == 0
+
+    assert await wait_until(swept, WITHIN)  # the new sweeper sweeps
     await backend.close()
 
 
@@ -417,12 +452,12 @@ async def test_waiters_take_turns_in_arrival_order() -> None:
         inside += 1
         assert inside == 1
         order.append(n)
-        await asyncio.sleep(0.01)
+        await _let_other_tasks_run()  # the others get every chance to barge in
         inside -= 1
         await lock.release()
 
     tasks = [asyncio.ensure_future(turn(n)) for n in range(3)]
-    await asyncio.sleep(0.05)
+    await _let_other_tasks_run()
     assert order == []
     await first.release()
     await asyncio.wait_for(asyncio.gather(*tasks), 2)

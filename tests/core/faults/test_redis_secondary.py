@@ -7,7 +7,6 @@ the middle of the run and start it again.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import shutil
 import socket
@@ -24,6 +23,7 @@ from fault_harness import key_of, stored_data
 from fault_stores import backend_module, unavailable
 
 from sanic_cookies import Backend, MultiBackend, Session
+from sanic_cookies.clock import ManualClock
 
 pytestmark = pytest.mark.redis
 
@@ -138,7 +138,7 @@ async def _same_everywhere(session: Session, redis: Backend, cookie: str) -> dic
 
 
 async def test_every_session_written_is_readable_from_redis_and_outages_do_not_stop_the_app(
-    own_redis: RedisServer, reader: Any
+    own_redis: RedisServer, reader: Any, manual_clock: ManualClock
 ) -> None:
     app = new_app("outage")
     session = Session(app, backend="memory://", secure=False, warn_lock=False, expiry=600)
@@ -178,7 +178,7 @@ async def test_every_session_written_is_readable_from_redis_and_outages_do_not_s
     # 3. Redis back (empty: it keeps nothing on disk). After the back-off, each
     # session's next write gives Redis the whole session again.
     own_redis.start()
-    await asyncio.sleep(1.1)  # MultiBackend's default retry_interval is one second
+    manual_clock.advance(1)  # MultiBackend's default retry_interval is one second
     for cookie in clients:
         await _incr(app, cookie)
     redis = await reader()

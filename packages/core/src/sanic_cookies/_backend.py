@@ -13,13 +13,16 @@ against it (see ``docs/writing-a-backend.md``).
 from __future__ import annotations
 
 import asyncio
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, ClassVar, NamedTuple, Self
 
 from ._errors import LockTimeout, UnsupportedOperation
+
+# Every expiry is measured on the library's clock (`sanic_cookies.clock`); this name stays
+# for the modules that import it from here.
+from .clock import now as now
 
 __all__ = ["Backend", "ClientSideBackend", "LocalLock", "SessionLock", "StoredSession"]
 
@@ -29,7 +32,9 @@ class StoredSession(NamedTuple):
 
     Attributes:
         value: The bytes last saved under the key.
-        expires_at: When the store will drop it (epoch seconds, `time.time()` clock).
+        expires_at: When the store will drop it, in epoch seconds on the library's
+            clock: `sanic_cookies.clock.now()` plus the time the store has left (a
+            store that keeps time on its own server adds its remaining TTL to `now()`).
     """
 
     value: bytes
@@ -440,11 +445,6 @@ class LocalLock(SessionLock):
 
     async def extend(self, lease: float) -> None:
         """In-process locks have no lease; nothing to extend."""
-
-
-def now() -> float:
-    """The clock every expiry is measured on (wall time, shared with other machines)."""
-    return time.time()
 
 
 class ClientSideBackend(Backend):

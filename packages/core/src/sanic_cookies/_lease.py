@@ -20,7 +20,7 @@ acquire timeout, and first-come-first-served turns among the tasks of one
 process (`KeyTurns`): only the task whose turn it is polls the store, and a
 release hands the turn to the next task of this process at once.
 
-It also keeps its own deadline, on the library clock (`sanic_cookies._backend.now`):
+It also keeps its own deadline, on the library clock (`sanic_cookies.clock.now`):
 the lease is counted from just before the store call that granted or extended it,
 so the local deadline never falls after the store's. Past it, `extend` and the
 writes raise `LockLost` without asking the store, so a store primitive that checks
@@ -33,13 +33,12 @@ import asyncio
 import contextlib
 import random
 import secrets
-import time
 from typing import Any, Protocol
 
-from . import _backend
 from ._backend import SessionLock, StoredSession
 from ._errors import LockLost, LockTimeout
 from ._turns import KeyTurns, Turn
+from .clock import monotonic, now
 
 __all__ = ["LeaseLock", "LeaseStore"]
 
@@ -166,7 +165,7 @@ class LeaseLock(SessionLock):
             raise RuntimeError("A SessionLock is single-use: ask Backend.lock() for a new one")
         self._used = True
         token = secrets.token_hex(16)
-        deadline = time.monotonic() + self._timeout
+        deadline = monotonic() + self._timeout
         try:
             # Tasks of this process queue here; only the head polls the store.
             turn = await self._turns.take(self._key, within=self._timeout, hold=self._lease)
@@ -175,10 +174,10 @@ class LeaseLock(SessionLock):
         try:
             delay = _FIRST_POLL
             while True:
-                started = _backend.now()  # before the grant: the local lease ends no later
+                started = now()  # before the grant: the local lease ends no later
                 if await self._store.try_lock(self._key, token, self._lease):
                     break
-                remaining = deadline - time.monotonic()
+                remaining = deadline - monotonic()
                 if remaining <= 0:
                     raise LockTimeout(f"Session lock not acquired within {self._timeout}s")
                 await asyncio.sleep(min(delay * random.uniform(0.5, 1.0), remaining))
@@ -228,7 +227,7 @@ class LeaseLock(SessionLock):
         if token is None:
             raise LockLost("This session lock is not held (never acquired, released or lost)")
         await self._check_deadline(f"The session lock's lease ran out before extend({lease})")
-        started = _backend.now()
+        started = now()
         if not await self._store.extend_lock(self._key, token, lease):
             self._token = None
             self._end_turn()
@@ -261,7 +260,7 @@ class LeaseLock(SessionLock):
 
     async def _check_deadline(self, message: str) -> None:
         """Raise `LockLost(message)` if the lease ran out on the library clock."""
-        if _backend.now() < self._deadline:
+        if now() < self._deadline:
             return
         # Give back our own (expired) entry so the next holder need not wait for the
         # store to notice; `unlock` touches only this token's lock, never a successor's.

@@ -28,11 +28,18 @@ The suite needs pytest-asyncio (its tests are marked ``asyncio``).
 For fault-injection tests, `FaultyBackend` wraps any backend and makes any of
 its operations fail on demand (``faulty.fail("save", times=1)``).
 
+To let time pass without sleeping, the ``manual_clock`` fixture hands the test
+a `sanic_cookies.clock.ManualClock` the whole library reads for the test's
+duration: ``manual_clock.advance(3600)`` is an hour later. Time a server keeps
+(a Redis TTL, a lock's lease) cannot be moved: `wait_until` polls for the
+condition the test needs, with a generous bound, instead of a fixed sleep.
+
 For applications' own tests, `login_as` logs a test client in as a given
 user without the login form (see its docstring for Secure cookies).
 """
 
 from ._client_side import ClientSideBackendConformance, KeyRotation
+from ._clock import manual_clock, wait_until
 from ._faults import OPERATIONS, Fault, FaultyBackend, InjectedFault
 from ._login import cookie_header, login_as
 from ._suite import BackendConformance, decode_stored, encode_value
@@ -49,4 +56,6 @@ __all__ = [
     "decode_stored",
     "encode_value",
     "login_as",
+    "manual_clock",
+    "wait_until",
 ]

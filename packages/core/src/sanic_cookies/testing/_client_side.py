@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import secrets
-import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar, NamedTuple
 
@@ -16,7 +15,9 @@ import pytest_asyncio
 from sanic_cookies._backend import ClientSideBackend
 from sanic_cookies._errors import LockTimeout, SessionTooLarge, UnsupportedOperation
 from sanic_cookies._ids import store_key
+from sanic_cookies.clock import ManualClock, now
 
+from ._clock import wait_until
 from ._opened import opened
 from ._processes import Peer
 from ._values import decode_stored
@@ -57,10 +58,15 @@ class ClientSideBackendConformance:
             tokens unusable (a revocation list is configured). If False, the
             suite checks instead that revoking is a harmless no-op.
         ttl_resolution: Seconds of slack the backend's expiry may take.
+        wait_limit: The most seconds an expiry test waits for a token to stop
+            decoding after moving the library's clock (``manual_clock``): none
+            for a backend that reads `sanic_cookies.clock.now`; a bound for one
+            that reads another clock.
     """
 
     revokes: ClassVar[bool] = True
     ttl_resolution: ClassVar[float] = 0.2
+    wait_limit: ClassVar[float] = 30.0
 
     async def make_backend(self) -> ClientSideBackend:
         """Return a fresh, unopened backend."""
@@ -118,14 +124,14 @@ class ClientSideBackendConformance:
 
     async def test_round_trip(self, backend: ClientSideBackend) -> None:
         value = _value(1)
-        before = time.time()
+        before = now()
         token = await backend.encode_cookie(value, 100)
         assert isinstance(token, str)
         assert _COOKIE_OCTETS.fullmatch(token), "the token must be a cookie value as it is"
         stored = await backend.decode_cookie(token)
         assert stored is not None
         assert stored.value == value
-        assert before + 100 - 2 <= stored.expires_at <= time.time() + 100 + 1
+        assert before + 100 - 2 <= stored.expires_at <= now() + 100 + 1
 
     async def test_binary_values_survive(self, backend: ClientSideBackend) -> None:
         value = bytes(range(256)) * 4
@@ -159,25 +165,40 @@ class ClientSideBackendConformance:
 
     # -- expiry -----------------------------------------------------------------------
 
-    async def test_token_expires_after_ttl(self, backend: ClientSideBackend) -> None:
+    async def _refused(self, backend: ClientSideBackend, token: str) -> bool:
+        """Wait until `token` no longer decodes; False if it still does after `wait_limit`.
+
+        Immediate for a backend on the library's clock (moved by the test).
+        """
+
+        async def refused() -> bool:
+            return await backend.decode_cookie(token) is None
+
+        return await wait_until(refused, self.wait_limit + self.ttl_resolution)
+
+    async def test_token_expires_after_ttl(
+        self, backend: ClientSideBackend, manual_clock: ManualClock
+    ) -> None:
         token = await backend.encode_cookie(_value(1), 0.5)
         assert await backend.decode_cookie(token) is not None
-        await asyncio.sleep(0.5 + self.ttl_resolution + 0.3)
-        assert await backend.decode_cookie(token) is None
+        manual_clock.advance(0.5 + self.ttl_resolution)
+        assert await self._refused(backend, token)
 
-    async def test_token_expires_at_the_deadline(self, backend: ClientSideBackend) -> None:
-        deadline = time.time() + 0.5
+    async def test_token_expires_at_the_deadline(
+        self, backend: ClientSideBackend, manual_clock: ManualClock
+    ) -> None:
+        deadline = now() + 0.5
         token = await backend.encode_cookie(_value(1), 3600, deadline=deadline)
         stored = await backend.decode_cookie(token)
         assert stored is not None
         assert stored.expires_at <= deadline + 0.01, "expiry must be capped by the deadline"
-        await asyncio.sleep(0.5 + self.ttl_resolution + 0.3)
-        assert await backend.decode_cookie(token) is None
+        manual_clock.advance(0.5 + self.ttl_resolution)
+        assert await self._refused(backend, token)
 
     async def test_expires_at_is_issue_time_plus_ttl(self, backend: ClientSideBackend) -> None:
-        before = time.time()
+        before = now()
         token = await backend.encode_cookie(_value(1), 30, deadline=before + 3600)
-        after = time.time()
+        after = now()
         stored = await backend.decode_cookie(token)
         assert stored is not None
         assert before + 30 - 0.01 <= stored.expires_at <= after + 30 + 0.01
@@ -293,7 +314,7 @@ class ClientSideBackendConformance:
         first = await backend.encode_cookie(_value(1), 60)
         second = await backend.encode_cookie(_value(2), 60, previous=first)
         rotated = await backend.encode_cookie(_value(3), 60)  # previous=None: a new id
-        await backend.revoke_cookie(second, time.time() + 60)
+        await backend.revoke_cookie(second, now() + 60)
         if not self.revokes:
             assert await backend.decode_cookie(first) is not None
             return
@@ -320,7 +341,7 @@ class ClientSideBackendConformance:
 
     async def test_revoking_garbage_is_harmless(self, backend: ClientSideBackend) -> None:
         for value in ("", "garbage", "A" * 300):
-            await backend.revoke_cookie(value, time.time() + 60)
+            await backend.revoke_cookie(value, now() + 60)
 
     # -- locking ------------------------------------------------------------------------
 
@@ -376,7 +397,7 @@ class ClientSideBackendConformance:
             )
             mine = await backend.encode_cookie(b'{"n":2}', 60)
             assert (await peer.call("decode", token=mine))["n"] == 2
-            await backend.revoke_cookie(theirs, time.time() + 60)
+            await backend.revoke_cookie(theirs, now() + 60)
             seen = (await peer.call("decode", token=theirs))["n"]
             if self.revokes:
                 assert seen is None, (

@@ -4,29 +4,28 @@
 Here the lock entry still carries the late holder's token, only expired, so a store
 that checks the token but not the expiry lets the late holder extend and write (a
 handler that outlived its lease writes over a session a request after it may have
-changed). The waits are bounded conditions on the store's own clock: a marker value
-saved with the lease as its TTL right after the acquire is gone only once the lock's
-lease is over too.
+changed). Time moves on the library's clock (``manual_clock``) for a store that
+keeps time with it; for one that keeps its own (a server's), the test then waits, at
+most `wait_limit`, for a marker value saved with the lease as its TTL right after the
+acquire to be gone: the lock's lease is over by then too.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import ClassVar
 
 import pytest
 
 from sanic_cookies._backend import Backend
 from sanic_cookies._errors import LockLost, LockTimeout
+from sanic_cookies.clock import ManualClock
 
+from ._clock import wait_until
 from ._values import decode_stored, encode_value, new_key
 
 __all__ = ["LapsedLeaseTests", "wait_out_the_lease"]
 
 _LEASE = 0.5
-# A bound on how long past its TTL the store may take to drop the marker: not a wait.
-_SLACK = 15.0
 
 EXTEND_RULE = (
     "rule: SessionLock.extend raises LockLost once the lease has run out, whether or not "
@@ -47,16 +46,19 @@ CHEAP_RELEASE_RULE = (
 )
 
 
-async def wait_out_the_lease(backend: Backend, lease: float, resolution: float) -> None:
+async def wait_out_the_lease(
+    backend: Backend, clock: ManualClock, lease: float, resolution: float, limit: float
+) -> None:
     """Return once a lock acquired just before this call has expired on the store's clock."""
     marker = new_key()
     await backend.save(marker, encode_value(0), lease)
-    bound = lease + resolution + _SLACK
-    deadline = time.monotonic() + bound
-    while await backend.load(marker) is not None:
-        if time.monotonic() > deadline:
-            pytest.fail(f"A value saved with a {lease:g}s TTL was still there {bound:g}s later")
-        await asyncio.sleep(0.05)
+    clock.advance(lease + resolution)
+
+    async def gone() -> bool:
+        return await backend.load(marker) is None
+
+    if not await wait_until(gone, limit + resolution):
+        pytest.fail(f"A value saved with a {lease:g}s TTL was still there {limit:g}s later")
 
 
 class LapsedLeaseTests:
@@ -64,16 +66,20 @@ class LapsedLeaseTests:
 
     lock_has_lease: ClassVar[bool]
     ttl_resolution: ClassVar[float]
+    wait_limit: ClassVar[float]
 
     async def test_extend_after_the_lease_ran_out_unclaimed_raises_lock_lost(
-        self, backend: Backend
+        self, backend: Backend, manual_clock: ManualClock
     ) -> None:
         if not self.lock_has_lease:
             pytest.skip(f"{type(backend).__name__} declares an in-process lock without lease")
         key = new_key()
         stale = backend.lock(key, timeout=1, lease=_LEASE)
         await stale.acquire()
-        await wait_out_the_lease(backend, _LEASE, self.ttl_resolution)  # nobody takes it
+        # Nobody takes it.
+        await wait_out_the_lease(
+            backend, manual_clock, _LEASE, self.ttl_resolution, self.wait_limit
+        )
         try:
             await stale.extend(10)
         except LockLost:
@@ -85,12 +91,12 @@ class LapsedLeaseTests:
                 f"lock) returned instead of raising LockLost ({EXTEND_RULE})"
             )
         await stale.release()  # idempotent, harmless
-        fresh = backend.lock(key, timeout=_LEASE + self.ttl_resolution + _SLACK, lease=10)
+        fresh = backend.lock(key, timeout=self.wait_limit, lease=10)
         await fresh.acquire()
         await fresh.release()
 
     async def test_save_after_the_lease_ran_out_unclaimed_writes_nothing(
-        self, backend: Backend
+        self, backend: Backend, manual_clock: ManualClock
     ) -> None:
         if not self.lock_has_lease:
             pytest.skip(f"{type(backend).__name__} declares an in-process lock without lease")
@@ -98,7 +104,10 @@ class LapsedLeaseTests:
         await backend.save(key, encode_value(1), 60)
         stale = backend.lock(key, timeout=1, lease=_LEASE)
         await stale.acquire()
-        await wait_out_the_lease(backend, _LEASE, self.ttl_resolution)  # nobody takes it
+        # Nobody takes it.
+        await wait_out_the_lease(
+            backend, manual_clock, _LEASE, self.ttl_resolution, self.wait_limit
+        )
         try:
             result = await stale.save_and_release(encode_value(99), 60)
         except LockLost:

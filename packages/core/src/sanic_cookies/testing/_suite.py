@@ -16,7 +16,9 @@ from sanic_cookies._backend import Backend, SessionLock, StoredSession
 from sanic_cookies._discovery import backend_from_url
 from sanic_cookies._errors import LockLost, LockTimeout, UnsupportedOperation
 from sanic_cookies._ids import new_session_id, store_key
+from sanic_cookies.clock import ManualClock, now
 
+from ._clock import wait_until
 from ._cross_process import CrossProcessTests
 from ._declarations import LEASE_DECLARATION_RULE, DeclarationTests
 from ._lapsed import LapsedLeaseTests
@@ -45,6 +47,11 @@ class BackendConformance(CrossProcessTests, LapsedLeaseTests, DeclarationTests):
     of a capability the backend declares missing check that it says so
     (`UnsupportedOperation`) instead of running.
 
+    No test sleeps: the expiry tests move the library's clock (``manual_clock``),
+    which is all a store that expires on `sanic_cookies.clock.now` needs; for a
+    store that keeps time on its server they then wait, for at most `wait_limit`
+    seconds, until the server has dropped what should go.
+
     Unless the backend declares ``per_process = True``, the cross-process tests
     prove the lock between two processes: mutual exclusion, a lease that frees
     the lock of a holder killed with SIGKILL, and fencing of a holder paused
@@ -59,10 +66,21 @@ class BackendConformance(CrossProcessTests, LapsedLeaseTests, DeclarationTests):
             backend, which dies with its holder; the suite fails it otherwise).
         ttl_resolution: Seconds of slack the store's expiry may take (a store
             that expires lazily or in whole seconds needs more).
+        wait_limit: The most seconds a test waits for a server to expire a
+            value or a lease (a bound for busy machines, not an expected time).
     """
 
     lock_has_lease: ClassVar[bool] = True
     ttl_resolution: ClassVar[float] = 0.2
+    wait_limit: ClassVar[float] = 30.0
+
+    async def _gone(self, backend: Backend, key: str) -> bool:
+        """Wait until `key` has expired; False if it is still there after `wait_limit`."""
+
+        async def missing() -> bool:
+            return await backend.load(key) is None
+
+        return await wait_until(missing, self.wait_limit + self.ttl_resolution)
 
     def backend_url(self) -> str:
         """The URL of the store this test uses; keys no other test run shares.
@@ -126,14 +144,24 @@ class BackendConformance(CrossProcessTests, LapsedLeaseTests, DeclarationTests):
         assert decode_stored(await backend.load(key)) == 1
 
     async def test_load_reports_expiry_time(self, backend: Backend) -> None:
-        import time
-
         key = _key()
-        before = time.time()
+        before = now()
         await backend.save(key, encode_value(1), 100)
         stored = await backend.load(key)
         assert stored is not None
-        assert before + 100 - 2 <= stored.expires_at <= time.time() + 100 + 2
+        assert before + 100 - 2 <= stored.expires_at <= now() + 100 + 2
+
+    async def test_expiry_time_is_on_the_library_clock(
+        self, backend: Backend, manual_clock: ManualClock
+    ) -> None:
+        key = _key()
+        await backend.save(key, encode_value(1), 100)
+        manual_clock.advance(50)
+        stored = await backend.load(key)
+        assert stored is not None, "a 100 s TTL has 50 s left"
+        # Whether the store counts on the library's clock or its server's, the core
+        # compares expires_at with `clock.now()`: at most 100 s from the save.
+        assert manual_clock.now() < stored.expires_at <= manual_clock.now() + 100 + 2
 
     async def test_binary_values_survive(self, backend: Backend) -> None:
         key = _key()
@@ -190,28 +218,37 @@ class BackendConformance(CrossProcessTests, LapsedLeaseTests, DeclarationTests):
 
     # -- expiry ---------------------------------------------------------------
 
-    async def test_value_expires_after_ttl(self, backend: Backend) -> None:
+    async def test_value_expires_after_ttl(
+        self, backend: Backend, manual_clock: ManualClock
+    ) -> None:
         key = _key()
         await backend.save(key, encode_value(1), 0.5)
         assert await backend.load(key) is not None, (
             "A value saved with ttl=0.5 was gone at once (rule: TTLs are float seconds; "
             "a store that counts whole seconds or milliseconds rounds them up, never down)"
         )
-        await asyncio.sleep(0.5 + self.ttl_resolution + 0.3)
-        assert await backend.load(key) is None
+        manual_clock.advance(0.5 + self.ttl_resolution)
+        assert await self._gone(backend, key)
 
-    async def test_expired_value_is_not_replaceable(self, backend: Backend) -> None:
+    async def test_expired_value_is_not_replaceable(
+        self, backend: Backend, manual_clock: ManualClock
+    ) -> None:
         key = _key()
         await backend.save(key, encode_value(1), 0.5)
-        await asyncio.sleep(0.5 + self.ttl_resolution + 0.3)
+        manual_clock.advance(0.5 + self.ttl_resolution)
+        assert await self._gone(backend, key)
         assert await backend.save(key, encode_value(2), 60, replace_only=True) is False
 
-    async def test_touch_extends_ttl_without_rewriting(self, backend: Backend) -> None:
-        key = _key()
-        await backend.save(key, encode_value(7), 1.0)
-        await asyncio.sleep(0.6)
+    async def test_touch_extends_ttl_without_rewriting(
+        self, backend: Backend, manual_clock: ManualClock
+    ) -> None:
+        key, twin = _key(), _key()
+        await backend.save(key, encode_value(7), 2.0)
+        await backend.save(twin, encode_value(7), 2.0)  # saved after key: expires after it
+        manual_clock.advance(1.2)
         assert await backend.touch(key, 60) is True
-        await asyncio.sleep(0.4 + self.ttl_resolution + 0.3)
+        manual_clock.advance(0.8 + self.ttl_resolution)
+        assert await self._gone(backend, twin)  # so the first TTL of key is over too
         assert decode_stored(await backend.load(key)) == 7
 
     async def test_touch_missing_key_is_false(self, backend: Backend) -> None:
@@ -320,15 +357,18 @@ class BackendConformance(CrossProcessTests, LapsedLeaseTests, DeclarationTests):
         await lock.acquire()
         await lock.release()
 
-    async def test_lock_lease_expires_when_holder_stops(self, backend: Backend) -> None:
+    async def test_lock_lease_expires_when_holder_stops(
+        self, backend: Backend, manual_clock: ManualClock
+    ) -> None:
         if not self.lock_has_lease:
             pytest.skip(f"{type(backend).__name__} declares an in-process lock without lease")
         key = _key()
         await backend.save(key, encode_value(1), 60)
         dead = backend.lock(key, timeout=1, lease=0.5)
         await dead.acquire()  # and never released: its holder "died"
-        # Acquire polls until the lease runs out on the store's clock (bounded, no sleep).
-        alive = backend.lock(key, timeout=0.5 + self.ttl_resolution + 10, lease=10)
+        manual_clock.advance(0.5 + self.ttl_resolution)
+        # Waits (boundedly) for the lease to run out, however the store keeps it.
+        alive = backend.lock(key, timeout=self.wait_limit, lease=10)
         assert decode_stored(await self._after_the_lease(alive, backend)) == 1
         await alive.save_and_release(encode_value(2), 60)
         # The dead holder wakes up: its fenced save must not overwrite the newer write.
@@ -337,15 +377,23 @@ class BackendConformance(CrossProcessTests, LapsedLeaseTests, DeclarationTests):
         assert decode_stored(await backend.load(key)) == 2
         await dead.release()  # idempotent, harmless
 
-    async def test_extend_keeps_the_lease(self, backend: Backend) -> None:
+    async def test_extend_keeps_the_lease(
+        self, backend: Backend, manual_clock: ManualClock
+    ) -> None:
         if not self.lock_has_lease:
             pytest.skip(f"{type(backend).__name__} declares an in-process lock without lease")
-        key = _key()
-        lock = backend.lock(key, timeout=1, lease=0.6)
+        key, twin = _key(), _key()
+        lock = backend.lock(key, timeout=1, lease=2)
         await lock.acquire()
-        await asyncio.sleep(0.3)
-        await lock.extend(5)
-        await asyncio.sleep(0.6 + self.ttl_resolution)
+        twin_lock = backend.lock(twin, timeout=1, lease=2)  # taken after: its lease ends later
+        await twin_lock.acquire()
+        manual_clock.advance(1)
+        await lock.extend(60)
+        manual_clock.advance(1 + self.ttl_resolution)
+        # Once the twin's lease has run out (waited for, boundedly), so has the first lease.
+        taker = backend.lock(twin, timeout=self.wait_limit, lease=5)
+        await taker.acquire()
+        await taker.release()
         other = backend.lock(key, timeout=0.3, lease=5)
         with pytest.raises(LockTimeout):
             await other.acquire()
@@ -359,7 +407,7 @@ class BackendConformance(CrossProcessTests, LapsedLeaseTests, DeclarationTests):
         stale = backend.lock(key, timeout=1, lease=0.5)
         await stale.acquire()
         # Taken by another holder once the lease ran out (acquire polls: no sleep).
-        other = backend.lock(key, timeout=0.5 + self.ttl_resolution + 10, lease=10)
+        other = backend.lock(key, timeout=self.wait_limit, lease=10)
         await self._after_the_lease(other, backend)
         try:
             try:
@@ -391,7 +439,7 @@ class BackendConformance(CrossProcessTests, LapsedLeaseTests, DeclarationTests):
             )
             pytest.fail(
                 "The lock of a holder that stopped with a 0.5s lease was still held "
-                f"{0.5 + self.ttl_resolution + 10:g}s later (rule: a lock has a lease: it frees "
+                f"{self.wait_limit:g}s later (rule: a lock has a lease: it frees "
                 f"itself once its holder stops renewing it).{hint} ({LEASE_DECLARATION_RULE})"
             )
 
@@ -463,12 +511,15 @@ class BackendConformance(CrossProcessTests, LapsedLeaseTests, DeclarationTests):
         assert decode_stored(await backend.load(plain)) == 2
         assert decode_stored(await backend.load(locked)) == 2
 
-    async def test_user_index_skips_expired_sessions(self, backend: Backend) -> None:
+    async def test_user_index_skips_expired_sessions(
+        self, backend: Backend, manual_clock: ManualClock
+    ) -> None:
         if not backend.supports_user_index:
             pytest.skip(f"{type(backend).__name__} declares no user index")
         user = "user-" + secrets.token_hex(4)
         live, dead = _key(), _key()
         await backend.save(live, encode_value(1), 60, user_id=user)
         await backend.save(dead, encode_value(1), 0.5, user_id=user)
-        await asyncio.sleep(0.5 + self.ttl_resolution + 0.3)
+        manual_clock.advance(0.5 + self.ttl_resolution)
+        assert await self._gone(backend, dead)
         assert set(await backend.list_user_sessions(user)) == {live}

@@ -21,8 +21,8 @@ from sanic_cookies import (
     UnsupportedOperation,
     backend_from_url,
 )
-from sanic_cookies._backend import now
 from sanic_cookies.backends.memory import MemoryBackend
+from sanic_cookies.clock import now
 
 from ._keys import KeyInput, Keyring, build_keyring, parse_keys
 from ._token import (

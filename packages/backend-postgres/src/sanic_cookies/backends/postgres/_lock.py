@@ -44,13 +44,13 @@ of returning a stale row; it is then repeated with a fresh snapshot.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from abc import abstractmethod
 from typing import TYPE_CHECKING, Literal
 
 import asyncpg
 
+from sanic_cookies import clock
 from sanic_cookies._backend import SessionLock, StoredSession
 from sanic_cookies._errors import ConfigurationError, LockLost, LockTimeout
 from sanic_cookies._turns import Turn
@@ -109,14 +109,14 @@ class AdvisoryLock(SessionLock):
             raise RuntimeError("this session lock is already held")
         store = self._store
         await store.ready()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._timeout
+        deadline = clock.monotonic() + self._timeout
         try:
             turn = await store.lock_turns.take(self._key, within=self._timeout, hold=self._lease)
         except TimeoutError:
             raise LockTimeout(f"Session lock not acquired within {self._timeout}s") from None
         try:
-            self._checkout, stored = await self._checkout_and_lock(store, deadline - loop.time())
+            left = deadline - clock.monotonic()
+            self._checkout, stored = await self._checkout_and_lock(store, left)
         except LockTimeout:
             turn.end()
             raise
@@ -133,8 +133,7 @@ class AdvisoryLock(SessionLock):
         self, store: PostgresStore, wait: float
     ) -> tuple[Checkout, StoredSession | None]:
         """Borrow a connection, take the lock and read the row, within `wait` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
+        deadline = clock.monotonic() + wait
         try:
             checkout = await store.connector.checkout(max(wait, 0.0))
         except TimeoutError:
@@ -142,13 +141,15 @@ class AdvisoryLock(SessionLock):
                 f"No database connection for the session lock within {self._timeout}s"
             ) from None
         try:
-            row = await self._lock_and_load(checkout, max(deadline - loop.time(), 0.0))
+            row = await self._lock_and_load(checkout, max(deadline - clock.monotonic(), 0.0))
         except LockTimeout:
             raise
         except BaseException:
             await checkout.discard()
             raise
-        return checkout, None if row is None else StoredSession(bytes(row[0]), float(row[1]))
+        return checkout, (
+            None if row is None else StoredSession(bytes(row[0]), clock.now() + float(row[1]))
+        )
 
     @abstractmethod
     async def _lock_and_load(self, checkout: Checkout, wait: float) -> asyncpg.Record | None:

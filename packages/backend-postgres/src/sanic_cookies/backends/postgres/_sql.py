@@ -29,6 +29,9 @@ __all__ = ["DIVISION_BY_ZERO", "Queries", "SessionLockStatements", "milliseconds
 DIVISION_BY_ZERO = "22012"
 
 _NOW = "statement_timestamp()"
+# Seconds a row has left on the server's clock; the backend adds them to the library's
+# `clock.now()` (so the core never compares the server's clock with its own).
+_LEFT = f"extract(epoch FROM expires - {_NOW})::float8"
 _RESTORE_IDLE = (
     "set_config('idle_session_timeout', "
     "current_setting('sanic_cookies.idle_session_timeout'), false)"
@@ -93,11 +96,8 @@ class Queries:
 
     @property
     def load(self) -> str:
-        """$1 key → (data, expires as epoch seconds), live rows only."""
-        return (
-            f"SELECT data, extract(epoch FROM expires)::float8 FROM {self.table} "
-            f"WHERE key = $1 AND expires > {_NOW}"
-        )
+        """$1 key → (data, seconds it has left), live rows only."""
+        return f"SELECT data, {_LEFT} FROM {self.table} WHERE key = $1 AND expires > {_NOW}"
 
     @property
     def save(self) -> str:
@@ -130,10 +130,9 @@ class Queries:
 
     @property
     def list_user(self) -> str:
-        """$1 user id → (key, data, expires as epoch seconds) of its live sessions."""
+        """$1 user id → (key, data, seconds left) of its live sessions."""
         return (
-            f"SELECT key, data, extract(epoch FROM expires)::float8 FROM {self.table} "
-            f"WHERE user_id = $1 AND expires > {_NOW}"
+            f"SELECT key, data, {_LEFT} FROM {self.table} WHERE user_id = $1 AND expires > {_NOW}"
         )
 
     @property
@@ -228,7 +227,7 @@ class Queries:
             "WHEN set_config('idle_session_timeout', $4, false) IS NULL THEN NULL "
             f"ELSE {grant} END AS ok) "
             "SELECT s.data, s.expires FROM held, LATERAL ("
-            f"SELECT data, extract(epoch FROM expires)::float8 AS expires FROM {self.table} "
+            f"SELECT data, {_LEFT} AS expires FROM {self.table} "
             f"WHERE key = $1 AND expires > {_NOW} AND held.ok IS NOT NULL FOR SHARE) s"
         )
 

@@ -15,6 +15,7 @@ from sqlalchemy import Table
 from sanic_cookies._backend import Backend, SessionLock, StoredSession
 from sanic_cookies._errors import BackendUnavailable, ConfigurationError
 from sanic_cookies._turns import KeyTurns
+from sanic_cookies.clock import now
 
 from ._connector import Conn, Connector
 from ._lock import LockScope, SessionScopedLock, TransactionScopedLock
@@ -282,7 +283,7 @@ class PostgresStore(Backend):
     async def load(self, key: str) -> StoredSession | None:
         """One prepared SELECT of a live row."""
         rows = await self._fetch(self.queries.load, key)
-        return StoredSession(bytes(rows[0][0]), float(rows[0][1])) if rows else None
+        return StoredSession(bytes(rows[0][0]), now() + float(rows[0][1])) if rows else None
 
     async def save(
         self,
@@ -322,7 +323,8 @@ class PostgresStore(Backend):
         replica cannot be reached.
         """
         rows = await self._read_replica(self.queries.list_user, user_id)
-        return {str(r[0]): StoredSession(bytes(r[1]), float(r[2])) for r in rows}
+        t = now()
+        return {str(r[0]): StoredSession(bytes(r[1]), t + float(r[2])) for r in rows}
 
     async def _read_replica(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """A read that may be served by the replica. Never used on the locked path."""

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import AuthenticationError, AuthorizationError, ResponseError
-from sanic_cookies import Backend, ConfigurationError, LockLost, StoredSession
+from sanic_cookies import Backend, ConfigurationError, LockLost, StoredSession, clock
 from sanic_cookies._turns import KeyTurns
 
 from ._client import AnyRedis, Runner, Scripts, build_client, ms, public_location
@@ -358,7 +358,8 @@ class RedisBackend(Backend):
     def _expires_at(pttl: int) -> float:
         if pttl == -1:  # no expiry: only a key written by someone else
             return math.inf
-        return time.time() + max(pttl, 0) / 1000
+        # What Redis has left, counted from the library's clock (the TTL runs on Redis's).
+        return clock.now() + max(pttl, 0) / 1000
 
     def __repr__(self) -> str:
         kind = "cluster" if self._cluster else "server"
@@ -552,7 +553,7 @@ class RedisBackend(Backend):
             script's clock; the entry's stamp) for the save or touch script.
         """
         until = 2 * ttl_ms + self._INDEX_EXTRA_MS
-        started = time.monotonic()
+        started = time.monotonic()  # real time: it measures a TTL Redis keeps
         score = await self._scripts.index_add([self._keys.index(user_id)], [key, until])
         elapsed = math.ceil((time.monotonic() - started) * 1000)
         return max(1, until - elapsed - self._INDEX_SAFETY_MS), str(int(score))

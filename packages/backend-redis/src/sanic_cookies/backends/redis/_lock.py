@@ -17,7 +17,7 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-from sanic_cookies import LockLost, LockTimeout, SessionLock, StoredSession
+from sanic_cookies import LockLost, LockTimeout, SessionLock, StoredSession, clock
 from sanic_cookies._turns import Turn
 
 from ._client import ms
@@ -94,7 +94,7 @@ class RedisLock(SessionLock):
             raise RuntimeError("A RedisLock can be acquired once; ask the backend for a new one.")
         backend = self._backend
         keys = [backend._keys.data(self._key), backend._keys.lock(self._key)]
-        deadline = time.monotonic() + self._timeout
+        deadline = clock.monotonic() + self._timeout  # the library's timeout: its clock
         try:
             turn = await backend._turns.take(
                 self._key, within=self._timeout, hold=self._lease_ms / 1000
@@ -117,6 +117,7 @@ class RedisLock(SessionLock):
         self._turn = turn
         self._state = _HELD
         if len(reply) > 2:
+            # Real time, not the library's clock: it measures a TTL Redis keeps.
             self._seen_at = time.monotonic()
             self._owner = reply[2].decode()
             self._index_left_ms = int(reply[3])
@@ -142,7 +143,7 @@ class RedisLock(SessionLock):
         delay = _FIRST_DELAY
         async with self._backend._wakeups.watching(channel) as released:
             while True:
-                left = deadline - time.monotonic()
+                left = deadline - clock.monotonic()
                 if left <= 0:
                     raise self._timed_out()
                 pause = min(left, delay * random.uniform(0.5, 1.5))
