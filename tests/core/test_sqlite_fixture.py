@@ -10,6 +10,7 @@ The ``tests`` nox session installs the fixture; in a development environment run
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import re
 import sys
@@ -26,6 +27,7 @@ from environment import require_module
 from sanic_cookies import Backend, ConfigurationError, backend_from_url
 from sanic_cookies import _discovery as discovery
 from sanic_cookies._discovery import GROUP
+from sanic_cookies.clock import ManualClock
 from sanic_cookies.testing import BackendConformance
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sanic_cookies_sqlite"
@@ -189,6 +191,10 @@ async def test_a_shared_store_without_backend_url_fails_naming_the_rule(
 
 
 class _BuggySuite(BackendConformance):
+    # A local file: a lease of 0.5 s runs out well within this (the in-process lock's
+    # failure waits all of it).
+    wait_limit: ClassVar[float] = 10.0
+
     def __init__(self, path: Path, backend_class: str) -> None:
         self.path, self.backend_class = path, backend_class
 
@@ -272,16 +278,27 @@ class _BuggySuite(BackendConformance):
     ],
 )
 async def test_the_suite_catches_the_bugs_that_escaped_it(
-    tmp_path: Path, backend_class: str, check: str, rule: str
+    tmp_path: Path, backend_class: str, check: str, rule: str, manual_clock: ManualClock
 ) -> None:
     suite = _BuggySuite(tmp_path / "buggy.db", backend_class)
     async with suite.opened_backend() as backend:
         with pytest.raises((pytest.fail.Exception, AssertionError), match=re.escape(rule)):
-            await getattr(suite, check)(backend)
+            await run_check(suite, check, backend, manual_clock)
     # ... and the same check passes on the correct backend: it is the bug that fails it.
     fine = _BuggySuite(tmp_path / "fine.db", "SQLiteBackend")
     async with fine.opened_backend() as backend:
-        await getattr(fine, check)(backend)
+        await run_check(fine, check, backend, manual_clock)
+
+
+async def run_check(
+    suite: BackendConformance, check: str, backend: Backend, clock: ManualClock
+) -> None:
+    """Run the suite's test `check` as pytest would, handing it the clock if it takes one."""
+    method = getattr(suite, check)
+    if "manual_clock" in inspect.signature(method).parameters:
+        await method(backend, manual_clock=clock)
+    else:
+        await method(backend)
 
 
 class _NoLeaseSuite(_BuggySuite):
@@ -297,13 +314,13 @@ async def test_lock_has_lease_false_is_refused_for_a_shared_store(tmp_path: Path
 
 
 async def test_an_in_process_lock_on_a_shared_store_fails_the_lease_test_naming_the_fix(
-    tmp_path: Path,
+    tmp_path: Path, manual_clock: ManualClock
 ) -> None:
     # F8: not a bare LockTimeout after 10.7 s, but what is wrong and what to declare.
     suite = _BuggySuite(tmp_path / "local.db", "SQLiteWithLocalLock")
     async with suite.opened_backend() as backend:
         with pytest.raises(pytest.fail.Exception, match="rule: a lock has a lease") as failed:
-            await suite.test_lock_lease_expires_when_holder_stops(backend)
+            await suite.test_lock_lease_expires_when_holder_stops(backend, manual_clock)
     assert "LocalLock" in str(failed.value) and "per_process = True" in str(failed.value)
 
 
