@@ -273,7 +273,7 @@ def _cookie_app(name: str, **options: Any) -> Sanic[Any, Any]:
 
 @pytest.mark.parametrize("revocation", [False, True])
 async def test_cookie_logout_without_and_with_a_revocation_store(revocation: bool) -> None:
-    options = {"revocation": "memory://"} if revocation else {}
+    options = {"revocation": "memory://", "single_process": True} if revocation else {}
     app = _cookie_app(f"cookie_logout_{revocation}", **options)
     browser = Browser()
     await _get(app, browser, "/set")

@@ -336,7 +336,9 @@ def _redis_revocation(request: pytest.FixtureRequest) -> Backend:
 
 @pytest.mark.parametrize("kind", ["auth", "plain"])
 async def test_a_per_process_revocation_store_is_refused_under_several_workers(kind: str) -> None:
-    backend = CookieBackend(keys=[new_key()], revocation=MemoryBackend(max_entries=None))
+    backend = CookieBackend(
+        keys=[new_key()], revocation=MemoryBackend(max_entries=None), single_process=True
+    )
     app = auth_app(backend)[0] if kind == "auth" else build_app(backend)
     app.state.workers = 2
     with pytest.raises(ConfigurationError) as caught:
@@ -347,7 +349,11 @@ async def test_a_per_process_revocation_store_is_refused_under_several_workers(k
 
 
 async def test_a_per_process_revocation_store_is_fine_with_one_worker() -> None:
-    app, _ = auth_app(CookieBackend(keys=[new_key()], revocation=MemoryBackend(max_entries=None)))
+    app, _ = auth_app(
+        CookieBackend(
+            keys=[new_key()], revocation=MemoryBackend(max_entries=None), single_process=True
+        )
+    )
     app.state.workers = 1
     async with serve(app) as plain:
         assert await AuthClient(plain).login("ann")
@@ -375,7 +381,7 @@ def revocation(request: pytest.FixtureRequest) -> Backend:
 
 
 async def test_logout_is_final_with_a_revocation_store(revocation: Backend) -> None:
-    app, _ = auth_app(CookieBackend(keys=[new_key()], revocation=revocation))
+    app, _ = auth_app(CookieBackend(keys=[new_key()], revocation=revocation, single_process=True))
     async with serve(app) as plain:
         client = AuthClient(plain)
         token = await client.login("eve")
@@ -385,7 +391,7 @@ async def test_logout_is_final_with_a_revocation_store(revocation: Backend) -> N
 
 
 async def test_logout_everywhere_ends_every_copy_of_every_session(revocation: Backend) -> None:
-    app, _ = auth_app(CookieBackend(keys=[new_key()], revocation=revocation))
+    app, _ = auth_app(CookieBackend(keys=[new_key()], revocation=revocation, single_process=True))
     async with serve(app) as plain:
         client = AuthClient(plain)
         alice = [await client.login("alice") for _ in range(3)]
@@ -401,7 +407,7 @@ async def test_logout_everywhere_ends_every_copy_of_every_session(revocation: Ba
 
 
 async def test_logout_everywhere_can_keep_the_current_session(revocation: Backend) -> None:
-    app, _ = auth_app(CookieBackend(keys=[new_key()], revocation=revocation))
+    app, _ = auth_app(CookieBackend(keys=[new_key()], revocation=revocation, single_process=True))
     async with serve(app) as plain:
         client = AuthClient(plain)
         alice = [await client.login("alice") for _ in range(3)]
@@ -414,7 +420,7 @@ async def test_logout_everywhere_can_keep_the_current_session(revocation: Backen
 
 
 async def test_listing_a_users_cookie_sessions_is_unsupported(revocation: Backend) -> None:
-    app, _ = auth_app(CookieBackend(keys=[new_key()], revocation=revocation))
+    app, _ = auth_app(CookieBackend(keys=[new_key()], revocation=revocation, single_process=True))
     async with serve(app) as plain:
         client = AuthClient(plain)
         token = await client.login("alice")

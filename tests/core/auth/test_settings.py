@@ -55,6 +55,9 @@ def test_a_second_auth_session_gets_its_own_cookie_and_prefix() -> None:
         {"remember_duration": 0},
         {"remember_duration": True},
         {"remember_expiry": -1},
+        {"remember_duration": 1000 * 86400},  # past 400 days (review F4)
+        {"remember_expiry": 401 * 86400},
+        {"lifetime": 401 * 86400},
         {"user_loader": "not callable"},
         {"user_id": 42},
     ],
@@ -112,3 +115,18 @@ async def test_plain_session_and_auth_session_side_by_side() -> None:
     assert (await browser.get("/both")).json == {"theme": "dark", "user": {"id": 1}}
     await browser.post("/logout-missing")  # 404, cookies untouched
     assert set(browser.jar) == {"session", "auth_session"}
+
+
+def test_logins_last_at_most_400_days() -> None:
+    # Review of issue 13 (F4): the cookie backend keeps a user's "log out everywhere"
+    # 400 days (browsers keep a cookie no longer), so a longer login came back after it.
+    app = _app()
+    app.config.AUTH_SESSION_LIFETIME = 401 * 86400
+    with pytest.raises(ConfigurationError) as caught:
+        AuthSession(app)
+    message = str(caught.value)
+    assert "AUTH_SESSION_LIFETIME" in message and "400 days" in message
+    with pytest.raises(ConfigurationError, match=r"remember_duration .*400 days"):
+        AuthSession(_app(), remember_duration=1000 * 86400)
+    longest = AuthSession(_app(), remember_duration=400 * 86400, lifetime=400 * 86400)
+    assert longest.remember_duration == longest.config.lifetime == 400 * 86400

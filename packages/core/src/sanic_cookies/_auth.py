@@ -71,17 +71,47 @@ HANDLE_LENGTH = 16
 #: PostgreSQL's index rows hold about 2.7 KB (up to 4 bytes a character).
 MAX_USER_ID_LENGTH = 256
 
+#: The longest a login may last, in seconds: 400 days. Browsers cap cookie lifetimes
+#: there (Chrome, the cookie RFC draft), and the cookie backend keeps a user's
+#: "log out everywhere" time that long: a longer login would outlive it.
+MAX_LOGIN_SECONDS = 400 * DAY
+
 UserLoader = Callable[[Any], Awaitable[Any] | Any]
 
 
 def default_user_id(user: Any) -> str:
     """The user-index id of `user`.
 
-    ``str(user["id"])`` for a mapping with an "id" key, else ``str(user)``.
+    ``user["id"]`` for a mapping with an "id" key, else `user` itself; that id
+    must be a str, or an int (converted with ``str``).
+
+    Raises:
+        ValueError: The id is anything else (None, a bool, a list, a mapping
+            without "id", an object): ``str()`` of it would index unrelated
+            users under one id (every ``{"id": None}`` as "None"). Pass
+            ``user_id=`` to `AuthSession` to say which part of such a user is its id.
     """
-    if isinstance(user, Mapping) and "id" in user:
-        return str(user["id"])
-    return str(user)
+    uid = user["id"] if isinstance(user, Mapping) and "id" in user else user
+    if isinstance(uid, str):
+        return uid
+    if isinstance(uid, int) and not isinstance(uid, bool):
+        return str(int(uid))
+    if uid is not user:
+        where = "user['id']"
+    elif isinstance(user, Mapping):
+        where = "the user (a mapping without an 'id' key)"
+    else:
+        where = "the user"
+    raise ValueError(
+        f"The default user_id accepts a str or int id, but {where} is "
+        f"{type(uid).__name__} {_short(uid)}. Log in with a str/int id, or pass "
+        "user_id= to AuthSession to choose which part of the user is its id."
+    )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _checked_user_id(uid: Any) -> str:
@@ -118,7 +148,17 @@ def _positive_seconds(name: str, value: Any) -> float:
         raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
     if value == float("inf"):
         raise ValueError(f"{name} must be finite, got {value!r}")
+    if value > MAX_LOGIN_SECONDS:
+        raise ValueError(_too_long(name, value))
     return float(value)
+
+
+def _too_long(name: str, value: float) -> str:
+    return (
+        f"{name} is {value!r} seconds ({value / DAY:.0f} days); a login lasts at most "
+        f"{MAX_LOGIN_SECONDS:.0f} seconds (400 days). Browsers cap a cookie's lifetime at "
+        "400 days anyway, and a per-user 'log out everywhere' is kept that long."
+    )
 
 
 def _utc(timestamp: float) -> datetime:
@@ -299,9 +339,12 @@ class AuthSession(Session):
         self.max_sessions_per_user = resolve_cap(self._cap_arg, app_config, prefix)
         self.store_ip = resolve_store_ip(self._store_ip_arg, app_config, prefix)
         try:
-            return SessionConfig.resolve(self._settings, mapped)
+            config = SessionConfig.resolve(self._settings, mapped)
         except ConfigurationError as exc:
             raise ConfigurationError(str(exc).replace("SESSION_", prefix)) from None
+        if config.lifetime > MAX_LOGIN_SECONDS:
+            raise ConfigurationError(_too_long(prefix + "LIFETIME", config.lifetime))
+        return config
 
     def _resolve_backend(self, app: Sanic[Any, Any]) -> Backend:
         spec = app.config.get(self.config_prefix + "BACKEND")
