@@ -39,7 +39,7 @@ from ._ids import log_id, store_key
 from ._metrics import metered
 from ._record import AuthInfo, SessionRecord, decode_record
 from ._session import Session
-from ._session_cap import UNSET, resolve_cap, sessions_over_cap
+from ._session_cap import UNSET, cap_listing, resolve_cap, sessions_over_cap
 from ._session_dict import SessionDict
 from ._user_agent import UNKNOWN_BROWSER, user_agent_label
 
@@ -564,7 +564,8 @@ class AuthSession(Session):
     ) -> dict[str, tuple[StoredSession, SessionRecord, AuthInfo]]:
         backend = self._indexed_backend(operation)
         stored: Mapping[str, StoredSession] = await self._backend_call(
-            "list_user_sessions", backend.list_user_sessions(uid)
+            "list_user_sessions",
+            cap_listing(backend, uid) if operation == "login" else backend.list_user_sessions(uid),
         )
         t = now()
         found = {}

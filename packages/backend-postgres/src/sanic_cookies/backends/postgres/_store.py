@@ -320,9 +320,21 @@ class PostgresStore(Backend):
 
         Read from the replica when one is configured (it may lag the primary by
         its replication delay); from the primary when there is none, or when the
-        replica cannot be reached.
+        replica fails in any way (logged).
         """
         rows = await self._read_replica(self.queries.list_user, user_id)
+        return self._listing(rows)
+
+    async def list_user_sessions_primary(self, user_id: str) -> Mapping[str, StoredSession]:
+        """`list_user_sessions` read from the primary, never the replica.
+
+        For the login path (the ``max_sessions_per_user`` cap): a lagging
+        replica would under-count, and a broken one must not fail a login.
+        """
+        return self._listing(await self._fetch(self.queries.list_user, user_id))
+
+    @staticmethod
+    def _listing(rows: list[asyncpg.Record]) -> dict[str, StoredSession]:
         t = now()
         return {str(r[0]): StoredSession(bytes(r[1]), t + float(r[2])) for r in rows}
 
@@ -336,13 +348,13 @@ class PostgresStore(Backend):
             async with self._connection(replica) as conn:
                 return await conn.fetch(sql, *args, timeout=self.command_timeout)
         except Exception as exc:
-            if not is_unreachable(exc):
-                raise
+            # Any failure of the replica (refused, unknown database, a missing table,
+            # a timeout): the primary has the answer, and the replica is optional.
             logger.warning(
-                "%s: read replica unreachable (%s: %s); reading from the primary",
+                "%s: read replica failed (%s: %s); reading from the primary",
                 self.label,
                 type(exc).__name__,
-                exc,
+                str(exc).splitlines()[0][:160] if str(exc) else "",
             )
         return await self._fetch(sql, *args)
 
