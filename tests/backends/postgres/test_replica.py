@@ -102,15 +102,14 @@ async def test_a_replica_out_of_reach_falls_back_to_the_primary(
         await backend.close()
 
 
-def test_the_cli_check_runs_with_a_replica(postgres_dsn: str, pg_schema: str) -> None:
-    # ``check`` lists the test session through list_user_sessions: served by the replica.
-    code = main(
+def check_with_replica(replica: str, postgres_dsn: str, pg_schema: str) -> int:
+    return main(
         [
             "check",
             "--backend",
             postgres_dsn,
             "--option",
-            f"replica={postgres_dsn}",
+            f"replica={replica}",
             "--option",
             f"schema={pg_schema}",
             "--option",
@@ -119,7 +118,24 @@ def test_the_cli_check_runs_with_a_replica(postgres_dsn: str, pg_schema: str) ->
             "create_table=true",
         ]
     )
-    assert code == 0
+
+
+def test_the_cli_check_runs_with_a_replica(
+    postgres_dsn: str, pg_schema: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # ``check`` lists the test session through list_user_sessions, and asks the replica itself.
+    assert check_with_replica(postgres_dsn, postgres_dsn, pg_schema) == 0
+    out = capsys.readouterr().out
+    assert "\n  replica " in out, out
+
+
+def test_the_cli_check_reports_a_failing_replica(
+    postgres_dsn: str, pg_schema: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The listing would quietly fall back to the primary: check must still say so.
+    assert check_with_replica(broken_replica(postgres_dsn), postgres_dsn, pg_schema) != 0
+    err = capsys.readouterr().err
+    assert "replica" in err and "InvalidCatalogNameError" in err, err
 
 
 def test_the_cli_hides_the_replica_password(

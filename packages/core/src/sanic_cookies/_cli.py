@@ -379,6 +379,13 @@ async def _check_server_side(
 
         if backend.supports_user_index:
             steps.append(("user index", await _check_user_index(backend, value, step)))
+        # A read replica (PostgreSQL's replica=) is asked on its own: the listing above
+        # falls back to the primary when it fails, so it would report ok regardless.
+        probe: Callable[[], Awaitable[object]] | None = getattr(backend, "probe_replica", None)
+        if probe is not None:
+            found, ms = await step("replica", probe())
+            if found is not None:
+                steps.append(("replica", ms))
     finally:
         try:  # never leave the test session behind, whatever failed
             await asyncio.wait_for(backend.delete(key), limit)

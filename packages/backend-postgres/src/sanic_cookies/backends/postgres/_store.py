@@ -325,6 +325,24 @@ class PostgresStore(Backend):
         rows = await self._read_replica(self.queries.list_user, user_id)
         return self._listing(rows)
 
+    async def probe_replica(self) -> bool | None:
+        """Ask the read replica a trivial query: None if there is none, True if it answers.
+
+        For ``python -m sanic_cookies check``, which must report a failing replica
+        that `list_user_sessions` quietly works around.
+
+        Raises:
+            Exception: Whatever the replica failed with.
+        """
+        replica = self.replica_connector
+        if replica is None:
+            return None
+        async with self._connection(replica) as conn:
+            await conn.fetch(
+                f"SELECT 1 FROM {self.queries.table} LIMIT 1", timeout=self.command_timeout
+            )
+        return True
+
     async def list_user_sessions_primary(self, user_id: str) -> Mapping[str, StoredSession]:
         """`list_user_sessions` read from the primary, never the replica.
 
