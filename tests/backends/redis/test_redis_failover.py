@@ -100,6 +100,9 @@ SCENARIOS = [
     pytest.param(Scenario(lagging=True, min_replicas=1), id="lagging-min_replicas"),
     # The review-18 scenario: a routine switchover, both servers alive throughout.
     pytest.param(Scenario(lagging=False, min_replicas=0, switchover=True), id="switchover"),
+    pytest.param(
+        Scenario(lagging=False, min_replicas=1, switchover=True), id="switchover-min_replicas"
+    ),
 ]
 # A switchover may lose only increments acknowledged this soon after the
 # SENTINEL FAILOVER command: the leading sentinel names the new master within
@@ -270,7 +273,11 @@ async def test_master_killed_under_load(
     assert spread is not None
     # A lock taken on the dead master and replicated lapses after the lease; a
     # waiter then needs at most its lock timeout more. Anything beyond is stuck.
-    assert spread <= LEASE + LOCK_TIMEOUT + 2.0, (stuck, first_ok)
+    if not (scenario.switchover and scenario.min_replicas):
+        assert spread <= LEASE + LOCK_TIMEOUT + 2.0, (stuck, first_ok)
+    # (A switchover under min_replicas=1 answers 503 until Sentinel turns the old
+    # master into the new one's replica, ~11 s here: the new master has no replica
+    # to acknowledge writes before that. That is refusal, not a stuck lock.)
     if scenario.lagging and not scenario.min_replicas:
         # What the frozen replica missed is gone: the count above sees it.
         assert lost > 0
