@@ -334,3 +334,32 @@ async def test_csrf_protect_above_the_route_without_csrfprotect_refuses_to_start
 async def test_csrf_protect_below_the_route_without_csrfprotect_is_a_500() -> None:
     app = route_app(protector=False, above=False)
     assert await status(app, "POST", "/p") == 500
+
+
+async def test_a_streaming_route_takes_the_header_not_the_form_field() -> None:
+    # docs/csrf.md (review 17, I6): the body of a stream=True route is not parsed when
+    # the check runs, so the form field is not seen there; the header works.
+    app: Sanic[Any, Any] = Sanic(f"stream_{uuid.uuid4().hex}")
+    Session(app, secure=False)
+    CSRFProtect(app)
+
+    @app.get("/form")
+    async def form(request: Request) -> HTTPResponse:
+        return text(await csrf_token(request))
+
+    @app.post("/upload", stream=True)
+    async def upload(request: Request) -> HTTPResponse:
+        while await request.stream.read() is not None:  # type: ignore[union-attr]
+            pass
+        return text("uploaded")
+
+    _, page = await app.asgi_client.get("/form")
+    cookie = page.headers["set-cookie"].split(";")[0]
+    _, by_field = await app.asgi_client.post(
+        "/upload", data={"csrf_token": page.text}, headers={"cookie": cookie}
+    )
+    assert by_field.status == 403
+    _, by_header = await app.asgi_client.post(
+        "/upload", data={"a": "1"}, headers={"cookie": cookie, "x-csrf-token": page.text}
+    )
+    assert (by_header.status, by_header.text) == (200, "uploaded")
