@@ -292,7 +292,8 @@ class AuthSession(Session):
         mapped: dict[str, Any] = {}
         for field in SessionConfig.__dataclass_fields__:
             key = prefix + field.upper()
-            if key in app_config:
+            # None is "not given": the auth default below, else SessionConfig's.
+            if key in app_config and (app_config[key] is not None or field not in defaults):
                 mapped["SESSION_" + field.upper()] = app_config[key]
             elif field in defaults:
                 mapped["SESSION_" + field.upper()] = defaults[field]
@@ -304,13 +305,16 @@ class AuthSession(Session):
             raise ConfigurationError(str(exc).replace("SESSION_", prefix)) from None
 
     def _resolve_backend(self, app: Sanic[Any, Any]) -> Backend:
-        spec = app.config.get(self.config_prefix + "BACKEND")
-        if self._backend_arg is not None or not spec:
-            return super()._resolve_backend(app)
+        # backend= wins over <PREFIX>BACKEND over SESSION_BACKEND; the options follow
+        # backend_options= over <PREFIX>BACKEND_OPTIONS over SESSION_BACKEND_OPTIONS.
+        cfg, prefix = app.config, self.config_prefix
+        spec = self._backend_arg
+        if spec is None:
+            spec = cfg.get(prefix + "BACKEND") or cfg.get("SESSION_BACKEND") or "memory://"
         options = self._backend_options
         if options is None:
-            options = app.config.get(self.config_prefix + "BACKEND_OPTIONS") or {}
-        return self._build_backend(spec, options)
+            options = cfg.get(prefix + "BACKEND_OPTIONS", cfg.get("SESSION_BACKEND_OPTIONS"))
+        return self._build_backend(spec, options or {})
 
     async def _start(self, app: Sanic[Any, Any]) -> None:
         await super()._start(app)
