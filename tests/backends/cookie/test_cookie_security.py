@@ -36,6 +36,7 @@ from sanic_cookies import (
     AuthSession,
     Backend,
     ConfigurationError,
+    Session,
     UnsupportedOperation,
     backend_from_url,
 )
@@ -283,6 +284,30 @@ async def test_auth_session_without_revocation_refuses_to_start() -> None:
     message = str(caught.value)
     assert "after the logout" in message and "revocation" in message
     assert "allow_logged_out_cookie_replay" in message
+
+
+async def test_the_refusal_names_the_auth_sessions_own_options_and_following_it_works() -> None:
+    # The 0.4 several-sessions shape: a plain Session on memory next to an AuthSession on
+    # cookie://. SESSION_BACKEND_OPTIONS would reach the memory backend too, so the hint
+    # names the AuthSession's own setting (review 14, item 4).
+    app, _ = auth_app("cookie://", SESSION_KEYS=[new_key()])
+    Session(app, secure=False)
+    with pytest.raises(ConfigurationError) as caught:
+        async with serve(app):
+            pass
+    assert "AUTH_SESSION_BACKEND_OPTIONS = {'revocation'" in str(caught.value)
+    app, _ = auth_app(
+        "cookie://",
+        SESSION_KEYS=[new_key()],
+        AUTH_SESSION_BACKEND_OPTIONS={
+            "revocation": "memory://?max_entries=none",
+            "single_process": True,
+        },
+    )
+    Session(app, secure=False)
+    async with serve(app) as client:
+        login = await client.raw("POST", "/login?user=ann", {})
+        assert login.status == 200
 
 
 async def test_the_same_from_the_documented_configuration() -> None:

@@ -39,7 +39,7 @@ from ._ids import log_id, store_key
 from ._metrics import metered
 from ._record import AuthInfo, SessionRecord, decode_record
 from ._session import Session
-from ._session_cap import UNSET, resolve_cap, sessions_over_cap
+from ._session_cap import UNSET, cap_listing, resolve_cap, sessions_over_cap
 from ._session_dict import SessionDict
 from ._user_agent import UNKNOWN_BROWSER, user_agent_label
 
@@ -332,7 +332,8 @@ class AuthSession(Session):
         mapped: dict[str, Any] = {}
         for field in SessionConfig.__dataclass_fields__:
             key = prefix + field.upper()
-            if key in app_config:
+            # None is "not given": the auth default below, else SessionConfig's.
+            if key in app_config and (app_config[key] is not None or field not in defaults):
                 mapped["SESSION_" + field.upper()] = app_config[key]
             elif field in defaults:
                 mapped["SESSION_" + field.upper()] = defaults[field]
@@ -347,13 +348,16 @@ class AuthSession(Session):
         return config
 
     def _resolve_backend(self, app: Sanic[Any, Any]) -> Backend:
-        spec = app.config.get(self.config_prefix + "BACKEND")
-        if self._backend_arg is not None or not spec:
-            return super()._resolve_backend(app)
+        # backend= wins over <PREFIX>BACKEND over SESSION_BACKEND; the options follow
+        # backend_options= over <PREFIX>BACKEND_OPTIONS over SESSION_BACKEND_OPTIONS.
+        cfg, prefix = app.config, self.config_prefix
+        spec = self._backend_arg
+        if spec is None:
+            spec = cfg.get(prefix + "BACKEND") or cfg.get("SESSION_BACKEND") or "memory://"
         options = self._backend_options
         if options is None:
-            options = app.config.get(self.config_prefix + "BACKEND_OPTIONS") or {}
-        return self._build_backend(spec, options)
+            options = cfg.get(prefix + "BACKEND_OPTIONS", cfg.get("SESSION_BACKEND_OPTIONS"))
+        return self._build_backend(spec, options or {})
 
     async def _start(self, app: Sanic[Any, Any]) -> None:
         await super()._start(app)
@@ -607,7 +611,8 @@ class AuthSession(Session):
     ) -> dict[str, tuple[StoredSession, SessionRecord, AuthInfo]]:
         backend = self._indexed_backend(operation)
         stored: Mapping[str, StoredSession] = await self._backend_call(
-            "list_user_sessions", backend.list_user_sessions(uid)
+            "list_user_sessions",
+            cap_listing(backend, uid) if operation == "login" else backend.list_user_sessions(uid),
         )
         t = now()
         found = {}

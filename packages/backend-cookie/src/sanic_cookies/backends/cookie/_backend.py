@@ -81,7 +81,8 @@ REPLAY_WITHOUT_REVOCATION = (
     "cookie taken before logout_user() (from a shared computer, a proxy log, malware) "
     "would keep working after the logout until it expires, since the server keeps "
     "nothing to forget. Give the cookie backend a revocation store, e.g. "
-    "SESSION_BACKEND_OPTIONS = {{'revocation': 'redis://127.0.0.1:6379/0'}} or "
+    "{options} = {{'revocation': 'redis://127.0.0.1:6379/0'}}, "
+    "backend_options={{'revocation': 'redis://...'}} or "
     "CookieBackend(keys=..., revocation='redis://...'), which makes logout final and "
     "enables logout_everywhere(). To accept the replay knowingly, set the option "
     "allow_logged_out_cookie_replay=True."
@@ -308,7 +309,9 @@ class CookieBackend(ClientSideBackend):
             return
         if not final_logout:
             return
-        message = REPLAY_WITHOUT_REVOCATION.format(name=session, label=self.label)
+        message = REPLAY_WITHOUT_REVOCATION.format(
+            name=session, label=self.label, options=session.upper() + "_BACKEND_OPTIONS"
+        )
         if not self.allow_logged_out_cookie_replay:
             raise ConfigurationError(message)
         logger.warning(
