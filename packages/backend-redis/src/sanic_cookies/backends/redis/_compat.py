@@ -16,6 +16,10 @@ only when present, and each has a fallback built on redis-py's public API:
   connection the server closed while idle is then found out by the first
   command sent on it (which fails, as on a pooled connection without health
   checks) instead of before it.
+* Dropping a connection at once (``conn._writer.transport.abort()``: a graceful
+  close could still flush queued bytes to a server that stopped being the
+  master). Fallback: ``conn.disconnect(nowait=True)`` in a task, which closes
+  the transport without waiting.
 * hiredis's C packer (``hiredis.pack_command``, public in hiredis, which is an
   optional extra): fallback None, the pure-Python packer.
 
@@ -34,6 +38,7 @@ from redis.asyncio.connection import AbstractConnection, Connection
 
 __all__ = [
     "PRIVATE_INTERNALS_AVAILABLE",
+    "abort_connection",
     "connection_broken",
     "hiredis_pack",
     "use_private_internals",
@@ -94,6 +99,22 @@ def _public_broken(conn: AbstractConnection, *, idle: bool) -> bool:
     return not conn.is_connected
 
 
+def _private_abort(conn: AbstractConnection) -> None:
+    transport = getattr(conn._writer, "transport", None)
+    if transport is not None:
+        transport.abort()
+
+
+def _public_abort(conn: AbstractConnection) -> None:
+    task = asyncio.get_running_loop().create_task(conn.disconnect(nowait=True))
+    task.add_done_callback(_retrieve)
+    _WRITES.add(task)
+    task.add_done_callback(_WRITES.discard)
+
+
+#: ``abort_connection(conn)``: close `conn` now, dropping whatever it has not sent yet.
+abort_connection: Callable[[AbstractConnection], None] = _private_abort
+
 #: ``write_batch(conn, chunks)``: send packed commands now, in call order, without waiting.
 write_batch: Callable[[AbstractConnection, Sequence[bytes | memoryview]], None] = _private_write
 
@@ -110,10 +131,11 @@ def use_private_internals(enabled: bool) -> None:
             tests do, to keep those paths working); True goes back to the fast
             paths where `PRIVATE_INTERNALS_AVAILABLE`.
     """
-    global write_batch, connection_broken
+    global write_batch, connection_broken, abort_connection
     private = enabled and PRIVATE_INTERNALS_AVAILABLE
     write_batch = _private_write if private else _public_write
     connection_broken = _private_broken if private else _public_broken
+    abort_connection = _private_abort if private else _public_abort
 
 
 use_private_internals(True)
