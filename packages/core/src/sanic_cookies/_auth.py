@@ -27,20 +27,16 @@ from ._config import DAY, SessionConfig
 from ._csrf_token import rotate as rotate_csrf_token
 from ._device import client_device, resolve_store_ip
 from ._errors import (
-    BackendError,
-    BackendUnavailable,
     ConfigurationError,
-    SanicCookiesError,
     SessionSerializationError,
     UnsupportedOperation,
-    for_client,
 )
 from ._ids import log_id, store_key
-from ._metrics import metered
 from ._record import AuthInfo, SessionRecord, decode_record
 from ._session import Session
 from ._session_cap import UNSET, resolve_cap, sessions_over_cap
 from ._session_dict import SessionDict
+from ._store_call import StoreCalls
 from ._user_agent import UNKNOWN_BROWSER, user_agent_label
 
 if TYPE_CHECKING:
@@ -49,6 +45,8 @@ if TYPE_CHECKING:
 __all__ = ["AuthSession", "SessionInfo", "default_user_id"]
 
 logger = logging.getLogger("sanic_cookies")
+
+_AUTH_CALLER = StoreCalls.caller("auth session")
 
 #: Defaults of an `AuthSession` that differ from a plain `Session` (OWASP-minded).
 AUTH_DEFAULTS: Mapping[str, Any] = {
@@ -521,32 +519,9 @@ class AuthSession(Session):
             )
         return backend
 
-    async def _backend_call(self, operation: str, awaitable: Awaitable[Any]) -> Any:
-        meter = self._meter  # None when the backend counts itself (MultiBackend)
-        if self._observer is not None:  # telemetry, when configured
-            awaitable = self._observer.observe(operation, self.backend.label, awaitable)
-        try:
-            return await (awaitable if meter is None else metered(meter, operation, awaitable))
-        except BackendError as exc:  # a lock timeout or lost lock from the backend
-            logger.warning(
-                "auth session: %s on backend %s failed: %s: %s",
-                operation,
-                self.backend.label,
-                type(exc).__name__,
-                exc,
-            )
-            raise for_client(exc) from exc  # the detail is logged, not sent
-        except SanicCookiesError:
-            raise
-        except Exception as exc:
-            logger.error(
-                "auth session: %s on backend %s failed: %s: %s",
-                operation,
-                self.backend.label,
-                type(exc).__name__,
-                exc,
-            )
-            raise BackendUnavailable() from exc  # says neither which store nor why
+    def _backend_call(self, operation: str, awaitable: Awaitable[Any]) -> Awaitable[Any]:
+        """One store call of the auth layer, through the session's `StoreCalls`."""
+        return self._store.call(operation, awaitable, _AUTH_CALLER)
 
     def _request_key(self, request: Request | None) -> str | None:
         if request is None:

@@ -12,7 +12,7 @@ import logging
 import math
 import sys
 import warnings
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Iterator, MutableMapping
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -22,12 +22,8 @@ from ._backend import Backend, ClientSideBackend, SessionLock, StoredSession, no
 from ._errors import (
     BackendError,
     BackendUnavailable,
-    LockTimeout,
-    SanicCookiesError,
     SessionNotLoaded,
     SessionSerializationError,
-    UnsupportedOperation,
-    for_client,
 )
 from ._ids import is_session_id, log_id, new_session_id, store_key
 from ._record import (
@@ -211,7 +207,7 @@ class SessionDict(MutableMapping[str, Any]):
         if backend.loads_now:
             stored: StoredSession | None = None
             if self._sid is not None:
-                stored = self._call_now("load", self._load_stored_now)
+                stored = self._session._store.call_now("load", self._load_stored_now, self)
             self._adopt(stored)
         elif self._key is None and session.config.autoload:
             self._adopt(None)  # autoload saw no session cookie: a new session, nothing to read
@@ -550,76 +546,17 @@ class SessionDict(MutableMapping[str, Any]):
         self._rotate = self._destroyed = self._meta_changed = False
         self._cookie_action = _DELETE if self._cookie_value else _KEEP
 
-    async def _call(self, operation: str, awaitable: Any) -> Any:
-        """Await a backend call and count it; turn any failure into one log line and a 503.
+    def _call(self, operation: str, awaitable: Awaitable[Any]) -> Awaitable[Any]:
+        """Make one store call through the session's `StoreCalls` (not a coroutine: no layer)."""
+        return self._session._store.call(operation, awaitable, self)
 
-        Counted as `metered` counts, in place (a coroutine less per store call).
-        """
-        meter = self._session._meter  # None when the backend counts itself (MultiBackend)
-        observer = self._session._observer  # None unless telemetry is configured
-        if observer is not None:
-            awaitable = observer.observe(operation, self._session.backend.label, awaitable)
-        if meter is not None:
-            meter.operations += 1
-            if operation == "lock":
-                meter.lock_waits += 1
-        try:
-            return await awaitable
-        except Exception as exc:
-            error = self._failure(operation, exc)
-            if error is exc:
-                raise
-            raise error from exc
+    def store_subject(self) -> str:
+        """How the log names this session (`StoreCaller`)."""
+        return f"session {self._log_id}"
 
-    def _call_now(self, operation: str, call: Callable[[], Any]) -> Any:
-        """`_call` for a backend call that needs no I/O (`Backend.load_now`)."""
-        meter = self._session._meter
-        if meter is not None:
-            meter.operations += 1
-        try:
-            return call()
-        except Exception as exc:
-            error = self._failure(operation, exc)
-            if error is exc:
-                raise
-            raise error from exc
-
-    def _failure(self, operation: str, exc: Exception) -> Exception:
-        """Count and log a failed backend call; return what to raise (exc, a copy, a 503)."""
-        meter = self._session._meter
-        backend = self._session.backend
-        if isinstance(exc, BackendError):  # lock timeout, lock lost: already a 503
-            if meter is not None:
-                if isinstance(exc, LockTimeout):
-                    meter.lock_timeouts += 1
-                else:
-                    meter.failures += 1
-            self._failed = True
-            logger.warning(
-                "session %s: %s on backend %s failed: %s: %s",
-                self._log_id,
-                operation,
-                backend.label,
-                type(exc).__name__,
-                exc,
-            )
-            return for_client(exc)  # the detail is logged, not sent
-        if isinstance(exc, SanicCookiesError):
-            if meter is not None and not isinstance(exc, UnsupportedOperation):
-                meter.failures += 1
-            return exc
-        if meter is not None:
-            meter.failures += 1
+    def store_failed(self) -> None:
+        """A store call failed: the response must not touch the store again (`StoreCaller`)."""
         self._failed = True
-        logger.error(
-            "session %s: %s on backend %s failed: %s: %s",
-            self._log_id,
-            operation,
-            backend.label,
-            type(exc).__name__,
-            exc,
-        )
-        return BackendUnavailable()  # says neither which store nor why
 
     async def _finish(self) -> tuple[int, str | None, int | None]:
         """Called once the handler returned: write unlocked changes, say what the cookie needs.
