@@ -48,6 +48,7 @@ def test_defaults_fill_in_and_keywords_override_the_query() -> None:
         ("s://h?pool=1&pool=2", {}, "given twice"),
         ("s://h:99999", {}, "Malformed s:// URL"),
         ("no-scheme", {}, "scheme://"),
+        ("s:///var/a#b.db", {}, "percent-encode it as %23"),  # else the path ends at "a"
     ],
 )
 def test_mistakes_are_configuration_errors(url: str, options: dict[str, Any], message: str) -> None:

@@ -414,6 +414,8 @@ def test_cleanup_memory_explains_why_not(capsys: pytest.CaptureFixture[str]) -> 
 class _NoCleanup(Backend):
     """A shared-store backend with no cleanup capability (like Redis: native expiry)."""
 
+    expires_entries_itself: ClassVar[bool] = True
+
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
         return cls()
@@ -456,6 +458,25 @@ def test_cleanup_of_a_store_with_native_expiry_is_a_no_op(
     code, out, err = run(capsys, "cleanup", "--backend", f"{scheme}://")
     assert code == EXIT_OK, err
     assert out.strip() == f"{scheme}://: nothing to remove (_NoCleanup expires sessions by itself)"
+
+
+class _ForgotCleanup(_NoCleanup):
+    """A store that keeps expired entries but has no cleanup() (review of issue 16, F3)."""
+
+    expires_entries_itself: ClassVar[bool] = False
+
+
+def test_cleanup_of_a_store_that_keeps_expired_entries_needs_a_cleanup(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # "nothing to remove" would be a lie: the store never drops anything by itself.
+    scheme = f"forgot{uuid.uuid4().hex[:6]}"
+    register(scheme, _ForgotCleanup)
+    code, out, err = run(capsys, "cleanup", "--backend", f"{scheme}://")
+    assert code == EXIT_FAILURE
+    assert out == ""
+    assert "does not expire sessions by itself" in err
+    assert "implement Backend.cleanup()" in err
 
 
 def test_cleanup_is_part_of_the_backend_contract() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from sanic_cookies import LeaseLock, LeaseStore, LockLost, LockTimeout, StoredSession
 from sanic_cookies import _lease as lease_module
 from sanic_cookies._turns import KeyTurns
+from sanic_cookies.clock import ManualClock, use_clock
 
 
 class ClockStore:
@@ -239,3 +241,47 @@ async def test_delete_and_release(store: ClockStore, registry: dict[str, Any]) -
     await held.acquire()
     await held.delete_and_release()
     assert KEY not in store.data and KEY not in store.locks
+
+
+class TokenOnlyStore(ClockStore):
+    """A store whose fence checks the token but not the expiry (review of issue 16, F1)."""
+
+    def _holds(self, key: str, token: str) -> bool:
+        held = self.locks.get(key)
+        return held is not None and held[0] == token
+
+
+@pytest.fixture
+def library_clock() -> Iterator[ManualClock]:
+    """The library's clock (LeaseLock's local deadline runs on it), moved by ``advance``."""
+    with use_clock(ManualClock()) as clock:
+        yield clock
+
+
+async def test_the_local_deadline_refuses_a_late_extend_even_if_the_store_would_not(
+    registry: dict[str, Any], library_clock: ManualClock
+) -> None:
+    store = TokenOnlyStore()
+    held = lock(store, registry, lease=5)
+    await held.acquire()
+    library_clock.advance(3)
+    await held.extend(5)  # in time: the local deadline moves to now + 5
+    library_clock.advance(5.5)
+    with pytest.raises(LockLost, match="ran out before extend"):
+        await held.extend(5)
+    assert store.calls["extend_lock"] == 1, "refused locally, without asking the store"
+    assert KEY not in store.locks, "its own expired entry is given back"
+
+
+async def test_the_local_deadline_refuses_a_late_save(
+    registry: dict[str, Any], library_clock: ManualClock
+) -> None:
+    store = TokenOnlyStore()
+    held = lock(store, registry, lease=5)
+    await held.acquire()
+    library_clock.advance(5)
+    with pytest.raises(LockLost, match="nothing was written"):
+        await held.save_and_release(b"late", 60)
+    assert KEY not in store.data and store.calls["write_if_locked"] == 0
+    await held.release()  # idempotent
+    assert await lock(store, registry, timeout=0).acquire() is None  # free at once

@@ -34,6 +34,12 @@ class TestPostgresConformance(BackendConformance):
     def backend_options(self) -> dict[str, Any]:
         return {"schema": self.schema, "table": self.table, "create_table": True}
 
+    def bad_backend_url(self) -> str:
+        # Unknown query options are libpq's and go to asyncpg / the server: a bad value
+        # of the backend's own option is the mistake from_url must refuse.
+        url = self.backend_url()
+        return url + ("&" if "?" in url else "?") + "command_timeout=0"
+
 
 class TestSQLAlchemyConformance(TestPostgresConformance):
     table = "conformance_sqlalchemy"

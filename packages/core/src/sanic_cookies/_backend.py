@@ -169,11 +169,16 @@ class Backend(ABC):
             `delete_user_sessions` are implemented ("log out everywhere").
         per_process: True if each worker process has its own data (the
             in-memory backend); the core warns when Sanic runs several workers.
+        expires_entries_itself: True if the store drops expired entries by
+            itself (Redis TTLs, a cookie): `cleanup` may then keep its no-op
+            default. False (the default): `cleanup` must remove them, and
+            ``sanic-cookies cleanup`` fails for a backend that does not.
     """
 
     name: ClassVar[str] = ""
     supports_user_index: ClassVar[bool] = False
     per_process: ClassVar[bool] = False
+    expires_entries_itself: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod
@@ -199,11 +204,13 @@ class Backend(ABC):
 
         Called on an opened backend, from another process than the app's (cron), so
         it must only touch the shared store. A store that expires entries by itself
-        (Redis, an encrypted cookie) keeps this default, which does nothing.
+        (Redis, an encrypted cookie) declares ``expires_entries_itself = True`` and
+        keeps this default, which does nothing; every other backend implements it
+        (the conformance suite checks that it removes an expired entry).
 
         Returns:
             How many entries were removed, or None if the store expires them by
-            itself (the default) or cannot tell.
+            itself (the default).
         """
         return None
 
@@ -459,6 +466,7 @@ class ClientSideBackend(Backend):
     """
 
     max_cookie_size: int = 4093
+    expires_entries_itself: ClassVar[bool] = True  # nothing is stored to expire
 
     def __init__(self) -> None:
         self._locks: dict[str, Any] = {}

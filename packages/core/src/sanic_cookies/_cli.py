@@ -168,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Delete the expired sessions a store still holds, through the backend's "
         "cleanup() (Backend.cleanup), for stores that do not expire entries by themselves "
         "(PostgreSQL). Run it from cron, or rely on the backend's own periodic sweep. A store "
-        "with native expiry (Redis) has nothing to remove.",
+        "with native expiry (Redis, expires_entries_itself = True) has nothing to remove; a "
+        "backend that neither expires entries nor implements cleanup() is an error (exit 1).",
     )
     _add_backend_arguments(cleanup)
 
@@ -305,7 +306,17 @@ async def cleanup(backend: Backend, limit: float) -> int | None:
     finally:
         await _close(backend, limit)
     logger.info("cleanup on %s took %.1f ms", backend.label, ms)
-    return removed if isinstance(removed, int) and not isinstance(removed, bool) else None
+    if isinstance(removed, int) and not isinstance(removed, bool):
+        return removed
+    if not backend.expires_entries_itself:
+        # The no-op default on a store that keeps expired entries: saying "nothing to
+        # remove" would let a cron job report success while the store only grows.
+        raise CommandFailed(
+            f"{backend.label} does not expire sessions by itself (it does not declare "
+            "expires_entries_itself = True) and its cleanup() removed nothing (it returned "
+            f"{removed!r}): implement Backend.cleanup() to delete the expired entries"
+        )
+    return None
 
 
 async def check(backend: Backend, limit: float) -> list[tuple[str, float]]:

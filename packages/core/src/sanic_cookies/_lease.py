@@ -19,6 +19,12 @@ a random token per acquisition (the fence), polling with backoff until the
 acquire timeout, and first-come-first-served turns among the tasks of one
 process (`KeyTurns`): only the task whose turn it is polls the store, and a
 release hands the turn to the next task of this process at once.
+
+It also keeps its own deadline, on the library clock (`sanic_cookies.clock.now`):
+the lease is counted from just before the store call that granted or extended it,
+so the local deadline never falls after the store's. Past it, `extend` and the
+writes raise `LockLost` without asking the store, so a store primitive that checks
+the token but not the expiry still cannot let a late holder write.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from typing import Any, Protocol
 from ._backend import SessionLock, StoredSession
 from ._errors import LockLost, LockTimeout
 from ._turns import KeyTurns, Turn
-from .clock import monotonic
+from .clock import monotonic, now
 
 __all__ = ["LeaseLock", "LeaseStore"]
 
@@ -146,6 +152,8 @@ class LeaseLock(SessionLock):
         self._lease = lease
         self._token: str | None = None
         self._used = False
+        # When the lease ends on the library clock (set by acquire and extend).
+        self._deadline = 0.0
 
     @property
     def held(self) -> bool:
@@ -165,7 +173,10 @@ class LeaseLock(SessionLock):
             raise LockTimeout(f"Session lock not acquired within {self._timeout}s") from None
         try:
             delay = _FIRST_POLL
-            while not await self._store.try_lock(self._key, token, self._lease):
+            while True:
+                started = now()  # before the grant: the local lease ends no later
+                if await self._store.try_lock(self._key, token, self._lease):
+                    break
                 remaining = deadline - monotonic()
                 if remaining <= 0:
                     raise LockTimeout(f"Session lock not acquired within {self._timeout}s")
@@ -182,6 +193,7 @@ class LeaseLock(SessionLock):
             raise
         self._token = token
         self._turn = turn
+        self._deadline = started + self._lease
         try:
             return await self._store.load(self._key)
         except BaseException:
@@ -214,10 +226,13 @@ class LeaseLock(SessionLock):
         token = self._token
         if token is None:
             raise LockLost("This session lock is not held (never acquired, released or lost)")
+        await self._check_deadline(f"The session lock's lease ran out before extend({lease})")
+        started = now()
         if not await self._store.extend_lock(self._key, token, lease):
             self._token = None
             self._end_turn()
             raise LockLost(f"The session lock's lease ran out before extend({lease})")
+        self._deadline = started + lease
         if self._turn is not None:
             self._turn.extend(lease)
 
@@ -232,6 +247,7 @@ class LeaseLock(SessionLock):
         token = self._token
         if token is None:
             raise LockLost("This session lock is not held (never acquired, released or lost)")
+        await self._check_deadline("The session lock's lease ran out; nothing was written")
         # On an exception the lock stays ours to release (the caller's `release`).
         written = await self._store.write_if_locked(
             self._key, token, value, ttl, user_id=user_id, replace_only=replace_only
@@ -241,6 +257,16 @@ class LeaseLock(SessionLock):
         if written is None:
             raise LockLost("The session lock's lease ran out; nothing was written")
         return written
+
+    async def _check_deadline(self, message: str) -> None:
+        """Raise `LockLost(message)` if the lease ran out on the library clock."""
+        if now() < self._deadline:
+            return
+        # Give back our own (expired) entry so the next holder need not wait for the
+        # store to notice; `unlock` touches only this token's lock, never a successor's.
+        with contextlib.suppress(Exception):
+            await self.release()
+        raise LockLost(message)
 
     def _end_turn(self) -> None:
         turn, self._turn = self._turn, None

@@ -329,6 +329,8 @@ class SessionDict(MutableMapping[str, Any]):
     async def extend_lock(self, lease: float) -> None:
         """Extend the held lock's lease to `lease` seconds from now (for long handlers)."""
         if self._lock is None:
+            if self._in_block:
+                return  # a new session (no cookie yet): nobody else can know it, nothing locked
             raise RuntimeError("extend_lock() needs the session locked by `async with`.")
         await self._call("extend", self._lock.extend(lease))
 

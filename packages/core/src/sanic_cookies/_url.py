@@ -68,7 +68,7 @@ def parse_backend_url(
 
     Raises:
         ConfigurationError: The URL is malformed (no scheme, a bad port, an option
-            given twice in the query), an option is unknown, or a value does not
+            given twice in the query, an unencoded ``#``), an option is unknown, or a value does not
             convert to its option's type.
     """
     scheme, sep, _ = url.partition("://")
@@ -80,6 +80,13 @@ def parse_backend_url(
         port = parts.port
     except ValueError as exc:
         raise ConfigurationError(f"Malformed {where} URL: {exc}") from None
+    if "#" in url:
+        # Whatever follows a '#' is a fragment, silently dropped: a path or password
+        # containing one would be cut short without a word.
+        raise ConfigurationError(
+            f"A {where} URL cannot contain '#': percent-encode it as %23 (in a path, a "
+            "password, an option)"
+        )
     given: dict[str, Any] = {}
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
         if name in given:

@@ -61,6 +61,7 @@ class MemoryBackend(Backend):
     name: ClassVar[str] = "memory"
     supports_user_index: ClassVar[bool] = True
     per_process: ClassVar[bool] = True
+    expires_entries_itself: ClassVar[bool] = True  # the sweeper task drops expired entries
 
     def __init__(
         self, *, max_entries: int | None = DEFAULT_MAX_ENTRIES, sweep_interval: float = 60.0

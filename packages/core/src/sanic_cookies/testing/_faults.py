@@ -144,6 +144,7 @@ class FaultyBackend(Backend):
         # Backend, so an instance attribute shadows them per object.
         vars(self)["supports_user_index"] = inner.supports_user_index
         vars(self)["per_process"] = inner.per_process
+        vars(self)["expires_entries_itself"] = inner.expires_entries_itself
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -231,6 +232,10 @@ class FaultyBackend(Backend):
 
     async def close(self) -> None:
         await self._run("close", self.inner.close)
+
+    async def cleanup(self) -> int | None:
+        """The inner backend's sweep (no fault can be injected into it)."""
+        return await self.inner.cleanup()
 
     async def load(self, key: str) -> StoredSession | None:
         return await self._run("load", lambda: self.inner.load(key))

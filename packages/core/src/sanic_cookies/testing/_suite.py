@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
 import pytest
 import pytest_asyncio
 
-from sanic_cookies._backend import Backend
+from sanic_cookies._backend import Backend, SessionLock, StoredSession
 from sanic_cookies._discovery import backend_from_url
 from sanic_cookies._errors import LockLost, LockTimeout, UnsupportedOperation
 from sanic_cookies._ids import new_session_id, store_key
@@ -18,6 +20,8 @@ from sanic_cookies.clock import ManualClock, now
 
 from ._clock import wait_until
 from ._cross_process import CrossProcessTests
+from ._declarations import LEASE_DECLARATION_RULE, DeclarationTests
+from ._lapsed import LapsedLeaseTests
 from ._opened import opened
 from ._values import decode_stored, encode_value
 
@@ -29,7 +33,7 @@ def _key() -> str:
 
 
 @pytest.mark.asyncio
-class BackendConformance(CrossProcessTests):
+class BackendConformance(CrossProcessTests, LapsedLeaseTests, DeclarationTests):
     """The contract of `sanic_cookies.Backend`, as tests.
 
     Subclass it (as ``Test<Something>``) and implement `backend_url` (and
@@ -37,7 +41,8 @@ class BackendConformance(CrossProcessTests):
     each test's backend from them, with `sanic_cookies.backend_from_url`, in
     this process and, for the cross-process tests, in a second OS process that
     must reach the same store. Override `make_backend` only to build the
-    backend some other way (a per-process backend may implement it alone).
+    backend some other way (a per-process backend may implement it alone);
+    it may be a plain ``def`` or an ``async def``.
     Declare what the backend lacks with the class attributes below; the tests
     of a capability the backend declares missing check that it says so
     (`UnsupportedOperation`) instead of running.
@@ -53,9 +58,12 @@ class BackendConformance(CrossProcessTests):
     (SIGSTOP) past its lease. A per-process lock fails them, naming the
     cross-process rule.
 
+    Every failure of a rule the backend breaks names the rule (``rule: ...``).
+
     Attributes:
         lock_has_lease: The lock frees itself when its holder stops renewing it
-            (False for in-process locks, which die with their holder).
+            (False only for the in-process lock of a ``per_process = True``
+            backend, which dies with its holder; the suite fails it otherwise).
         ttl_resolution: Seconds of slack the store's expiry may take (a store
             that expires lazily or in whole seconds needs more).
         wait_limit: The most seconds a test waits for a server to expire a
@@ -90,12 +98,30 @@ class BackendConformance(CrossProcessTests):
         return {}
 
     async def make_backend(self) -> Backend:
-        """Return a fresh, unopened backend; by default built from `backend_url`."""
+        """Return a fresh, unopened backend; by default built from `backend_url`.
+
+        An override may be ``async def`` or a plain ``def``.
+        """
         return backend_from_url(self.backend_url(), **self.backend_options())
+
+    async def new_backend(self) -> Backend:
+        """`make_backend`'s backend (awaited if it is awaitable), unopened."""
+        made: Backend | Awaitable[Backend] = self.make_backend()
+        if inspect.isawaitable(made):
+            made = await made
+        if not isinstance(made, Backend):
+            pytest.fail(f"make_backend() must return a sanic_cookies.Backend, got {made!r}")
+        return made
+
+    @asynccontextmanager
+    async def opened_backend(self) -> AsyncIterator[Backend]:
+        """A new backend from `make_backend`, opened for the block (for your own tests too)."""
+        async with opened(await self.new_backend()) as backend:
+            yield backend
 
     @pytest_asyncio.fixture
     async def backend(self) -> AsyncIterator[Backend]:
-        async with opened(await self.make_backend()) as backend:
+        async with self.opened_backend() as backend:
             yield backend
 
     # -- load / save / delete -------------------------------------------------
@@ -197,7 +223,10 @@ class BackendConformance(CrossProcessTests):
     ) -> None:
         key = _key()
         await backend.save(key, encode_value(1), 0.5)
-        assert await backend.load(key) is not None
+        assert await backend.load(key) is not None, (
+            "A value saved with ttl=0.5 was gone at once (rule: TTLs are float seconds; "
+            "a store that counts whole seconds or milliseconds rounds them up, never down)"
+        )
         manual_clock.advance(0.5 + self.ttl_resolution)
         assert await self._gone(backend, key)
 
@@ -340,7 +369,7 @@ class BackendConformance(CrossProcessTests):
         manual_clock.advance(0.5 + self.ttl_resolution)
         # Waits (boundedly) for the lease to run out, however the store keeps it.
         alive = backend.lock(key, timeout=self.wait_limit, lease=10)
-        assert decode_stored(await alive.acquire()) == 1
+        assert decode_stored(await self._after_the_lease(alive, backend)) == 1
         await alive.save_and_release(encode_value(2), 60)
         # The dead holder wakes up: its fenced save must not overwrite the newer write.
         with pytest.raises(LockLost):
@@ -378,8 +407,8 @@ class BackendConformance(CrossProcessTests):
         stale = backend.lock(key, timeout=1, lease=0.5)
         await stale.acquire()
         # Taken by another holder once the lease ran out (acquire polls: no sleep).
-        other = backend.lock(key, timeout=0.5 + self.ttl_resolution + 10, lease=10)
-        await other.acquire()
+        other = backend.lock(key, timeout=self.wait_limit, lease=10)
+        await self._after_the_lease(other, backend)
         try:
             try:
                 await stale.extend(10)
@@ -397,15 +426,39 @@ class BackendConformance(CrossProcessTests):
         assert decode_stored(await backend.load(key)) == 2
         await stale.release()  # idempotent, harmless
 
+    async def _after_the_lease(self, lock: SessionLock, backend: Backend) -> StoredSession | None:
+        """Acquire `lock` of a key whose holder stopped; fail naming the lease rule."""
+        try:
+            return await lock.acquire()
+        except LockTimeout:
+            hint = (
+                " An in-process lock (LocalLock) has no lease: it is right only for a backend "
+                "that declares per_process = True, whose suite sets lock_has_lease = False."
+                if not backend.per_process
+                else " If the lock is in-process, set lock_has_lease = False in the suite."
+            )
+            pytest.fail(
+                "The lock of a holder that stopped with a 0.5s lease was still held "
+                f"{self.wait_limit:g}s later (rule: a lock has a lease: it frees "
+                f"itself once its holder stops renewing it).{hint} ({LEASE_DECLARATION_RULE})"
+            )
+
     # -- the user index ("log out everywhere") --------------------------------------
 
     async def test_user_index(self, backend: Backend) -> None:
         user = "user-" + secrets.token_hex(4)
         if not backend.supports_user_index:
-            with pytest.raises(UnsupportedOperation):
-                await backend.list_user_sessions(user)
-            with pytest.raises(UnsupportedOperation):
-                await backend.delete_user_sessions(user)
+            for name in ("list_user_sessions", "delete_user_sessions"):
+                try:
+                    await getattr(backend, name)(user)
+                except UnsupportedOperation:
+                    continue
+                pytest.fail(
+                    f"{backend.label} declares supports_user_index = False, but {name}() did not "
+                    "raise UnsupportedOperation (rule: a backend without a user index keeps "
+                    "Backend's defaults, which raise it; with working index methods, declare "
+                    "supports_user_index = True)"
+                )
             return
         a, b, c, other = _key(), _key(), _key(), _key()
         for key in (a, b, c):

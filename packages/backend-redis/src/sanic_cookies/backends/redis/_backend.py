@@ -120,6 +120,8 @@ class RedisBackend(Backend):
     name: ClassVar[str] = "redis"
     supports_user_index: ClassVar[bool] = True
     per_process: ClassVar[bool] = False
+    # Every key carries a TTL: Redis drops expired sessions itself; cleanup() has nothing to do.
+    expires_entries_itself: ClassVar[bool] = True
 
     # The user-index entry of a session is written to outlive the session by
     # this much (ms) beyond twice its TTL, so a session saved or touched again
