@@ -334,7 +334,7 @@ class AuthSession(Session):
 
     def _session_of(self, request: Request) -> SessionDict:
         sess = getattr(request.ctx, self.name, None)
-        if not isinstance(sess, SessionDict) or sess._session is not self:
+        if not isinstance(sess, SessionDict) or not sess.is_of(self):
             raise ConfigurationError(
                 f"request.ctx.{self.name} is missing: is this request served by the app "
                 f"this AuthSession is attached to?"
@@ -344,7 +344,7 @@ class AuthSession(Session):
     @contextlib.asynccontextmanager
     async def _locked(self, sess: SessionDict) -> AsyncIterator[SessionDict]:
         """The session under its lock: the handler's block if it holds one, else our own."""
-        if sess._in_block:
+        if sess.is_locked:
             yield sess
         else:
             async with sess:
@@ -392,7 +392,7 @@ class AuthSession(Session):
                 sess, user, uid, remember=remember, lifetime=lifetime, keep=keep_data, device=device
             )
         self._forget_user(request)
-        logger.info("session %s: login (remember=%s)", sess._log_id, remember)
+        logger.info("session %s: login (remember=%s)", sess.log_label, remember)
         # After the write when outside a block (the new key is listed and skipped); inside
         # one, before it (the old key is skipped and the new one counted all the same).
         await self._end_sessions_over_cap(uid, self._request_key(request))
@@ -456,7 +456,7 @@ class AuthSession(Session):
         async with self._locked(sess):
             sess.destroy()
         self._forget_user(request)
-        logger.info("session %s: logout", sess._log_id)
+        logger.info("session %s: logout", sess.log_label)
 
     # -- the current user ----------------------------------------------------------
 
@@ -469,7 +469,7 @@ class AuthSession(Session):
 
     async def _login_info(self, request: Request) -> AuthInfo | None:
         sess = self._session_of(request)
-        if sess._data is None:
+        if not sess.is_loaded:
             await sess.load()
         return sess.auth
 
