@@ -499,3 +499,24 @@ def test_redact_hides_passwords_only() -> None:
     assert redact("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
     assert redact("postgresql://u@h/db") == "postgresql://u@h/db"
     assert redact("memory://") == "memory://"
+
+
+def test_redact_hides_every_credential_option() -> None:
+    """Sentinel's own password, and any option named like a credential (review 18)."""
+    url = "redis+sentinel://:secret@s1:26379,s2:26379/sessions/0?sentinel_password=spass&db=0"
+    shown = redact(url)
+    assert "secret" not in shown and "spass" not in shown, shown
+    assert shown == "redis+sentinel://:***@s1:26379,s2:26379/sessions/0?sentinel_password=***&db=0"
+    shown = redact(
+        "postgresql://u@h/db?api_token=t0k&client_secret=c5&replica=postgresql://r:rp@h2/db"
+    )
+    assert not any(word in shown for word in ("t0k", "c5", "rp@")), shown
+    assert "api_token=***" in shown and "client_secret=***" in shown and "r:***@h2" in shown
+
+
+def test_check_does_not_print_the_sentinel_password(capsys: pytest.CaptureFixture[str]) -> None:
+    url = "redis+sentinel://:secret@127.0.0.1:1/nosuchservice/0?sentinel_password=spass"
+    code, out, err = run(capsys, "check", "--backend", url)
+    assert code != EXIT_OK  # no sentinel listens on port 1
+    assert "s1" not in out and "127.0.0.1:1" in out + err, (out, err)
+    assert "spass" not in out + err and "secret" not in out + err

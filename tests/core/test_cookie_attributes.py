@@ -301,3 +301,19 @@ async def test_bad_backend_raises_at_server_start(backend: Any, message: str) ->
 
     with pytest.raises(ConfigurationError, match=message):
         await get(app, "/")
+
+
+async def test_settings_set_to_none_mean_not_given() -> None:
+    # configuration.md: "None: this default", as for arguments (review 14, item 5).
+    app = new_app()
+    app.config.SESSION_SAMESITE = None
+    app.config.SESSION_EXPIRY = None
+    app.config.SESSION_SECURE = None
+    app.config.SESSION_MAX_SIZE = None  # None turns this one off, as documented
+    session = Session(app)
+    add_standard_routes(app)
+    (header,) = set_cookie_headers(await get(app, "/set?a=1"))
+    _, _, attrs = parse_set_cookie(header)
+    assert attrs["samesite"] == "Lax" and "secure" in attrs
+    assert attrs["max-age"] == str(30 * 86400)
+    assert session.config.max_size is None

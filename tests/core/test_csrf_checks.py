@@ -71,6 +71,17 @@ CASES: list[tuple[str, dict[str, str], bool]] = [
     ("origin-wildcard-not-apex", {"origin": "https://example.org"}, False),
     ("origin-wildcard-lookalike", {"origin": "https://evilexample.org"}, False),
     ("origin-trusted-wrong-scheme", {"origin": "http://partner.example"}, False),
+    # Review 17, I1: a trusted wildcard matches whole host labels of a strict origin only.
+    ("wildcard-path-trick", {"origin": "https://x.evil.com/.example.org"}, False),
+    ("wildcard-query-trick", {"origin": "https://x.evil.com?.example.org"}, False),
+    ("wildcard-fragment-trick", {"origin": "https://x.evil.com#.example.org"}, False),
+    ("wildcard-literal-star", {"origin": "https://*.example.org"}, False),
+    ("wildcard-empty-label", {"origin": "https://.example.org"}, False),
+    ("wildcard-userinfo", {"origin": "https://evil.com@a.example.org"}, False),
+    ("wildcard-other-port", {"origin": "https://a.example.org:8443"}, False),
+    ("referer-userinfo-trick", {**HTTPS, "referer": "https://evil.com\\@x.example.org/"}, False),
+    ("referer-userinfo-exact", {**HTTPS, "referer": "https://evil.com@partner.example/"}, False),
+    ("referer-trusted-wildcard", {**HTTPS, "referer": "https://a.example.org/p"}, True),
     ("sfs-same-origin", {"sec-fetch-site": "same-origin"}, True),
     ("sfs-none", {"sec-fetch-site": "none"}, True),
     ("sfs-same-site", {"sec-fetch-site": "same-site", "origin": f"http://a.{HOST}"}, False),
@@ -101,13 +112,40 @@ async def test_origin_rules(headers: dict[str, str], passes: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["partner.example", "https://", "ftp://x.example", "https://a.example/path", 3]
+    "bad",
+    [
+        "partner.example",
+        "https://",
+        "ftp://x.example",
+        "https://a.example/path",
+        "https://a.example?q",
+        "https://user@a.example",
+        "https://*.",
+        "https://-a.example",
+        3,
+    ],
 )
 def test_a_malformed_trusted_origin_is_a_configuration_error(bad: Any) -> None:
     with pytest.raises(ConfigurationError, match="trusted origin"):
         CSRFProtect(trusted_origins=[bad])
     with pytest.raises(ConfigurationError, match="list of origins"):
         CSRFProtect(trusted_origins="https://a.example")
+
+
+@pytest.mark.parametrize(
+    ("idn", "ascii_form"),
+    [
+        ("https://bücher.example", "https://xn--bcher-kva.example"),
+        ("https://*.bücher.example:8443", "https://*.xn--bcher-kva.example:8443"),
+    ],
+)
+def test_an_internationalized_trusted_origin_suggests_its_ascii_form(
+    idn: str, ascii_form: str
+) -> None:
+    with pytest.raises(ConfigurationError, match="trusted origin") as caught:
+        CSRFProtect(trusted_origins=[idn])
+    assert f"'{ascii_form}'" in str(caught.value)
+    CSRFProtect(trusted_origins=[ascii_form])  # the suggestion is accepted
 
 
 def test_trusted_origins_from_app_config() -> None:
@@ -262,3 +300,66 @@ async def test_multipart_forms_carry_the_token_and_bad_bodies_are_refused_not_50
             "/plain", headers={"cookie": cookie, "content-type": content_type}, content=body
         )
         assert response.status == 403, content_type
+
+
+def route_app(*, protector: bool, above: bool) -> Sanic[Any, Any]:
+    """One POST route with @csrf_protect above or below @app.post (review 17, F2)."""
+    app: Sanic[Any, Any] = Sanic(f"order_{uuid.uuid4().hex}")
+    Session(app, secure=False)
+    if protector:
+        CSRFProtect(app, protect_all=False)
+
+    async def handler(request: Request) -> HTTPResponse:
+        return text("handler ran")
+
+    if above:
+        csrf_protect(app.post("/p")(handler))
+    else:
+        app.post("/p")(csrf_protect(handler))
+    return app
+
+
+@pytest.mark.parametrize("above", [False, True], ids=["below-route", "above-route"])
+async def test_csrf_protect_protects_in_either_order(above: bool) -> None:
+    app = route_app(protector=True, above=above)
+    assert await status(app, "POST", "/p") == 403
+
+
+async def test_csrf_protect_above_the_route_without_csrfprotect_refuses_to_start() -> None:
+    app = route_app(protector=False, above=True)
+    with pytest.raises(ConfigurationError, match=r"@csrf_protect on .*handler needs CSRFProtect"):
+        await app.asgi_client.post("/p")
+
+
+async def test_csrf_protect_below_the_route_without_csrfprotect_is_a_500() -> None:
+    app = route_app(protector=False, above=False)
+    assert await status(app, "POST", "/p") == 500
+
+
+async def test_a_streaming_route_takes_the_header_not_the_form_field() -> None:
+    # docs/csrf.md (review 17, I6): the body of a stream=True route is not parsed when
+    # the check runs, so the form field is not seen there; the header works.
+    app: Sanic[Any, Any] = Sanic(f"stream_{uuid.uuid4().hex}")
+    Session(app, secure=False)
+    CSRFProtect(app)
+
+    @app.get("/form")
+    async def form(request: Request) -> HTTPResponse:
+        return text(await csrf_token(request))
+
+    @app.post("/upload", stream=True)
+    async def upload(request: Request) -> HTTPResponse:
+        while await request.stream.read() is not None:  # type: ignore[union-attr]
+            pass
+        return text("uploaded")
+
+    _, page = await app.asgi_client.get("/form")
+    cookie = page.headers["set-cookie"].split(";")[0]
+    _, by_field = await app.asgi_client.post(
+        "/upload", data={"csrf_token": page.text}, headers={"cookie": cookie}
+    )
+    assert by_field.status == 403
+    _, by_header = await app.asgi_client.post(
+        "/upload", data={"a": "1"}, headers={"cookie": cookie, "x-csrf-token": page.text}
+    )
+    assert (by_header.status, by_header.text) == (200, "uploaded")

@@ -8,8 +8,10 @@ the prose and tables. Claims covered by other tests are listed at the end, with 
 from __future__ import annotations
 
 import asyncio
+import base64
 import inspect
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -150,6 +152,37 @@ async def test_plain_access_on_redis_without_autoload_is_a_500_naming_both_fixes
     assert "SESSION_AUTOLOAD = True" in caplog.text
 
 
+@pytest.mark.parametrize("autoload", [False, True])
+async def test_plain_access_on_cookie_with_a_redis_revocation_store_needs_autoload(
+    autoload: bool, redis_url: str, redis_key_prefix: str
+) -> None:
+    # migrating.md and backend-cookie.md: such a cookie:// session is like Redis for plain
+    # access; without autoload even a first visit with no cookie is a 500.
+    app = Sanic(f"plain_cookie_{uuid.uuid4().hex}")
+    app.config.SESSION_KEYS = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    revocation = f"{redis_url}?prefix={redis_key_prefix}{uuid.uuid4().hex}:"
+    Session(
+        app,
+        backend="cookie://",
+        backend_options={"revocation": revocation},
+        warn_lock=False,
+        autoload=autoload,
+    )
+
+    @app.get("/")
+    async def index(request: Request) -> HTTPResponse:
+        request.ctx.session["visits"] = request.ctx.session.get("visits", 0) + 1
+        return text(str(request.ctx.session["visits"]))
+
+    browser = Browser()
+    first = await _get(app, browser, "/")  # no cookie yet
+    if not autoload:
+        assert first.status == 500
+        return
+    assert first.text == "1"
+    assert (await _get(app, browser, "/")).text == "2"
+
+
 def test_is_modified_and_session_name_exist() -> None:
     assert isinstance(inspect.getattr_static(SessionDict, "is_modified"), property)
     session = Session(Sanic("named"), session_name="my_1st_sess")
@@ -273,7 +306,7 @@ def _cookie_app(name: str, **options: Any) -> Sanic[Any, Any]:
 
 @pytest.mark.parametrize("revocation", [False, True])
 async def test_cookie_logout_without_and_with_a_revocation_store(revocation: bool) -> None:
-    options = {"revocation": "memory://"} if revocation else {}
+    options = {"revocation": "memory://", "single_process": True} if revocation else {}
     app = _cookie_app(f"cookie_logout_{revocation}", **options)
     browser = Browser()
     await _get(app, browser, "/set")

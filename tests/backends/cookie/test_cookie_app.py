@@ -96,7 +96,9 @@ async def test_session_keys_never_reach_a_server_side_backend() -> None:
 
 
 async def test_revocation_from_backend_options() -> None:
-    app = config_app([new_key()], SESSION_BACKEND_OPTIONS={"revocation": "memory://"})
+    app = config_app(
+        [new_key()], SESSION_BACKEND_OPTIONS={"revocation": "memory://", "single_process": True}
+    )
     async with serve(app) as client:
         token = (await client.request("GET", "/mark", params={"m": "x"})).cookie()
         assert token
@@ -199,7 +201,7 @@ def revocation(request: pytest.FixtureRequest) -> Backend:
 
 
 async def test_login_rotates_and_revokes_the_anonymous_token(revocation: Backend) -> None:
-    app = build_app(CookieBackend(keys=[new_key()], revocation=revocation))
+    app = build_app(CookieBackend(keys=[new_key()], revocation=revocation, single_process=True))
     async with serve(app) as client:
         anonymous = (await client.request("GET", "/mark", params={"m": "cart"})).cookie()
         assert anonymous
@@ -213,7 +215,7 @@ async def test_login_rotates_and_revokes_the_anonymous_token(revocation: Backend
 
 
 async def test_cookie_replayed_after_logout_is_anonymous(revocation: Backend) -> None:
-    app = build_app(CookieBackend(keys=[new_key()], revocation=revocation))
+    app = build_app(CookieBackend(keys=[new_key()], revocation=revocation, single_process=True))
     async with serve(app) as client:
         await client.request("GET", "/whoami")
         first = (await client.request("GET", "/mark", params={"m": "a"})).cookie()
@@ -233,7 +235,7 @@ async def test_cookie_replayed_after_logout_is_anonymous(revocation: Backend) ->
 
 
 async def test_logout_with_a_stale_copy_ends_the_newer_tokens_too(revocation: Backend) -> None:
-    app = build_app(CookieBackend(keys=[new_key()], revocation=revocation))
+    app = build_app(CookieBackend(keys=[new_key()], revocation=revocation, single_process=True))
     async with serve(app) as client:
         stale = (await client.request("POST", "/login", None, params={"user": "cy"})).cookie()
         newer = (await client.request("GET", "/mark", stale, params={"m": "x"})).cookie()
@@ -258,7 +260,11 @@ class _DownStore(MemoryBackend):
 
 
 async def test_revocation_store_down_answers_503_not_a_session() -> None:
-    app = build_app(CookieBackend(keys=[new_key()], revocation=_DownStore(max_entries=None)))
+    app = build_app(
+        CookieBackend(
+            keys=[new_key()], revocation=_DownStore(max_entries=None), single_process=True
+        )
+    )
     async with serve(app) as client:
         token = (await client.request("GET", "/mark", params={"m": "x"})).cookie()
         assert token

@@ -92,8 +92,42 @@ def test_degenerate_keys_are_refused(raw: bytes) -> None:
     assert "python -m sanic_cookies keygen" in message
 
 
-def test_a_key_with_enough_distinct_bytes_is_accepted() -> None:
-    assert CookieBackend(keys=[_key_of(bytes(range(16)) * 2)])
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        (b"ThisIsMySecretKeyForTheCookies!!", "printable ASCII"),
+        (b"abcdefghijklmnopqrstuvwxyz012345", "printable ASCII"),
+        (bytes(range(32)), "count up by a fixed step"),
+        (bytes((200 + 7 * i) % 256 for i in range(32)), "count up by a fixed step"),
+        (bytes(range(128, 144)) * 2, "repeat a pattern of 16 bytes"),
+    ],
+    ids=["passphrase", "alphabet", "counter", "stride", "period-16"],
+)
+def test_hand_made_keys_are_refused(raw: bytes, why: str) -> None:
+    # Review of issue 13 (F3): each has 16+ distinct bytes, so the distinct-byte count
+    # alone let it through.
+    with pytest.raises(ConfigurationError) as caught:
+        CookieBackend(keys=[new_key(), _key_of(raw)])
+    message = str(caught.value)
+    assert "SESSION_KEYS[1]" in message and why in message and "not random" in message
+    assert "python -m sanic_cookies keygen" in message
+    assert _key_of(raw) not in message
+
+
+def test_the_review_keys_are_refused() -> None:
+    for raw in (
+        b"ThisIsMySecretKeyForTheCookies!!",
+        b"0123456789abcdef" * 2,
+        bytes(range(32)),
+        b"abcdefghijklmnopqrstuvwxyz012345",
+    ):
+        with pytest.raises(ConfigurationError, match="keygen"):
+            CookieBackend(keys=[_key_of(raw)])
+
+
+def test_random_keys_are_accepted() -> None:
+    for _ in range(2000):
+        assert CookieBackend(keys=[new_key()])
 
 
 def test_a_44_character_key_that_is_not_base64_says_so() -> None:
@@ -122,7 +156,9 @@ def test_from_url() -> None:
     backend = backend_from_url("cookie://", keys=[new_key()])
     assert isinstance(backend, CookieBackend)
     assert backend.revocation is None
-    with_list = backend_from_url("COOKIE://", keys=[new_key()], revocation="memory://")
+    with_list = backend_from_url(
+        "COOKIE://", keys=[new_key()], revocation="memory://", single_process=True
+    )
     assert isinstance(with_list, CookieBackend)
     assert isinstance(with_list.revocation, MemoryBackend)
 
@@ -147,7 +183,9 @@ def test_revocation_must_be_a_server_side_backend() -> None:
 
 def test_a_memory_revocation_store_is_never_capped() -> None:
     """A full memory store drops entries; a dropped revocation would un-revoke its cookie."""
-    backend = CookieBackend(keys=[new_key()], revocation="memory://?sweep_interval=5")
+    backend = CookieBackend(
+        keys=[new_key()], revocation="memory://?sweep_interval=5", single_process=True
+    )
     assert isinstance(backend.revocation, MemoryBackend)
     assert backend.revocation.max_entries is None
     for capped in (MemoryBackend(), "memory://?max_entries=1000"):

@@ -39,7 +39,9 @@ class _Keys(ClientSideBackendConformance):
 
 class TestCookieWithMemoryRevocation(_Keys):
     async def make_backend(self) -> ClientSideBackend:
-        return CookieBackend(keys=self._keys(), revocation=MemoryBackend(max_entries=None))
+        return CookieBackend(
+            keys=self._keys(), revocation=MemoryBackend(max_entries=None), single_process=True
+        )
 
 
 class TestCookieWithoutRevocation(_Keys):
@@ -57,7 +59,9 @@ class TestCookieWithoutRevocation(_Keys):
 
 class TestCookieFromUrlWithRevocationUrl(_Keys):
     async def make_backend(self) -> ClientSideBackend:
-        return backend_from_url("cookie://", keys=self._keys(), revocation="memory://")  # type: ignore[return-value]
+        return backend_from_url(
+            "cookie://", keys=self._keys(), revocation="memory://", single_process=True
+        )  # type: ignore[return-value]
 
 
 @pytest.mark.redis

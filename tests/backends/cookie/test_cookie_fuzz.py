@@ -85,7 +85,11 @@ async def _login(client: Client, user: str, marker: str) -> str:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def corpus() -> AsyncIterator[Corpus]:
     retired, old, new, foreign = new_key(), new_key(), new_key(), new_key()
-    app = build_app(CookieBackend(keys=[new, old], revocation=MemoryBackend(max_entries=None)))
+    app = build_app(
+        CookieBackend(
+            keys=[new, old], revocation=MemoryBackend(max_entries=None), single_process=True
+        )
+    )
     async with serve(app) as client:
         corpus = Corpus(client)
         # Live sessions: each with its own marker; some logged in; some under the old key.

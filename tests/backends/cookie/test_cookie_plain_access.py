@@ -29,7 +29,8 @@ async def test_plain_access_on_the_cookie_backend_needs_no_setting() -> None:
 async def test_plain_access_with_an_in_memory_revocation_list() -> None:
     await check_plain_access(
         lambda **settings: plain_access_app(
-            _cookie_backend(revocation=MemoryBackend(max_entries=None)), **settings
+            _cookie_backend(revocation=MemoryBackend(max_entries=None), single_process=True),
+            **settings,
         )
     )
 
@@ -43,20 +44,22 @@ class _Networked(MemoryBackend):
 
 
 async def test_a_networked_revocation_list_needs_autoload() -> None:
-    backend = _cookie_backend(revocation=_Networked(max_entries=None))
+    backend = _cookie_backend(revocation=_Networked(max_entries=None), single_process=True)
     assert not backend.loads_now
     token = await backend.encode_cookie(b"x", 60)
     with pytest.raises(UnsupportedOperation):
         backend.decode_cookie_now(token)
     await check_plain_access(
         lambda **settings: plain_access_app(
-            _cookie_backend(revocation=_Networked(max_entries=None)), autoload=True, **settings
+            _cookie_backend(revocation=_Networked(max_entries=None), single_process=True),
+            autoload=True,
+            **settings,
         )
     )
 
 
 async def test_decode_cookie_now_agrees_with_decode_cookie() -> None:
-    backend = _cookie_backend(revocation=MemoryBackend(max_entries=None))
+    backend = _cookie_backend(revocation=MemoryBackend(max_entries=None), single_process=True)
     assert backend.loads_now
     token = await backend.encode_cookie(b"value", 60)
     assert backend.decode_cookie_now(token) == await backend.decode_cookie(token)

@@ -36,6 +36,7 @@ from sanic_cookies import (
     AuthSession,
     Backend,
     ConfigurationError,
+    Session,
     UnsupportedOperation,
     backend_from_url,
 )
@@ -285,6 +286,30 @@ async def test_auth_session_without_revocation_refuses_to_start() -> None:
     assert "allow_logged_out_cookie_replay" in message
 
 
+async def test_the_refusal_names_the_auth_sessions_own_options_and_following_it_works() -> None:
+    # The 0.4 several-sessions shape: a plain Session on memory next to an AuthSession on
+    # cookie://. SESSION_BACKEND_OPTIONS would reach the memory backend too, so the hint
+    # names the AuthSession's own setting (review 14, item 4).
+    app, _ = auth_app("cookie://", SESSION_KEYS=[new_key()])
+    Session(app, secure=False)
+    with pytest.raises(ConfigurationError) as caught:
+        async with serve(app):
+            pass
+    assert "AUTH_SESSION_BACKEND_OPTIONS = {'revocation'" in str(caught.value)
+    app, _ = auth_app(
+        "cookie://",
+        SESSION_KEYS=[new_key()],
+        AUTH_SESSION_BACKEND_OPTIONS={
+            "revocation": "memory://?max_entries=none",
+            "single_process": True,
+        },
+    )
+    Session(app, secure=False)
+    async with serve(app) as client:
+        login = await client.raw("POST", "/login?user=ann", {})
+        assert login.status == 200
+
+
 async def test_the_same_from_the_documented_configuration() -> None:
     app, _ = auth_app(None, SESSION_BACKEND="cookie://", SESSION_KEYS=[new_key()])
     with pytest.raises(ConfigurationError, match="without a revocation store"):
@@ -336,7 +361,9 @@ def _redis_revocation(request: pytest.FixtureRequest) -> Backend:
 
 @pytest.mark.parametrize("kind", ["auth", "plain"])
 async def test_a_per_process_revocation_store_is_refused_under_several_workers(kind: str) -> None:
-    backend = CookieBackend(keys=[new_key()], revocation=MemoryBackend(max_entries=None))
+    backend = CookieBackend(
+        keys=[new_key()], revocation=MemoryBackend(max_entries=None), single_process=True
+    )
     app = auth_app(backend)[0] if kind == "auth" else build_app(backend)
     app.state.workers = 2
     with pytest.raises(ConfigurationError) as caught:
@@ -347,7 +374,11 @@ async def test_a_per_process_revocation_store_is_refused_under_several_workers(k
 
 
 async def test_a_per_process_revocation_store_is_fine_with_one_worker() -> None:
-    app, _ = auth_app(CookieBackend(keys=[new_key()], revocation=MemoryBackend(max_entries=None)))
+    app, _ = auth_app(
+        CookieBackend(
+            keys=[new_key()], revocation=MemoryBackend(max_entries=None), single_process=True
+        )
+    )
     app.state.workers = 1
     async with serve(app) as plain:
         assert await AuthClient(plain).login("ann")
@@ -375,7 +406,7 @@ def revocation(request: pytest.FixtureRequest) -> Backend:
 
 
 async def test_logout_is_final_with_a_revocation_store(revocation: Backend) -> None:
-    app, _ = auth_app(CookieBackend(keys=[new_key()], revocation=revocation))
+    app, _ = auth_app(CookieBackend(keys=[new_key()], revocation=revocation, single_process=True))
     async with serve(app) as plain:
         client = AuthClient(plain)
         token = await client.login("eve")
@@ -385,7 +416,7 @@ async def test_logout_is_final_with_a_revocation_store(revocation: Backend) -> N
 
 
 async def test_logout_everywhere_ends_every_copy_of_every_session(revocation: Backend) -> None:
-    app, _ = auth_app(CookieBackend(keys=[new_key()], revocation=revocation))
+    app, _ = auth_app(CookieBackend(keys=[new_key()], revocation=revocation, single_process=True))
     async with serve(app) as plain:
         client = AuthClient(plain)
         alice = [await client.login("alice") for _ in range(3)]
@@ -401,7 +432,7 @@ async def test_logout_everywhere_ends_every_copy_of_every_session(revocation: Ba
 
 
 async def test_logout_everywhere_can_keep_the_current_session(revocation: Backend) -> None:
-    app, _ = auth_app(CookieBackend(keys=[new_key()], revocation=revocation))
+    app, _ = auth_app(CookieBackend(keys=[new_key()], revocation=revocation, single_process=True))
     async with serve(app) as plain:
         client = AuthClient(plain)
         alice = [await client.login("alice") for _ in range(3)]
@@ -414,7 +445,7 @@ async def test_logout_everywhere_can_keep_the_current_session(revocation: Backen
 
 
 async def test_listing_a_users_cookie_sessions_is_unsupported(revocation: Backend) -> None:
-    app, _ = auth_app(CookieBackend(keys=[new_key()], revocation=revocation))
+    app, _ = auth_app(CookieBackend(keys=[new_key()], revocation=revocation, single_process=True))
     async with serve(app) as plain:
         client = AuthClient(plain)
         token = await client.login("alice")

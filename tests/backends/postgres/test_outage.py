@@ -118,3 +118,40 @@ async def test_database_down_at_start_up_does_not_stop_the_app(
         if not cluster.running():
             await asyncio.to_thread(cluster.start)
     assert await _table_exists(cluster, table)  # created on the first request that got through
+
+
+@pytest.mark.parametrize("kind", ["asyncpg"])
+async def test_a_0_4_table_found_after_start_up_answers_503_until_fixed(
+    kind: str, cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The database is down at start-up, then comes back with sanic-cookies 0.4's table
+    # (review 14, item 8): a store that cannot serve, so 503 with one ERROR line naming
+    # the table and the fix, never a 500; renaming the table fixes it without a restart.
+    table = f"old_{kind}"
+    app, _ = session_app(backend=_backend(kind, cluster, table), warn_lock=False)
+    await asyncio.to_thread(cluster.stop)
+    try:
+        async with served(app) as client:  # start-up with the database down
+            await asyncio.to_thread(cluster.start)
+            conn = await asyncpg.connect(cluster.dsn, timeout=5)
+            try:
+                await conn.execute(
+                    f"CREATE TABLE {table} (created_at timestamp NOT NULL, expires_at timestamp,"
+                    f" sid varchar PRIMARY KEY, val varchar)"
+                )
+                caplog.clear()
+                response = await _get(client, "/set?a=1")
+                assert response.status_code == 503, response.text
+                errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+                assert any(
+                    table in m and "sanic-cookies 0.4" in m and "python -m sanic_cookies ddl" in m
+                    for m in errors
+                ), errors
+                await conn.execute(f"ALTER TABLE {table} RENAME TO {table}_0_4")
+            finally:
+                await conn.close()
+            response = await _get(client, "/set?a=1")  # created now (create_table=True)
+            assert response.status_code == 200, response.text
+    finally:
+        if not cluster.running():
+            await asyncio.to_thread(cluster.start)

@@ -85,8 +85,11 @@ class Scenario:
 
     lagging: bool
     min_replicas: int
+    switchover: bool = False
 
     def __str__(self) -> str:
+        if self.switchover:
+            return f"SENTINEL FAILOVER switchover, min_replicas={self.min_replicas}"
         lag = "lagging replica" if self.lagging else "replica in sync"
         return f"{lag}, min_replicas={self.min_replicas}"
 
@@ -95,7 +98,18 @@ SCENARIOS = [
     pytest.param(Scenario(lagging=False, min_replicas=0), id="kill"),
     pytest.param(Scenario(lagging=True, min_replicas=0), id="lagging"),
     pytest.param(Scenario(lagging=True, min_replicas=1), id="lagging-min_replicas"),
+    # The review-18 scenario: a routine switchover, both servers alive throughout.
+    pytest.param(Scenario(lagging=False, min_replicas=0, switchover=True), id="switchover"),
+    pytest.param(
+        Scenario(lagging=False, min_replicas=1, switchover=True), id="switchover-min_replicas"
+    ),
 ]
+# A switchover may lose only increments acknowledged this soon after the
+# SENTINEL FAILOVER command: the leading sentinel names the new master within
+# about a second of the promotion, and the backend's MasterWatch polls every
+# 0.25 s. Before the watch, every write until the old master was turned into a
+# replica (seconds later) was lost.
+SWITCHOVER_WINDOW = 2.0
 # Responses (any status) the load gets while the replica is frozen, before the kill.
 DURING_LAG = 40
 
@@ -179,16 +193,33 @@ async def test_master_killed_under_load(
                         deadline,
                     )
                 killed_at = time.monotonic()
-                await asyncio.to_thread(group.kill_master)
+                if scenario.switchover:
+                    await asyncio.to_thread(
+                        cli, group.sentinels[0].port, "SENTINEL", "FAILOVER", "sctmaster"
+                    )
+                else:
+                    await asyncio.to_thread(group.kill_master)
                 if scenario.lagging:
                     os.kill(replica.pid, signal.SIGCONT)
-                if scenario.min_replicas:
+                settled = killed_at
+                if scenario.switchover:
+                    # The loss shows only once a sentinel turns the old master into a
+                    # replica (its resync drops what it took after the promotion).
+                    old = group.master.port
+                    await until(group.failed_over, "the switchover", deadline)
+                    await until(
+                        lambda: info(old, "replication").get("role") == "slave",
+                        "the old master to become a replica",
+                        deadline,
+                    )
+                    settled = time.monotonic()
+                if scenario.min_replicas and not scenario.switchover:
                     # The promoted replica has no replica of its own: bring the old
                     # master back (empty: no persistence) as its replica.
                     await until(group.failed_over, "the failover", deadline)
                     await asyncio.to_thread(group.rejoin_old_master)
                 while True:
-                    done = oks_after(killed_at)
+                    done = oks_after(settled)
                     if len(done) == SESSIONS and min(done.values()) >= AFTER:
                         break
                     if time.monotonic() > deadline:
@@ -242,10 +273,21 @@ async def test_master_killed_under_load(
     assert spread is not None
     # A lock taken on the dead master and replicated lapses after the lease; a
     # waiter then needs at most its lock timeout more. Anything beyond is stuck.
-    assert spread <= LEASE + LOCK_TIMEOUT + 2.0, (stuck, first_ok)
+    if not (scenario.switchover and scenario.min_replicas):
+        assert spread <= LEASE + LOCK_TIMEOUT + 2.0, (stuck, first_ok)
+    # (A switchover under min_replicas=1 answers 503 until Sentinel turns the old
+    # master into the new one's replica, ~11 s here: the new master has no replica
+    # to acknowledge writes before that. That is refusal, not a stuck lock.)
     if scenario.lagging and not scenario.min_replicas:
         # What the frozen replica missed is gone: the count above sees it.
         assert lost > 0
+    if scenario.switchover and not scenario.min_replicas:
+        # Writes reach the old master only until a MasterWatch poll sees the new one.
+        window = sum(
+            o.status == 200 and killed_at <= o.ended <= killed_at + SWITCHOVER_WINDOW
+            for o in outcomes
+        )
+        assert lost <= window, (lost, window)
     if scenario.min_replicas:
         # A 200 meant the replica had the write, and that replica became the master.
         assert lost == 0

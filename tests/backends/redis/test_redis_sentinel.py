@@ -19,6 +19,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection, SSLConnection
 from redis.asyncio.sentinel import SentinelManagedConnection, SentinelManagedSSLConnection
+from redis_procs import free_port
 from sentinel_procs import SentinelGroup
 
 from sanic_cookies import BackendUnavailable, ConfigurationError
@@ -244,3 +245,45 @@ async def test_sentinel_client_closes_its_sentinel_connections(
     for client in sentinel.sentinels:
         assert not client.connection_pool._in_use_connections
         assert all(c._reader is None for c in client.connection_pool._available_connections)
+
+
+# -- start-up mistakes (review 18) -------------------------------------------------
+
+
+async def test_an_unknown_service_name_fails_the_start(sentinel_group: SentinelGroup) -> None:
+    url = sentinel_group.url().replace("/sctmaster/", "/no-such-service/")
+    backend = RedisBackend.from_url(url, prefix="sctest:nosuch:")
+    try:
+        with pytest.raises(ConfigurationError, match="no service named 'no-such-service'"):
+            await backend.open()
+    finally:
+        await backend.close()
+
+
+async def test_a_sentinel_password_the_sentinels_refuse_fails_the_start(
+    sentinel_group: SentinelGroup,
+) -> None:
+    # These sentinels have only the default user: AUTH as another is refused (WRONGPASS),
+    # exactly as a wrong sentinel_password is.
+    backend = RedisBackend.from_url(
+        sentinel_group.url() + "?sentinel_username=nobody&sentinel_password=wrong",
+        prefix="sctest:auth:",
+    )
+    try:
+        with pytest.raises(ConfigurationError, match="refused the credentials"):
+            await backend.open()
+    finally:
+        await backend.close()
+
+
+async def test_unreachable_sentinels_start_with_one_short_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"redis+sentinel://127.0.0.1:{free_port()},127.0.0.1:{free_port()}/sctmaster/0"
+    backend = RedisBackend.from_url(url, prefix="sctest:unreachable:")
+    try:
+        await backend.open()  # the app starts; requests answer 503 until a sentinel answers
+    finally:
+        await backend.close()
+    lines = [r.getMessage() for r in caplog.records if "unreachable at start-up" in r.getMessage()]
+    assert len(lines) == 1 and len(lines[0]) < 400, lines

@@ -85,7 +85,9 @@ def _cookie_backend() -> Backend:
     from sanic_cookies.backends.memory import MemoryBackend
 
     key = base64.urlsafe_b64encode(os.urandom(32)).decode()
-    return CookieBackend(keys=[key], revocation=MemoryBackend(max_entries=None))
+    return CookieBackend(
+        keys=[key], revocation=MemoryBackend(max_entries=None), single_process=True
+    )
 
 
 @pytest.fixture(params=list(AUTH_BACKENDS))

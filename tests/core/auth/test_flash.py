@@ -119,6 +119,28 @@ async def test_concurrent_flashes_are_all_kept(
     assert sorted(shown) == sorted(["first", *(f"m{i}" for i in range(12))])
 
 
+@pytest.mark.parametrize("auth_backend", ["client-side", "cookie"], indirect=True)
+async def test_client_side_sessions_lose_races_and_replay_old_cookies(
+    auth_backend: Backend | str,
+) -> None:
+    # What docs/flash.md and docs/backend-cookie.md say of a session kept in the cookie
+    # (review 17, F1): two requests that start from the same cookie each answer with
+    # their own new cookie, and the browser keeps one, so the other's message is lost;
+    # and a cookie kept from before the messages were shown shows them again.
+    app, _ = build_web_app(auth_backend)
+    browser = Browser(app)
+    await post(browser, "/flash", msg="first")
+    before = browser.clone()  # the same cookie, taken before the next two requests
+    racer = browser.clone()
+    await post(browser, "/flash", msg="a")
+    await post(racer, "/flash", msg="b")  # started from the same cookie as "a"
+    assert [m for _, m in (await racer.get("/notices")).json] == ["first", "b"]  # "a" lost
+    assert [m for _, m in (await browser.get("/notices")).json] == ["first", "a"]
+    assert (await browser.get("/notices")).json == []
+    # The older cookie still holds "first": shown a second time.
+    assert [m for _, m in (await before.get("/notices")).json] == ["first"]
+
+
 async def test_bad_messages_are_refused_before_touching_the_session() -> None:
     app: Sanic[Any, Any] = Sanic(f"flash_{uuid.uuid4().hex}")
     Session(app)

@@ -239,6 +239,8 @@ async def test_current_user_costs_at_most_one_store_round_trip() -> None:
         ({"id": 1}, {"duration": "60"}, ValueError),
         ({"id": 1}, {"duration": math.inf}, ValueError),
         ({"id": 1}, {"duration": math.nan}, ValueError),
+        ({"id": 1}, {"duration": 1000 * 86400}, ValueError),  # past 400 days (review F4)
+        ({"id": 1}, {"duration": 400 * 86400 + 1}, ValueError),
         ({"id": 1}, {"remember": "yes"}, ValueError),
         ({"id": 1, "when": object()}, {}, SessionSerializationError),
     ],

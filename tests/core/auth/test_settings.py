@@ -55,6 +55,9 @@ def test_a_second_auth_session_gets_its_own_cookie_and_prefix() -> None:
         {"remember_duration": 0},
         {"remember_duration": True},
         {"remember_expiry": -1},
+        {"remember_duration": 1000 * 86400},  # past 400 days (review F4)
+        {"remember_expiry": 401 * 86400},
+        {"lifetime": 401 * 86400},
         {"user_loader": "not callable"},
         {"user_id": 42},
     ],
@@ -112,3 +115,69 @@ async def test_plain_session_and_auth_session_side_by_side() -> None:
     assert (await browser.get("/both")).json == {"theme": "dark", "user": {"id": 1}}
     await browser.post("/logout-missing")  # 404, cookies untouched
     assert set(browser.jar) == {"session", "auth_session"}
+
+
+def test_logins_last_at_most_400_days() -> None:
+    # Review of issue 13 (F4): the cookie backend keeps a user's "log out everywhere"
+    # 400 days (browsers keep a cookie no longer), so a longer login came back after it.
+    app = _app()
+    app.config.AUTH_SESSION_LIFETIME = 401 * 86400
+    with pytest.raises(ConfigurationError) as caught:
+        AuthSession(app)
+    message = str(caught.value)
+    assert "AUTH_SESSION_LIFETIME" in message and "400 days" in message
+    with pytest.raises(ConfigurationError, match=r"remember_duration .*400 days"):
+        AuthSession(_app(), remember_duration=1000 * 86400)
+    longest = AuthSession(_app(), remember_duration=400 * 86400, lifetime=400 * 86400)
+    assert longest.remember_duration == longest.config.lifetime == 400 * 86400
+
+
+async def test_auth_settings_set_to_none_keep_the_auth_defaults() -> None:
+    app = _app()
+    app.config.AUTH_SESSION_EXPIRY = None
+    app.config.AUTH_SESSION_SAMESITE = None
+    app.config.AUTH_SESSION_SECURE = None
+    auth = AuthSession(app)
+
+    @app.post("/in")
+    async def login(request: Request) -> Any:
+        await auth.login_user(request, 7)
+        return json(None)
+
+    browser = Browser(app)
+    assert (await browser.post("/in")).status == 200
+    attrs = browser.last_set["auth_session"]
+    assert attrs["samesite"] == "Lax" and "secure" in attrs
+    assert auth.config.expiry == 30 * 60  # the AuthSession default, not a plain Session's
+
+
+async def test_auth_session_backend_options_apply_to_a_backend_url_argument() -> None:
+    # configuration.md: AUTH_SESSION_BACKEND_OPTIONS are the options of the AuthSession's
+    # backend, also when that backend is given as backend= (review 14, item 4).
+    app = _app()
+    app.config.AUTH_SESSION_BACKEND_OPTIONS = {"max_entries": 5}
+    auth = AuthSession(app, backend="memory://", secure=False)
+
+    @app.post("/in")
+    async def login(request: Request) -> Any:
+        await auth.login_user(request, 7)
+        return json(None)
+
+    browser = Browser(app)
+    assert (await browser.post("/in")).status == 200
+    assert auth.backend.max_entries == 5  # type: ignore[attr-defined]
+
+
+def test_an_option_meant_for_another_backend_is_a_configuration_error() -> None:
+    # The 0.4 several-sessions shape: a plain Session on memory and the options of the
+    # AuthSession's cookie backend in SESSION_BACKEND_OPTIONS (review 14, item 4).
+    app = _app()
+    app.config.SESSION_BACKEND_OPTIONS = {"revocation": "redis://127.0.0.1:6379/0"}
+    Session(app)
+
+    @app.get("/")
+    async def index(request: Request) -> Any:
+        return json(None)
+
+    with pytest.raises(ConfigurationError, match=r"memory://.*revocation.*BACKEND_OPTIONS"):
+        app.test_client.get("/")

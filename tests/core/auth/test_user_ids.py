@@ -89,3 +89,53 @@ async def test_the_longest_accepted_id_is_stored_and_indexed(auth_backend: Any) 
         response = await browsers[0].post("/logout-everywhere")
         assert response.json == {"ended": 2}
         assert [await b.whoami() for b in browsers] == [None, None]
+
+
+# Review of issue 13 (F6): the default user_id turned anything into a str, so every
+# {"id": None} account shared the index "None" (one's logout_everywhere ended the
+# others'), and {"id": [1]} or a dict without "id" were indexed by their repr.
+NOT_AN_ID = {
+    "none": ({"id": None, "name": "x"}, "user['id'] is NoneType None"),
+    "list": ({"id": [1]}, "user['id'] is list [1]"),
+    "bool": ({"id": True}, "user['id'] is bool True"),
+    "float": ({"id": 1.5}, "user['id'] is float 1.5"),
+    "nested": ({"id": {"x": 1}}, "user['id'] is dict"),
+    "no-id-key": ({"name": "ada"}, "a mapping without an 'id' key"),
+    "list-user": ([1, 2], "the user is list [1, 2]"),
+}
+
+
+@pytest.mark.parametrize("case", list(NOT_AN_ID))
+async def test_the_default_user_id_refuses_what_is_not_a_str_or_int(
+    case: str, auth_backend: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    user, message = NOT_AN_ID[case]
+    app, auth = build_app(auth_backend)
+    _add_checked_login(app, auth)
+    browser = Browser(app)
+    with caplog.at_level(logging.WARNING, logger="sanic_cookies"):
+        response = await browser.post("/login-json", json={"user": user})
+    assert response.status == 400, response.text
+    refused = response.json["refused"]
+    assert message in refused and "user_id=" in refused
+    problems = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert problems == [], problems
+    assert await browser.whoami() is None
+
+
+async def test_the_default_user_id_takes_str_and_int_ids(auth_backend: Any) -> None:
+    app, auth = build_app(auth_backend)
+    _add_checked_login(app, auth)
+    for user, uid in (({"id": 42}, "42"), ({"id": "ada"}, "ada"), (7, "7"), ("bob", "bob")):
+        assert auth.user_id_of(user) == uid
+        browser = Browser(app)
+        response = await browser.post("/login-json", json={"user": user})
+        assert response.status == 200, response.text
+        assert await browser.whoami() == user
+    if auth.backend.supports_user_index:
+        # The int id 42 and the str id "42" are one user's.
+        other = Browser(app)
+        response = await other.post("/login-json", json={"user": {"id": "42"}})
+        assert response.status == 200, response.text
+        response = await other.get("/devices")
+        assert len(response.json) == 2, response.text

@@ -34,7 +34,7 @@ from ._errors import (
 from ._ids import log_id, store_key
 from ._record import AuthInfo, SessionRecord, decode_record
 from ._session import Session
-from ._session_cap import UNSET, resolve_cap, sessions_over_cap
+from ._session_cap import UNSET, cap_listing, resolve_cap, sessions_over_cap
 from ._session_dict import SessionDict
 from ._store_call import StoreCalls
 from ._user_agent import UNKNOWN_BROWSER, user_agent_label
@@ -69,17 +69,47 @@ HANDLE_LENGTH = 16
 #: PostgreSQL's index rows hold about 2.7 KB (up to 4 bytes a character).
 MAX_USER_ID_LENGTH = 256
 
+#: The longest a login may last, in seconds: 400 days. Browsers cap cookie lifetimes
+#: there (Chrome, the cookie RFC draft), and the cookie backend keeps a user's
+#: "log out everywhere" time that long: a longer login would outlive it.
+MAX_LOGIN_SECONDS = 400 * DAY
+
 UserLoader = Callable[[Any], Awaitable[Any] | Any]
 
 
 def default_user_id(user: Any) -> str:
     """The user-index id of `user`.
 
-    ``str(user["id"])`` for a mapping with an "id" key, else ``str(user)``.
+    ``user["id"]`` for a mapping with an "id" key, else `user` itself; that id
+    must be a str, or an int (converted with ``str``).
+
+    Raises:
+        ValueError: The id is anything else (None, a bool, a list, a mapping
+            without "id", an object): ``str()`` of it would index unrelated
+            users under one id (every ``{"id": None}`` as "None"). Pass
+            ``user_id=`` to `AuthSession` to say which part of such a user is its id.
     """
-    if isinstance(user, Mapping) and "id" in user:
-        return str(user["id"])
-    return str(user)
+    uid = user["id"] if isinstance(user, Mapping) and "id" in user else user
+    if isinstance(uid, str):
+        return uid
+    if isinstance(uid, int) and not isinstance(uid, bool):
+        return str(int(uid))
+    if uid is not user:
+        where = "user['id']"
+    elif isinstance(user, Mapping):
+        where = "the user (a mapping without an 'id' key)"
+    else:
+        where = "the user"
+    raise ValueError(
+        f"The default user_id accepts a str or int id, but {where} is "
+        f"{type(uid).__name__} {_short(uid)}. Log in with a str/int id, or pass "
+        "user_id= to AuthSession to choose which part of the user is its id."
+    )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _checked_user_id(uid: Any) -> str:
@@ -116,7 +146,17 @@ def _positive_seconds(name: str, value: Any) -> float:
         raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
     if value == float("inf"):
         raise ValueError(f"{name} must be finite, got {value!r}")
+    if value > MAX_LOGIN_SECONDS:
+        raise ValueError(_too_long(name, value))
     return float(value)
+
+
+def _too_long(name: str, value: float) -> str:
+    return (
+        f"{name} is {value!r} seconds ({value / DAY:.0f} days); a login lasts at most "
+        f"{MAX_LOGIN_SECONDS:.0f} seconds (400 days). Browsers cap a cookie's lifetime at "
+        "400 days anyway, and a per-user 'log out everywhere' is kept that long."
+    )
 
 
 def _utc(timestamp: float) -> datetime:
@@ -290,25 +330,32 @@ class AuthSession(Session):
         mapped: dict[str, Any] = {}
         for field in SessionConfig.__dataclass_fields__:
             key = prefix + field.upper()
-            if key in app_config:
+            # None is "not given": the auth default below, else SessionConfig's.
+            if key in app_config and (app_config[key] is not None or field not in defaults):
                 mapped["SESSION_" + field.upper()] = app_config[key]
             elif field in defaults:
                 mapped["SESSION_" + field.upper()] = defaults[field]
         self.max_sessions_per_user = resolve_cap(self._cap_arg, app_config, prefix)
         self.store_ip = resolve_store_ip(self._store_ip_arg, app_config, prefix)
         try:
-            return SessionConfig.resolve(self._settings, mapped)
+            config = SessionConfig.resolve(self._settings, mapped)
         except ConfigurationError as exc:
             raise ConfigurationError(str(exc).replace("SESSION_", prefix)) from None
+        if config.lifetime > MAX_LOGIN_SECONDS:
+            raise ConfigurationError(_too_long(prefix + "LIFETIME", config.lifetime))
+        return config
 
     def _resolve_backend(self, app: Sanic[Any, Any]) -> Backend:
-        spec = app.config.get(self.config_prefix + "BACKEND")
-        if self._backend_arg is not None or not spec:
-            return super()._resolve_backend(app)
+        # backend= wins over <PREFIX>BACKEND over SESSION_BACKEND; the options follow
+        # backend_options= over <PREFIX>BACKEND_OPTIONS over SESSION_BACKEND_OPTIONS.
+        cfg, prefix = app.config, self.config_prefix
+        spec = self._backend_arg
+        if spec is None:
+            spec = cfg.get(prefix + "BACKEND") or cfg.get("SESSION_BACKEND") or "memory://"
         options = self._backend_options
         if options is None:
-            options = app.config.get(self.config_prefix + "BACKEND_OPTIONS") or {}
-        return self._build_backend(spec, options)
+            options = cfg.get(prefix + "BACKEND_OPTIONS", cfg.get("SESSION_BACKEND_OPTIONS"))
+        return self._build_backend(spec, options or {})
 
     async def _start(self, app: Sanic[Any, Any]) -> None:
         await super()._start(app)
@@ -539,7 +586,8 @@ class AuthSession(Session):
     ) -> dict[str, tuple[StoredSession, SessionRecord, AuthInfo]]:
         backend = self._indexed_backend(operation)
         stored: Mapping[str, StoredSession] = await self._backend_call(
-            "list_user_sessions", backend.list_user_sessions(uid)
+            "list_user_sessions",
+            cap_listing(backend, uid) if operation == "login" else backend.list_user_sessions(uid),
         )
         t = now()
         found = {}

@@ -187,21 +187,29 @@ def build_parser() -> argparse.ArgumentParser:
 # -- helpers ------------------------------------------------------------------------------
 
 
+def _secret_option(name: str) -> bool:
+    """True for a query option that holds a credential (``password``, ``sentinel_password``...)."""
+    lowered = name.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
+#: Query options whose name contains one of these are printed as ``***``.
+_SECRET_WORDS = ("password", "secret", "token")
+
+
 def redact(url: str) -> str:
     """`url` with any password replaced by ``***`` (safe to print).
 
-    A URL inside the query (such as PostgreSQL's ``?replica=postgresql://...``) and a
-    ``password=`` option are redacted too.
+    A URL inside the query (such as PostgreSQL's ``?replica=postgresql://...``) and
+    every option whose name contains ``password``, ``secret`` or ``token`` (such as
+    Sentinel's ``sentinel_password=``) are redacted too.
     """
     try:
         parts = urlsplit(url)
         pairs = parse_qsl(parts.query, keep_blank_values=True)
-        if any(name.lower() == "password" or "://" in value for name, value in pairs):
+        if any(_secret_option(name) or "://" in value for name, value in pairs):
             query = urlencode(
-                [
-                    (name, "***" if name.lower() == "password" else redact(value))
-                    for name, value in pairs
-                ],
+                [(name, "***" if _secret_option(name) else redact(value)) for name, value in pairs],
                 safe=":/@*",
             )
             if parts.password is None:
@@ -382,6 +390,13 @@ async def _check_server_side(
 
         if backend.supports_user_index:
             steps.append(("user index", await _check_user_index(backend, value, step)))
+        # A read replica (PostgreSQL's replica=) is asked on its own: the listing above
+        # falls back to the primary when it fails, so it would report ok regardless.
+        probe: Callable[[], Awaitable[object]] | None = getattr(backend, "probe_replica", None)
+        if probe is not None:
+            found, ms = await step("replica", probe())
+            if found is not None:
+                steps.append(("replica", ms))
     finally:
         try:  # never leave the test session behind, whatever failed
             await asyncio.wait_for(backend.delete(key), limit)

@@ -72,8 +72,11 @@ class SessionConfig:
                 field.name in _NONE_TURNS_OFF and field.name in given
             ):
                 values[field.name] = given[field.name]
-            elif f"SESSION_{field.name.upper()}" in app_config:
-                values[field.name] = app_config[f"SESSION_{field.name.upper()}"]
+            elif (key := f"SESSION_{field.name.upper()}") in app_config and (
+                app_config[key] is not None or field.name in _NONE_TURNS_OFF
+            ):
+                # A setting set to None is "not given", as an argument of None is.
+                values[field.name] = app_config[key]
         try:
             config = cls(**values)
         except TypeError as exc:

@@ -308,10 +308,17 @@ def csrf_exempt(handler: H) -> H:
 def csrf_protect(handler: H) -> H:
     """Check this route, also under ``CSRFProtect(app, protect_all=False)``.
 
-    Raises at request time (500) if the app has no `CSRFProtect`: an unprotected
+    Works above or below ``@app.post(...)``: the handler itself is marked too, so the
+    `CSRFProtect` check finds it whichever order. Without a `CSRFProtect` on the app,
+    the route answers 500 at request time (below the route decorator) or the app
+    refuses to start (above it, where the decorator sees the app): an unprotected
     route that says it is protected would be worse.
     """
     func = cast(Any, handler)
+    setattr(func, _MARK, True)
+    for app in _apps_routing(func):
+        # Placed above @app.post(...): the app calls `func`, not the wrapper below.
+        app.register_listener(_needs_protector(func), "before_server_start")
 
     @functools.wraps(func)
     async def protected(*args: Any, **kwargs: Any) -> Any:
@@ -325,3 +332,26 @@ def csrf_protect(handler: H) -> H:
 
     setattr(protected, _MARK, True)
     return cast(H, protected)
+
+
+def _apps_routing(handler: Any) -> list[Sanic[Any, Any]]:
+    """The apps that already route to `handler` (a decorator placed above the route's)."""
+    return [
+        app
+        for app in list(Sanic._app_registry.values())
+        if any(getattr(r, "handler", None) is handler for r in getattr(app, "_future_routes", ()))
+    ]
+
+
+def _needs_protector(handler: Any) -> Any:
+    name = getattr(handler, "__qualname__", repr(handler))
+
+    async def check(app: Sanic[Any, Any]) -> None:
+        exts = getattr(app.ctx, "exts", None)
+        if not isinstance(getattr(exts, _EXT_NAME, None), CSRFProtect):
+            raise ConfigurationError(
+                f"@csrf_protect on {name} needs CSRFProtect(app) (or CSRFProtect(app, "
+                "protect_all=False) to check only @csrf_protect routes)"
+            )
+
+    return check

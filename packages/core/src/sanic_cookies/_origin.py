@@ -29,7 +29,21 @@ from ._errors import ConfigurationError
 
 __all__ = ["OriginPolicy"]
 
-_ORIGIN = re.compile(r"(?P<scheme>https?)://(?P<wild>\*\.)?(?P<host>[a-z0-9.\-\[\]:]+)")
+# An origin, strictly: scheme://host[:port] and nothing else (no path, query, fragment or
+# user), the host made of valid DNS labels or an IPv6 literal, so that a wildcard suffix
+# can only match whole labels ("https://x.evil.com/.partner.example" is no origin at all).
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST = rf"(?:{_LABEL}\.)*{_LABEL}|\[[0-9a-f:.]+\]"
+_ORIGIN = re.compile(
+    rf"(?P<scheme>https?)://(?P<wild>\*\.)?(?P<host>{_HOST})(?P<port>:[0-9]{{1,5}})?"
+)
+
+
+def parse_origin(origin: str) -> str | None:
+    """`origin` in lower case if it is exactly ``http(s)://host[:port]``, else None."""
+    origin = origin.lower()
+    match = _ORIGIN.fullmatch(origin)
+    return origin if match is not None and not match["wild"] else None
 
 
 class OriginPolicy:
@@ -42,31 +56,39 @@ class OriginPolicy:
                 f"write [{trusted_origins!r}]"
             )
         self.exact: frozenset[str] = frozenset()
-        self.wildcards: tuple[tuple[str, str], ...] = ()
+        self.wildcards: tuple[tuple[str, str, str], ...] = ()
         exact: set[str] = set()
-        wildcards: list[tuple[str, str]] = []
+        wildcards: list[tuple[str, str, str]] = []
         for origin in trusted_origins:
             match = _ORIGIN.fullmatch(origin.lower()) if isinstance(origin, str) else None
             if match is None:
                 raise ConfigurationError(
                     "A trusted origin is a scheme and a host, optionally with a port or a "
                     f"leading '*.' for subdomains, such as 'https://app.example.com'; "
-                    f"got {origin!r}"
+                    f"got {origin!r}{_punycode_hint(origin)}"
                 )
+            port = match["port"] or ""
             if match["wild"]:
-                wildcards.append((match["scheme"], "." + match["host"]))
+                wildcards.append((match["scheme"], "." + match["host"], port))
             else:
-                exact.add(f"{match['scheme']}://{match['host']}")
+                exact.add(f"{match['scheme']}://{match['host']}{port}")
         self.exact = frozenset(exact)
         self.wildcards = tuple(wildcards)
 
     def is_trusted(self, origin: str) -> bool:
         """Tell whether `origin` (``scheme://host[:port]``) is in the trusted list."""
-        origin = origin.lower()
-        if origin in self.exact:
+        parsed = parse_origin(origin)
+        if parsed is None:
+            return False
+        if parsed in self.exact:
             return True
-        scheme, _, host = origin.partition("://")
-        return any(scheme == s and host.endswith(suffix) for s, suffix in self.wildcards)
+        match = _ORIGIN.fullmatch(parsed)
+        assert match is not None  # parse_origin said so
+        scheme, host, port = match["scheme"], match["host"], match["port"] or ""
+        return any(
+            scheme == s and port == p and host.endswith(suffix) and len(host) > len(suffix)
+            for s, suffix, p in self.wildcards
+        )
 
     def refusal(self, request: Request) -> str | None:
         """Why `request` looks cross-site (for the log), or None if it passes."""
@@ -112,3 +134,18 @@ class OriginPolicy:
         if host != request.host.lower():
             return f"the {header} {source!r} is not this site ({request.host!r}) nor trusted"
         return None
+
+
+def _punycode_hint(origin: object) -> str:
+    """For an internationalized host, the ASCII (punycode) origin to write instead."""
+    if not isinstance(origin, str) or origin.isascii():
+        return ""
+    scheme, sep, rest = origin.partition("://")
+    host, colon, port = rest.partition(":")
+    wild = "*." if host.startswith("*.") else ""
+    try:
+        ascii_host = host.removeprefix(wild).encode("idna").decode("ascii")
+    except UnicodeError:
+        return ""
+    ascii_origin = f"{scheme}{sep}{wild}{ascii_host}{colon}{port}"
+    return f" (write an internationalized host in its ASCII form: {ascii_origin!r})"

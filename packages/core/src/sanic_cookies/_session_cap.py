@@ -7,13 +7,14 @@ makes every "your sessions" page and "log out everywhere" of that user slower.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
+from ._backend import Backend, StoredSession
 from ._errors import ConfigurationError
 from ._record import SessionRecord
 
-__all__ = ["DEFAULT_MAX_SESSIONS_PER_USER", "resolve_cap", "sessions_over_cap"]
+__all__ = ["DEFAULT_MAX_SESSIONS_PER_USER", "cap_listing", "resolve_cap", "sessions_over_cap"]
 
 #: Live sessions one user may have; the login after that ends the oldest one.
 DEFAULT_MAX_SESSIONS_PER_USER = 100
@@ -65,3 +66,18 @@ def sessions_over_cap(
         )
     )
     return [key for key, _ in others[:excess]]
+
+
+def cap_listing(backend: Backend, user_id: str) -> Awaitable[Mapping[str, StoredSession]]:
+    """The listing of `user_id`'s sessions the cap counts: from the primary store.
+
+    The cap runs inside a login, so it must never read a read replica: a
+    lagging one would under-count, a broken one would fail the login. A
+    backend with a replica (PostgreSQL's ``replica=``) offers
+    ``list_user_sessions_primary``; every other backend has one store.
+    """
+    primary = getattr(backend, "list_user_sessions_primary", None)
+    if primary is not None:
+        listing: Awaitable[Mapping[str, StoredSession]] = primary(user_id)
+        return listing
+    return backend.list_user_sessions(user_id)

@@ -39,6 +39,10 @@ def _expiry(entry: bytes) -> float:
     return expires_at
 
 
+# The keyword options from_url takes (those of __init__).
+_OPTIONS = frozenset({"max_entries", "sweep_interval"})
+
+
 class MemoryBackend(Backend):
     """Sessions in a per-process dict with TTLs.
 
@@ -104,8 +108,14 @@ class MemoryBackend(Backend):
                 kwargs["sweep_interval"] = float(query.pop("sweep_interval"))
         except ValueError as exc:
             raise ConfigurationError(f"Bad memory:// option in {url!r}: {exc}") from None
-        if query:
-            raise ConfigurationError(f"Unknown memory:// option(s): {', '.join(sorted(query))}")
+        unknown = sorted(set(query) | (set(options) - _OPTIONS))
+        if unknown:
+            raise ConfigurationError(
+                f"Unknown memory:// option(s): {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(_OPTIONS))}); options meant for another "
+                "session's backend go in that session's own setting "
+                "(AUTH_SESSION_BACKEND_OPTIONS, or backend_options=)"
+            )
         kwargs.update(options)
         return cls(**kwargs)
 

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
+from sanic import Sanic
 
 from sanic_cookies import (
     Backend,
@@ -55,7 +56,9 @@ _USER_MARKER_TTL = 400 * 86400.0
 # A 1.0 token is reported as expiring this soon, so the core's sliding refresh replaces
 # it with a new-format token the first time its session is used.
 _LEGACY_REISSUE = 1.0
-_OPTIONS = frozenset({"keys", "revocation", "max_cookie_size", "allow_logged_out_cookie_replay"})
+_OPTIONS = frozenset(
+    {"keys", "revocation", "max_cookie_size", "allow_logged_out_cookie_replay", "single_process"}
+)
 
 
 # How many recently opened tokens `CookieBackend` remembers the session id of.
@@ -78,7 +81,8 @@ REPLAY_WITHOUT_REVOCATION = (
     "cookie taken before logout_user() (from a shared computer, a proxy log, malware) "
     "would keep working after the logout until it expires, since the server keeps "
     "nothing to forget. Give the cookie backend a revocation store, e.g. "
-    "SESSION_BACKEND_OPTIONS = {{'revocation': 'redis://127.0.0.1:6379/0'}} or "
+    "{options} = {{'revocation': 'redis://127.0.0.1:6379/0'}}, "
+    "backend_options={{'revocation': 'redis://...'}} or "
     "CookieBackend(keys=..., revocation='redis://...'), which makes logout final and "
     "enables logout_everywhere(). To accept the replay knowingly, set the option "
     "allow_logged_out_cookie_replay=True."
@@ -146,7 +150,10 @@ class CookieBackend(ClientSideBackend):
     An `AuthSession` refuses to start on this backend without `revocation`
     (its logout would not be final) unless `allow_logged_out_cookie_replay`
     is set, which logs a warning at start-up instead. A per-process
-    revocation store (``memory://``) under several workers is refused.
+    revocation store (``memory://``) under several workers is refused; so
+    is one under an ASGI server (uvicorn, hypercorn...), whose worker count
+    the app cannot see, unless `single_process` declares that one process
+    serves the app.
 
     With `revocation`, `revoke_user_cookies` ("log out everywhere") records a
     per-user time in the store: every session of that user logged in before
@@ -165,6 +172,11 @@ class CookieBackend(ClientSideBackend):
         allow_logged_out_cookie_replay: Let an `AuthSession` run without
             `revocation`, accepting that a cookie copied before logout keeps
             working until it expires.
+        single_process: Declare that one process serves the app, so a
+            per-process revocation store (``memory://``) is allowed where the
+            worker count cannot be seen (under an ASGI server). Say so only
+            if true: with several processes, a cookie logged out in one still
+            works in the others.
 
     Raises:
         ConfigurationError: Missing, malformed or degenerate keys (the message
@@ -182,6 +194,7 @@ class CookieBackend(ClientSideBackend):
         revocation: Backend | str | None = None,
         max_cookie_size: int = MAX_COOKIE_SIZE,
         allow_logged_out_cookie_replay: bool = False,
+        single_process: bool = False,
     ) -> None:
         super().__init__()
         self._keyring: Keyring = build_keyring(parse_keys(keys))
@@ -205,6 +218,11 @@ class CookieBackend(ClientSideBackend):
                 f"got {allow_logged_out_cookie_replay!r}"
             )
         self.allow_logged_out_cookie_replay = allow_logged_out_cookie_replay
+        if not isinstance(single_process, bool):
+            raise ConfigurationError(
+                f"single_process must be True or False, got {single_process!r}"
+            )
+        self.single_process = single_process
         if isinstance(revocation, str):
             revocation = backend_from_url(revocation, **_uncapped_memory(revocation))
         if isinstance(revocation, MemoryBackend) and revocation.max_entries is not None:
@@ -231,7 +249,8 @@ class CookieBackend(ClientSideBackend):
 
         A `Session` passes ``app.config.SESSION_KEYS`` as ``keys``, and
         ``SESSION_BACKEND_OPTIONS`` (or its ``backend_options``) as the rest:
-        ``revocation``, ``max_cookie_size``, ``allow_logged_out_cookie_replay``.
+        ``revocation``, ``max_cookie_size``, ``allow_logged_out_cookie_replay``,
+        ``single_process``.
         """
         parts = urlsplit(url)
         if (
@@ -257,7 +276,9 @@ class CookieBackend(ClientSideBackend):
         """Refuse, at start-up, a set-up under which a logged-out cookie would still work.
 
         * A per-process revocation store (``memory://``) under several workers:
-          a logout recorded in one worker is unknown to the others.
+          a logout recorded in one worker is unknown to the others. Under an
+          ASGI server the count is unknown (the server forks the workers), so
+          the store is refused there unless `single_process` is set.
         * No revocation store under an `AuthSession` (`final_logout`), unless
           `allow_logged_out_cookie_replay` is set: then a WARNING is logged.
 
@@ -273,10 +294,24 @@ class CookieBackend(ClientSideBackend):
                     "workers: a cookie logged out in one worker would still work in the "
                     "others. Use a shared revocation store such as redis:// or postgresql://."
                 )
+            if revocation.per_process and not self.single_process and served_over_asgi():
+                raise ConfigurationError(
+                    f"Session {session!r}: the cookie backend's revocation store "
+                    f"{revocation.label} lives in one process, and the app is served over "
+                    "ASGI, whose server may run several worker processes (uvicorn --workers "
+                    "N) that the app cannot count: a cookie logged out in one worker would "
+                    "still work in the others. Use a shared revocation store such as "
+                    "redis:// or postgresql://, or, if exactly one process serves the app, "
+                    "declare it with the cookie backend option single_process=True "
+                    "(SESSION_BACKEND_OPTIONS = {'revocation': 'memory://', "
+                    "'single_process': True})."
+                )
             return
         if not final_logout:
             return
-        message = REPLAY_WITHOUT_REVOCATION.format(name=session, label=self.label)
+        message = REPLAY_WITHOUT_REVOCATION.format(
+            name=session, label=self.label, options=session.upper() + "_BACKEND_OPTIONS"
+        )
         if not self.allow_logged_out_cookie_replay:
             raise ConfigurationError(message)
         logger.warning(
@@ -478,6 +513,19 @@ class CookieBackend(ClientSideBackend):
             if opened is not None:
                 return opened.sid
         return os.urandom(SID_BYTES)
+
+
+def served_over_asgi() -> bool:
+    """True if this process serves a Sanic app over ASGI (uvicorn, hypercorn, ...).
+
+    Sanic marks an app ``asgi`` when an ASGI server calls it; its worker processes
+    are then the server's, which the app cannot count. A Sanic worker process
+    (``SANIC_WORKER_NAME`` set) knows its count from Sanic and is not asked here.
+    """
+    if os.environ.get("SANIC_WORKER_NAME"):
+        return False
+    registry: dict[str, Any] = getattr(Sanic, "_app_registry", {})
+    return any(getattr(app, "asgi", False) is True for app in registry.values())
 
 
 def _log_rejected(token: object, why: str) -> None:

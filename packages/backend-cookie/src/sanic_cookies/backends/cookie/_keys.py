@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ _SEPARATORS = re.compile(r"[\s,]+")
 # nominal 256 bits, and guessable. (A random key has fewer than 16 with odds of
 # about 1 in 10^16.)
 _MIN_DISTINCT_BYTES = 16
+# Longest repeated pattern refused: 16 bytes twice (b"0123456789abcdef" * 2). A random
+# key repeats a 16-byte pattern with odds of 1 in 2^128.
+_MAX_PERIOD = 16
 
 #: Bytes of the key id in a token's header.
 KEY_ID_BYTES = 4
@@ -48,7 +52,8 @@ def parse_keys(keys: KeyInput | None) -> list[bytes]:
 
     Raises:
         ConfigurationError: No key, a key that is not 32 urlsafe-base64 bytes, or a
-            degenerate one (too few distinct byte values to be random).
+            degenerate one (too few distinct byte values, printable text, a
+            counter or a repeated pattern: not random).
             The message never contains the key itself.
     """
     if keys is None:
@@ -144,13 +149,31 @@ def _check_key(item: object, position: int) -> bytes:
         raise _bad_key(position, "not urlsafe base64") from None
     if len(raw) != 32:  # pragma: no cover - 43 characters + "=" always decode to 32 bytes
         raise _bad_key(position, f"{len(raw)} bytes, not 32")
+    pattern = _not_random(raw)
+    if pattern is not None:
+        raise _bad_key(position, f"its 32 bytes {pattern}: not random, so guessable")
+    return text.encode("ascii")
+
+
+def _not_random(raw: bytes) -> str | None:
+    """Why `raw` was made by hand rather than drawn at random, or None.
+
+    Each test passes a random key except with odds far below 1 in 10^13.
+    """
     distinct = len(set(raw))
     if distinct < _MIN_DISTINCT_BYTES:
-        raise _bad_key(
-            position,
-            f"its 32 bytes hold only {distinct} distinct value(s): not random, so guessable",
-        )
-    return text.encode("ascii")
+        return f"hold only {distinct} distinct value(s)"
+    # A passphrase: all 32 bytes printable ASCII ((95/256)^32, about 1 in 10^14, by chance).
+    if all(0x20 <= byte <= 0x7E for byte in raw):
+        return "are all printable ASCII text (a passphrase)"
+    # A counter or a stride: bytes(range(32)), or a short pattern added to a step.
+    steps = {(b - a) % 256 for a, b in itertools.pairwise(raw)}
+    if len(steps) == 1:
+        return "count up by a fixed step"
+    for period in range(2, _MAX_PERIOD + 1):
+        if all(raw[i] == raw[i - period] for i in range(period, len(raw))):
+            return f"repeat a pattern of {period} bytes"
+    return None
 
 
 def _bad_key(position: int, why: str) -> ConfigurationError:

@@ -43,6 +43,7 @@ two different cookie strings never decrypt to the same session.
 from __future__ import annotations
 
 import binascii
+import math
 import os
 import struct
 import zlib
@@ -53,6 +54,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.fernet import InvalidToken
 
 from ._keys import KEY_ID_BYTES, Keyring
+
+_isfinite = math.isfinite  # one name lookup on the hot path
 
 __all__ = [
     "MAX_PLAINTEXT",
@@ -132,7 +135,11 @@ def pack_plaintext(sid: bytes, ttl: float, deadline: float, value: bytes) -> byt
     """Encode the plaintext of a token (never compressed: see the module docstring)."""
     # float(): msgpack writes a float in 9 bytes whatever its value, an int in 1 to 9,
     # so the plaintext's length depends only on the length of `value`.
-    return _encoder.encode(_Payload(sid=sid, ttl=float(ttl), deadline=float(deadline), value=value))
+    ttl, deadline = float(ttl), float(deadline)
+    if not (math.isfinite(ttl) and math.isfinite(deadline)):
+        # inf/NaN would read back as a login that never expires.
+        raise ValueError(f"a token's ttl and deadline must be finite, got {ttl!r}, {deadline!r}")
+    return _encoder.encode(_Payload(sid=sid, ttl=ttl, deadline=deadline, value=value))
 
 
 def predict_token_length(plaintext_length: int) -> int:
@@ -209,6 +216,8 @@ def _open_v2(keyring: Keyring, raw: bytes) -> Opened:
         raise TokenError("malformed payload") from None
     if len(payload.sid) != SID_BYTES:
         raise TokenError("malformed session id")
+    if not (_isfinite(payload.ttl) and _isfinite(payload.deadline)):
+        raise TokenError("non-finite ttl or deadline")
     issued = issued_ms / 1000
     # tuple.__new__: the NamedTuple's own __new__ is one more Python call per request.
     return tuple.__new__(
@@ -230,6 +239,8 @@ def _open_fernet(keyring: Keyring, token: str, raw: bytes) -> Opened:
 def _opened(payload: _Payload, issued: float, *, legacy: bool) -> Opened:
     if len(payload.sid) != SID_BYTES:
         raise TokenError("malformed session id")
+    if not (_isfinite(payload.ttl) and _isfinite(payload.deadline)):
+        raise TokenError("non-finite ttl or deadline")
     return Opened(
         sid=payload.sid,
         issued=issued,

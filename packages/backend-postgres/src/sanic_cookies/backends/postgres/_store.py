@@ -104,6 +104,7 @@ class PostgresStore(Backend):
         # Why this backend cannot work through its connections (see `_check_pooling`).
         self._refusal: str | None = None
         self._ddl_lock: asyncio.Lock | None = None
+        self._starting = False  # in open(): a bad table raises ConfigurationError
         #: The session lock's in-process queue: tasks of this process wanting the same
         #: session wait here in order, so only one of them holds a connection for it.
         self.lock_turns = KeyTurns()
@@ -133,6 +134,7 @@ class PostgresStore(Backend):
         self._pooling_pending = True
         self._refusal = None
         self._ddl_lock = asyncio.Lock()
+        self._starting = True
         try:
             await self.ready()
         except BackendUnavailable as exc:
@@ -149,6 +151,8 @@ class PostgresStore(Backend):
                 type(exc).__name__,
                 exc,
             )
+        finally:
+            self._starting = False
         self._sweeper.start()
 
     async def close(self) -> None:
@@ -165,8 +169,11 @@ class PostgresStore(Backend):
             BackendUnavailable: The connections go through a proxy this backend
                 cannot lock through (see `_check_pooling`); at start-up `open`
                 raises `ConfigurationError` instead.
-            ConfigurationError: The table is missing without `create_table`, or
-                its columns are not ours (see `_check_table`).
+            ConfigurationError: At start-up, the table is missing without
+                `create_table`, or its columns are not ours (see `_check_table`).
+                After start-up (the database was down then) the same answers
+                `BackendUnavailable` (503) with one ERROR line naming the table and
+                the fix, and the table is checked again on the next request.
         """
         if self._refusal is not None:
             raise BackendUnavailable(self._refusal)
@@ -181,7 +188,17 @@ class PostgresStore(Backend):
                     logger.error("%s: %s", self.label, self._refusal)
                     raise BackendUnavailable(self._refusal)
             if self._ddl_pending:
-                if await self._check_table() and self.create_table:
+                try:
+                    exists = await self._check_table()
+                except ConfigurationError as exc:
+                    if self._starting:
+                        raise
+                    # The server runs: like a store that is down, not a bug of the
+                    # handler (a 500); checked again next time, so fixing the table
+                    # (python -m sanic_cookies ddl) needs no restart.
+                    logger.error("%s: %s", self.label, exc)
+                    raise BackendUnavailable(str(exc)) from exc
+                if exists and self.create_table:
                     await self._create()
                 self._ddl_pending = False
 
@@ -320,9 +337,39 @@ class PostgresStore(Backend):
 
         Read from the replica when one is configured (it may lag the primary by
         its replication delay); from the primary when there is none, or when the
-        replica cannot be reached.
+        replica fails in any way (logged).
         """
         rows = await self._read_replica(self.queries.list_user, user_id)
+        return self._listing(rows)
+
+    async def probe_replica(self) -> bool | None:
+        """Ask the read replica a trivial query: None if there is none, True if it answers.
+
+        For ``python -m sanic_cookies check``, which must report a failing replica
+        that `list_user_sessions` quietly works around.
+
+        Raises:
+            Exception: Whatever the replica failed with.
+        """
+        replica = self.replica_connector
+        if replica is None:
+            return None
+        async with self._connection(replica) as conn:
+            await conn.fetch(
+                f"SELECT 1 FROM {self.queries.table} LIMIT 1", timeout=self.command_timeout
+            )
+        return True
+
+    async def list_user_sessions_primary(self, user_id: str) -> Mapping[str, StoredSession]:
+        """`list_user_sessions` read from the primary, never the replica.
+
+        For the login path (the ``max_sessions_per_user`` cap): a lagging
+        replica would under-count, and a broken one must not fail a login.
+        """
+        return self._listing(await self._fetch(self.queries.list_user, user_id))
+
+    @staticmethod
+    def _listing(rows: list[asyncpg.Record]) -> dict[str, StoredSession]:
         t = now()
         return {str(r[0]): StoredSession(bytes(r[1]), t + float(r[2])) for r in rows}
 
@@ -336,13 +383,13 @@ class PostgresStore(Backend):
             async with self._connection(replica) as conn:
                 return await conn.fetch(sql, *args, timeout=self.command_timeout)
         except Exception as exc:
-            if not is_unreachable(exc):
-                raise
+            # Any failure of the replica (refused, unknown database, a missing table,
+            # a timeout): the primary has the answer, and the replica is optional.
             logger.warning(
-                "%s: read replica unreachable (%s: %s); reading from the primary",
+                "%s: read replica failed (%s: %s); reading from the primary",
                 self.label,
                 type(exc).__name__,
-                exc,
+                str(exc).splitlines()[0][:160] if str(exc) else "",
             )
         return await self._fetch(sql, *args)
 

@@ -21,6 +21,7 @@ from ._keys import KeySpace
 from ._lock import RedisLock
 from ._pipeline import AutoPipeline
 from ._replicated import DEFAULT_MIN_REPLICAS_TIMEOUT, ReplicatedWrites, check_min_replicas
+from ._sentinel import MasterWatch, SentinelRedis
 from ._wakeup import Wakeups
 
 __all__ = ["RedisBackend"]
@@ -165,6 +166,7 @@ class RedisBackend(Backend):
         self._client: AnyRedis | None = client
         self._auto_pipeline = auto_pipeline
         self._pipeline: AutoPipeline | ClusterAutoPipeline | None = None
+        self._watch: MasterWatch | None = None
         self._scripts_cache: Scripts | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         # The lock's waiters: in-process turns per key, and the cross-process wake-up.
@@ -291,12 +293,23 @@ class RedisBackend(Backend):
         app starts, requests needing a session get 503 until Redis is back.
         Works again after `close` (a new client is built if the backend owns it).
 
+        Behind Sentinel, a `MasterWatch` starts polling the sentinels: when
+        the master moves, every connection to the old one is dropped before
+        further writes (see `_sentinel`).
+
         Raises:
-            ConfigurationError: Redis refused the credentials or the database.
+            ConfigurationError: Redis refused the credentials or the database,
+                or (behind Sentinel) the sentinels refused their credentials or
+                monitor no service of the URL's name.
         """
         client = self.client
         scripts = self._scripts
         try:
+            if isinstance(client, SentinelRedis):
+                if self._watch is None:
+                    self._watch = MasterWatch(client, self._master_moved)
+                await self._watch.check()  # before the first connection: a wrong name fails here
+                self._watch.start()
             if isinstance(client, RedisCluster):  # SCRIPT LOAD goes to every primary
                 await client.ping()
                 await asyncio.gather(*(client.script_load(s.script) for s in scripts.all()))
@@ -310,6 +323,8 @@ class RedisBackend(Backend):
                 for reply in replies:
                     if isinstance(reply, BaseException):
                         raise reply
+        except ConfigurationError:
+            raise
         except Exception as exc:
             refused = isinstance(exc, AuthenticationError | AuthorizationError) or (
                 isinstance(exc, ResponseError) and "DB index" in str(exc)
@@ -318,12 +333,16 @@ class RedisBackend(Backend):
                 raise ConfigurationError(
                     f"Redis at {self._where} refused the session store: {type(exc).__name__}: {exc}"
                 ) from exc
+            # One short line: redis-py's sentinel errors carry kilobytes of reprs.
+            detail = str(exc).splitlines()[0][:160] if str(exc) else ""
+            if isinstance(client, SentinelRedis):
+                detail = "no sentinel named a reachable master"
             logger.warning(
                 "Redis session store at %s is unreachable at start-up (%s: %s); "
                 "requests that need a session answer 503 until it is back",
                 self._where,
                 type(exc).__name__,
-                exc,
+                detail,
             )
 
     async def close(self) -> None:
@@ -336,6 +355,9 @@ class RedisBackend(Backend):
             _, pending = await asyncio.wait(tasks, timeout=1.0)
             for task in pending:
                 task.cancel()
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            await watch.aclose()
         pipeline, self._pipeline = self._pipeline, None
         self._scripts_cache = None
         wakeups, self._wakeups_cache = self._wakeups_cache, None
@@ -347,6 +369,19 @@ class RedisBackend(Backend):
             client, self._client = self._client, None
             if client is not None:
                 await client.aclose()
+
+    def _master_moved(self) -> None:
+        """The sentinels name a new master: drop every connection to the old one now.
+
+        Its writes would be lost when it turns replica and resyncs; the
+        commands in flight on them fail (503s), the next ones connect anew.
+        """
+        pipeline = self._pipeline
+        if isinstance(pipeline, AutoPipeline):
+            pipeline.drop_connection()
+        client = self._client
+        if isinstance(client, SentinelRedis):
+            self._spawn(client.connection_pool.disconnect(inuse_connections=True))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run `coro` in the background, keeping a reference until it is done."""

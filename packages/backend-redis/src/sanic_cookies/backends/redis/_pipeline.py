@@ -222,6 +222,20 @@ class AutoPipeline:
             self._expired = self._reader
             self._reader.cancel()
 
+    def drop_connection(self) -> None:
+        """Close the connection now; the next command opens a new one.
+
+        Commands in flight on it fail (their replies are lost, as on any
+        dropped connection). Used when the server behind it stopped being the
+        master: no further command may reach it.
+        """
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            # Abort at once: a graceful close could still flush queued bytes.
+            transport = getattr(conn._writer, "transport", None)
+            if transport is not None:
+                transport.abort()
+
     async def aclose(self) -> None:
         """Fail what is queued, in flight or sent later, and close the connection."""
         self._closed = True

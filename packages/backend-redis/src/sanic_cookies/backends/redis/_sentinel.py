@@ -9,14 +9,26 @@ The credentials and the query options are those of the Redis servers (as in a
 authenticate to the sentinels themselves. ``rediss+sentinel`` uses TLS for
 both. The client asks the sentinels for the current master each time it opens
 a connection (redis-py's `SentinelConnectionPool`), so after a failover every
-new connection, including the auto-pipeline's, goes to the new master. A
-connection still open to a demoted master is dropped on its first ``READONLY``
-reply (redis-py's `SentinelManagedConnection` turns it into a
-`ConnectionError`), and one to a dead master fails on its own.
+new connection, including the auto-pipeline's, goes to the new master.
+
+Connections already open to a demoted master are the danger: in a switchover
+(``SENTINEL FAILOVER``) the old master keeps accepting writes until a sentinel
+turns it into a replica, which can take seconds, and its full resync with the
+new master then throws those writes away. So `MasterWatch` asks every
+sentinel for the master every `MASTER_POLL` seconds, believes the answer with
+the highest config epoch (the sentinel that led the failover knows first), and
+when the address changes, the pool connects only there and the backend drops
+every open connection before further writes. What remains is the poll's
+window (see docs/production.md). A connection to a dead master fails on its
+own; one answered ``READONLY`` is dropped by redis-py.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
@@ -24,18 +36,22 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 from redis.asyncio import Redis
 from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
+from redis.exceptions import AuthenticationError, AuthorizationError, ResponseError
 from sanic_cookies import ConfigurationError
 
 __all__ = [
     "DEFAULT_SENTINEL_PORT",
+    "MASTER_POLL",
     "SCHEMES",
+    "MasterWatch",
     "SentinelRedis",
     "SentinelTarget",
     "build_sentinel_client",
     "is_sentinel_url",
     "parse_sentinel_url",
+    "sentinel_addresses",
     "sentinel_location",
 ]
 
@@ -43,6 +59,10 @@ __all__ = [
 SCHEMES = ("redis+sentinel", "rediss+sentinel")
 #: The port of a sentinel given without one.
 DEFAULT_SENTINEL_PORT = 26379
+#: Seconds between two questions to the sentinels about the master (`MasterWatch`).
+MASTER_POLL = 0.25
+
+logger = logging.getLogger("sanic_cookies.backends.redis")
 
 # Query options that configure the connections to the sentinels, not to Redis.
 _SENTINEL_OPTIONS = {"sentinel_username": "username", "sentinel_password": "password"}
@@ -145,10 +165,28 @@ def sentinel_location(url: str) -> str:
     return f"{scheme}{sep}{hosts.rpartition('@')[2]}{slash}{path}"
 
 
+class _FollowingPool(SentinelConnectionPool):
+    """A `SentinelConnectionPool` that connects where `MasterWatch` last saw the master.
+
+    redis-py's pool believes the first sentinel that answers, which may not
+    have heard of a failover yet and would send a new connection straight back
+    to the demoted master.
+    """
+
+    known: tuple[str, int] | None = None
+
+    async def get_master_address(self) -> Any:
+        """The watched master's address, or the first sentinel's answer before any poll."""
+        if self.known is None:
+            return await super().get_master_address()  # type: ignore[no-untyped-call]
+        return self.known
+
+
 class SentinelRedis(Redis):
     """A client of the master a Sentinel names; closing it closes the sentinel clients too."""
 
     _sentinel: Sentinel | None = None
+    _service: str = ""
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         """Close the connections to the master, then those to the sentinels."""
@@ -191,6 +229,109 @@ def build_sentinel_client(url: str, options: dict[str, Any]) -> SentinelRedis:
         sentinel_kwargs={**shared, "retry": Retry(NoBackoff(), 0), **sentinel_options},
         **redis_options,
     )
-    client: SentinelRedis = sentinel.master_for(target.service, redis_class=SentinelRedis)
+    client: SentinelRedis = sentinel.master_for(
+        target.service, redis_class=SentinelRedis, connection_pool_class=_FollowingPool
+    )
     client._sentinel = sentinel
+    client._service = target.service
     return client
+
+
+def sentinel_addresses(sentinel: Sentinel) -> str:
+    """``host:port,host:port`` of the sentinels, for short log lines and errors."""
+    found = []
+    for client in sentinel.sentinels:
+        kwargs = client.connection_pool.connection_kwargs
+        found.append(f"{kwargs.get('host')}:{kwargs.get('port')}")
+    return ",".join(found)
+
+
+class MasterWatch:
+    """Asks the sentinels for the master every `poll` seconds; on a change, calls `moved`.
+
+    Args:
+        client: The `SentinelRedis` whose pool to point at the master.
+        moved: Called (with no argument) after the pool points at a new master:
+            it drops every connection still open to the old one.
+        poll: Seconds between two polls.
+    """
+
+    def __init__(
+        self, client: SentinelRedis, moved: Callable[[], None], poll: float = MASTER_POLL
+    ) -> None:
+        self._client = client
+        self._moved = moved
+        self._poll = poll
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start polling in the background (idempotent)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def aclose(self) -> None:
+        """Stop polling."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+    async def check(self) -> None:
+        """Poll once: point the pool at the master the freshest sentinel names.
+
+        Raises:
+            ConfigurationError: No sentinel named a master, and some refused
+                the credentials or do not monitor the service: a mistake in
+                the settings, which waiting will not fix. (Sentinels that
+                cannot be reached are not an error here.)
+        """
+        sentinel = self._client._sentinel
+        pool = self._client.connection_pool
+        if sentinel is None or not isinstance(pool, _FollowingPool):
+            return
+        service = self._client._service
+        answers = await asyncio.gather(
+            *(s.sentinel_master(service) for s in sentinel.sentinels), return_exceptions=True
+        )
+        best: tuple[int, str, int] | None = None
+        refusals: list[str] = []
+        for state in answers:
+            if isinstance(state, AuthenticationError | AuthorizationError):
+                refusals.append(f"refused the credentials ({type(state).__name__})")
+            elif isinstance(state, ResponseError) and "no such master" in str(state).lower():
+                refusals.append(f"monitors no service named {service!r}")
+            if isinstance(state, BaseException) or not isinstance(state, dict):
+                continue
+            if not state.get("is_master") or state.get("is_odown"):
+                continue
+            candidate = (int(state.get("config-epoch", 0)), str(state["ip"]), int(state["port"]))
+            if best is None or candidate[0] > best[0]:
+                best = candidate
+        if best is None and refusals:
+            raise ConfigurationError(
+                f"Redis Sentinel {sentinel_addresses(sentinel)}: a sentinel {refusals[0]}; "
+                "check the service name in the URL's path and sentinel_password / "
+                "sentinel_username in its query"
+            )
+        if best is None:  # no sentinel answered: keep what we know
+            return
+        address = (best[1], best[2])
+        previous, pool.known = pool.known, address
+        if previous is not None and previous != address:
+            logger.warning(
+                "Redis Sentinel service %r moved from %s:%d to %s:%d: dropping the "
+                "connections to the old master",
+                service,
+                *previous,
+                *address,
+            )
+            self._moved()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.check()
+            except Exception as exc:  # never let the watch die; the next poll tries again
+                logger.debug("Redis Sentinel poll failed: %s", type(exc).__name__)
+            await asyncio.sleep(self._poll)
