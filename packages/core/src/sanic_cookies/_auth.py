@@ -27,20 +27,16 @@ from ._config import DAY, SessionConfig
 from ._csrf_token import rotate as rotate_csrf_token
 from ._device import client_device, resolve_store_ip
 from ._errors import (
-    BackendError,
-    BackendUnavailable,
     ConfigurationError,
-    SanicCookiesError,
     SessionSerializationError,
     UnsupportedOperation,
-    for_client,
 )
 from ._ids import log_id, store_key
-from ._metrics import metered
 from ._record import AuthInfo, SessionRecord, decode_record
 from ._session import Session
 from ._session_cap import UNSET, cap_listing, resolve_cap, sessions_over_cap
 from ._session_dict import SessionDict
+from ._store_call import StoreCalls
 from ._user_agent import UNKNOWN_BROWSER, user_agent_label
 
 if TYPE_CHECKING:
@@ -49,6 +45,8 @@ if TYPE_CHECKING:
 __all__ = ["AuthSession", "SessionInfo", "default_user_id"]
 
 logger = logging.getLogger("sanic_cookies")
+
+_AUTH_CALLER = StoreCalls.caller("auth session")
 
 #: Defaults of an `AuthSession` that differ from a plain `Session` (OWASP-minded).
 AUTH_DEFAULTS: Mapping[str, Any] = {
@@ -383,7 +381,7 @@ class AuthSession(Session):
 
     def _session_of(self, request: Request) -> SessionDict:
         sess = getattr(request.ctx, self.name, None)
-        if not isinstance(sess, SessionDict) or sess._session is not self:
+        if not isinstance(sess, SessionDict) or not sess.is_of(self):
             raise ConfigurationError(
                 f"request.ctx.{self.name} is missing: is this request served by the app "
                 f"this AuthSession is attached to?"
@@ -393,7 +391,7 @@ class AuthSession(Session):
     @contextlib.asynccontextmanager
     async def _locked(self, sess: SessionDict) -> AsyncIterator[SessionDict]:
         """The session under its lock: the handler's block if it holds one, else our own."""
-        if sess._in_block:
+        if sess.is_locked:
             yield sess
         else:
             async with sess:
@@ -441,7 +439,7 @@ class AuthSession(Session):
                 sess, user, uid, remember=remember, lifetime=lifetime, keep=keep_data, device=device
             )
         self._forget_user(request)
-        logger.info("session %s: login (remember=%s)", sess._log_id, remember)
+        logger.info("session %s: login (remember=%s)", sess.log_label, remember)
         # After the write when outside a block (the new key is listed and skipped); inside
         # one, before it (the old key is skipped and the new one counted all the same).
         await self._end_sessions_over_cap(uid, self._request_key(request))
@@ -505,7 +503,7 @@ class AuthSession(Session):
         async with self._locked(sess):
             sess.destroy()
         self._forget_user(request)
-        logger.info("session %s: logout", sess._log_id)
+        logger.info("session %s: logout", sess.log_label)
 
     # -- the current user ----------------------------------------------------------
 
@@ -518,7 +516,7 @@ class AuthSession(Session):
 
     async def _login_info(self, request: Request) -> AuthInfo | None:
         sess = self._session_of(request)
-        if sess._data is None:
+        if not sess.is_loaded:
             await sess.load()
         return sess.auth
 
@@ -568,32 +566,9 @@ class AuthSession(Session):
             )
         return backend
 
-    async def _backend_call(self, operation: str, awaitable: Awaitable[Any]) -> Any:
-        meter = self._meter  # None when the backend counts itself (MultiBackend)
-        if self._observer is not None:  # telemetry, when configured
-            awaitable = self._observer.observe(operation, self.backend.label, awaitable)
-        try:
-            return await (awaitable if meter is None else metered(meter, operation, awaitable))
-        except BackendError as exc:  # a lock timeout or lost lock from the backend
-            logger.warning(
-                "auth session: %s on backend %s failed: %s: %s",
-                operation,
-                self.backend.label,
-                type(exc).__name__,
-                exc,
-            )
-            raise for_client(exc) from exc  # the detail is logged, not sent
-        except SanicCookiesError:
-            raise
-        except Exception as exc:
-            logger.error(
-                "auth session: %s on backend %s failed: %s: %s",
-                operation,
-                self.backend.label,
-                type(exc).__name__,
-                exc,
-            )
-            raise BackendUnavailable() from exc  # says neither which store nor why
+    def _backend_call(self, operation: str, awaitable: Awaitable[Any]) -> Awaitable[Any]:
+        """One store call of the auth layer, through the session's `StoreCalls`."""
+        return self._store.call(operation, awaitable, _AUTH_CALLER)
 
     def _request_key(self, request: Request | None) -> str | None:
         if request is None:

@@ -101,7 +101,7 @@ async def flash(
         if dropped:
             logger.info(
                 "session %s: flash queue full; %d oldest message(s) dropped",
-                sess._log_id,
+                sess.log_label,
                 dropped,
             )
         held[FLASH_KEY] = queue
@@ -158,7 +158,7 @@ async def get_flashed_messages(
     if by_session is None:
         by_session = {}
         setattr(request.ctx, _READ, by_session)
-    read = by_session.setdefault(sess._session.name, [])
+    read = by_session.setdefault(sess.name, [])
     if _queue(await peek(sess, FLASH_KEY)):
         async with locked(sess) as held:
             queue = _queue(held.get(FLASH_KEY))

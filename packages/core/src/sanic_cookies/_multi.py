@@ -47,17 +47,20 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 
 from ._backend import Backend, ClientSideBackend, SessionLock, StoredSession, now
 from ._errors import ConfigurationError, UnsupportedOperation
 from ._ids import log_id
-from ._metrics import BackendMetrics, StoreObserver, metered
+from ._metrics import BackendMetrics, StoreObserver
 from ._pending import MAX_PENDING_DELETES, PendingDeletes
+from ._store_call import StoreCalls
 
 __all__ = ["MAX_PENDING_DELETES", "MultiBackend"]
 
 logger = logging.getLogger("sanic_cookies")
+
+_PRIMARY = StoreCalls.caller("multi-backend primary")
 
 T = TypeVar("T")
 
@@ -158,6 +161,9 @@ class MultiBackend(Backend):
         )
         for backend in (primary, *secondaries):
             self.add(backend)
+        self._primary_calls = StoreCalls(
+            self._members[0].label, self._members[0].metrics, translate=False
+        )
         # Capabilities are the primary's (it serves every read). They are class
         # attributes on Backend; an instance attribute shadows them per object.
         vars(self)["supports_user_index"] = primary.supports_user_index
@@ -268,8 +274,9 @@ class MultiBackend(Backend):
 
     # -- the calls ---------------------------------------------------------------
 
-    async def _primary(self, operation: str, awaitable: Awaitable[T]) -> T:
-        return await metered(self._members[0].metrics, operation, awaitable)
+    def _primary(self, operation: str, awaitable: Awaitable[T]) -> Awaitable[T]:
+        """A call to the primary, counted in its metrics (the session maps its errors)."""
+        return cast(Awaitable[T], self._primary_calls.call(operation, awaitable, _PRIMARY))
 
     async def _secondaries(
         self,

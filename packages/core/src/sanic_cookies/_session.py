@@ -21,6 +21,7 @@ from ._metrics import BackendMetrics, StoreObserver
 from ._multi import MultiBackend
 from ._session_dict import _DELETE, _KEEP, _SET, SessionDict
 from ._set_cookie import CookieTemplate
+from ._store_call import StoreCalls
 
 __all__ = ["Session"]
 
@@ -111,6 +112,8 @@ class Session:
         self._meter: BackendMetrics | None = None
         self._metrics: dict[str, BackendMetrics] = {}
         self._observer: StoreObserver | None = None  # see observe_store
+        # Every store call of the session and its requests goes through this (set with the backend).
+        self._store = StoreCalls("(no backend yet)")
         self._cookie_template: tuple[SessionConfig, CookieTemplate] | None = None
         self.config = self._resolve_config({})
         self.app: Sanic[Any, Any] | None = None
@@ -232,6 +235,7 @@ class Session:
         else:
             self._meter = BackendMetrics()
             self._metrics = {backend.label: self._meter}
+        self._store = StoreCalls(backend.label, self._meter, self._observer)
         return backend
 
     def add_backend(self, backend: Backend | str, **options: Any) -> None:

@@ -44,7 +44,7 @@ def session_named(request: Request, name: str | None, *, what: str) -> SessionDi
 @contextlib.asynccontextmanager
 async def locked(sess: SessionDict) -> AsyncIterator[SessionDict]:
     """`sess` under its lock: the handler's ``async with`` block if one is open, else our own."""
-    if sess._in_block:
+    if sess.is_locked:
         yield sess
     else:
         async with sess:
@@ -58,7 +58,4 @@ async def peek(sess: SessionDict, key: str) -> Any:
     if the handler has not, and reads without the unlocked-access warning (nothing
     is written from what is read here).
     """
-    if sess._data is None:
-        await sess.load()
-    assert sess._data is not None
-    return sess._data.get(key)
+    return await sess.peek(key)

@@ -12,7 +12,7 @@ import logging
 import math
 import sys
 import warnings
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Iterator, MutableMapping
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -22,12 +22,8 @@ from ._backend import Backend, ClientSideBackend, SessionLock, StoredSession, no
 from ._errors import (
     BackendError,
     BackendUnavailable,
-    LockTimeout,
-    SanicCookiesError,
     SessionNotLoaded,
     SessionSerializationError,
-    UnsupportedOperation,
-    for_client,
 )
 from ._ids import is_session_id, log_id, new_session_id, store_key
 from ._record import (
@@ -40,6 +36,7 @@ from ._record import (
     encode_record,
 )
 from ._request_cookie import cookie_value as read_cookie
+from ._write_plan import KEEP, ROTATE, WritePlan, WriteState, plan_write
 
 if TYPE_CHECKING:
     from sanic import Request
@@ -80,6 +77,21 @@ def _caller() -> tuple[int, FrameType | None]:
         frame = frame.f_back
         level += 1
     return level, frame
+
+
+def _readable(
+    stored: StoredSession | None, t: float
+) -> tuple[SessionRecord, dict[str, Any]] | None:
+    """The record and data of `stored`, or None if there is none, unreadable or expired."""
+    if stored is None:
+        return None
+    record = decode_record(stored.value)
+    if record is None or record.deadline <= t or stored.expires_at <= t:
+        return None
+    try:
+        return record, decode_data(record.data)
+    except ValueError:
+        return None
 
 
 class SessionDict(MutableMapping[str, Any]):
@@ -211,7 +223,7 @@ class SessionDict(MutableMapping[str, Any]):
         if backend.loads_now:
             stored: StoredSession | None = None
             if self._sid is not None:
-                stored = self._call_now("load", self._load_stored_now)
+                stored = self._session._store.call_now("load", self._load_stored_now, self)
             self._adopt(stored)
         elif self._key is None and session.config.autoload:
             self._adopt(None)  # autoload saw no session cookie: a new session, nothing to read
@@ -240,30 +252,23 @@ class SessionDict(MutableMapping[str, Any]):
 
     def _adopt(self, stored: StoredSession | None) -> None:
         """Take `stored` as this session's state, or start a fresh one."""
-        record = decode_record(stored.value) if stored is not None else None
         t = now()
-        data: dict[str, Any] | None = None
-        if record is not None and stored is not None:
-            if record.deadline <= t or stored.expires_at <= t:
-                record = None
-            else:
-                try:
-                    data = decode_data(record.data)
-                except ValueError:
-                    record = None
-        if record is None or stored is None or data is None:
+        found = _readable(stored, t)
+        if found is None:
             if stored is not None:
                 logger.debug("session %s: unreadable or expired record ignored", self._log_id)
+            config = self._session.config
             self._stored = None
             self._record = None
             self._data = {}
             self._orig = EMPTY_DATA
             self._auth = None
             self._created = t
-            self._deadline = t + self._session.config.lifetime
-            self._ttl = self._session.config.expiry
-            self._persistent = not self._session.config.session_cookie
+            self._deadline = t + config.lifetime
+            self._ttl = config.expiry
+            self._persistent = not config.session_cookie
             return
+        record, data = found
         self._stored = stored
         self._record = record
         self._data = data
@@ -364,35 +369,50 @@ class SessionDict(MutableMapping[str, Any]):
         return encode_data(self._data) != self._orig
 
     async def _write(self) -> None:
-        """Write what changed, through the held lock if there is one."""
+        """Write what changed, through the held lock if there is one: plan, then carry out."""
         if self._data is None:
             return
         data = encode_data(self._data)  # before any I/O: a bad value writes nothing
         if self._client is None:  # and neither does too much of it
             self._session._check_data_size(data)
-        exists = self._stored is not None
-        empty = data == EMPTY_DATA and self._auth is None
-        if empty and (self._destroyed or exists or self._rotate):
-            await self._delete_stored()
-            return
-        if self._destroyed:
-            # destroy() then new data (a "logged out" message, say): end the old session
-            # and start a new one, under a new id, holding only the new data.
-            await self._delete_stored(send_cookie=False)
-            kept = self._data
-            self._adopt(None)
-            self._data = kept
-            self._sid = self._key = None
-            self._destroyed = False
-            exists = False
-        changed = data != self._orig or self._meta_changed or self._rotate
+        config = self._session.config
         t = now()
-        if empty or (not changed and not (exists and self._refresh_due(t))):
+        plan = plan_write(self._write_state(data, t), min(config.expiry, config.lifetime))
+        if plan is KEEP:
             return
+        if plan.end:
+            await self._delete_stored(send_cookie=not plan.restart)
+            if plan.restart:
+                self._restart()
+                t = now()
+        if plan.store:
+            await self._store(plan, data, t)
+
+    def _write_state(self, data: bytes, t: float) -> WriteState:
+        exists = self._stored is not None
+        return WriteState(
+            data_changed=data != self._orig,
+            data_empty=data == EMPTY_DATA,
+            logged_in=self._auth is not None,
+            exists=exists,
+            destroyed=self._destroyed,
+            rotate=self._rotate,
+            meta_changed=self._meta_changed,
+            refresh_due=exists and self._refresh_due(t),
+            ttl_left=min(self._ttl, self._deadline - t),
+        )
+
+    def _restart(self) -> None:
+        """destroy() then new data (a "logged out" message, say): a new session holding it."""
+        kept = self._data
+        self._adopt(None)
+        self._data = kept
+        self._sid = self._key = None
+        self._destroyed = False
+
+    async def _store(self, plan: WritePlan, data: bytes, t: float) -> None:
+        """Carry out a plan that stores: the record, under the id the plan says."""
         ttl = min(self._ttl, self._deadline - t)
-        if ttl <= 0:
-            await self._delete_stored()
-            return
         record = SessionRecord(
             data=msgspec.Raw(data),
             created=self._created,
@@ -402,64 +422,77 @@ class SessionDict(MutableMapping[str, Any]):
             auth=self._auth,
         )
         value = encode_record(record)
-        user_id = self._auth.user_id if self._auth else None
-        backend = self._backend
-        client = self._client
-        if client is not None:
-            old = self._sid if exists else None
-            # The same session continues from `old` unless its id rotates (login):
-            # the backend can then revoke every token of the session at logout.
-            token = await self._call(
-                "save",
-                client.encode_cookie(
-                    value,
-                    ttl,
-                    previous=None if self._rotate else old,
-                    deadline=self._deadline,
-                ),
-            )
-            # The whole Set-Cookie value, attributes included, must fit what browsers keep
-            # (they drop a larger cookie without a word).
-            self._session._check_cookie_size(
-                token, int(ttl) if self._persistent else None, client.max_cookie_size
-            )
-            if old is not None and self._rotate:
-                await self._call("revoke", client.revoke_cookie(old, self._stored_expiry()))
-            self._sid = self._new_cookie_value = token
-            self._key = store_key(token)
-        elif not exists or self._rotate:
-            sid = new_session_id()
-            key = store_key(sid)
-            await self._call("save", backend.save(key, value, ttl, user_id=user_id))
-            logger.debug(
-                "session %s: %s",
-                log_id(key),
-                f"new id (was {self._log_id})" if exists else "created",
-            )
-            if exists and not await self._retire_old_id(key):
-                return
-            self._sid, self._key, self._new_cookie_value = sid, key, sid
-        else:
-            assert self._key is not None
-            if self._lock is not None:
-                saved = await self._call(
-                    "save",
-                    self._lock.save_and_release(value, ttl, user_id=user_id, replace_only=True),
-                )
-                self._lock = None
-            else:
-                saved = await self._call(
-                    "save", backend.save(self._key, value, ttl, user_id=user_id, replace_only=True)
-                )
-            if not saved:  # ended by a concurrent logout: stay ended
-                logger.info("session %s: ended concurrently; write dropped", self._log_id)
-                self._forget_all()
-                return
+        if self._client is not None:
+            await self._store_token(self._client, plan, value, ttl)
+        elif not await (self._store_new_id if plan.new_id else self._replace)(value, ttl):
+            return  # ended concurrently: stays ended
         self._stored = StoredSession(value, t + ttl)
         self._record = record
         self._orig = data
         self._rotate = self._meta_changed = False
         self._cookie_action = _SET
+
+    async def _store_token(
+        self, client: ClientSideBackend, plan: WritePlan, value: bytes, ttl: float
+    ) -> None:
+        """Client-side: the record becomes the cookie (a new token)."""
+        old = self._sid if self._stored is not None else None
+        # The same session continues from `old` unless its id rotates (login):
+        # the backend can then revoke every token of the session at logout.
+        rotate = plan is ROTATE
+        token = await self._call(
+            "save",
+            client.encode_cookie(
+                value, ttl, previous=None if rotate else old, deadline=self._deadline
+            ),
+        )
+        # The whole Set-Cookie value, attributes included, must fit what browsers keep
+        # (they drop a larger cookie without a word).
+        self._session._check_cookie_size(
+            token, int(ttl) if self._persistent else None, client.max_cookie_size
+        )
+        if old is not None and rotate:
+            await self._call("revoke", client.revoke_cookie(old, self._stored_expiry()))
+        self._sid = self._new_cookie_value = token
+        self._key = store_key(token)
+
+    async def _store_new_id(self, value: bytes, ttl: float) -> bool:
+        """Server-side, new session or rotation: save under a new id, then end the old one."""
+        exists = self._stored is not None
+        sid = new_session_id()
+        key = store_key(sid)
+        user_id = self._auth.user_id if self._auth else None
+        await self._call("save", self._backend.save(key, value, ttl, user_id=user_id))
+        logger.debug(
+            "session %s: %s",
+            log_id(key),
+            f"new id (was {self._log_id})" if exists else "created",
+        )
+        if exists and not await self._retire_old_id(key):
+            return False
+        self._sid, self._key, self._new_cookie_value = sid, key, sid
+        return True
+
+    async def _replace(self, value: bytes, ttl: float) -> bool:
+        """Server-side, same id: a fenced replace (fails if a logout ended the session)."""
+        assert self._key is not None
+        user_id = self._auth.user_id if self._auth else None
+        if self._lock is not None:
+            saved = await self._call(
+                "save",
+                self._lock.save_and_release(value, ttl, user_id=user_id, replace_only=True),
+            )
+            self._lock = None
+        else:
+            saved = await self._call(
+                "save",
+                self._backend.save(self._key, value, ttl, user_id=user_id, replace_only=True),
+            )
+        if not saved:
+            logger.info("session %s: ended concurrently; write dropped", self._log_id)
+            self._forget_all()
+            return False
+        return True
 
     async def _retire_old_id(self, new_key: str) -> bool:
         """End the old id after a rotation wrote the session under `new_key`.
@@ -531,9 +564,12 @@ class SessionDict(MutableMapping[str, Any]):
     async def _delete_stored(self, *, send_cookie: bool = True) -> None:
         backend = self._session.backend
         if self._stored is not None:
-            if isinstance(backend, ClientSideBackend):
+            if self._client is not None:
                 assert self._sid is not None
-                await self._call("revoke", backend.revoke_cookie(self._sid, self._stored_expiry()))
+                await self._call(
+                    "revoke",
+                    self._client.revoke_cookie(self._sid, self._stored_expiry()),
+                )
             elif self._lock is not None:
                 await self._call("delete", self._lock.delete_and_release())
                 self._lock = None
@@ -552,76 +588,17 @@ class SessionDict(MutableMapping[str, Any]):
         self._rotate = self._destroyed = self._meta_changed = False
         self._cookie_action = _DELETE if self._cookie_value else _KEEP
 
-    async def _call(self, operation: str, awaitable: Any) -> Any:
-        """Await a backend call and count it; turn any failure into one log line and a 503.
+    def _call(self, operation: str, awaitable: Awaitable[Any]) -> Awaitable[Any]:
+        """Make one store call through the session's `StoreCalls` (not a coroutine: no layer)."""
+        return self._session._store.call(operation, awaitable, self)
 
-        Counted as `metered` counts, in place (a coroutine less per store call).
-        """
-        meter = self._session._meter  # None when the backend counts itself (MultiBackend)
-        observer = self._session._observer  # None unless telemetry is configured
-        if observer is not None:
-            awaitable = observer.observe(operation, self._session.backend.label, awaitable)
-        if meter is not None:
-            meter.operations += 1
-            if operation == "lock":
-                meter.lock_waits += 1
-        try:
-            return await awaitable
-        except Exception as exc:
-            error = self._failure(operation, exc)
-            if error is exc:
-                raise
-            raise error from exc
+    def store_subject(self) -> str:
+        """How the log names this session (`StoreCaller`)."""
+        return f"session {self._log_id}"
 
-    def _call_now(self, operation: str, call: Callable[[], Any]) -> Any:
-        """`_call` for a backend call that needs no I/O (`Backend.load_now`)."""
-        meter = self._session._meter
-        if meter is not None:
-            meter.operations += 1
-        try:
-            return call()
-        except Exception as exc:
-            error = self._failure(operation, exc)
-            if error is exc:
-                raise
-            raise error from exc
-
-    def _failure(self, operation: str, exc: Exception) -> Exception:
-        """Count and log a failed backend call; return what to raise (exc, a copy, a 503)."""
-        meter = self._session._meter
-        backend = self._session.backend
-        if isinstance(exc, BackendError):  # lock timeout, lock lost: already a 503
-            if meter is not None:
-                if isinstance(exc, LockTimeout):
-                    meter.lock_timeouts += 1
-                else:
-                    meter.failures += 1
-            self._failed = True
-            logger.warning(
-                "session %s: %s on backend %s failed: %s: %s",
-                self._log_id,
-                operation,
-                backend.label,
-                type(exc).__name__,
-                exc,
-            )
-            return for_client(exc)  # the detail is logged, not sent
-        if isinstance(exc, SanicCookiesError):
-            if meter is not None and not isinstance(exc, UnsupportedOperation):
-                meter.failures += 1
-            return exc
-        if meter is not None:
-            meter.failures += 1
+    def store_failed(self) -> None:
+        """A store call failed: the response must not touch the store again (`StoreCaller`)."""
         self._failed = True
-        logger.error(
-            "session %s: %s on backend %s failed: %s: %s",
-            self._log_id,
-            operation,
-            backend.label,
-            type(exc).__name__,
-            exc,
-        )
-        return BackendUnavailable()  # says neither which store nor why
 
     async def _finish(self) -> tuple[int, str | None, int | None]:
         """Called once the handler returned: write unlocked changes, say what the cookie needs.
@@ -668,20 +645,19 @@ class SessionDict(MutableMapping[str, Any]):
         if dirty:
             await self._write()
         elif self._stored is not None and self._refresh_due(now()):
-            backend = self._session.backend
-            if isinstance(backend, ClientSideBackend):
-                # A cookie's expiry is inside it: refreshing means issuing a new one.
-                await self._write()
-                return
-            # Read-only use: extend the TTL without rewriting data someone may be changing.
-            ttl = min(self._ttl, self._deadline - now())
-            if (
-                ttl > 0
-                and self._key is not None
-                and not isinstance(backend, ClientSideBackend)
-                and await self._touch(backend, self._key, ttl)
-            ):
-                self._cookie_action = _SET
+            await self._refresh_unlocked()
+
+    async def _refresh_unlocked(self) -> None:
+        """Sliding expiry of a session used without the lock and not changed."""
+        if self._client is not None:
+            # A cookie's expiry is inside it: refreshing means issuing a new one.
+            await self._write()
+            return
+        # Read-only use: extend the TTL without rewriting data someone may be changing.
+        ttl = min(self._ttl, self._deadline - now())
+        backend = self._session.backend
+        if ttl > 0 and self._key is not None and await self._touch(backend, self._key, ttl):
+            self._cookie_action = _SET
 
     async def _touch(self, backend: Backend, key: str, ttl: float) -> bool:
         """Refresh the TTL of a read-only session; a failure is logged, not raised.
@@ -719,6 +695,42 @@ class SessionDict(MutableMapping[str, Any]):
         if not self._resolved:
             self._from_cookie()
         return self._new_cookie_value or self._sid
+
+    @property
+    def name(self) -> str:
+        """The name of the session this request's dict belongs to (``request.ctx.<name>``)."""
+        return self._session.name
+
+    def is_of(self, session: Session) -> bool:
+        """Whether this is a request's dict of `session` (and not of another on the app)."""
+        return self._session is session
+
+    @property
+    def is_loaded(self) -> bool:
+        """True once the session's data is loaded (`load`, ``async with``, plain access)."""
+        return self._data is not None
+
+    @property
+    def is_locked(self) -> bool:
+        """True inside this session's own ``async with`` block (it holds the lock)."""
+        return self._in_block
+
+    @property
+    def log_label(self) -> str:
+        """How the log names this session: a short hash of its store key, or ``new``."""
+        return self._log_id
+
+    async def peek(self, key: str) -> Any:
+        """The value of `key` (None if absent), read without taking the lock.
+
+        Loads the session read-only if it is not loaded yet, and reads without the
+        unlocked-access warning: for a quick "is there anything?" before locking,
+        where nothing is written from what is read.
+        """
+        if self._data is None:
+            await self.load()
+        assert self._data is not None
+        return self._data.get(key)
 
     @property
     def is_new(self) -> bool:
