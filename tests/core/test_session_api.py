@@ -239,23 +239,26 @@ async def test_sync_access_before_loading_raises_session_not_loaded() -> None:
     assert backend.store_calls() == {}
 
 
-async def test_unsaved_unlocked_changes_then_async_with_is_refused() -> None:
+async def test_unsaved_unlocked_changes_are_carried_into_async_with() -> None:
     app, _ = session_app(warn_lock=False)
-    seen: list[Exception] = []
+    seen: list[dict[str, str]] = []
 
     @app.get("/mixed")
     async def mixed(request: Request) -> HTTPResponse:
         sess = await request.ctx.session.load()
         sess["a"] = "unlocked"
-        try:
-            async with request.ctx.session:
-                pass
-        except RuntimeError as exc:
-            seen.append(exc)
+        async with request.ctx.session as locked:
+            seen.append(dict(locked))
+            locked["b"] = "locked"
         return text("ok")
 
-    await get(app, "/mixed")
-    assert "unsaved changes made outside `async with`" in str(seen[0])
+    response = await get(app, "/mixed")
+    assert response.status == 200
+    assert seen == [{"a": "unlocked"}]
+    assert (await get(app, "/read", cookie_header(response))).json == {
+        "a": "unlocked",
+        "b": "locked",
+    }
 
 
 async def test_nested_async_with_is_refused() -> None:

@@ -59,8 +59,9 @@ class SessionConfig:
     lock_timeout: float = 5.0
     #: Seconds a lock outlives a holder that died (``SESSION_LOCK_LEASE``).
     lock_lease: float = 10.0
-    #: Most bytes of a session's encoded data on a server-side backend; a larger write
-    #: raises ``SessionTooLarge`` and stores nothing. None: no limit (``SESSION_MAX_SIZE``).
+    #: Most bytes of a session's encoded data (a stored login's user included) on a
+    #: server-side backend; a larger write raises ``SessionTooLarge`` and stores nothing.
+    #: None: no limit (``SESSION_MAX_SIZE``).
     max_size: int | None = 64 * 1024
 
     @classmethod

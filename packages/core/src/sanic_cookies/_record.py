@@ -98,6 +98,11 @@ def decode_data(raw: bytes) -> dict[str, Any]:
     return _data_decoder.decode(raw)
 
 
+def encoded_size(value: AuthInfo | None) -> int:
+    """Bytes `value` takes in an encoded record (0 for None)."""
+    return 0 if value is None else len(_encoder.encode(value))
+
+
 def encode_record(record: SessionRecord) -> bytes:
     """Encode a record for a backend."""
     return _encoder.encode(record)

@@ -315,7 +315,7 @@ class Session:
         if sess._data is None and sess._lock is None and sess._cookie_action == _KEEP:
             return None  # never used: nothing to write, release or send (and no await)
         try:
-            action, value, max_age = await sess._finish()
+            action, value, max_age = await sess._finish(response.status >= 500)
         except Exception as exc:
             # Sanic logs an exception raised by response middleware and sends the handler's
             # response anyway: a 200 for a write that never happened. Answer with the
@@ -357,16 +357,16 @@ class Session:
         self._cookie_template = (config, template)
         return template
 
-    def _check_data_size(self, data: bytes) -> None:
-        """Raise `SessionTooLarge` if encoded session `data` exceeds `max_size` (server-side).
+    def _check_data_size(self, size: int) -> None:
+        """Raise `SessionTooLarge` if `size` bytes of session data exceed `max_size` (server-side).
 
         Called before anything is written. Client-side backends have their own
         limit, the cookie's, checked on the whole ``Set-Cookie`` value.
         """
         limit = self.config.max_size
-        if limit is not None and len(data) > limit:
+        if limit is not None and size > limit:
             setting = f"max_size ({self.config_prefix}MAX_SIZE)"
-            raise SessionTooLarge(len(data), limit, setting=setting)
+            raise SessionTooLarge(size, limit, setting=setting)
 
     def _check_cookie_size(self, value: str, max_age: int | None, limit: int) -> None:
         """Raise `SessionTooLarge` if the ``Set-Cookie`` value for `value` exceeds `limit` bytes.

@@ -34,6 +34,7 @@ from ._record import (
     decode_record,
     encode_data,
     encode_record,
+    encoded_size,
 )
 from ._request_cookie import cookie_value as read_cookie
 from ._write_plan import KEEP, ROTATE, WritePlan, WriteState, plan_write
@@ -284,11 +285,9 @@ class SessionDict(MutableMapping[str, Any]):
     async def __aenter__(self) -> Self:
         if self._in_block:
             raise RuntimeError("This session is already locked by an enclosing `async with`.")
-        if self._data is not None and self._data_dirty():
-            raise RuntimeError(
-                "This session has unsaved changes made outside `async with`; "
-                "make them inside the block."
-            )
+        # Plain changes made before the block (0.4 code being converted line by line)
+        # are carried into it, on top of the data loaded under the lock.
+        pending = None if self._data is None else self._unlocked_changes()
         self._data = None  # reload under the lock: the unlocked copy may be stale
         if not self._resolved:
             self._from_cookie()
@@ -311,8 +310,25 @@ class SessionDict(MutableMapping[str, Any]):
             except BaseException:
                 await self._release()
                 raise
+        if pending is not None:
+            self._apply(*pending)
         self._in_block = True
         return self
+
+    def _unlocked_changes(self) -> tuple[dict[str, Any], set[str]] | None:
+        """The keys set and removed outside `async with` since the load; None if none."""
+        assert self._data is not None
+        if not self._data_dirty():
+            return None
+        before = decode_data(self._orig)
+        changed = {k: v for k, v in self._data.items() if k not in before or before[k] != v}
+        return changed, set(before) - set(self._data)
+
+    def _apply(self, changed: dict[str, Any], removed: set[str]) -> None:
+        assert self._data is not None
+        self._data.update(changed)
+        for key in removed:
+            self._data.pop(key, None)
 
     async def __aexit__(
         self,
@@ -373,8 +389,8 @@ class SessionDict(MutableMapping[str, Any]):
         if self._data is None:
             return
         data = encode_data(self._data)  # before any I/O: a bad value writes nothing
-        if self._client is None:  # and neither does too much of it
-            self._session._check_data_size(data)
+        if self._client is None:  # and neither does too much of it (the login's user too)
+            self._session._check_data_size(len(data) + encoded_size(self._auth))
         config = self._session.config
         t = now()
         plan = plan_write(self._write_state(data, t), min(config.expiry, config.lifetime))
@@ -600,8 +616,12 @@ class SessionDict(MutableMapping[str, Any]):
         """A store call failed: the response must not touch the store again (`StoreCaller`)."""
         self._failed = True
 
-    async def _finish(self) -> tuple[int, str | None, int | None]:
+    async def _finish(self, failed: bool = False) -> tuple[int, str | None, int | None]:
         """Called once the handler returned: write unlocked changes, say what the cookie needs.
+
+        Args:
+            failed: The response is a server error (5xx): unlocked changes are dropped,
+                as an exception inside `async with` drops the block's changes.
 
         Returns:
             (action, cookie value, max age): action is keep, set or delete.
@@ -617,6 +637,7 @@ class SessionDict(MutableMapping[str, Any]):
             self._data is not None
             and not self._in_block
             and not self._failed
+            and not failed
             and self._unlocked_work_due()
         ):
             await self._write_unlocked()
