@@ -185,8 +185,8 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def core(session: nox.Session) -> None:
-    """The core alone: proves it works with no backend distribution installed."""
-    session.install(*editable(CORE, DICTSTORE, SQLITE), *group("test"))
+    """The core alone (with its optional ``otel`` extra): no backend distribution installed."""
+    session.install(*editable(CORE, DICTSTORE, SQLITE), *group("test"), *group("otel"))
     run_pytest_dir(session, "tests/core")
 
 
