@@ -515,8 +515,9 @@ def test_redact_hides_every_credential_option() -> None:
 
 
 def test_check_does_not_print_the_sentinel_password(capsys: pytest.CaptureFixture[str]) -> None:
+    require_module("sanic_cookies.backends.redis", "sanic-cookies-redis")
     url = "redis+sentinel://:secret@127.0.0.1:1/nosuchservice/0?sentinel_password=spass"
     code, out, err = run(capsys, "check", "--backend", url)
     assert code != EXIT_OK  # no sentinel listens on port 1
-    assert "s1" not in out and "127.0.0.1:1" in out + err, (out, err)
+    assert "127.0.0.1:1" in out + err, (out, err)
     assert "spass" not in out + err and "secret" not in out + err
