@@ -237,14 +237,17 @@ class AppServer:
             try:
                 with socket.create_connection((HOST, self.port), timeout=1) as sock:
                     sock.sendall(b"GET /plain HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-                    if sock.recv(64).startswith(b"HTTP/1.1 200"):
-                        time.sleep(1.0)  # let the other workers finish starting too
+                    if sock.recv(64).startswith(b"HTTP/1.1 200") and self._all_started():
                         return
             except OSError:
                 pass
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"the test app did not start:\n{self.tail()}")
+
+    def _all_started(self) -> bool:
+        """Every worker has logged its start (one answering is not all of them serving)."""
+        return self.tail(n=10**7).count("Starting worker [") >= self.workers
 
     def tail(self, n: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""
