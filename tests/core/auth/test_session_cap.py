@@ -29,11 +29,8 @@ async def _live(browsers: list[Browser]) -> list[bool]:
 FULL_RUN = {"memory", "redis", "postgres", "cookie"}
 
 
-async def test_the_default_cap_keeps_the_100_newest_sessions_of_a_user(
-    make_app: Any, request: pytest.FixtureRequest
-) -> None:
-    if request.node.callspec.params["auth_backend"] not in FULL_RUN:
-        pytest.skip("102 logins on each backend is slow; test_a_small_cap_... covers this one")
+@pytest.mark.parametrize("auth_backend", sorted(FULL_RUN), indirect=True)
+async def test_the_default_cap_keeps_the_100_newest_sessions_of_a_user(make_app: Any) -> None:
     app, auth = make_app()
     assert auth.max_sessions_per_user == 100
     bob = await _logins(app, "bob", 2)
