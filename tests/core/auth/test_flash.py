@@ -93,16 +93,13 @@ async def test_the_queue_is_capped_so_it_always_fits_a_cookie(auth_backend: Back
     assert (await browser.get("/whoami")).json == {"user": "alice"}
 
 
-async def test_concurrent_flashes_are_all_kept(
-    auth_backend: Backend | str, request: pytest.FixtureRequest
-) -> None:
-    if request.node.callspec.params["auth_backend"] not in ("memory", "custom"):
-        # The ASGI test client runs the app's start-up and shutdown around every request;
-        # concurrent ones close the Redis client and PostgreSQL pool under requests in
-        # flight (503s a real server never gives: the backends' own tests cover their
-        # locks across processes). A client-side session is the browser's cookie, where
-        # concurrent responses race by nature.
-        pytest.skip("concurrent ASGI test-client requests restart the store's connections")
+# Only the in-process stores: the ASGI test client runs the app's start-up and shutdown
+# around every request, so concurrent ones would close the Redis client and PostgreSQL
+# pool under requests in flight (503s a real server never gives: the backends' own tests
+# cover their locks across processes). A client-side session is the browser's cookie,
+# where concurrent responses race by nature (test_client_side_sessions_lose_races_... pins that).
+@pytest.mark.parametrize("auth_backend", ["memory", "custom"], indirect=True)
+async def test_concurrent_flashes_are_all_kept(auth_backend: Backend | str) -> None:
     app, _ = build_web_app(auth_backend)
     browser = Browser(app)
     await post(browser, "/flash", msg="first")  # the session exists: the flashes share it
