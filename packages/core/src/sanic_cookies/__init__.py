@@ -23,6 +23,7 @@ from ._decorators import (
     login_required,
     safe_next,
 )
+from ._deployment import served_over_asgi
 from ._discovery import backend_from_url, register, registered_schemes
 from ._errors import (
     BackendError,
@@ -101,5 +102,6 @@ __all__ = [
     "register",
     "registered_schemes",
     "safe_next",
+    "served_over_asgi",
     "user_agent_label",
 ]

@@ -15,15 +15,17 @@ giving the reason, never the token.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from collections.abc import Iterable
 from inspect import isawaitable
 from types import SimpleNamespace
 from typing import Any, TypeVar, cast
 
-from sanic import Request, Sanic
+from sanic import Blueprint, Request, Sanic
 from sanic.exceptions import Forbidden
 
+from . import _compat
 from ._auth import AuthSession
 from ._csrf_token import TOKEN_KEY, mask, matches, new_secret
 from ._decorators import _find_request
@@ -43,6 +45,10 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 #: The attribute `csrf_exempt` (False) and `csrf_protect` (True) set on a handler.
 _MARK = "__sanic_cookies_csrf__"
+#: Set on the wrapper `csrf_protect` returns, which checks the request itself.
+_SELF_CHECKING = "__sanic_cookies_csrf_checks_itself__"
+#: Set on ``app.ctx`` / ``blueprint.ctx`` once it has the start-up check of `csrf_protect`.
+_STARTUP_CHECK = "_sanic_cookies_csrf_startup_check"
 #: Set on ``request.ctx`` once the request has passed, so a check runs once.
 _PASSED = "_sanic_cookies_csrf_passed"
 #: Where `CSRFProtect` is found: ``app.ctx.exts.csrf``.
@@ -308,17 +314,16 @@ def csrf_exempt(handler: H) -> H:
 def csrf_protect(handler: H) -> H:
     """Check this route, also under ``CSRFProtect(app, protect_all=False)``.
 
-    Works above or below ``@app.post(...)``: the handler itself is marked too, so the
-    `CSRFProtect` check finds it whichever order. Without a `CSRFProtect` on the app,
-    the route answers 500 at request time (below the route decorator) or the app
-    refuses to start (above it, where the decorator sees the app): an unprotected
-    route that says it is protected would be worse.
+    Works above or below ``@app.post(...)`` / ``@bp.post(...)``: the handler itself
+    is marked too, so the `CSRFProtect` check finds it whichever order. Without a
+    `CSRFProtect` on the app, the route answers 500 at request time (below the route
+    decorator) or the app refuses to start (above it, where the app routes to the
+    marked handler itself): an unprotected route that says it is protected would
+    be worse.
     """
     func = cast(Any, handler)
     setattr(func, _MARK, True)
-    for app in _apps_routing(func):
-        # Placed above @app.post(...): the app calls `func`, not the wrapper below.
-        app.register_listener(_needs_protector(func), "before_server_start")
+    _watch_startups(func)
 
     @functools.wraps(func)
     async def protected(*args: Any, **kwargs: Any) -> Any:
@@ -331,27 +336,43 @@ def csrf_protect(handler: H) -> H:
         return result
 
     setattr(protected, _MARK, True)
+    setattr(protected, _SELF_CHECKING, True)
     return cast(H, protected)
 
 
-def _apps_routing(handler: Any) -> list[Sanic[Any, Any]]:
-    """The apps that already route to `handler` (a decorator placed above the route's)."""
-    return [
-        app
-        for app in list(Sanic._app_registry.values())
-        if any(getattr(r, "handler", None) is handler for r in getattr(app, "_future_routes", ()))
-    ]
+def _watch_startups(handler: Any) -> None:
+    """Check, at start-up, each app that may route to `handler` with no `CSRFProtect`.
+
+    Placed above the route decorator, `csrf_protect` leaves the app routing to the
+    marked `handler` itself, which only `CSRFProtect` checks. The apps that may route
+    to it: every app of the process now (an app route, or a blueprint registered on
+    it later), and, through a blueprint's own listeners, every app that registers a
+    blueprint of the handler's module, created later or not.
+    """
+    targets: list[Any] = list(_compat.registered_apps())
+    targets += [v for v in _module_globals(handler).values() if isinstance(v, Blueprint)]
+    for target in targets:
+        if not getattr(target.ctx, _STARTUP_CHECK, False):
+            setattr(target.ctx, _STARTUP_CHECK, True)
+            target.listener(_refuse_unprotected_routes, "before_server_start")
 
 
-def _needs_protector(handler: Any) -> Any:
-    name = getattr(handler, "__qualname__", repr(handler))
+def _module_globals(handler: Any) -> dict[str, Any]:
+    """The globals of the module that defines `handler` (empty for a non-function)."""
+    found = getattr(inspect.unwrap(handler), "__globals__", None)
+    return found if isinstance(found, dict) else {}
 
-    async def check(app: Sanic[Any, Any]) -> None:
-        exts = getattr(app.ctx, "exts", None)
-        if not isinstance(getattr(exts, _EXT_NAME, None), CSRFProtect):
+
+async def _refuse_unprotected_routes(app: Sanic[Any, Any]) -> None:
+    """Refuse to start when a route's handler is marked `csrf_protect` but nothing checks it."""
+    exts = getattr(app.ctx, "exts", None)
+    if isinstance(getattr(exts, _EXT_NAME, None), CSRFProtect):
+        return
+    for route in app.router.routes:
+        handler = route.handler
+        if getattr(handler, _MARK, None) is True and not getattr(handler, _SELF_CHECKING, False):
+            name = getattr(handler, "__qualname__", repr(handler))
             raise ConfigurationError(
                 f"@csrf_protect on {name} needs CSRFProtect(app) (or CSRFProtect(app, "
                 "protect_all=False) to check only @csrf_protect routes)"
             )
-
-    return check
