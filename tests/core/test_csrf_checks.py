@@ -456,3 +456,29 @@ async def test_the_startup_check_leaves_apps_alone_that_need_no_csrfprotect() ->
 
     route_app(protector=False, above=True)  # another app's marked route
     assert await status(app, "POST", "/plain") == 200
+
+
+@pytest.mark.parametrize(
+    ("sessions", "auths", "chosen"),
+    [
+        (["session", "cart"], [], "session"),  # the one called "session"
+        (["cart"], [], "cart"),  # the only one
+        (["cart", "basket"], [], None),  # undecided: name one
+        (["session"], ["auth_session"], "auth_session"),  # the AuthSession first
+        (["cart"], ["a", "b"], None),  # two AuthSessions: name one
+    ],
+)
+def test_the_session_that_holds_the_token_by_default(
+    sessions: list[str], auths: list[str], chosen: str | None
+) -> None:
+    app: Sanic[Any, Any] = Sanic(f"which_{uuid.uuid4().hex}")
+    for name in sessions:
+        Session(app, session_name=name)
+    for name in auths:
+        AuthSession(app, session_name=name)
+    protect = CSRFProtect(app)
+    if chosen is None:
+        with pytest.raises(ConfigurationError, match="pass session_name="):
+            _ = protect.session_name
+    else:
+        assert protect.session_name == chosen

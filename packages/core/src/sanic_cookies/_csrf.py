@@ -160,31 +160,15 @@ class CSRFProtect:
             ConfigurationError: The app has no such session, or the token would live
                 outside the app's `AuthSession` (login could not replace it).
         """
-        if self._resolved_name is not None:
-            return self._resolved_name
-        sessions = sessions_of(self.app) if self.app is not None else []
-        auths = [s.name for s in sessions if isinstance(s, AuthSession)]
-        name = self._session_name
-        if name is None:
-            plain = [s.name for s in sessions]
-            name = auths[0] if len(auths) == 1 else "session" if "session" in plain else None
-            if name is None and len(plain) == 1:
-                name = plain[0]
-        if name is None or name not in {s.name for s in sessions}:
-            have = ", ".join(repr(s.name) for s in sessions) or "none"
-            raise ConfigurationError(
-                f"CSRFProtect keeps its token in a session, but the app has no session "
-                f"{name or 'to use'!r} (its sessions: {have}): attach Session(app) or "
-                "AuthSession(app) first, or pass session_name="
-            )
-        if auths and name not in auths:
-            raise ConfigurationError(
-                f"CSRFProtect(session_name={name!r}): the app logs users in with "
-                f"AuthSession {auths[0]!r}; keep the token there (session_name={auths[0]!r}) "
-                "so that login replaces it"
-            )
-        self._resolved_name = name
-        return name
+        if self._resolved_name is None:
+            sessions = sessions_of(self.app) if self.app is not None else []
+            names = [s.name for s in sessions]
+            auths = [s.name for s in sessions if isinstance(s, AuthSession)]
+            name = self._session_name
+            if name is None:
+                name = _default_session(names, auths)
+            self._resolved_name = _checked_token_session(name, names, auths)
+        return self._resolved_name
 
     # -- the check ---------------------------------------------------------------
 
@@ -254,6 +238,39 @@ class CSRFProtect:
                 if not isinstance(secret, str):
                     secret = held[TOKEN_KEY] = new_secret()
         return mask(secret)
+
+
+def _default_session(names: list[str], auths: list[str]) -> str | None:
+    """The session to keep the token in when none is named: the one `AuthSession`, else
+    the one called "session", else the only one; None if that does not decide."""
+    if len(auths) == 1:
+        return auths[0]
+    if "session" in names:
+        return "session"
+    return names[0] if len(names) == 1 else None
+
+
+def _checked_token_session(name: str | None, names: list[str], auths: list[str]) -> str:
+    """`name`, once checked as the session to keep the token in, among the app's sessions
+    `names` of which `auths` are `AuthSession`.
+
+    Raises:
+        ConfigurationError: No such session, or one that login would not replace.
+    """
+    if name is None or name not in names:
+        have = ", ".join(repr(n) for n in names) or "none"
+        raise ConfigurationError(
+            f"CSRFProtect keeps its token in a session, but the app has no session "
+            f"{name or 'to use'!r} (its sessions: {have}): attach Session(app) or "
+            "AuthSession(app) first, or pass session_name="
+        )
+    if auths and name not in auths:
+        raise ConfigurationError(
+            f"CSRFProtect(session_name={name!r}): the app logs users in with "
+            f"AuthSession {auths[0]!r}; keep the token there (session_name={auths[0]!r}) "
+            "so that login replaces it"
+        )
+    return name
 
 
 def _protector(request: Request) -> CSRFProtect:
