@@ -98,8 +98,8 @@ PRIVATE_INTERNALS_AVAILABLE: bool = (
     and isinstance(getattr(Sanic, "_app_registry", None), dict)
 )
 
-_OCTAL = re.compile(r"\\[0-3][0-7][0-7]")
-_QUOTED = re.compile(r"[\\].")
+# A backslash escape: three octal digits (tried first, as Sanic does), else any character.
+_ESCAPE = re.compile(r"\\(?:([0-3][0-7][0-7])|(.))")
 
 
 def public_unquote(value: str) -> str:
@@ -109,26 +109,12 @@ def public_unquote(value: str) -> str:
     """
     if len(value) < 2 or value[0] != '"' or value[-1] != '"':
         return value
-    value = value[1:-1]
-    parts: list[str] = []
-    i, n = 0, len(value)
-    while 0 <= i < n:
-        octal = _OCTAL.search(value, i)
-        quoted = _QUOTED.search(value, i)
-        if not octal and not quoted:
-            parts.append(value[i:])
-            break
-        j = octal.start(0) if octal else -1
-        k = quoted.start(0) if quoted else -1
-        if quoted and (not octal or k < j):
-            parts.append(value[i:k])
-            parts.append(value[k + 1])
-            i = k + 2
-        else:
-            parts.append(value[i:j])
-            parts.append(chr(int(value[j + 1 : j + 4], 8)))
-            i = j + 4
-    return "".join(parts)
+    return _ESCAPE.sub(_unescape, value[1:-1])
+
+
+def _unescape(match: re.Match[str]) -> str:
+    octal, char = match.groups()
+    return chr(int(octal, 8)) if octal is not None else char
 
 
 def _private_registered_apps() -> list[Sanic[Any, Any]]:
