@@ -133,6 +133,22 @@ def test_only_the_compat_modules_use_third_party_private_names() -> None:
     assert not found
 
 
+#: Third-party attributes without a leading underscore that are internals all the same
+#: (undocumented, changed between releases): like private names, only in ``_compat.py``.
+THIRD_PARTY_INTERNALS = frozenset({"nodes_manager"})  # redis-py's cluster slot map
+
+
+def test_undocumented_third_party_attributes_are_used_only_in_the_compat_modules() -> None:
+    found = [
+        f"{path.relative_to(ROOT)}:{node.lineno} .{node.attr}"
+        for path in SOURCES
+        if path.name != "_compat.py"
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.Attribute) and node.attr in THIRD_PARTY_INTERNALS
+    ]
+    assert not found, found
+
+
 def _own_package(path: Path) -> str:
     """The dotted package of a distribution file, e.g. ``sanic_cookies.backends.redis``."""
     parts = path.as_posix().split("/src/", 1)[1].split("/")
