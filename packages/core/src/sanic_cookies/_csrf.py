@@ -15,10 +15,9 @@ giving the reason, never the token.
 from __future__ import annotations
 
 import functools
-import inspect
 import logging
 from collections.abc import Iterable
-from inspect import isawaitable
+from inspect import isawaitable, unwrap
 from types import SimpleNamespace
 from typing import Any, TypeVar, cast
 
@@ -376,7 +375,7 @@ def _watch_startups(handler: Any) -> None:
 
 def _module_globals(handler: Any) -> dict[str, Any]:
     """The globals of the module that defines `handler` (empty for a non-function)."""
-    found = getattr(inspect.unwrap(handler), "__globals__", None)
+    found = getattr(unwrap(handler), "__globals__", None)
     return found if isinstance(found, dict) else {}
 
 
