@@ -22,6 +22,7 @@ from ._multi import MultiBackend
 from ._session_dict import _DELETE, _KEEP, _SET, SessionDict
 from ._set_cookie import CookieTemplate
 from ._store_call import StoreCalls
+from ._websocket import WebsocketSessionDict, guard_upgrade, is_websocket
 
 __all__ = ["Session"]
 
@@ -299,12 +300,16 @@ class Session:
         prefix = "__Host-" if self.config.host_prefix else ""
         return prefix + self.config.cookie_name
 
-    async def _on_request(self, request: Request) -> None:
+    async def _on_request(self, request: Request) -> HTTPResponse | None:
+        if is_websocket(request):  # no response will follow: see _websocket.py
+            await WebsocketSessionDict.attach(self, request)
+            return await guard_upgrade(self, request)
         # The cookie is read when the session is first used (most requests never do).
         sess = SessionDict._for_request(self, request)
         setattr(request.ctx, self.name, sess)
         if self.config.autoload:
             await sess._autoload()
+        return None
 
     async def _on_response(
         self, request: Request, response: BaseHTTPResponse

@@ -1,0 +1,226 @@
+"""Sessions in websocket handlers, end to end: a real server, a real websocket client.
+
+Every test runs on each backend of `AUTH_BACKENDS` (memory, a third-party one, two
+client-side ones, Redis, PostgreSQL through asyncpg and SQLAlchemy). On a client-side
+backend the session is the cookie, which a websocket cannot set: reads work, changes
+raise `WebsocketSessionError` (docs/websockets.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from auth_support import build_app
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from ws_support import HttpBrowser, add_websocket_routes, serving
+
+from sanic_cookies import AuthSession, Backend, ClientSideBackend
+from sanic_cookies.clock import ManualClock
+
+ALICE = {"id": "alice", "name": "Alice"}
+
+
+class Recorder:
+    """A store observer listing the operations the session makes (`Session.observe_store`)."""
+
+    def __init__(self) -> None:
+        self.operations: list[str] = []
+
+    def observe(self, operation: str, backend: str, call: Any) -> Any:
+        self.operations.append(operation)
+        return call
+
+
+@pytest.fixture
+async def site(auth_backend: Backend | str) -> AsyncIterator[tuple[str, AuthSession, Recorder]]:
+    """(address, auth, store-call recorder) of a served app with the websocket routes."""
+    app, auth = build_app(auth_backend)
+    add_websocket_routes(app, auth)
+    recorder = Recorder()
+    auth.observe_store(recorder)
+    async with serving(app) as address:
+        yield address, auth, recorder
+
+
+def client_side(auth: AuthSession) -> bool:
+    return isinstance(auth.backend, ClientSideBackend)
+
+
+async def test_each_block_reads_the_store_and_sees_a_logout_from_another_request(
+    site: tuple[str, AuthSession, Recorder],
+) -> None:
+    address, _, _ = site
+    browser = HttpBrowser(address)
+    await browser.login("alice")
+    async with browser.websocket() as ws:
+        assert await ws.result("whoami") == ALICE
+        assert await ws.result("whoami-outside") == ALICE
+        # Another request of the same browser logs out while the websocket stays open.
+        await HttpBrowser(address, browser.cookie).request("POST", "/logout")
+        # Outside a block first: nothing else has re-read the store since the logout.
+        assert await ws.result("whoami-outside") is None
+        assert await ws.result("whoami") is None
+        assert await ws.result("cart") == []
+
+
+async def test_a_block_sees_what_another_request_wrote(
+    site: tuple[str, AuthSession, Recorder],
+) -> None:
+    address, auth, _ = site
+    browser = HttpBrowser(address)
+    await browser.login("alice")
+    async with browser.websocket() as ws:
+        assert await ws.result("cart") == []
+        await browser.request("POST", "/cart", item="apple")
+        # A client-side session lives in the cookie: the websocket holds the one it opened with.
+        assert await ws.result("cart") == ([] if client_side(auth) else ["apple"])
+
+
+async def test_a_write_in_a_block_is_saved_when_it_ends(
+    site: tuple[str, AuthSession, Recorder],
+) -> None:
+    address, auth, recorder = site
+    browser = HttpBrowser(address)
+    await browser.login("alice")
+    await browser.request("POST", "/cart", item="apple")
+    async with browser.websocket() as ws:
+        before = len(recorder.operations)
+        answer = await ws.ask("add", "pear")
+        writes = {"save", "revoke"} & set(recorder.operations[before:])
+        if client_side(auth):
+            assert answer["error"] == "WebsocketSessionError"
+            assert "keeps the session in the cookie" in answer["message"]
+            assert "over HTTP" in answer["message"]
+            assert not writes
+        else:
+            assert answer == {"result": ["apple", "pear"]}
+            assert writes == {"save"}
+        # Seen by the next block of the websocket and by a plain HTTP request.
+        expected = ["apple"] if client_side(auth) else ["apple", "pear"]
+        assert await ws.result("cart") == expected
+        assert (await browser.request("GET", "/cart")).json() == expected
+    assert await browser.whoami() == ALICE
+
+
+async def test_a_write_outside_a_block_is_refused(
+    site: tuple[str, AuthSession, Recorder],
+) -> None:
+    address, _, _ = site
+    browser = HttpBrowser(address)
+    await browser.login("alice")
+    async with browser.websocket() as ws:
+        await ws.result("cart")  # loaded once: the dict holds data outside the block too
+        answer = await ws.ask("set-outside")
+        assert answer["error"] == "WebsocketSessionError"
+        assert "async with request.ctx.auth_session" in answer["message"]
+        assert await ws.result("cart") == []
+
+
+async def test_no_session_is_created_for_a_websocket_without_a_cookie(
+    site: tuple[str, AuthSession, Recorder],
+) -> None:
+    address, _, recorder = site
+    stranger = HttpBrowser(address)
+    async with stranger.websocket() as ws:
+        assert await ws.result("whoami") is None
+        for command, argument in [("add", "apple"), ("login", "mallory"), ("flash", "hi")]:
+            answer = await ws.ask(command, argument)
+            assert answer["error"] == "WebsocketSessionError", (command, answer)
+            assert "a new session" in answer["message"]
+            assert "over HTTP" in answer["message"]
+        assert await ws.result("cart") == []
+    assert recorder.operations == []  # no store call at all: nothing saved, nothing locked
+    assert stranger.cookie is None
+
+
+async def test_login_in_a_websocket_is_refused_and_changes_nothing(
+    site: tuple[str, AuthSession, Recorder],
+) -> None:
+    address, _, _ = site
+    browser = HttpBrowser(address)
+    await browser.login("alice")
+    await browser.request("POST", "/cart", item="apple")
+    async with browser.websocket() as ws:
+        answer = await ws.ask("login", "bob")
+        assert answer["error"] == "WebsocketSessionError"
+        assert "new session id (login_user or regenerate)" in answer["message"]
+        assert await ws.result("whoami") == ALICE
+        assert await ws.result("cart") == ["apple"]  # login's clear() was discarded too
+    assert await browser.whoami() == ALICE
+
+
+async def test_logout_in_a_websocket(site: tuple[str, AuthSession, Recorder]) -> None:
+    address, auth, _ = site
+    browser = HttpBrowser(address)
+    await browser.login("alice")
+    async with browser.websocket() as ws:
+        answer = await ws.ask("logout")
+        if client_side(auth):
+            # The cookie cannot be expired from here; the browser stays logged in.
+            assert answer["error"] == "WebsocketSessionError"
+            assert await ws.result("whoami") == ALICE
+        else:
+            assert answer == {"result": None}
+            assert await ws.result("whoami") is None
+            # After a logout the websocket's session is anonymous: nothing new is created.
+            assert (await ws.ask("add", "apple"))["error"] == "WebsocketSessionError"
+    # The browser's cookie is dead on a server-side store (its record was deleted).
+    assert await browser.whoami() == (ALICE if client_side(auth) else None)
+
+
+async def test_an_expired_session_is_seen_by_the_next_block(
+    site: tuple[str, AuthSession, Recorder], manual_clock: ManualClock
+) -> None:
+    address, _, _ = site
+    browser = HttpBrowser(address)
+    await browser.login("alice", duration="600")  # an absolute lifetime of ten minutes
+    async with browser.websocket() as ws:
+        assert await ws.result("whoami") == ALICE
+        manual_clock.advance(599)
+        assert await ws.result("whoami") == ALICE
+        assert await ws.result("whoami-outside") == ALICE
+        manual_clock.advance(2)
+        assert await ws.result("whoami-outside") is None
+        assert await ws.result("whoami") is None
+        assert (await ws.ask("add", "apple"))["error"] == "WebsocketSessionError"
+
+
+async def test_login_required_refuses_the_upgrade_with_401(
+    site: tuple[str, AuthSession, Recorder],
+) -> None:
+    address, _, _ = site
+    browser = HttpBrowser(address)
+    with pytest.raises(InvalidStatus) as refused:
+        async with browser.websocket("/ws-private"):
+            pass
+    assert refused.value.response.status_code == 401
+
+    await browser.login("alice")
+    async with browser.websocket("/ws-private") as ws:
+        assert await ws.result("whoami") == ALICE
+        logged_in = browser.cookie
+        await HttpBrowser(address, logged_in).request("POST", "/logout")
+        assert await ws.result("whoami") is None  # the open connection sees the logout
+
+    with pytest.raises(InvalidStatus) as replayed:
+        async with HttpBrowser(address, logged_in).websocket("/ws-private"):
+            pass
+    assert replayed.value.response.status_code == 401
+
+
+async def test_a_guard_the_route_cannot_see_closes_the_upgraded_connection(
+    site: tuple[str, AuthSession, Recorder],
+) -> None:
+    address, _, _ = site
+    browser = HttpBrowser(address)
+    async with browser.websocket("/ws-hidden-guard") as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.ask("whoami")
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, "Login required")
+
+    await browser.login("alice")
+    async with browser.websocket("/ws-hidden-guard") as ws:
+        assert await ws.result("whoami") == ALICE

@@ -1,0 +1,179 @@
+"""Websocket end-to-end tests: a real server in the test's loop, a real websocket client.
+
+`serving(app)` runs the app on a socket of this loop (so the ``manual_clock`` fixture
+moves the server's clock too); `HttpBrowser` carries its cookies over real HTTP;
+`add_websocket_routes` adds the websocket routes the tests drive to `auth_support.build_app`'s app.
+
+The websocket ``/ws`` (and the guarded ``/ws-private``, ``/ws-hidden-guard``) answer each
+text message ``"<command> <argument>"`` with one JSON message: ``{"result": ...}`` or
+``{"error": <exception class>, "message": ...}`` for a `SanicCookiesError`. Commands:
+``whoami`` (in ``async with``), ``whoami-outside`` (``current_user`` outside a block),
+``cart``, ``add <item>`` (a write in a block), ``set-outside`` (a write outside a
+block), ``login <user>``, ``logout``, ``flash <message>``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+from auth_support import COOKIE, parse_set_cookie
+from sanic import Request, Sanic
+from websockets.asyncio.client import ClientConnection, connect
+
+from sanic_cookies import AuthSession, SanicCookiesError, flash, login_required
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Sanic[Any, Any]) -> AsyncIterator[str]:
+    """Serve `app` on a spare port in this loop; yields ``127.0.0.1:<port>``."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(100)
+    address = f"127.0.0.1:{sock.getsockname()[1]}"
+    server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
+    assert server is not None
+    await server.startup()
+    await server.before_start()
+    await server.after_start()
+    try:
+        yield address
+    finally:
+        await server.before_stop()
+        closing = server.close()
+        if closing is not None:
+            await closing
+        await server.after_stop()
+        sock.close()
+
+
+class HttpBrowser:
+    """A client over real HTTP keeping its own cookie jar (sent as a header, Secure ones too)."""
+
+    def __init__(self, address: str, cookie: str | None = None) -> None:
+        self.address = address
+        self.cookie = cookie
+
+    def headers(self) -> dict[str, str]:
+        return {"cookie": f"{COOKIE}={self.cookie}"} if self.cookie else {}
+
+    async def request(self, method: str, path: str, **params: str) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=f"http://{self.address}", timeout=30) as client:
+            response = await client.request(method, path, params=params, headers=self.headers())
+        for header in response.headers.get_list("set-cookie"):
+            name, value, attrs = parse_set_cookie(header)
+            if name == COOKIE:
+                self.cookie = None if attrs.get("max-age") == "0" or not value else value
+        return response
+
+    async def login(self, user: str = "alice", **params: str) -> None:
+        response = await self.request("POST", "/login", user=user, **params)
+        assert response.status_code == 302, response.text
+
+    async def whoami(self) -> Any:
+        response = await self.request("GET", "/whoami")
+        assert response.status_code == 200, response.text
+        return response.json()["user"]
+
+    @contextlib.asynccontextmanager
+    async def websocket(self, path: str = "/ws") -> AsyncIterator[Socket]:
+        """A websocket to `path` sending this browser's cookie (as it is now)."""
+        async with connect(f"ws://{self.address}{path}", additional_headers=self.headers()) as ws:
+            yield Socket(ws)
+
+
+class Socket:
+    """The client end of ``/ws``: one command, one answer."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+
+    async def ask(self, command: str, argument: str = "") -> dict[str, Any]:
+        await self.ws.send(f"{command} {argument}")
+        answer: dict[str, Any] = json.loads(await self.ws.recv())
+        return answer
+
+    async def result(self, command: str, argument: str = "") -> Any:
+        answer = await self.ask(command, argument)
+        assert "result" in answer, answer
+        return answer["result"]
+
+
+Command = Callable[[Request, str], Awaitable[Any]]
+
+
+def _commands(auth: AuthSession) -> dict[str, Command]:
+    async def whoami(request: Request, _: str) -> Any:
+        async with request.ctx.auth_session:
+            return await auth.current_user(request)
+
+    async def whoami_outside(request: Request, _: str) -> Any:
+        return await auth.current_user(request)
+
+    async def cart(request: Request, _: str) -> Any:
+        async with request.ctx.auth_session as sess:
+            return sess.get("cart", [])
+
+    async def add(request: Request, item: str) -> Any:
+        async with request.ctx.auth_session as sess:
+            sess["cart"] = [*sess.get("cart", []), item]
+            return sess["cart"]
+
+    async def set_outside(request: Request, _: str) -> Any:
+        request.ctx.auth_session["cart"] = ["outside"]
+
+    async def login(request: Request, user: str) -> Any:
+        await auth.login_user(request, {"id": user, "name": user.title()})
+
+    async def logout(request: Request, _: str) -> Any:
+        await auth.logout_user(request)
+
+    async def add_flash(request: Request, message: str) -> Any:
+        await flash(request, message)
+
+    return {
+        "whoami": whoami,
+        "whoami-outside": whoami_outside,
+        "cart": cart,
+        "add": add,
+        "set-outside": set_outside,
+        "login": login,
+        "logout": logout,
+        "flash": add_flash,
+    }
+
+
+def add_websocket_routes(app: Sanic[Any, Any], auth: AuthSession) -> None:
+    """The websocket routes above, on `app` (built by `auth_support.build_app`)."""
+    commands = _commands(auth)
+
+    async def serve(request: Request, ws: Any) -> None:
+        while True:
+            command, _, argument = (await ws.recv()).partition(" ")
+            try:
+                answer = {"result": await commands[command](request, argument)}
+            except SanicCookiesError as exc:
+                answer = {"error": type(exc).__name__, "message": str(exc)}
+            await ws.send(json.dumps(answer))
+
+    async def feed(request: Request, ws: Any) -> None:
+        await serve(request, ws)
+
+    @login_required()
+    async def private_feed(request: Request, ws: Any) -> None:
+        await serve(request, ws)
+
+    guarded = login_required()(serve)
+
+    async def hidden_guard(request: Request, ws: Any) -> None:
+        # A wrapper that does not copy the guard's attributes (no functools.wraps): the
+        # upgrade cannot be checked, so the guard checks the upgraded connection.
+        await guarded(request, ws)
+
+    app.add_websocket_route(feed, "/ws")
+    app.add_websocket_route(private_feed, "/ws-private")
+    app.add_websocket_route(hidden_guard, "/ws-hidden-guard")
