@@ -224,3 +224,26 @@ async def test_a_guard_the_route_cannot_see_closes_the_upgraded_connection(
     await browser.login("alice")
     async with browser.websocket("/ws-hidden-guard") as ws:
         assert await ws.result("whoami") == ALICE
+
+
+#: The backends whose stored expiry runs on the library's clock: on Redis and PostgreSQL
+#: it runs on the server's, so `manual_clock` cannot make a refresh due there.
+LIBRARY_CLOCK = ["memory", "custom", "client-side", "cookie"]
+
+
+@pytest.mark.parametrize("auth_backend", LIBRARY_CLOCK, indirect=True)
+async def test_a_read_does_not_extend_the_idle_timeout_an_http_request_does(
+    site: tuple[str, AuthSession, Recorder], manual_clock: ManualClock
+) -> None:
+    # Only an HTTP response can renew the cookie too; the websocket leaves the refresh to it.
+    address, auth, recorder = site
+    browser = HttpBrowser(address)
+    await browser.login("alice")
+    async with browser.websocket() as ws:
+        manual_clock.advance(auth.config.refresh_after + 1)  # the sliding refresh is due
+        before = len(recorder.operations)
+        assert await ws.result("whoami") == ALICE
+        assert await ws.result("whoami-outside") == ALICE
+        assert not {"save", "touch"} & set(recorder.operations[before:])
+        assert await browser.whoami() == ALICE
+        assert {"save", "touch"} & set(recorder.operations[before:])  # the HTTP request did

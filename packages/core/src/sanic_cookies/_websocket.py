@@ -10,7 +10,8 @@ long-lived connection with no response needs:
   another request or an expiry is seen by the next read.
 * A block's changes are written when it exits (there is no response to write them).
   A change that needs a new cookie (a new session, a new id at login, any change on a
-  client-side backend) raises `WebsocketSessionError` before anything is written.
+  client-side backend) raises `WebsocketSessionError` before anything is written. The
+  sliding expiry is never refreshed here (only an HTTP response can renew the cookie).
 * Changes outside ``async with`` would never be written: they raise the same error.
 
 `login_guards` and `guard_upgrade` let `login_required` refuse the upgrade itself
@@ -167,12 +168,13 @@ class WebsocketSessionDict(SessionDict):
         if plan.new_id:
             what = NEW_ID_CAUSES.get(plan.name, "a new session id")
             raise WebsocketSessionError(NEW_ID.format(name=name, what=what))
+        if not changed and not plan.end:
+            # Only the sliding expiry is due. Left to the next HTTP request, which can renew
+            # the cookie too: extended here, the store would outlive the browser's cookie
+            # and keep that request from renewing it (and a client-side one needs a cookie).
+            return
         if self._client is not None:
-            if changed or plan.end:
-                raise WebsocketSessionError(
-                    CLIENT_SIDE.format(name=name, backend=self._client.label)
-                )
-            return  # only the sliding expiry was due: that needs a new cookie too; skipped
+            raise WebsocketSessionError(CLIENT_SIDE.format(name=name, backend=self._client.label))
         await super()._write()
 
     def _plan(self) -> tuple[WritePlan, bool]:
