@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 from auth_support import build_app
+from serving import serving
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from ws_support import HttpBrowser, add_websocket_routes, serving
+from ws_support import HttpBrowser, add_websocket_routes
 
 from sanic_cookies import AuthSession, Backend, ClientSideBackend
 from sanic_cookies.clock import ManualClock
@@ -102,6 +103,24 @@ async def test_a_write_in_a_block_is_saved_when_it_ends(
         assert await ws.result("cart") == expected
         assert (await browser.request("GET", "/cart")).json() == expected
     assert await browser.whoami() == ALICE
+
+
+async def test_a_connection_closed_inside_a_block_discards_it_and_frees_the_lock(
+    site: tuple[str, AuthSession, Recorder],
+) -> None:
+    address, auth, _ = site
+    browser = HttpBrowser(address)
+    await browser.login("alice")
+    async with browser.websocket() as ws:
+        assert await ws.result("hold", "pear") == "holding"  # the handler holds the lock now
+    # The lock is free again (a held one would answer 503 after lock_timeout) and the
+    # block's change was discarded, as an exception in a block discards it.
+    added = await browser.request("POST", "/cart", item="apple")
+    assert added.status_code == 200, added.text
+    assert added.json() == ["apple"]
+    if not client_side(auth):
+        async with browser.websocket() as ws:
+            assert await ws.result("cart") == ["apple"]
 
 
 async def test_a_write_outside_a_block_is_refused(

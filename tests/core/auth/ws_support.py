@@ -1,7 +1,7 @@
 """Websocket end-to-end tests: a real server in the test's loop, a real websocket client.
 
-`serving(app)` runs the app on a socket of this loop (so the ``manual_clock`` fixture
-moves the server's clock too); `HttpBrowser` carries its cookies over real HTTP;
+`serving.serving(app)` runs the app on a socket of this loop (so the ``manual_clock``
+fixture moves the server's clock too); `HttpBrowser` carries its cookies over real HTTP;
 `add_websocket_routes` adds the websocket routes the tests drive to `auth_support.build_app`'s app.
 
 The websocket ``/ws`` (and the guarded ``/ws-private``, ``/ws-hidden-guard``) answer each
@@ -9,14 +9,14 @@ text message ``"<command> <argument>"`` with one JSON message: ``{"result": ...}
 ``{"error": <exception class>, "message": ...}`` for a `SanicCookiesError`. Commands:
 ``whoami`` (in ``async with``), ``whoami-outside`` (``current_user`` outside a block),
 ``cart``, ``add <item>`` (a write in a block), ``set-outside`` (a write outside a
-block), ``login <user>``, ``logout``, ``flash <message>``.
+block), ``login <user>``, ``logout``, ``flash <message>``; ``hold <item>`` adds the item
+in a block and, answering ``{"result": "holding"}``, waits inside it for a message.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -26,29 +26,6 @@ from sanic import Request, Sanic
 from websockets.asyncio.client import ClientConnection, connect
 
 from sanic_cookies import AuthSession, SanicCookiesError, flash, login_required
-
-
-@contextlib.asynccontextmanager
-async def serving(app: Sanic[Any, Any]) -> AsyncIterator[str]:
-    """Serve `app` on a spare port in this loop; yields ``127.0.0.1:<port>``."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(100)
-    address = f"127.0.0.1:{sock.getsockname()[1]}"
-    server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
-    assert server is not None
-    await server.startup()
-    await server.before_start()
-    await server.after_start()
-    try:
-        yield address
-    finally:
-        await server.before_stop()
-        closing = server.close()
-        if closing is not None:
-            await closing
-        await server.after_stop()
-        sock.close()
 
 
 class HttpBrowser:
@@ -154,11 +131,22 @@ def add_websocket_routes(app: Sanic[Any, Any], auth: AuthSession) -> None:
     async def serve(request: Request, ws: Any) -> None:
         while True:
             command, _, argument = (await ws.recv()).partition(" ")
+            if command == "hold":
+                await hold(request, ws, argument)
+                continue
             try:
                 answer = {"result": await commands[command](request, argument)}
             except SanicCookiesError as exc:
                 answer = {"error": type(exc).__name__, "message": str(exc)}
             await ws.send(json.dumps(answer))
+
+    async def hold(request: Request, ws: Any, item: str) -> None:
+        # What a handler must not do: wait for the client inside the block. The client
+        # then closes the connection: the block ends with ConnectionClosed.
+        async with request.ctx.auth_session as sess:
+            sess["cart"] = [*sess.get("cart", []), item]
+            await ws.send(json.dumps({"result": "holding"}))
+            await ws.recv()
 
     async def feed(request: Request, ws: Any) -> None:
         await serve(request, ws)
