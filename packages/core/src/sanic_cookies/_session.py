@@ -22,7 +22,7 @@ from ._multi import MultiBackend
 from ._session_dict import _DELETE, _KEEP, _SET, SessionDict
 from ._set_cookie import CookieTemplate
 from ._store_call import StoreCalls
-from ._websocket import WebsocketSessionDict, guard_upgrade, is_websocket
+from ._websocket import WebsocketSessionDict, guard_upgrade
 
 __all__ = ["Session"]
 
@@ -301,7 +301,8 @@ class Session:
         return prefix + self.config.cookie_name
 
     async def _on_request(self, request: Request) -> HTTPResponse | None:
-        if is_websocket(request):  # no response will follow: see _websocket.py
+        route = request.route  # (None when Sanic runs middleware for a request it could not route)
+        if route is not None and route.extra.websocket:  # no response will follow: _websocket.py
             await WebsocketSessionDict.attach(self, request)
             return await guard_upgrade(self, request)
         # The cookie is read when the session is first used (most requests never do).
