@@ -229,6 +229,45 @@ async def test_login_required_refuses_the_upgrade_with_401(
     assert replayed.value.response.status_code == 401
 
 
+#: The headers of a websocket handshake request (RFC 6455, section 4.1).
+UPGRADE = {
+    "connection": "Upgrade",
+    "upgrade": "websocket",
+    "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+    "sec-websocket-version": "13",
+}
+
+
+async def upgrade_refused(browser: HttpBrowser, path: str) -> Any:
+    """The HTTP response that refused the websocket upgrade to `path`."""
+    with pytest.raises(InvalidStatus) as refused:
+        async with browser.websocket(path):
+            pass
+    return refused.value.response
+
+
+async def test_every_kind_of_guard_refuses_the_upgrade_before_the_handshake(
+    site: tuple[str, AuthSession, Recorder], manual_clock: ManualClock
+) -> None:
+    address, _, _ = site
+    browser = HttpBrowser(address)
+    assert (await upgrade_refused(browser, "/ws-bp/feed")).status_code == 401
+    assert (await upgrade_refused(browser, "/ws-fresh")).status_code == 401
+    # (The websockets client follows redirects: send the handshake request by hand.)
+    redirect = await browser.request("GET", "/ws-redirect", headers=UPGRADE)
+    assert redirect.status_code == 302
+    assert redirect.headers["location"] == "/login-page?next=/ws-redirect"
+
+    await browser.login("alice")
+    for path in ["/ws-bp/feed", "/ws-fresh", "/ws-redirect"]:
+        async with browser.websocket(path) as ws:
+            assert await ws.result("whoami") == ALICE
+    manual_clock.advance(61)  # the login is no longer fresh
+    assert (await upgrade_refused(browser, "/ws-fresh")).status_code == 401
+    async with browser.websocket("/ws-bp/feed") as ws:
+        assert await ws.result("whoami") == ALICE
+
+
 async def test_a_guard_the_route_cannot_see_closes_the_upgraded_connection(
     site: tuple[str, AuthSession, Recorder],
 ) -> None:
@@ -266,3 +305,34 @@ async def test_a_read_does_not_extend_the_idle_timeout_an_http_request_does(
         assert not {"save", "touch"} & set(recorder.operations[before:])
         assert await browser.whoami() == ALICE
         assert {"save", "touch"} & set(recorder.operations[before:])  # the HTTP request did
+
+
+@pytest.mark.parametrize("auth_backend", LIBRARY_CLOCK, indirect=True)
+async def test_reads_do_not_keep_an_idle_session_alive_a_write_does(
+    site: tuple[str, AuthSession, Recorder], manual_clock: ManualClock
+) -> None:
+    address, auth, _ = site
+    idle = auth.config.expiry
+    browser = HttpBrowser(address)
+    await browser.login("alice")
+    async with browser.websocket() as ws:
+        manual_clock.advance(idle - 10)
+        assert await ws.result("whoami") == ALICE  # read: the idle timeout is not extended
+        manual_clock.advance(20)
+        assert await ws.result("whoami") is None
+        assert await browser.whoami() is None
+
+    await browser.login("bob")
+    async with browser.websocket() as ws:
+        manual_clock.advance(idle - 10)
+        answer = await ws.ask("add", "apple")
+        if client_side(auth):
+            assert answer["error"] == "WebsocketSessionError"
+            manual_clock.advance(20)
+            assert await ws.result("whoami") is None
+        else:
+            assert answer == {"result": ["apple"]}  # a write stores the session anew
+            manual_clock.advance(20)
+            assert await ws.result("whoami") == {"id": "bob", "name": "Bob"}
+            manual_clock.advance(idle)
+            assert await ws.result("whoami") is None

@@ -4,7 +4,9 @@
 fixture moves the server's clock too); `HttpBrowser` carries its cookies over real HTTP;
 `add_websocket_routes` adds the websocket routes the tests drive to `auth_support.build_app`'s app.
 
-The websocket ``/ws`` (and the guarded ``/ws-private``, ``/ws-hidden-guard``) answer each
+The websocket ``/ws`` (and the guarded ``/ws-private``, ``/ws-hidden-guard``, ``/ws-fresh``
+(a login of the last minute), ``/ws-redirect`` (to ``/login-page``), ``/ws-bp/feed`` (a
+blueprint's ``on_request`` guard)) answer each
 text message ``"<command> <argument>"`` with one JSON message: ``{"result": ...}`` or
 ``{"error": <exception class>, "message": ...}`` for a `SanicCookiesError`. Commands:
 ``whoami`` (in ``async with``), ``whoami-outside`` (``current_user`` outside a block),
@@ -17,15 +19,22 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
 from auth_support import COOKIE, parse_set_cookie
-from sanic import Request, Sanic
+from sanic import Blueprint, Request, Sanic
 from websockets.asyncio.client import ClientConnection, connect
 
-from sanic_cookies import AuthSession, SanicCookiesError, flash, login_required
+from sanic_cookies import (
+    AuthSession,
+    SanicCookiesError,
+    flash,
+    fresh_login_required,
+    login_required,
+)
 
 
 class HttpBrowser:
@@ -38,9 +47,13 @@ class HttpBrowser:
     def headers(self) -> dict[str, str]:
         return {"cookie": f"{COOKIE}={self.cookie}"} if self.cookie else {}
 
-    async def request(self, method: str, path: str, **params: str) -> httpx.Response:
+    async def request(
+        self, method: str, path: str, *, headers: dict[str, str] | None = None, **params: str
+    ) -> httpx.Response:
         async with httpx.AsyncClient(base_url=f"http://{self.address}", timeout=30) as client:
-            response = await client.request(method, path, params=params, headers=self.headers())
+            response = await client.request(
+                method, path, params=params, headers={**self.headers(), **(headers or {})}
+            )
         for header in response.headers.get_list("set-cookie"):
             name, value, attrs = parse_set_cookie(header)
             if name == COOKIE:
@@ -162,6 +175,21 @@ def add_websocket_routes(app: Sanic[Any, Any], auth: AuthSession) -> None:
         # upgrade cannot be checked, so the guard checks the upgraded connection.
         await guarded(request, ws)
 
+    @fresh_login_required(60.0)
+    async def fresh_feed(request: Request, ws: Any) -> None:
+        await serve(request, ws)
+
+    @auth.login_required(redirect_to="/login-page")
+    async def redirecting_feed(request: Request, ws: Any) -> None:
+        await serve(request, ws)
+
+    bp = Blueprint(f"ws_{uuid.uuid4().hex[:8]}", url_prefix="/ws-bp")
+    bp.on_request(login_required().check)
+    bp.add_websocket_route(feed, "/feed")
+
     app.add_websocket_route(feed, "/ws")
     app.add_websocket_route(private_feed, "/ws-private")
     app.add_websocket_route(hidden_guard, "/ws-hidden-guard")
+    app.add_websocket_route(fresh_feed, "/ws-fresh")
+    app.add_websocket_route(redirecting_feed, "/ws-redirect")
+    app.blueprint(bp)

@@ -14,8 +14,12 @@ long-lived connection with no response needs:
   sliding expiry is never refreshed here (only an HTTP response can renew the cookie).
 * Changes outside ``async with`` would never be written: they raise the same error.
 
-`login_guards` and `guard_upgrade` let `login_required` refuse the upgrade itself
-(HTTP 401 before the handshake) and `guard_connection` close an upgraded connection.
+`login_required` lists its guards on the handler (`GUARDS_ATTRIBUTE`); `guard_upgrade`
+runs them in the session middleware, refusing the upgrade itself (HTTP 401 before the
+handshake), and `guard_connection` closes an upgraded connection a guard refuses.
+
+The subclass reads `SessionDict`'s own state (``self._in_block``, ``self._write_state``, ...);
+`SessionDict` itself has no websocket code, and `Session._on_request` one branch.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from sanic.exceptions import Unauthorized
 
 from ._backend import now
 from ._errors import WebsocketSessionError
-from ._record import encode_data
+from ._record import AuthInfo, encode_data
 from ._session_dict import SessionDict
 from ._write_plan import KEEP, WritePlan, plan_write
 
@@ -148,7 +152,7 @@ class WebsocketSessionDict(SessionDict):
 
     def set_auth(
         self,
-        auth: Any,
+        auth: AuthInfo | None,
         *,
         ttl: float | None = None,
         persistent: bool | None = None,
