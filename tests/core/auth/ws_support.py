@@ -10,9 +10,10 @@ blueprint's ``on_request`` guard)) answer each
 text message ``"<command> <argument>"`` with one JSON message: ``{"result": ...}`` or
 ``{"error": <exception class>, "message": ...}`` for a `SanicCookiesError`. Commands:
 ``whoami`` (in ``async with``), ``whoami-outside`` (``current_user`` outside a block),
-``cart``, ``add <item>`` (a write in a block), ``set-outside`` (a write outside a
-block), ``login <user>``, ``logout``, ``flash <message>``; ``hold <item>`` adds the item
-in a block and, answering ``{"result": "holding"}``, waits inside it for a message.
+``cart``, ``peek-cart`` (``peek`` outside a block), ``add <item>`` (a write in a block),
+``set-outside`` (a write outside a block), ``login <user>``, ``logout``, ``flash <message>``;
+``hold <item>`` adds the item in a block and, answering ``{"result": "holding"}``, waits
+inside it for a message.
 """
 
 from __future__ import annotations
@@ -108,6 +109,9 @@ def _commands(auth: AuthSession) -> dict[str, Command]:
         async with request.ctx.auth_session as sess:
             return sess.get("cart", [])
 
+    async def peek_cart(request: Request, _: str) -> Any:
+        return await request.ctx.auth_session.peek("cart")
+
     async def add(request: Request, item: str) -> Any:
         async with request.ctx.auth_session as sess:
             sess["cart"] = [*sess.get("cart", []), item]
@@ -129,6 +133,7 @@ def _commands(auth: AuthSession) -> dict[str, Command]:
         "whoami": whoami,
         "whoami-outside": whoami_outside,
         "cart": cart,
+        "peek-cart": peek_cart,
         "add": add,
         "set-outside": set_outside,
         "login": login,
