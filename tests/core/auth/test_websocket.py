@@ -8,6 +8,7 @@ raise `WebsocketSessionError` (docs/websockets.md).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -34,15 +35,32 @@ class Recorder:
         return call
 
 
+@dataclasses.dataclass
+class Site:
+    """A served app with the websocket routes (`ws_support`)."""
+
+    address: str
+    auth: AuthSession
+    recorder: Recorder  # every store call the session made
+
+    def browser(self) -> HttpBrowser:
+        return HttpBrowser(self.address)
+
+    async def alice(self) -> HttpBrowser:
+        """A browser logged in as alice."""
+        browser = self.browser()
+        await browser.login("alice")
+        return browser
+
+
 @pytest.fixture
-async def site(auth_backend: Backend | str) -> AsyncIterator[tuple[str, AuthSession, Recorder]]:
-    """(address, auth, store-call recorder) of a served app with the websocket routes."""
+async def site(auth_backend: Backend | str) -> AsyncIterator[Site]:
     app, auth = build_app(auth_backend)
     add_websocket_routes(app, auth)
     recorder = Recorder()
     auth.observe_store(recorder)
     async with serving(app) as address:
-        yield address, auth, recorder
+        yield Site(address, auth, recorder)
 
 
 def client_side(auth: AuthSession) -> bool:
@@ -50,16 +68,14 @@ def client_side(auth: AuthSession) -> bool:
 
 
 async def test_each_block_reads_the_store_and_sees_a_logout_from_another_request(
-    site: tuple[str, AuthSession, Recorder],
+    site: Site,
 ) -> None:
-    address, _, _ = site
-    browser = HttpBrowser(address)
-    await browser.login("alice")
+    browser = await site.alice()
     async with browser.websocket() as ws:
         assert await ws.result("whoami") == ALICE
         assert await ws.result("whoami-outside") == ALICE
         # Another request of the same browser logs out while the websocket stays open.
-        await HttpBrowser(address, browser.cookie).request("POST", "/logout")
+        await HttpBrowser(site.address, browser.cookie).request("POST", "/logout")
         # Outside a block first: nothing else has re-read the store since the logout.
         assert await ws.result("whoami-outside") is None
         assert await ws.result("whoami") is None
@@ -67,33 +83,29 @@ async def test_each_block_reads_the_store_and_sees_a_logout_from_another_request
 
 
 async def test_a_block_sees_what_another_request_wrote(
-    site: tuple[str, AuthSession, Recorder],
+    site: Site,
 ) -> None:
-    address, auth, _ = site
-    browser = HttpBrowser(address)
-    await browser.login("alice")
+    browser = await site.alice()
     async with browser.websocket() as ws:
         assert await ws.result("cart") == []
         assert await ws.result("peek-cart") is None
         await browser.request("POST", "/cart", item="apple")
         # A client-side session lives in the cookie: the websocket holds the one it opened with.
-        seen = None if client_side(auth) else ["apple"]
+        seen = None if client_side(site.auth) else ["apple"]
         assert await ws.result("peek-cart") == seen  # outside a block first, then in one
         assert await ws.result("cart") == (seen or [])
 
 
 async def test_a_write_in_a_block_is_saved_when_it_ends(
-    site: tuple[str, AuthSession, Recorder],
+    site: Site,
 ) -> None:
-    address, auth, recorder = site
-    browser = HttpBrowser(address)
-    await browser.login("alice")
+    browser = await site.alice()
     await browser.request("POST", "/cart", item="apple")
     async with browser.websocket() as ws:
-        before = len(recorder.operations)
+        before = len(site.recorder.operations)
         answer = await ws.ask("add", "pear")
-        writes = {"save", "revoke"} & set(recorder.operations[before:])
-        if client_side(auth):
+        writes = {"save", "revoke"} & set(site.recorder.operations[before:])
+        if client_side(site.auth):
             assert answer["error"] == "WebsocketSessionError"
             assert "keeps the session in the cookie" in answer["message"]
             assert "over HTTP" in answer["message"]
@@ -102,18 +114,16 @@ async def test_a_write_in_a_block_is_saved_when_it_ends(
             assert answer == {"result": ["apple", "pear"]}
             assert writes == {"save"}
         # Seen by the next block of the websocket and by a plain HTTP request.
-        expected = ["apple"] if client_side(auth) else ["apple", "pear"]
+        expected = ["apple"] if client_side(site.auth) else ["apple", "pear"]
         assert await ws.result("cart") == expected
         assert (await browser.request("GET", "/cart")).json() == expected
     assert await browser.whoami() == ALICE
 
 
 async def test_a_connection_closed_inside_a_block_discards_it_and_frees_the_lock(
-    site: tuple[str, AuthSession, Recorder],
+    site: Site,
 ) -> None:
-    address, auth, _ = site
-    browser = HttpBrowser(address)
-    await browser.login("alice")
+    browser = await site.alice()
     async with browser.websocket() as ws:
         assert await ws.result("hold", "pear") == "holding"  # the handler holds the lock now
     # The lock is free again (a held one would answer 503 after lock_timeout) and the
@@ -121,17 +131,15 @@ async def test_a_connection_closed_inside_a_block_discards_it_and_frees_the_lock
     added = await browser.request("POST", "/cart", item="apple")
     assert added.status_code == 200, added.text
     assert added.json() == ["apple"]
-    if not client_side(auth):
+    if not client_side(site.auth):
         async with browser.websocket() as ws:
             assert await ws.result("cart") == ["apple"]
 
 
 async def test_a_write_outside_a_block_is_refused(
-    site: tuple[str, AuthSession, Recorder],
+    site: Site,
 ) -> None:
-    address, _, _ = site
-    browser = HttpBrowser(address)
-    await browser.login("alice")
+    browser = await site.alice()
     async with browser.websocket() as ws:
         await ws.result("cart")  # loaded once: the dict holds data outside the block too
         answer = await ws.ask("set-outside")
@@ -141,10 +149,9 @@ async def test_a_write_outside_a_block_is_refused(
 
 
 async def test_no_session_is_created_for_a_websocket_without_a_cookie(
-    site: tuple[str, AuthSession, Recorder],
+    site: Site,
 ) -> None:
-    address, _, recorder = site
-    stranger = HttpBrowser(address)
+    stranger = site.browser()
     async with stranger.websocket() as ws:
         assert await ws.result("whoami") is None
         for command, argument in [("add", "apple"), ("login", "mallory"), ("flash", "hi")]:
@@ -153,16 +160,14 @@ async def test_no_session_is_created_for_a_websocket_without_a_cookie(
             assert "a new session" in answer["message"]
             assert "over HTTP" in answer["message"]
         assert await ws.result("cart") == []
-    assert recorder.operations == []  # no store call at all: nothing saved, nothing locked
+    assert site.recorder.operations == []  # no store call at all: nothing saved, nothing locked
     assert stranger.cookie is None
 
 
 async def test_login_in_a_websocket_is_refused_and_changes_nothing(
-    site: tuple[str, AuthSession, Recorder],
+    site: Site,
 ) -> None:
-    address, _, _ = site
-    browser = HttpBrowser(address)
-    await browser.login("alice")
+    browser = await site.alice()
     await browser.request("POST", "/cart", item="apple")
     async with browser.websocket() as ws:
         answer = await ws.ask("login", "bob")
@@ -173,13 +178,11 @@ async def test_login_in_a_websocket_is_refused_and_changes_nothing(
     assert await browser.whoami() == ALICE
 
 
-async def test_logout_in_a_websocket(site: tuple[str, AuthSession, Recorder]) -> None:
-    address, auth, _ = site
-    browser = HttpBrowser(address)
-    await browser.login("alice")
+async def test_logout_in_a_websocket(site: Site) -> None:
+    browser = await site.alice()
     async with browser.websocket() as ws:
         answer = await ws.ask("logout")
-        if client_side(auth):
+        if client_side(site.auth):
             # The cookie cannot be expired from here; the browser stays logged in.
             assert answer["error"] == "WebsocketSessionError"
             assert await ws.result("whoami") == ALICE
@@ -189,14 +192,13 @@ async def test_logout_in_a_websocket(site: tuple[str, AuthSession, Recorder]) ->
             # After a logout the websocket's session is anonymous: nothing new is created.
             assert (await ws.ask("add", "apple"))["error"] == "WebsocketSessionError"
     # The browser's cookie is dead on a server-side store (its record was deleted).
-    assert await browser.whoami() == (ALICE if client_side(auth) else None)
+    assert await browser.whoami() == (ALICE if client_side(site.auth) else None)
 
 
 async def test_an_expired_session_is_seen_by_the_next_block(
-    site: tuple[str, AuthSession, Recorder], manual_clock: ManualClock
+    site: Site, manual_clock: ManualClock
 ) -> None:
-    address, _, _ = site
-    browser = HttpBrowser(address)
+    browser = site.browser()
     await browser.login("alice", duration="600")  # an absolute lifetime of ten minutes
     async with browser.websocket() as ws:
         assert await ws.result("whoami") == ALICE
@@ -210,10 +212,9 @@ async def test_an_expired_session_is_seen_by_the_next_block(
 
 
 async def test_login_required_refuses_the_upgrade_with_401(
-    site: tuple[str, AuthSession, Recorder],
+    site: Site,
 ) -> None:
-    address, _, _ = site
-    browser = HttpBrowser(address)
+    browser = site.browser()
     with pytest.raises(InvalidStatus) as refused:
         async with browser.websocket("/ws-private"):
             pass
@@ -223,11 +224,11 @@ async def test_login_required_refuses_the_upgrade_with_401(
     async with browser.websocket("/ws-private") as ws:
         assert await ws.result("whoami") == ALICE
         logged_in = browser.cookie
-        await HttpBrowser(address, logged_in).request("POST", "/logout")
+        await HttpBrowser(site.address, logged_in).request("POST", "/logout")
         assert await ws.result("whoami") is None  # the open connection sees the logout
 
     with pytest.raises(InvalidStatus) as replayed:
-        async with HttpBrowser(address, logged_in).websocket("/ws-private"):
+        async with HttpBrowser(site.address, logged_in).websocket("/ws-private"):
             pass
     assert replayed.value.response.status_code == 401
 
@@ -250,10 +251,9 @@ async def upgrade_refused(browser: HttpBrowser, path: str) -> Any:
 
 
 async def test_every_kind_of_guard_refuses_the_upgrade_before_the_handshake(
-    site: tuple[str, AuthSession, Recorder], manual_clock: ManualClock
+    site: Site, manual_clock: ManualClock
 ) -> None:
-    address, _, _ = site
-    browser = HttpBrowser(address)
+    browser = site.browser()
     assert (await upgrade_refused(browser, "/ws-bp/feed")).status_code == 401
     assert (await upgrade_refused(browser, "/ws-fresh")).status_code == 401
     # (The websockets client follows redirects: send the handshake request by hand.)
@@ -272,10 +272,9 @@ async def test_every_kind_of_guard_refuses_the_upgrade_before_the_handshake(
 
 
 async def test_a_guard_the_route_cannot_see_closes_the_upgraded_connection(
-    site: tuple[str, AuthSession, Recorder],
+    site: Site,
 ) -> None:
-    address, _, _ = site
-    browser = HttpBrowser(address)
+    browser = site.browser()
     async with browser.websocket("/ws-hidden-guard") as ws:
         with pytest.raises(ConnectionClosed) as closed:
             await ws.ask("whoami")
@@ -294,29 +293,26 @@ LIBRARY_CLOCK = ["memory", "custom", "client-side", "cookie"]
 
 @pytest.mark.parametrize("auth_backend", LIBRARY_CLOCK, indirect=True)
 async def test_a_read_does_not_extend_the_idle_timeout_an_http_request_does(
-    site: tuple[str, AuthSession, Recorder], manual_clock: ManualClock
+    site: Site, manual_clock: ManualClock
 ) -> None:
     # Only an HTTP response can renew the cookie too; the websocket leaves the refresh to it.
-    address, auth, recorder = site
-    browser = HttpBrowser(address)
-    await browser.login("alice")
+    browser = await site.alice()
     async with browser.websocket() as ws:
-        manual_clock.advance(auth.config.refresh_after + 1)  # the sliding refresh is due
-        before = len(recorder.operations)
+        manual_clock.advance(site.auth.config.refresh_after + 1)  # the sliding refresh is due
+        before = len(site.recorder.operations)
         assert await ws.result("whoami") == ALICE
         assert await ws.result("whoami-outside") == ALICE
-        assert not {"save", "touch"} & set(recorder.operations[before:])
+        assert not {"save", "touch"} & set(site.recorder.operations[before:])
         assert await browser.whoami() == ALICE
-        assert {"save", "touch"} & set(recorder.operations[before:])  # the HTTP request did
+        assert {"save", "touch"} & set(site.recorder.operations[before:])  # the HTTP request did
 
 
 @pytest.mark.parametrize("auth_backend", LIBRARY_CLOCK, indirect=True)
 async def test_reads_do_not_keep_an_idle_session_alive_a_write_does(
-    site: tuple[str, AuthSession, Recorder], manual_clock: ManualClock
+    site: Site, manual_clock: ManualClock
 ) -> None:
-    address, auth, _ = site
-    idle = auth.config.expiry
-    browser = HttpBrowser(address)
+    idle = site.auth.config.expiry
+    browser = site.browser()
     await browser.login("alice")
     async with browser.websocket() as ws:
         manual_clock.advance(idle - 10)
@@ -329,7 +325,7 @@ async def test_reads_do_not_keep_an_idle_session_alive_a_write_does(
     async with browser.websocket() as ws:
         manual_clock.advance(idle - 10)
         answer = await ws.ask("add", "apple")
-        if client_side(auth):
+        if client_side(site.auth):
             assert answer["error"] == "WebsocketSessionError"
             manual_clock.advance(20)
             assert await ws.result("whoami") is None
