@@ -38,6 +38,7 @@ from ._errors import (
     SessionSerializationError,
     SessionTooLarge,
     UnsupportedOperation,
+    WebsocketSessionError,
 )
 from ._flash import MAX_FLASH_BYTES, flash, get_flashed_messages
 from ._lease import LeaseLock, LeaseStore
@@ -89,6 +90,7 @@ __all__ = [
     "StoredSession",
     "Turn",
     "UnsupportedOperation",
+    "WebsocketSessionError",
     "backend_from_url",
     "csrf_exempt",
     "csrf_protect",
