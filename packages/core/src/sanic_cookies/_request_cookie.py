@@ -21,13 +21,19 @@ def cookie_value(header: str, name: str) -> str | None:
         # The whole header is this one cookie (the usual case): no list of its parts.
         value = value.strip()
     else:
-        for token in header.split(";"):
-            key, sep, value = token.partition("=")
-            if sep and key.strip() == name:
-                value = value.strip()
-                break
-        else:
+        found = _scan(header, name)
+        if found is None:
             return None
+        value = found
     if len(value) > 2 and value[0] == '"' and value[-1] == '"':
         value = _compat.unquote(value)
     return value
+
+
+def _scan(header: str, name: str) -> str | None:
+    """The stripped, still quoted value of the first cookie `name` among several."""
+    for token in header.split(";"):
+        key, sep, value = token.partition("=")
+        if sep and key.strip() == name:
+            return value.strip()
+    return None
