@@ -16,11 +16,24 @@ def cookie_value(header: str, name: str) -> str | None:
     """
     if name not in header:  # the common case for other apps' cookies: one C scan
         return None
+    key, sep, value = header.partition("=")
+    if sep and key == name and ";" not in value:
+        # The whole header is this one cookie (the usual case): no list of its parts.
+        value = value.strip()
+    else:
+        found = _scan(header, name)
+        if found is None:
+            return None
+        value = found
+    if len(value) > 2 and value[0] == '"' and value[-1] == '"':
+        value = _compat.unquote(value)
+    return value
+
+
+def _scan(header: str, name: str) -> str | None:
+    """The stripped, still quoted value of the first cookie `name` among several."""
     for token in header.split(";"):
         key, sep, value = token.partition("=")
         if sep and key.strip() == name:
-            value = value.strip()
-            if len(value) > 2 and value[0] == '"' and value[-1] == '"':
-                value = _compat.unquote(value)
-            return value
+            return value.strip()
     return None

@@ -12,11 +12,18 @@ import contextlib
 import heapq
 import logging
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Self
 from urllib.parse import parse_qsl, urlsplit
 
-from sanic_cookies._backend import Backend, LocalLock, SessionLock, StoredSession, now
+from sanic_cookies._backend import (
+    Backend,
+    LocalLock,
+    SessionLock,
+    StoredSession,
+    _KeyedMutex,
+    now,
+)
 from sanic_cookies._errors import ConfigurationError
 
 __all__ = ["DEFAULT_MAX_ENTRIES", "MemoryBackend"]
@@ -41,6 +48,10 @@ def _expiry(entry: bytes) -> float:
 
 # The keyword options from_url takes (those of __init__).
 _OPTIONS = frozenset({"max_entries", "sweep_interval"})
+
+# The methods `_DictLock` bypasses: a subclass that overrides one (a test's faulty
+# store, say) gets the generic `LocalLock`, which goes through them.
+_STORE_METHODS = ("load", "load_now", "save", "delete")
 
 
 class MemoryBackend(Backend):
@@ -91,6 +102,10 @@ class MemoryBackend(Backend):
         # kept only while the store is near its cap (None otherwise, and costs nothing).
         self._heap: list[tuple[float, bytes]] | None = None
         self._warned_full = False
+        cls = type(self)
+        self._entries: _Entries | None = None
+        if all(getattr(cls, name) is getattr(MemoryBackend, name) for name in _STORE_METHODS):
+            self._entries = _Entries(self._read, self._write, self._remove)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -145,13 +160,17 @@ class MemoryBackend(Backend):
 
     def load_now(self, key: str) -> StoredSession | None:
         """`load` without an await: a dict lookup."""
-        entry = self._data.get(bytes.fromhex(key))
+        return self._read(bytes.fromhex(key))
+
+    def _read(self, k: bytes) -> StoredSession | None:
+        entry = self._data.get(k)
         if entry is None:
             return None
         expires_at: float = _unpack(entry)[0]
         if expires_at <= now():
             return None
-        return StoredSession(entry[_HEAD:], expires_at)
+        # tuple.__new__: the NamedTuple's own __new__ is one more Python call per load.
+        return tuple.__new__(StoredSession, (entry[_HEAD:], expires_at))
 
     async def save(
         self,
@@ -162,7 +181,11 @@ class MemoryBackend(Backend):
         user_id: str | None = None,
         replace_only: bool = False,
     ) -> bool:
-        k = bytes.fromhex(key)
+        return self._write(bytes.fromhex(key), value, ttl, user_id, replace_only)
+
+    def _write(
+        self, k: bytes, value: bytes, ttl: float, user_id: str | None, replace_only: bool
+    ) -> bool:
         t = now()
         old = self._data.pop(k, None)
         old_user = self._owners.get(k) if old is not None else None
@@ -212,7 +235,9 @@ class MemoryBackend(Backend):
             heapq.heapify(heap)
 
     async def delete(self, key: str) -> None:
-        k = bytes.fromhex(key)
+        self._remove(bytes.fromhex(key))
+
+    def _remove(self, k: bytes) -> None:
         old = self._data.pop(k, None)
         if old is not None:
             self._unindex(k, self._owners.get(k))
@@ -229,7 +254,9 @@ class MemoryBackend(Backend):
         return True
 
     def lock(self, key: str, *, timeout: float, lease: float) -> SessionLock:
-        return LocalLock(self, self._locks, key, timeout=timeout)
+        if self._entries is None:
+            return LocalLock(self, self._locks, key, timeout=timeout)
+        return _DictLock(self._entries, self._locks, key, timeout)
 
     async def list_user_sessions(self, user_id: str) -> Mapping[str, StoredSession]:
         t = now()
@@ -285,3 +312,78 @@ class MemoryBackend(Backend):
             keys.discard(k)
             if not keys:
                 del self._users[user_id]
+
+
+class _Entries:
+    """A `MemoryBackend`'s own reads and writes by raw key, handed to its locks."""
+
+    __slots__ = ("read", "remove", "write")
+
+    def __init__(
+        self,
+        read: Callable[[bytes], StoredSession | None],
+        write: Callable[[bytes, bytes, float, str | None, bool], bool],
+        remove: Callable[[bytes], None],
+    ) -> None:
+        self.read = read
+        self.write = write
+        self.remove = remove
+
+
+class _DictLock(_KeyedMutex, SessionLock):
+    """`LocalLock` for a `MemoryBackend`: the same exclusion, without the store's coroutines.
+
+    `LocalLock` awaits the backend's `load`, `save` and `delete`; the data is in
+    this process, so this lock reads and writes it with plain calls instead, and
+    works out the key's bytes once for the load and the write.
+    """
+
+    __slots__ = ("_entries", "_k")
+
+    def __init__(
+        self, entries: _Entries, registry: dict[str, Any], key: str, timeout: float
+    ) -> None:
+        self._entries = entries
+        self._k = b""
+        # `_KeyedMutex`'s slots, set here: one Python call fewer per lock.
+        self._registry = registry
+        self._key = key
+        self._timeout = timeout
+        self._held = None
+
+    async def acquire(self) -> StoredSession | None:
+        if not self._try_take():
+            await self._take()
+        try:
+            self._k = bytes.fromhex(self._key)
+            return self._entries.read(self._k)
+        except BaseException:
+            self._give_back()
+            raise
+
+    async def save_and_release(
+        self,
+        value: bytes,
+        ttl: float,
+        *,
+        user_id: str | None = None,
+        replace_only: bool = False,
+    ) -> bool:
+        try:
+            return self._entries.write(
+                self._k or bytes.fromhex(self._key), value, ttl, user_id, replace_only
+            )
+        finally:
+            self._give_back()
+
+    async def delete_and_release(self) -> None:
+        try:
+            self._entries.remove(self._k or bytes.fromhex(self._key))
+        finally:
+            self._give_back()
+
+    async def release(self) -> None:
+        self._give_back()
+
+    async def extend(self, lease: float) -> None:
+        """In-process locks have no lease; nothing to extend."""

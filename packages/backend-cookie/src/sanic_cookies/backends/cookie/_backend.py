@@ -392,7 +392,8 @@ class CookieBackend(ClientSideBackend):
                 # Seen as due for its sliding refresh: the core writes it anew, in the
                 # new format, at the end of the first request that uses it.
                 expires_at = min(expires_at, t + _LEGACY_REISSUE)
-            return opened, StoredSession(opened.value, expires_at)
+            # tuple.__new__: the NamedTuple's own __new__ is one more Python call per load.
+            return opened, tuple.__new__(StoredSession, (opened.value, expires_at))
         _log_rejected(token, why)
         return None
 
@@ -431,7 +432,7 @@ class CookieBackend(ClientSideBackend):
         size = predict_token_length(len(plaintext))
         if size > self.max_cookie_size:
             raise SessionTooLarge(size, self.max_cookie_size)
-        return self._seal(plaintext, issued_ms)
+        return seal(self._keyring, plaintext, issued_ms)
 
     async def revoke_cookie(self, token: str, expires_at: float) -> None:
         """Put the session of `token` on the revocation list until its deadline.
@@ -473,9 +474,6 @@ class CookieBackend(ClientSideBackend):
         return 0
 
     # -- helpers -------------------------------------------------------------------------
-
-    def _seal(self, plaintext: bytes, issued_ms: int) -> str:
-        return seal(self._keyring, plaintext, issued_ms)
 
     def _open(self, token: object) -> Opened | None:
         try:

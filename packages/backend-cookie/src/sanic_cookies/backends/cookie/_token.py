@@ -139,7 +139,7 @@ def pack_plaintext(sid: bytes, ttl: float, deadline: float, value: bytes) -> byt
     if not (math.isfinite(ttl) and math.isfinite(deadline)):
         # inf/NaN would read back as a login that never expires.
         raise ValueError(f"a token's ttl and deadline must be finite, got {ttl!r}, {deadline!r}")
-    return _encoder.encode(_Payload(sid=sid, ttl=ttl, deadline=deadline, value=value))
+    return _encoder.encode(_Payload(sid, ttl, deadline, value))
 
 
 def predict_token_length(plaintext_length: int) -> int:
