@@ -187,14 +187,11 @@ class MemoryBackend(Backend):
         self, k: bytes, value: bytes, ttl: float, user_id: str | None, replace_only: bool
     ) -> bool:
         t = now()
-        old = self._data.pop(k, None)
-        old_user = self._owners.get(k) if old is not None else None
-        if old is not None and _unpack(old)[0] <= t:
-            self._unindex(k, old_user)
-            old = None
-        if old is None and replace_only:
-            return False
-        if old is not None and old_user != user_id:
+        had_live, old_user = self._take_live(k, t)
+        if not had_live:
+            if replace_only:
+                return False
+        elif old_user != user_id:
             self._unindex(k, old_user)
         if user_id is not None:
             self._users.setdefault(user_id, set()).add(k)
@@ -206,6 +203,17 @@ class MemoryBackend(Backend):
         if self.max_entries is not None and len(self._data) > self.max_entries:
             self._evict(self.max_entries)
         return True
+
+    def _take_live(self, k: bytes, t: float) -> tuple[bool, str | None]:
+        """Remove `k`'s entry: (True, its owner) if it was live; an expired one is unindexed."""
+        old = self._data.pop(k, None)
+        if old is None:
+            return False, None
+        old_user = self._owners.get(k)
+        if _unpack(old)[0] <= t:
+            self._unindex(k, old_user)
+            return False, None
+        return True, old_user
 
     def _evict(self, cap: int) -> None:
         """Drop the entries closest to expiry until `cap` are left."""
