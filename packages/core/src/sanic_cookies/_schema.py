@@ -114,8 +114,8 @@ class SessionSchema(Generic[S]):
         self.names = frozenset(f.name for f in fields)
         self._defaults = struct()  # read, never handed out: what "at its default" means
         try:
-            self.check(encode_dict(self.changed_fields(struct())))
-        except SessionSerializationError as exc:
+            self.check(msgspec.json.encode(struct()))
+        except (TypeError, SessionSerializationError) as exc:
             raise ConfigurationError(f"The defaults of session schema {name}: {exc}") from None
 
     def __repr__(self) -> str:
