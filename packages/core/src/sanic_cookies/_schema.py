@@ -20,6 +20,7 @@ stored). See docs/typed-sessions.md.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, Generic
 
@@ -47,6 +48,19 @@ logger = logging.getLogger("sanic_cookies")
 
 #: Keys starting with this belong to the library (``_csrf``, ``_flashes``), not the schema.
 LIBRARY_PREFIX = "_"
+
+#: The requests' sessions whose mismatching record was logged, by id (SessionDict, a
+#: mapping, is unhashable): one line per request, however often it reloads the record.
+_reported: dict[int, weakref.ref[SessionDict[Any]]] = {}
+
+
+def _first_report(owner: SessionDict[Any]) -> bool:
+    key = id(owner)
+    if key in _reported:
+        return False
+    _reported[key] = weakref.ref(owner, lambda _: _reported.pop(key, None))
+    return True
+
 
 #: A function from the stored fields (a dict of JSON values) to what the schema should read.
 Migrate = Callable[[dict[str, Any]], dict[str, Any]]
@@ -154,7 +168,7 @@ class SessionSchema(Generic[S]):
             why = f"does not match the schema {name} (at {_where(exc)})"
         except Exception as exc:
             why = f"could not be migrated to the schema {name} ({type(exc).__name__})"
-        if owner is not None:
+        if owner is not None and _first_report(owner):
             logger.warning(
                 "session %s: stored data %s; its fields start from their defaults",
                 owner.log_label,
