@@ -72,6 +72,37 @@ def _where(exc: msgspec.ValidationError) -> str:
     return path.rstrip("`") if sep else "$"
 
 
+def _checked_fields(struct: Any) -> tuple[msgspec.structs.FieldInfo, ...]:
+    """The fields of `struct`, if it can be a session's schema (see `SessionSchema`).
+
+    Raises:
+        ConfigurationError: It cannot; the message says why.
+    """
+    if not (isinstance(struct, type) and issubclass(struct, msgspec.Struct)):
+        raise ConfigurationError(f"A session schema must be a msgspec.Struct, got {struct!r}")
+    name = struct.__qualname__
+    config = struct.__struct_config__
+    if config.array_like or config.frozen:
+        kind = "array_like" if config.array_like else "frozen"
+        raise ConfigurationError(
+            f"Session schema {name} is {kind}: a session's data is a JSON object that "
+            "changes; use a plain msgspec.Struct"
+        )
+    fields = msgspec.structs.fields(struct)
+    for field in fields:
+        if field.required:
+            raise ConfigurationError(
+                f"Field {field.name!r} of session schema {name} needs a default: "
+                "a new session starts from the defaults"
+            )
+        if field.name.startswith(LIBRARY_PREFIX) or field.encode_name.startswith(LIBRARY_PREFIX):
+            raise ConfigurationError(
+                f"Field {field.name!r} of session schema {name}: names starting with "
+                f"{LIBRARY_PREFIX!r} are the library's (CSRF token, flash messages)"
+            )
+    return fields
+
+
 class SessionSchema(Generic[S]):
     """The schema of a typed session: a `msgspec.Struct` class, checked and compiled once.
 
@@ -93,30 +124,8 @@ class SessionSchema(Generic[S]):
     """
 
     def __init__(self, struct: type[S], *, migrate: Migrate | None = None) -> None:
-        if not (isinstance(struct, type) and issubclass(struct, msgspec.Struct)):
-            raise ConfigurationError(f"A session schema must be a msgspec.Struct, got {struct!r}")
+        fields = _checked_fields(struct)
         name = struct.__qualname__
-        config = struct.__struct_config__
-        if config.array_like or config.frozen:
-            kind = "array_like" if config.array_like else "frozen"
-            raise ConfigurationError(
-                f"Session schema {name} is {kind}: a session's data is a JSON object that "
-                "changes; use a plain msgspec.Struct"
-            )
-        fields = msgspec.structs.fields(struct)
-        for field in fields:
-            if field.required:
-                raise ConfigurationError(
-                    f"Field {field.name!r} of session schema {name} needs a default: "
-                    "a new session starts from the defaults"
-                )
-            if field.name.startswith(LIBRARY_PREFIX) or field.encode_name.startswith(
-                LIBRARY_PREFIX
-            ):
-                raise ConfigurationError(
-                    f"Field {field.name!r} of session schema {name}: names starting with "
-                    f"{LIBRARY_PREFIX!r} are the library's (CSRF token, flash messages)"
-                )
         if migrate is not None and not callable(migrate):
             raise ConfigurationError("migrate must be callable")
         #: The `msgspec.Struct` class.
