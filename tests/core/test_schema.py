@@ -416,6 +416,17 @@ class V2Renamed(msgspec.Struct):
     theme: str = "light"
 
 
+class V2RenamedAll(msgspec.Struct, rename={"basket": "cart"}):
+    basket: list[str] = []
+    theme: str = "light"
+
+
+class V2NewDefault(msgspec.Struct):
+    cart: list[str] = []
+    theme: str = "light"
+    legacy: bool = True  # was False: sessions stored at the old default read the new one
+
+
 class V2Strict(msgspec.Struct, forbid_unknown_fields=True):
     cart: list[str] = []
     theme: str = "light"
@@ -448,6 +459,8 @@ def failing_upgrade(stored: dict[str, Any]) -> dict[str, Any]:
     [
         (V2Added, {"cart": ["a"], "theme": "dark", "legacy": True, "currency": "EUR"}, None),
         (V2Renamed, {"cart": ["a"], "theme": "dark"}, None),  # `basket`, stored as "cart"
+        (V2RenamedAll, {"cart": ["a"], "theme": "dark"}, None),
+        (V2NewDefault, {"cart": ["a"], "theme": "dark", "legacy": True}, None),
         (V2Strict, {"cart": [], "theme": "light"}, "does not match the schema V2Strict"),
         (
             SessionSchema(V3, migrate=upgrade),
@@ -461,13 +474,23 @@ def failing_upgrade(stored: dict[str, Any]) -> dict[str, Any]:
             "could not be migrated to the schema V3 (KeyError)",
         ),
     ],
-    ids=["add-field", "rename", "remove-forbidden", "migrate", "type-change", "migrate-fails"],
+    ids=[
+        "add-field",
+        "rename",
+        "rename-all",
+        "new-default",
+        "remove-forbidden",
+        "migrate",
+        "type-change",
+        "migrate-fails",
+    ],
 )
 async def test_a_schema_change_reads_the_old_records_as_documented(
     new: Any, expected: dict[str, Any], logged: str | None, caplog: pytest.LogCaptureFixture
 ) -> None:
     app, session = cart_app(schema=V1)
-    cookie = cookie_header(await get(app, '/set?cart=["a"]&theme="dark"&legacy=true'))
+    legacy = "false" if new is V2NewDefault else "true"  # stored at V1's default: not stored
+    cookie = cookie_header(await get(app, f'/set?cart=["a"]&theme="dark"&legacy={legacy}'))
     session.schema = new if isinstance(new, SessionSchema) else SessionSchema(new)
     caplog.set_level(logging.WARNING, "sanic_cookies")
     assert (await get(app, "/show", cookie)).json["data"] == expected
