@@ -182,6 +182,9 @@ async def test_the_mapping_and_the_struct_are_the_same_data() -> None:
             del sess["visits"]  # a field cannot go: it is back to its default
             seen["deleted"] = (sess.data.visits, "visits" in sess)
             seen["missing"] = (sess.get("nope"), "nope" in sess)
+            sess.data.coupon = "AUTUMN"
+            seen["popped"] = (sess.pop("coupon"), sess.data.coupon)
+            sess["coupon"] = "SPRING"
         return text("ok")
 
     cookie = cookie_header(await get(app, "/both"))
@@ -193,6 +196,7 @@ async def test_the_mapping_and_the_struct_are_the_same_data() -> None:
         "len": 3,
         "deleted": (0, True),
         "missing": (None, False),
+        "popped": ("AUTUMN", None),
     }
     assert (await get(app, "/show", cookie)).json["data"]["coupon"] == "SPRING"
 
