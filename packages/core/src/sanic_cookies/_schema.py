@@ -42,7 +42,7 @@ else:
 
     S = TypeVar("S", bound=msgspec.Struct)  # the default only matters to type checkers
 
-__all__ = ["Migrate", "S", "SchemaData", "SessionSchema", "decoded", "encode_data", "model_of"]
+__all__ = ["Migrate", "S", "SchemaData", "SessionSchema", "decoded", "model_of"]
 
 logger = logging.getLogger("sanic_cookies")
 
@@ -157,7 +157,7 @@ class SessionSchema(Generic[S]):
         that only reads an old-format record does not rewrite it.
         """
         value = self.read(data, owner)
-        return value, value.encode()
+        return value, value.encode_session_data()
 
     def read(self, data: Mapping[str, Any], owner: SessionDict[Any] | None) -> SchemaData:
         """Typed data from a stored dict (see `load`); `owner` None: mismatches are not logged."""
@@ -269,8 +269,10 @@ class SchemaData(MutableMapping[str, Any]):
             setattr(self.model, attr, getattr(fresh, attr))
         self._extras.clear()
 
-    def encode(self) -> bytes:
+    def encode_session_data(self) -> bytes:
         """The JSON object to store, validated against the schema if the fields changed.
+
+        What `sanic_cookies._record.encode_data` stores for this data.
 
         Raises:
             SessionValidationError: A field's value does not match the schema.
@@ -289,14 +291,6 @@ class SchemaData(MutableMapping[str, Any]):
         head = encode_dict(self._extras)
         # Two JSON objects with disjoint keys (the library's start with "_"): one object.
         return head if fields == b"{}" else head[:-1] + b"," + fields[1:]
-
-
-def encode_data(data: Mapping[str, Any]) -> bytes:
-    """Encode a session's data, a dict or a typed session's `SchemaData`."""
-    if type(data) is dict:
-        return encode_dict(data)
-    assert isinstance(data, SchemaData)
-    return data.encode()
 
 
 def decoded(data: Mapping[str, Any], raw: bytes) -> Mapping[str, Any]:

@@ -32,11 +32,12 @@ from ._record import (
     SessionRecord,
     decode_data,
     decode_record,
+    encode_data,
     encode_record,
     encoded_size,
 )
 from ._request_cookie import cookie_value as read_cookie
-from ._schema import S, decoded, encode_data, model_of
+from ._schema import S, decoded, model_of
 from ._write_plan import KEEP, ROTATE, WritePlan, WriteState, plan_write
 
 if TYPE_CHECKING:
