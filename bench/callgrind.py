@@ -155,7 +155,9 @@ async def measure_app(
 
 
 def report(
-    args: argparse.Namespace, counts: dict[str, dict[str, float]], floors: dict[str, str]
+    args: argparse.Namespace,
+    counts: dict[str, dict[str, float]],
+    floors: dict[str, tuple[str, ...]],
 ) -> str:
     """The Markdown tables: instructions per request, and bare's (the floor's) over the app's."""
     n = args.callgrind_requests
@@ -180,9 +182,8 @@ def report(
             if got is None:
                 continue
             x_bare = f"{bare / got:.2f}" if bare else "–"
-            floor = floors.get(app)
-            base = counts.get(floor, {}).get(scenario) if floor is not None else None
-            x_floor = f"{base / got:.2f} ({floor})" if base else "–"
+            bases = [(f, counts.get(f, {}).get(scenario)) for f in floors.get(app, ())]
+            x_floor = ", ".join(f"{base / got:.2f} ({f})" for f, base in bases if base) or "–"
             lines.append(f"| {app} | {got / 1000:,.1f} | {x_bare} | {x_floor} |")
         lines.append("")
     return "\n".join(lines)

@@ -62,6 +62,7 @@ class Target:
         floor: The hand-written floor app it is compared with (None: bare only).
         store: ``"redis"``, ``"postgres"`` or None (no store to count).
         peers: Apps of other libraries (`bench.peers`) it is compared with.
+        more_floors: Further floors it is compared with (after `floor`).
     """
 
     app: str
@@ -69,14 +70,26 @@ class Target:
     floor: str | None
     store: str | None
     peers: tuple[str, ...] = ()
+    more_floors: tuple[str, ...] = ()
+
+    @property
+    def floors(self) -> tuple[str, ...]:
+        """Every floor it is compared with, `floor` first."""
+        return (self.floor, *self.more_floors) if self.floor is not None else self.more_floors
 
 
 TARGETS = {
     "memory": Target(
         "memory", "sanic_cookies.backends.memory", "dict", None, ("sanic-session-memory",)
     ),
+    # redis-pipe: the floor that also pipelines concurrent requests on one connection (issue 15).
     "redis": Target(
-        "redis", "sanic_cookies.backends.redis", "redis-raw", "redis", ("sanic-session-redis",)
+        "redis",
+        "sanic_cookies.backends.redis",
+        "redis-raw",
+        "redis",
+        ("sanic-session-redis",),
+        ("redis-pipe",),
     ),
     # The same with the `autoload` setting: what loading in the middleware costs.
     "redis-autoload": Target(
@@ -89,7 +102,13 @@ TARGETS = {
     # Its "floor" is the same backend with 1.0.0's token format (bench.cookie_v1).
     "cookie": Target("cookie", "sanic_cookies.backends.cookie", "cookie-1.0", None),
 }
-FLOOR_STORES = {"dict": None, "redis-raw": "redis", "pg-raw": "postgres", "cookie-1.0": None}
+FLOOR_STORES = {
+    "dict": None,
+    "redis-raw": "redis",
+    "redis-pipe": "redis",
+    "pg-raw": "postgres",
+    "cookie-1.0": None,
+}
 PEER_STORES = {"sanic-session-memory": None, "sanic-session-redis": "redis"}
 
 #: Goals of issue 8: (app, scenario, baseline, minimum ratio).
@@ -103,6 +122,10 @@ GOALS: list[tuple[str, str, str, float]] = [
     ("cookie", "rmw", "bare", 0.6),
     # Issue 13: the new token format at least twice as fast as 1.0.0's.
     ("cookie", "rmw", "cookie-1.0", 2.0),
+    # Issue 15: the networked backends against floors doing the same round trips.
+    ("redis", "rmw", "redis-pipe", 0.8),
+    ("postgres", "rmw", "pg-raw", 0.8),
+    ("postgres-sqla", "rmw", "pg-raw", 0.7),
 ]
 #: Goals of issue 8 against other libraries: (app, scenario) ahead of each of its peers.
 PEER_GOALS = [("memory", "rmw"), ("redis", "rmw")]
@@ -450,7 +473,7 @@ def report(
     results: dict[str, dict[str, Cell]],
     counts: dict[str, dict[str, StoreCount]],
     memory: dict[str, Any] | None,
-    floors: dict[str, str],
+    floors: dict[str, tuple[str, ...]],
 ) -> str:
     """The Markdown report: one table per scenario, then memory and goals."""
     lines = [
@@ -474,11 +497,11 @@ def report(
         ]
         for app, cell in cells.items():
             x_bare = f"{ratio(cell, bare):.2f}" if bare is not None else "–"
-            floor = floors.get(app)
             x_floor = (
-                f"{ratio(cell, cells[floor]):.2f} ({floor})"
-                if floor is not None and floor in cells
-                else "–"
+                ", ".join(
+                    f"{ratio(cell, cells[f]):.2f} ({f})" for f in floors.get(app, ()) if f in cells
+                )
+                or "–"
             )
             rt, cmds = _fmt_count(counts.get(app, {}).get(scenario))
             cpu = f"{cell.cpu:.1f}" if cell.cpu is not None else "–"
@@ -703,18 +726,19 @@ async def _stores(
     return options, usable
 
 
-def plan_apps(args: argparse.Namespace, targets: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    """The apps to run for `targets` (baselines first) and the floor of each app that has one."""
+def plan_apps(
+    args: argparse.Namespace, targets: Sequence[str]
+) -> tuple[list[str], dict[str, tuple[str, ...]]]:
+    """The apps to run for `targets` (baselines first) and the floors of each app that has any."""
     apps = ["bare", "middleware"] if args.middleware else ["bare"]
-    floors: dict[str, str] = {}
+    floors: dict[str, tuple[str, ...]] = {}
     peers = not args.no_peers and _peers_importable()
     for name in targets:
         target = TARGETS[name]
         ours = [target.app, *(target.peers if peers else ())]
-        if target.floor is not None and not args.no_floors:
-            floors.update(dict.fromkeys(ours, target.floor))
-            if target.floor not in apps:
-                apps.append(target.floor)
+        if target.floors and not args.no_floors:
+            floors.update(dict.fromkeys(ours, target.floors))
+            apps += [f for f in target.floors if f not in apps]
         apps += ours
     return apps, floors
 
@@ -781,7 +805,7 @@ async def profile(args: argparse.Namespace) -> str:
     tool = "python" if tool == "auto" else tool
     async with contextlib.AsyncExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-"))
-        wanted = [n for n, t in TARGETS.items() if app in (t.app, t.floor, *t.peers)]
+        wanted = [n for n, t in TARGETS.items() if app in (t.app, *t.floors, *t.peers)]
         options, _ = await _stores(args, wanted, stack)
         out = Path(tmp) / "profile.txt"
         server = start_server(app, options, Path(tmp), core=args.server_core, profile=out)

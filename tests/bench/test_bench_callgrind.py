@@ -23,10 +23,22 @@ ROW = re.compile(r"^\| (?P<app>[\w-]+) \| (?P<k>[\d,.]+) \| (?P<x>[\d.]+) \|", r
 def test_report_gives_ratios_to_bare_and_to_the_floor() -> None:
     args = argparse.Namespace(callgrind_requests=100, scenarios=["rmw"])
     counts = {"bare": {"rmw": 200_000.0}, "dict": {"rmw": 250_000.0}, "memory": {"rmw": 400_000.0}}
-    text = callgrind.report(args, counts, {"memory": "dict"})
+    text = callgrind.report(args, counts, {"memory": ("dict",)})
     assert "| bare | 200.0 | 1.00 | – |" in text
     assert "| dict | 250.0 | 0.80 | – |" in text
     assert "| memory | 400.0 | 0.50 | 0.62 (dict) |" in text
+
+
+def test_report_gives_a_ratio_to_each_floor() -> None:
+    args = argparse.Namespace(callgrind_requests=100, scenarios=["rmw"])
+    counts = {
+        "bare": {"rmw": 200_000.0},
+        "redis-raw": {"rmw": 800_000.0},
+        "redis-pipe": {"rmw": 300_000.0},
+        "redis": {"rmw": 400_000.0},
+    }
+    text = callgrind.report(args, counts, {"redis": ("redis-raw", "redis-pipe")})
+    assert "| redis | 400.0 | 0.50 | 2.00 (redis-raw), 0.75 (redis-pipe) |" in text
 
 
 def test_a_dump_counts_once_written_whole(tmp_path: Path) -> None:

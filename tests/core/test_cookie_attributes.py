@@ -231,6 +231,22 @@ BAD_SETTINGS: list[tuple[dict[str, Any], str]] = [
     ({"cookie_name": "__Host-sid"}, "set host_prefix=True"),
     ({"path": "app"}, "path (SESSION_PATH) must be a path starting with '/'"),
     ({"domain": "evil.com; HttpOnly"}, "domain (SESSION_DOMAIN) must be a host name"),
+    ({"domain": 5}, "domain (SESSION_DOMAIN) must be a host name"),
+    ({"refresh_interval": "60"}, "refresh_interval (SESSION_REFRESH_INTERVAL) must be a number"),
+    ({"max_size": 0}, "max_size (SESSION_MAX_SIZE) must be a whole number of bytes"),
+    ({"max_size": True}, "max_size (SESSION_MAX_SIZE) must be a whole number of bytes"),
+    ({"max_size": 1.5}, "max_size (SESSION_MAX_SIZE) must be a whole number of bytes"),
+    ({"autoload": 1}, "autoload (SESSION_AUTOLOAD) must be True or False"),
+    ({"cookie_name": 7}, "cookie_name (SESSION_COOKIE_NAME) must be a non-empty cookie token"),
+    ({"cookie_name": "__secure-sid"}, "set host_prefix=True"),
+    ({"path": "/a;b"}, "path (SESSION_PATH) must be a path starting with '/'"),
+    ({"path": 1}, "path (SESSION_PATH) must be a path starting with '/'"),
+    ({"samesite": 1}, "samesite (SESSION_SAMESITE) must be 'Lax', 'Strict' or 'None'"),
+    ({"samesite": "none", "secure": False}, "SameSite=None cookies must be Secure"),
+    # Several mistakes: the first in the order of the checks is named.
+    ({"expiry": 0, "secure": "yes", "path": "x"}, "expiry (SESSION_EXPIRY)"),
+    ({"secure": "yes", "path": "x"}, "secure (SESSION_SECURE) must be True or False"),
+    ({"path": "x", "samesite": "sometimes"}, "path (SESSION_PATH)"),
 ]
 
 

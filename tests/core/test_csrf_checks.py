@@ -8,11 +8,14 @@ tests/core/auth/test_csrf.py.
 
 from __future__ import annotations
 
+import importlib.util
 import uuid
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
-from sanic import Request, Sanic, json, text
+from sanic import Blueprint, Request, Sanic, json, text
 from sanic.response import HTTPResponse
 from sanic.views import HTTPMethodView
 
@@ -23,6 +26,7 @@ from sanic_cookies import (
     CSRFProtect,
     SanicCookiesError,
     Session,
+    _compat,
     csrf_exempt,
     csrf_protect,
     csrf_token,
@@ -363,3 +367,118 @@ async def test_a_streaming_route_takes_the_header_not_the_form_field() -> None:
         "/upload", data={"a": "1"}, headers={"cookie": cookie, "x-csrf-token": page.text}
     )
     assert (by_header.status, by_header.text) == (200, "uploaded")
+
+
+# -- @csrf_protect above a blueprint's route (issue 15) ------------------------------------
+
+VIEWS_MODULE = """
+from sanic import Blueprint, text
+
+from sanic_cookies import csrf_protect
+
+bp = Blueprint("{name}")
+
+
+@csrf_protect
+@bp.post("/p")
+async def handler(request):
+    return text("handler ran")
+"""
+
+
+def views_module(tmp_path: Path) -> ModuleType:
+    """A views module of its own, imported before any app exists: a blueprint at module level."""
+    name = f"views_{uuid.uuid4().hex}"
+    path = tmp_path / f"{name}.py"
+    path.write_text(VIEWS_MODULE.format(name=name))
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def blueprint_app(bp: Blueprint, *, protector: bool) -> Sanic[Any, Any]:
+    app: Sanic[Any, Any] = Sanic(f"bp_app_{uuid.uuid4().hex}")
+    Session(app, secure=False)
+    if protector:
+        CSRFProtect(app, protect_all=False)
+    app.blueprint(bp)
+    return app
+
+
+@pytest.mark.parametrize("private", [True, False], ids=["sanic-registry", "public-api-only"])
+async def test_a_blueprint_route_above_without_csrfprotect_refuses_to_start_app_made_later(
+    tmp_path: Path, private: bool
+) -> None:
+    # The module (and its blueprint) come first, the app later, as in an app factory.
+    _compat.use_private_internals(private)
+    try:
+        views, other_views = views_module(tmp_path), views_module(tmp_path)
+    finally:
+        _compat.use_private_internals(True)
+    app = blueprint_app(views.bp, protector=False)
+    with pytest.raises(ConfigurationError, match=r"@csrf_protect on handler needs CSRFProtect"):
+        await app.asgi_client.post("/p")
+    protected = blueprint_app(other_views.bp, protector=True)
+    assert await status(protected, "POST", "/p") == 403
+
+
+@pytest.mark.parametrize("registered_first", [True, False], ids=["bp-registered-first", "bp-later"])
+async def test_a_blueprint_route_above_without_csrfprotect_refuses_to_start_app_made_first(
+    registered_first: bool,
+) -> None:
+    # The blueprint is made in a function (not a module global): the app exists first.
+    app: Sanic[Any, Any] = Sanic(f"bp_first_{uuid.uuid4().hex}")
+    Session(app, secure=False)
+    bp = Blueprint(f"local_{uuid.uuid4().hex}")
+    if registered_first:
+        app.blueprint(bp)
+
+    async def handler(request: Request) -> HTTPResponse:
+        return text("handler ran")
+
+    csrf_protect(bp.post("/p")(handler))
+    if not registered_first:
+        app.blueprint(bp)
+    with pytest.raises(ConfigurationError, match=r"@csrf_protect on .*handler needs CSRFProtect"):
+        await app.asgi_client.post("/p")
+
+
+async def test_the_startup_check_leaves_apps_alone_that_need_no_csrfprotect() -> None:
+    # Every app of the process gets the check; one with no @csrf_protect route starts.
+    app: Sanic[Any, Any] = Sanic(f"unmarked_{uuid.uuid4().hex}")
+    Session(app, secure=False)
+
+    @app.post("/plain")
+    async def plain(request: Request) -> HTTPResponse:
+        return text("plain")
+
+    route_app(protector=False, above=True)  # another app's marked route
+    assert await status(app, "POST", "/plain") == 200
+
+
+@pytest.mark.parametrize(
+    ("sessions", "auths", "chosen"),
+    [
+        (["session", "cart"], [], "session"),  # the one called "session"
+        (["cart"], [], "cart"),  # the only one
+        (["cart", "basket"], [], None),  # undecided: name one
+        (["session"], ["auth_session"], "auth_session"),  # the AuthSession first
+        (["cart"], ["a", "b"], None),  # two AuthSessions: name one
+    ],
+)
+def test_the_session_that_holds_the_token_by_default(
+    sessions: list[str], auths: list[str], chosen: str | None
+) -> None:
+    app: Sanic[Any, Any] = Sanic(f"which_{uuid.uuid4().hex}")
+    for name in sessions:
+        Session(app, session_name=name)
+    for name in auths:
+        AuthSession(app, session_name=name)
+    protect = CSRFProtect(app)
+    if chosen is None:
+        with pytest.raises(ConfigurationError, match="pass session_name="):
+            _ = protect.session_name
+    else:
+        assert protect.session_name == chosen

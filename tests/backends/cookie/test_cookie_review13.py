@@ -20,9 +20,8 @@ from cookie_support import build_app, decrypt_v2, new_key, serve
 from sanic import Request, Sanic, json
 from sanic.response import HTTPResponse
 
-from sanic_cookies import AuthSession, ConfigurationError
+from sanic_cookies import AuthSession, ConfigurationError, served_over_asgi
 from sanic_cookies.backends.cookie import CookieBackend
-from sanic_cookies.backends.cookie import _backend as cookie_backend_module
 from sanic_cookies.backends.cookie._keys import build_keyring, parse_keys
 from sanic_cookies.backends.cookie._token import _Payload, pack_plaintext, seal
 from sanic_cookies.backends.memory import MemoryBackend
@@ -97,12 +96,12 @@ def test_asgi_detection(monkeypatch: pytest.MonkeyPatch) -> None:
     app: Sanic[Any, Any] = Sanic(f"ckd_{uuid.uuid4().hex}")
     monkeypatch.delenv("SANIC_WORKER_NAME", raising=False)
     monkeypatch.setattr(Sanic, "_app_registry", {app.name: app})
-    assert not cookie_backend_module.served_over_asgi()
+    assert not served_over_asgi()
     app.asgi = True  # what Sanic.__call__ does when an ASGI server calls the app
-    assert cookie_backend_module.served_over_asgi()
+    assert served_over_asgi()
     # In a Sanic worker the Session reads the real count from Sanic's multiplexer.
     monkeypatch.setenv("SANIC_WORKER_NAME", "Sanic-Server-0-0")
-    assert not cookie_backend_module.served_over_asgi()
+    assert not served_over_asgi()
 
 
 # -- non-finite ttl / deadline ----------------------------------------------------------------

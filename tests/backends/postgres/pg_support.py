@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 from processes import kill_group, owned_by_fixture
+from serving import serving
 from sqlalchemy.engine import make_url
 
 # The core's end-to-end helpers (apps with standard routes, cookie handling).
@@ -144,28 +145,12 @@ class RoundTrips:
 
 @contextlib.asynccontextmanager
 async def served(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """Serve `app` on a free port in this event loop; yield a client for it.
-
-    Unlike the ASGI test client, which starts and stops the app around every
-    request, the app starts once: connections and prepared statements persist
-    across requests, as in production.
-    """
-    port = free_port()
-    server = await app.create_server(
-        host="127.0.0.1", port=port, return_asyncio_server=True, access_log=False
-    )
-    await server.startup()
-    await server.before_start()
-    await server.after_start()
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            yield client
-    finally:
-        await server.before_stop()
-        closing = server.close()
-        if closing is not None:
-            await closing
-        await server.after_stop()
+    """Serve `app` in this event loop (see `serving.serving`); yield a client for it."""
+    async with (
+        serving(app) as address,
+        httpx.AsyncClient(base_url=f"http://{address}", timeout=30) as client,
+    ):
+        yield client
 
 
 # -- a Sanic server in a subprocess ---------------------------------------------------------

@@ -308,6 +308,32 @@ async def test_save_after_the_connection_was_killed_raises_lock_lost(
 
 
 @pytest.mark.parametrize("kind", KINDS)
+async def test_only_the_session_scope_locks_read_skips_the_wal_flush(
+    kind: str, make_backend: Make, postgres_dsn: str
+) -> None:
+    """The lock's read commits asynchronously (its FOR SHARE row lock is all it writes),
+    for its own statement only: the save after it, on the same connection, is durable."""
+    sql = make_backend(kind).session_lock_sql
+    local_async = "set_config('synchronous_commit', 'off', true)"
+    assert local_async in sql.lock_and_load and local_async in sql.reread
+    assert all(local_async not in statement for statement in (*sql.save.values(), sql.delete))
+    backend = make_backend(kind, table=f"async_read_{kind}")
+    await backend.open()
+    try:
+        key = _key(12)
+        await backend.save(key, encode_value(1), 60)
+        default = await _sql(postgres_dsn, "SHOW synchronous_commit")
+        lock = backend.lock(key, timeout=2, lease=30)
+        assert decode_stored(await lock.acquire()) == 1
+        conn = lock._checkout.conn  # type: ignore[union-attr]
+        assert await conn.fetchval("SHOW synchronous_commit") == default
+        await lock.save_and_release(encode_value(2), 60)
+        assert decode_stored(await backend.load(key)) == 2
+    finally:
+        await backend.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
 async def test_session_scope_save_without_the_lock_writes_nothing(
     kind: str, make_backend: Make
 ) -> None:

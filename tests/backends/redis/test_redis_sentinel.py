@@ -25,7 +25,11 @@ from sentinel_procs import SentinelGroup
 from sanic_cookies import BackendUnavailable, ConfigurationError
 from sanic_cookies._discovery import backend_class
 from sanic_cookies.backends.redis import RedisBackend
-from sanic_cookies.backends.redis._sentinel import SentinelRedis, parse_sentinel_url
+from sanic_cookies.backends.redis._sentinel import (
+    SentinelRedis,
+    _freshest_master,
+    parse_sentinel_url,
+)
 from sanic_cookies.testing import BackendConformance
 
 pytestmark = pytest.mark.redis
@@ -79,19 +83,43 @@ def test_sentinel_url_is_parsed() -> None:
 
 
 @pytest.mark.parametrize(
-    "url",
+    ("url", "message"),
     [
-        "redis+sentinel:///svc/0",  # no sentinel
-        "redis+sentinel://h:1",  # no service
-        "redis+sentinel://h:1/svc/x",  # db not a number
-        "redis+sentinel://h:1/svc/0/extra",
-        "redis+sentinel://h:port/svc/0",
-        "redis+sentinel://h:1/svc/0?socket_timeout=soon",
+        # No sentinel: RedisBackend.from_url refuses it before the Sentinel parser does.
+        ("redis+sentinel:///svc/0", "Bad Redis option|names no sentinel"),
+        ("redis+sentinel://h:1", "must name the service"),
+        ("redis+sentinel://h:1/svc/x", "Database 'x' in .* is not a number"),
+        ("redis+sentinel://h:1/svc/0/extra", "must name the service"),
+        ("redis+sentinel://h:port/svc/0", "Bad sentinel address 'h:port'"),
+        ("redis+sentinel://h:1/svc/0?socket_timeout=soon", "Bad Redis option"),
     ],
 )
-def test_bad_sentinel_urls_are_configuration_errors(url: str) -> None:
-    with pytest.raises(ConfigurationError):
+def test_bad_sentinel_urls_are_configuration_errors(url: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
         RedisBackend.from_url(url)
+
+
+def test_a_sentinel_url_without_sentinels_names_the_mistake() -> None:
+    with pytest.raises(ConfigurationError, match="names no sentinel"):
+        parse_sentinel_url("redis+sentinel:///svc/0")
+
+
+def test_the_freshest_master_wins_errors_and_down_masters_do_not() -> None:
+    """Which sentinel's answer `MasterWatch.check` believes (no server needed)."""
+
+    def master(epoch: int, port: int, **flags: Any) -> dict[str, Any]:
+        return {"is_master": True, "ip": "10.0.0.1", "port": port, "config-epoch": epoch, **flags}
+
+    answers: list[object] = [
+        ConnectionError("down"),
+        master(3, 1),
+        master(9, 2, is_odown=True),  # objectively down: skipped however fresh
+        master(5, 3),
+        master(5, 4),  # a tie: the first answer wins
+        {"is_master": False, "ip": "10.0.0.1", "port": 5},
+    ]
+    assert _freshest_master(answers) == (5, "10.0.0.1", 3)
+    assert _freshest_master([ConnectionError("down"), master(1, 1, is_odown=True)]) is None
 
 
 def test_rediss_sentinel_uses_tls_to_the_servers_and_the_sentinels() -> None:

@@ -25,6 +25,7 @@ import pytest
 from fault_stores import backend_module
 from sanic import Request, Sanic, json, text
 from sanic.response import HTTPResponse
+from serving import serving
 
 from sanic_cookies import AuthSession, Backend, MultiBackend
 from sanic_cookies._ids import store_key
@@ -137,24 +138,12 @@ def record_key(multi: MultiBackend) -> str:
 
 @contextlib.asynccontextmanager
 async def served(app: Sanic[Any, Any]) -> AsyncIterator[httpx.AsyncClient]:
-    """Serve `app` on a spare port in this loop (started once, as in production)."""
-    port = free_port()
-    server = await app.create_server(
-        host="127.0.0.1", port=port, return_asyncio_server=True, access_log=False
-    )
-    assert server is not None
-    await server.startup()
-    await server.before_start()
-    await server.after_start()
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            yield client
-    finally:
-        await server.before_stop()
-        closing = server.close()
-        if closing is not None:
-            await closing
-        await server.after_stop()
+    """Serve `app` in this loop (started once, as in production; see `serving.serving`)."""
+    async with (
+        serving(app) as address,
+        httpx.AsyncClient(base_url=f"http://{address}", timeout=30) as client,
+    ):
+        yield client
 
 
 async def log_in(client: httpx.AsyncClient, name: str) -> str:

@@ -23,6 +23,7 @@ from ._decorators import (
     login_required,
     safe_next,
 )
+from ._deployment import served_over_asgi
 from ._discovery import backend_from_url, register, registered_schemes
 from ._errors import (
     BackendError,
@@ -38,6 +39,7 @@ from ._errors import (
     SessionTooLarge,
     SessionValidationError,
     UnsupportedOperation,
+    WebsocketSessionError,
 )
 from ._flash import MAX_FLASH_BYTES, flash, get_flashed_messages
 from ._lease import LeaseLock, LeaseStore
@@ -92,6 +94,7 @@ __all__ = [
     "StoredSession",
     "Turn",
     "UnsupportedOperation",
+    "WebsocketSessionError",
     "backend_from_url",
     "csrf_exempt",
     "csrf_protect",
@@ -105,5 +108,6 @@ __all__ = [
     "register",
     "registered_schemes",
     "safe_next",
+    "served_over_asgi",
     "user_agent_label",
 ]

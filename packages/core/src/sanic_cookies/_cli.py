@@ -43,6 +43,8 @@ POSTGRES_HINT = 'pip install "sanic-cookies[postgres]"'
 logger = logging.getLogger("sanic_cookies")
 
 T = TypeVar("T")
+#: ``step(name, awaitable)``: its result and the milliseconds it took (see `_timed`).
+_Step = Callable[[str, Awaitable[Any]], Awaitable[tuple[Any, float]]]
 
 _EPILOG = """\
 exit codes:
@@ -357,37 +359,9 @@ async def _check_server_side(
         return _timed(name, backend, awaitable, limit)
 
     try:
-        saved, ms = await step("save", backend.save(key, value, 60.0))
-        if saved is not True:
-            raise CommandFailed(f"save on {backend.label} returned {saved!r}, expected True")
-        steps.append(("save", ms))
-
-        stored, ms = await step("load", backend.load(key))
-        if stored is None or stored.value != value:
-            raise CommandFailed(f"load on {backend.label} did not return what was saved")
-        steps.append(("load", ms))
-
-        existed, ms = await step("touch", backend.touch(key, 60.0))
-        if existed is not True:
-            raise CommandFailed(f"touch on {backend.label} did not find the saved session")
-        steps.append(("touch", ms))
-
-        lock = backend.lock(key, timeout=min(limit, 5.0), lease=10.0)
-        stored, ms_acquire = await step("lock", lock.acquire())
-        try:
-            if stored is None or stored.value != value:
-                raise CommandFailed(f"lock on {backend.label} did not load what was saved")
-            _, ms_release = await step("unlock", lock.release())
-        finally:
-            await lock.release()
-        steps.append(("lock", ms_acquire + ms_release))
-
-        _, ms = await step("delete", backend.delete(key))
-        gone, _ = await step("load", backend.load(key))
-        if gone is not None:
-            raise CommandFailed(f"delete on {backend.label} left the session in place")
-        steps.append(("delete", ms))
-
+        await _check_basics(backend, key, value, step, steps)
+        steps.append(("lock", await _check_lock(backend, key, value, limit, step)))
+        steps.append(("delete", await _check_delete(backend, key, step)))
         if backend.supports_user_index:
             steps.append(("user index", await _check_user_index(backend, value, step)))
         # A read replica (PostgreSQL's replica=) is asked on its own: the listing above
@@ -404,11 +378,49 @@ async def _check_server_side(
             logger.debug("check: removing the test session failed: %s", exc)
 
 
-async def _check_user_index(
-    backend: Backend,
-    value: bytes,
-    step: Callable[[str, Awaitable[Any]], Awaitable[tuple[Any, float]]],
-) -> float:
+async def _check_basics(
+    backend: Backend, key: str, value: bytes, step: _Step, steps: list[tuple[str, float]]
+) -> None:
+    """Save, load and touch the test session `key`, adding each step's time to `steps`."""
+    saved, ms = await step("save", backend.save(key, value, 60.0))
+    if saved is not True:
+        raise CommandFailed(f"save on {backend.label} returned {saved!r}, expected True")
+    steps.append(("save", ms))
+
+    stored, ms = await step("load", backend.load(key))
+    if stored is None or stored.value != value:
+        raise CommandFailed(f"load on {backend.label} did not return what was saved")
+    steps.append(("load", ms))
+
+    existed, ms = await step("touch", backend.touch(key, 60.0))
+    if existed is not True:
+        raise CommandFailed(f"touch on {backend.label} did not find the saved session")
+    steps.append(("touch", ms))
+
+
+async def _check_lock(backend: Backend, key: str, value: bytes, limit: float, step: _Step) -> float:
+    """Lock and unlock the test session (it must load what was saved); the ms it took."""
+    lock = backend.lock(key, timeout=min(limit, 5.0), lease=10.0)
+    stored, ms_acquire = await step("lock", lock.acquire())
+    try:
+        if stored is None or stored.value != value:
+            raise CommandFailed(f"lock on {backend.label} did not load what was saved")
+        _, ms_release = await step("unlock", lock.release())
+    finally:
+        await lock.release()
+    return ms_acquire + ms_release
+
+
+async def _check_delete(backend: Backend, key: str, step: _Step) -> float:
+    """Delete the test session, and check it is gone; the ms the delete took."""
+    _, ms = await step("delete", backend.delete(key))
+    gone, _ = await step("load", backend.load(key))
+    if gone is not None:
+        raise CommandFailed(f"delete on {backend.label} left the session in place")
+    return ms
+
+
+async def _check_user_index(backend: Backend, value: bytes, step: _Step) -> float:
     user = f"sanic-cookies-check-{os.urandom(8).hex()}"
     key = store_key(new_session_id())
     total = 0.0

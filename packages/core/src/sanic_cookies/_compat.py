@@ -14,6 +14,10 @@ little slower:
 * ``sanic.response.types.HEADER_TRANSLATION_TABLE`` (the table Sanic strips
   header values with): fallback none, so rendered cookies are translated as
   any string is.
+* ``Sanic._app_registry`` (every app of this process; read by the
+  ``@csrf_protect`` start-up check and by `served_over_asgi`): fallback
+  ``Sanic.get_app()``, which names the app when the process has only one and
+  none when it has several.
 
 Callers look the functions up on this module at call time
 (``_compat.unquote(...)``), so `use_private_internals` switches every caller,
@@ -27,13 +31,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from sanic import Sanic
 from sanic.cookies.response import Cookie
+from sanic.exceptions import SanicException
 
 __all__ = [
     "HEADER_TRANSLATION_TABLE",
     "PRIVATE_INTERNALS_AVAILABLE",
     "cookie_attributes",
     "public_unquote",
+    "registered_apps",
     "stamp_cookie",
     "unquote",
     "use_private_internals",
@@ -85,10 +92,14 @@ def _cookie_has_private_fields() -> bool:
 
 
 #: Whether every private Sanic attribute this module knows of is there.
-PRIVATE_INTERNALS_AVAILABLE: bool = _sanic_unquote is not None and _cookie_has_private_fields()
+PRIVATE_INTERNALS_AVAILABLE: bool = (
+    _sanic_unquote is not None
+    and _cookie_has_private_fields()
+    and isinstance(getattr(Sanic, "_app_registry", None), dict)
+)
 
-_OCTAL = re.compile(r"\\[0-3][0-7][0-7]")
-_QUOTED = re.compile(r"[\\].")
+# A backslash escape: three octal digits (tried first, as Sanic does), else any character.
+_ESCAPE = re.compile(r"\\(?:([0-3][0-7][0-7])|(.))")
 
 
 def public_unquote(value: str) -> str:
@@ -98,26 +109,23 @@ def public_unquote(value: str) -> str:
     """
     if len(value) < 2 or value[0] != '"' or value[-1] != '"':
         return value
-    value = value[1:-1]
-    parts: list[str] = []
-    i, n = 0, len(value)
-    while 0 <= i < n:
-        octal = _OCTAL.search(value, i)
-        quoted = _QUOTED.search(value, i)
-        if not octal and not quoted:
-            parts.append(value[i:])
-            break
-        j = octal.start(0) if octal else -1
-        k = quoted.start(0) if quoted else -1
-        if quoted and (not octal or k < j):
-            parts.append(value[i:k])
-            parts.append(value[k + 1])
-            i = k + 2
-        else:
-            parts.append(value[i:j])
-            parts.append(chr(int(value[j + 1 : j + 4], 8)))
-            i = j + 4
-    return "".join(parts)
+    return _ESCAPE.sub(_unescape, value[1:-1])
+
+
+def _unescape(match: re.Match[str]) -> str:
+    octal, char = match.groups()
+    return chr(int(octal, 8)) if octal is not None else char
+
+
+def _private_registered_apps() -> list[Sanic[Any, Any]]:
+    return list(Sanic._app_registry.values())
+
+
+def _public_registered_apps() -> list[Sanic[Any, Any]]:
+    try:
+        return [Sanic.get_app()]  # the only app; it raises when there are none or several
+    except SanicException:
+        return []
 
 
 def _private_unquote(value: str) -> str:
@@ -181,6 +189,9 @@ cookie_attributes: Callable[[Cookie], tuple[Any, ...]] = _private_attributes
 stamp_cookie: Callable[[type[Cookie], Cookie, dict[str, Any], str, int | None], Any] = (
     _private_stamp
 )
+#: ``registered_apps()``: the Sanic apps of this process (on the fallback: the only
+#: one, or none when there are several).
+registered_apps: Callable[[], list[Sanic[Any, Any]]] = _private_registered_apps
 
 
 def use_private_internals(enabled: bool) -> None:
@@ -191,8 +202,9 @@ def use_private_internals(enabled: bool) -> None:
             tests do, to keep those paths working); True goes back to the fast
             paths where `PRIVATE_INTERNALS_AVAILABLE`.
     """
-    global unquote, cookie_attributes, stamp_cookie
+    global unquote, cookie_attributes, stamp_cookie, registered_apps
     private = enabled and PRIVATE_INTERNALS_AVAILABLE
+    registered_apps = _private_registered_apps if private else _public_registered_apps
     unquote = _private_unquote if private else public_unquote
     cookie_attributes = _private_attributes if private else _public_attributes
     stamp_cookie = _private_stamp if private else _public_stamp

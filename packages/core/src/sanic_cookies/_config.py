@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from ._errors import ConfigurationError
@@ -92,72 +92,12 @@ class SessionConfig:
         return min(300.0, self.expiry / 10)
 
     def _checked(self) -> SessionConfig:
-        for name in _SECONDS:
-            value = getattr(self, name)
-            if not _is_number(value) or value <= 0:
-                raise ConfigurationError(
-                    f"{_label(name)} must be a positive number of seconds, got {value!r}"
-                )
-        if self.refresh_interval is not None and (
-            not _is_number(self.refresh_interval) or self.refresh_interval < 0
-        ):
-            raise ConfigurationError(
-                f"{_label('refresh_interval')} must be a number of seconds >= 0 or None, "
-                f"got {self.refresh_interval!r}"
-            )
-        size = self.max_size
-        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
-            raise ConfigurationError(
-                f"{_label('max_size')} must be a whole number of bytes >= 1 or None, "
-                f"got {self.max_size!r}"
-            )
-        for name in _FLAGS:
-            value = getattr(self, name)
-            if not isinstance(value, bool):
-                raise ConfigurationError(f"{_label(name)} must be True or False, got {value!r}")
-        if not isinstance(self.cookie_name, str) or not _TOKEN.fullmatch(self.cookie_name):
-            raise ConfigurationError(
-                f"{_label('cookie_name')} must be a non-empty cookie token "
-                f"(letters, digits and !#$%&'*+-.^_`|~), got {self.cookie_name!r}"
-            )
-        if self.cookie_name.lower().startswith(("__host-", "__secure-")):
-            raise ConfigurationError(
-                f"{_label('cookie_name')} {self.cookie_name!r}: give the name without its "
-                "prefix and set host_prefix=True (SESSION_HOST_PREFIX) for a __Host- cookie"
-            )
-        if not isinstance(self.path, str) or not self.path.startswith("/") or ";" in self.path:
-            raise ConfigurationError(
-                f"{_label('path')} must be a path starting with '/', got {self.path!r}"
-            )
-        if self.domain is not None and (
-            not isinstance(self.domain, str) or not _DOMAIN.fullmatch(self.domain)
-        ):
-            raise ConfigurationError(
-                f"{_label('domain')} must be a host name such as 'example.com' or None, "
-                f"got {self.domain!r}"
-            )
-        if self.samesite is not False and (
-            not isinstance(self.samesite, str) or self.samesite.capitalize() not in _SAMESITE
-        ):
-            raise ConfigurationError(
-                f"{_label('samesite')} must be 'Lax', 'Strict' or 'None', or False for no "
-                f"attribute, got {self.samesite!r}"
-            )
-        samesite = self.samesite.capitalize() if self.samesite else self.samesite
-        if samesite == "None" and not self.secure:
-            raise ConfigurationError(
-                "SameSite=None cookies must be Secure: set secure=True (SESSION_SECURE)"
-            )
-        if self.host_prefix and (not self.secure or self.path != "/" or self.domain):
-            raise ConfigurationError(
-                "host_prefix=True (SESSION_HOST_PREFIX) needs secure=True, path='/' and no domain"
-            )
-        if self.partitioned and not self.host_prefix:
-            raise ConfigurationError(
-                "partitioned=True (SESSION_PARTITIONED) needs host_prefix=True "
-                "(SESSION_HOST_PREFIX): Sanic sets Partitioned only on __Host- cookies"
-            )
-        return dataclasses.replace(self, samesite=samesite)
+        """This config with SameSite capitalized, or `ConfigurationError` for the first problem."""
+        for check in _CHECKS:
+            problem = check(self)
+            if problem is not None:
+                raise ConfigurationError(problem)
+        return dataclasses.replace(self, samesite=_samesite(self))
 
 
 # Settings whose None, passed explicitly, means "off" rather than "not given".
@@ -176,6 +116,114 @@ _SAMESITE = ("Lax", "Strict", "None")
 # RFC 6265 cookie-name token characters.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _DOMAIN = re.compile(r"\.?[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+
+
+# -- the checks, in the order they run: each returns what is wrong, or None ------------
+
+
+def _seconds_problem(config: SessionConfig) -> str | None:
+    for name in _SECONDS:
+        value = getattr(config, name)
+        if not _is_number(value) or value <= 0:
+            return f"{_label(name)} must be a positive number of seconds, got {value!r}"
+    return None
+
+
+def _refresh_problem(config: SessionConfig) -> str | None:
+    value = config.refresh_interval
+    if value is None or (_is_number(value) and value >= 0):
+        return None
+    return f"{_label('refresh_interval')} must be a number of seconds >= 0 or None, got {value!r}"
+
+
+def _max_size_problem(config: SessionConfig) -> str | None:
+    size = config.max_size
+    if size is None or (isinstance(size, int) and not isinstance(size, bool) and size >= 1):
+        return None
+    return f"{_label('max_size')} must be a whole number of bytes >= 1 or None, got {size!r}"
+
+
+def _flags_problem(config: SessionConfig) -> str | None:
+    for name in _FLAGS:
+        value = getattr(config, name)
+        if not isinstance(value, bool):
+            return f"{_label(name)} must be True or False, got {value!r}"
+    return None
+
+
+def _cookie_name_problem(config: SessionConfig) -> str | None:
+    name = config.cookie_name
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+        return (
+            f"{_label('cookie_name')} must be a non-empty cookie token "
+            f"(letters, digits and !#$%&'*+-.^_`|~), got {name!r}"
+        )
+    if name.lower().startswith(("__host-", "__secure-")):
+        return (
+            f"{_label('cookie_name')} {name!r}: give the name without its prefix and set "
+            "host_prefix=True (SESSION_HOST_PREFIX) for a __Host- cookie"
+        )
+    return None
+
+
+def _path_problem(config: SessionConfig) -> str | None:
+    path = config.path
+    if isinstance(path, str) and path.startswith("/") and ";" not in path:
+        return None
+    return f"{_label('path')} must be a path starting with '/', got {path!r}"
+
+
+def _domain_problem(config: SessionConfig) -> str | None:
+    domain = config.domain
+    if domain is None or (isinstance(domain, str) and _DOMAIN.fullmatch(domain)):
+        return None
+    return f"{_label('domain')} must be a host name such as 'example.com' or None, got {domain!r}"
+
+
+def _samesite_problem(config: SessionConfig) -> str | None:
+    value = config.samesite
+    if value is False or (isinstance(value, str) and value.capitalize() in _SAMESITE):
+        return None
+    return (
+        f"{_label('samesite')} must be 'Lax', 'Strict' or 'None', or False for no "
+        f"attribute, got {value!r}"
+    )
+
+
+def _insecure_samesite_none(config: SessionConfig) -> str | None:
+    if _samesite(config) == "None" and not config.secure:
+        return "SameSite=None cookies must be Secure: set secure=True (SESSION_SECURE)"
+    return None
+
+
+def _host_prefix_problem(config: SessionConfig) -> str | None:
+    if config.host_prefix and (not config.secure or config.path != "/" or config.domain):
+        return "host_prefix=True (SESSION_HOST_PREFIX) needs secure=True, path='/' and no domain"
+    if config.partitioned and not config.host_prefix:
+        return (
+            "partitioned=True (SESSION_PARTITIONED) needs host_prefix=True "
+            "(SESSION_HOST_PREFIX): Sanic sets Partitioned only on __Host- cookies"
+        )
+    return None
+
+
+_CHECKS: tuple[Callable[[SessionConfig], str | None], ...] = (
+    _seconds_problem,
+    _refresh_problem,
+    _max_size_problem,
+    _flags_problem,
+    _cookie_name_problem,
+    _path_problem,
+    _domain_problem,
+    _samesite_problem,
+    _insecure_samesite_none,
+    _host_prefix_problem,
+)
+
+
+def _samesite(config: SessionConfig) -> str | Literal[False]:
+    """The SameSite setting as the cookie carries it ("lax" -> "Lax"), or False."""
+    return config.samesite.capitalize() if config.samesite else config.samesite
 
 
 def _is_number(value: Any) -> bool:

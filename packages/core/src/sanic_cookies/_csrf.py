@@ -17,13 +17,14 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Iterable
-from inspect import isawaitable
+from inspect import isawaitable, unwrap
 from types import SimpleNamespace
 from typing import Any, TypeVar, cast
 
-from sanic import Request, Sanic
+from sanic import Blueprint, Request, Sanic
 from sanic.exceptions import Forbidden
 
+from . import _compat
 from ._auth import AuthSession
 from ._csrf_token import TOKEN_KEY, mask, matches, new_secret
 from ._decorators import _find_request
@@ -43,6 +44,10 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 #: The attribute `csrf_exempt` (False) and `csrf_protect` (True) set on a handler.
 _MARK = "__sanic_cookies_csrf__"
+#: Set on the wrapper `csrf_protect` returns, which checks the request itself.
+_SELF_CHECKING = "__sanic_cookies_csrf_checks_itself__"
+#: Set on ``app.ctx`` / ``blueprint.ctx`` once it has the start-up check of `csrf_protect`.
+_STARTUP_CHECK = "_sanic_cookies_csrf_startup_check"
 #: Set on ``request.ctx`` once the request has passed, so a check runs once.
 _PASSED = "_sanic_cookies_csrf_passed"
 #: Where `CSRFProtect` is found: ``app.ctx.exts.csrf``.
@@ -154,31 +159,15 @@ class CSRFProtect:
             ConfigurationError: The app has no such session, or the token would live
                 outside the app's `AuthSession` (login could not replace it).
         """
-        if self._resolved_name is not None:
-            return self._resolved_name
-        sessions = sessions_of(self.app) if self.app is not None else []
-        auths = [s.name for s in sessions if isinstance(s, AuthSession)]
-        name = self._session_name
-        if name is None:
-            plain = [s.name for s in sessions]
-            name = auths[0] if len(auths) == 1 else "session" if "session" in plain else None
-            if name is None and len(plain) == 1:
-                name = plain[0]
-        if name is None or name not in {s.name for s in sessions}:
-            have = ", ".join(repr(s.name) for s in sessions) or "none"
-            raise ConfigurationError(
-                f"CSRFProtect keeps its token in a session, but the app has no session "
-                f"{name or 'to use'!r} (its sessions: {have}): attach Session(app) or "
-                "AuthSession(app) first, or pass session_name="
-            )
-        if auths and name not in auths:
-            raise ConfigurationError(
-                f"CSRFProtect(session_name={name!r}): the app logs users in with "
-                f"AuthSession {auths[0]!r}; keep the token there (session_name={auths[0]!r}) "
-                "so that login replaces it"
-            )
-        self._resolved_name = name
-        return name
+        if self._resolved_name is None:
+            sessions = sessions_of(self.app) if self.app is not None else []
+            names = [s.name for s in sessions]
+            auths = [s.name for s in sessions if isinstance(s, AuthSession)]
+            name = self._session_name
+            if name is None:
+                name = _default_session(names, auths)
+            self._resolved_name = _checked_token_session(name, names, auths)
+        return self._resolved_name
 
     # -- the check ---------------------------------------------------------------
 
@@ -250,6 +239,39 @@ class CSRFProtect:
         return mask(secret)
 
 
+def _default_session(names: list[str], auths: list[str]) -> str | None:
+    """The session to keep the token in when none is named: the one `AuthSession`, else
+    the one called "session", else the only one; None if that does not decide."""
+    if len(auths) == 1:
+        return auths[0]
+    if "session" in names:
+        return "session"
+    return names[0] if len(names) == 1 else None
+
+
+def _checked_token_session(name: str | None, names: list[str], auths: list[str]) -> str:
+    """`name`, once checked as the session to keep the token in, among the app's sessions
+    `names` of which `auths` are `AuthSession`.
+
+    Raises:
+        ConfigurationError: No such session, or one that login would not replace.
+    """
+    if name is None or name not in names:
+        have = ", ".join(repr(n) for n in names) or "none"
+        raise ConfigurationError(
+            f"CSRFProtect keeps its token in a session, but the app has no session "
+            f"{name or 'to use'!r} (its sessions: {have}): attach Session(app) or "
+            "AuthSession(app) first, or pass session_name="
+        )
+    if auths and name not in auths:
+        raise ConfigurationError(
+            f"CSRFProtect(session_name={name!r}): the app logs users in with "
+            f"AuthSession {auths[0]!r}; keep the token there (session_name={auths[0]!r}) "
+            "so that login replaces it"
+        )
+    return name
+
+
 def _protector(request: Request) -> CSRFProtect:
     exts = getattr(request.app.ctx, "exts", None)
     protect = getattr(exts, _EXT_NAME, None)
@@ -308,17 +330,16 @@ def csrf_exempt(handler: H) -> H:
 def csrf_protect(handler: H) -> H:
     """Check this route, also under ``CSRFProtect(app, protect_all=False)``.
 
-    Works above or below ``@app.post(...)``: the handler itself is marked too, so the
-    `CSRFProtect` check finds it whichever order. Without a `CSRFProtect` on the app,
-    the route answers 500 at request time (below the route decorator) or the app
-    refuses to start (above it, where the decorator sees the app): an unprotected
-    route that says it is protected would be worse.
+    Works above or below ``@app.post(...)`` / ``@bp.post(...)``: the handler itself
+    is marked too, so the `CSRFProtect` check finds it whichever order. Without a
+    `CSRFProtect` on the app, the route answers 500 at request time (below the route
+    decorator) or the app refuses to start (above it, where the app routes to the
+    marked handler itself): an unprotected route that says it is protected would
+    be worse.
     """
     func = cast(Any, handler)
     setattr(func, _MARK, True)
-    for app in _apps_routing(func):
-        # Placed above @app.post(...): the app calls `func`, not the wrapper below.
-        app.register_listener(_needs_protector(func), "before_server_start")
+    _watch_startups(func)
 
     @functools.wraps(func)
     async def protected(*args: Any, **kwargs: Any) -> Any:
@@ -331,27 +352,43 @@ def csrf_protect(handler: H) -> H:
         return result
 
     setattr(protected, _MARK, True)
+    setattr(protected, _SELF_CHECKING, True)
     return cast(H, protected)
 
 
-def _apps_routing(handler: Any) -> list[Sanic[Any, Any]]:
-    """The apps that already route to `handler` (a decorator placed above the route's)."""
-    return [
-        app
-        for app in list(Sanic._app_registry.values())
-        if any(getattr(r, "handler", None) is handler for r in getattr(app, "_future_routes", ()))
-    ]
+def _watch_startups(handler: Any) -> None:
+    """Check, at start-up, each app that may route to `handler` with no `CSRFProtect`.
+
+    Placed above the route decorator, `csrf_protect` leaves the app routing to the
+    marked `handler` itself, which only `CSRFProtect` checks. The apps that may route
+    to it: every app of the process now (an app route, or a blueprint registered on
+    it later), and, through a blueprint's own listeners, every app that registers a
+    blueprint of the handler's module, created later or not.
+    """
+    targets: list[Any] = list(_compat.registered_apps())
+    targets += [v for v in _module_globals(handler).values() if isinstance(v, Blueprint)]
+    for target in targets:
+        if not getattr(target.ctx, _STARTUP_CHECK, False):
+            setattr(target.ctx, _STARTUP_CHECK, True)
+            target.listener(_refuse_unprotected_routes, "before_server_start")
 
 
-def _needs_protector(handler: Any) -> Any:
-    name = getattr(handler, "__qualname__", repr(handler))
+def _module_globals(handler: Any) -> dict[str, Any]:
+    """The globals of the module that defines `handler` (empty for a non-function)."""
+    found = getattr(unwrap(handler), "__globals__", None)
+    return found if isinstance(found, dict) else {}
 
-    async def check(app: Sanic[Any, Any]) -> None:
-        exts = getattr(app.ctx, "exts", None)
-        if not isinstance(getattr(exts, _EXT_NAME, None), CSRFProtect):
+
+async def _refuse_unprotected_routes(app: Sanic[Any, Any]) -> None:
+    """Refuse to start when a route's handler is marked `csrf_protect` but nothing checks it."""
+    exts = getattr(app.ctx, "exts", None)
+    if isinstance(getattr(exts, _EXT_NAME, None), CSRFProtect):
+        return
+    for route in app.router.routes:
+        handler = route.handler
+        if getattr(handler, _MARK, None) is True and not getattr(handler, _SELF_CHECKING, False):
+            name = getattr(handler, "__qualname__", repr(handler))
             raise ConfigurationError(
                 f"@csrf_protect on {name} needs CSRFProtect(app) (or CSRFProtect(app, "
                 "protect_all=False) to check only @csrf_protect routes)"
             )
-
-    return check

@@ -16,6 +16,7 @@ from sanic.response import HTTPResponse, redirect
 from ._auth import AuthSession, _positive_seconds
 from ._backend import now
 from ._errors import ConfigurationError
+from ._websocket import GUARDS_ATTRIBUTE, guard_connection, is_websocket
 
 __all__ = ["LoginGuard", "fresh_login_required", "is_safe_path", "login_required", "safe_next"]
 
@@ -168,14 +169,22 @@ class LoginGuard:
 
         @functools.wraps(handler)
         async def guarded(*args: Any, **kwargs: Any) -> Any:
-            denied = await self._check(_find_request(args))
-            if denied is not None:
-                return denied
+            request = _find_request(args)
+            if is_websocket(request):  # upgraded already: a refusal closes the connection
+                if not await guard_connection(self, request, args):
+                    return None
+            else:
+                denied = await self._check(request)
+                if denied is not None:
+                    return denied
             result = handler(*args, **kwargs)
             if isawaitable(result):
                 result = await result
             return result
 
+        # Listed for the session middleware, which checks a websocket route's guards
+        # before the upgrade (a refusal is then an HTTP 401, not a closed connection).
+        setattr(guarded, GUARDS_ATTRIBUTE, (*getattr(handler, GUARDS_ATTRIBUTE, ()), self))
         return cast(H, guarded)
 
     async def _check(self, request: Request) -> HTTPResponse | None:

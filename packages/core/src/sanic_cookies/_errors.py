@@ -14,6 +14,7 @@ Every exception this package raises on purpose derives from `SanicCookiesError`:
      ├── SessionSerializationError (TypeError) a value msgspec cannot encode; names the key
  │    └── SessionValidationError           a typed session's data does not match its schema
      ├── SessionTooLarge (ValueError)          an encoded session over a backend's size limit
+     ├── WebsocketSessionError (RuntimeError)  a change a websocket cannot make: it sets no cookie
      └── UnsupportedOperation (NotImplementedError)  a capability the backend does not have
 
 `BackendError` subclasses Sanic's `ServiceUnavailable`, so a handler that lets it
@@ -42,6 +43,7 @@ __all__ = [
     "SessionTooLarge",
     "SessionValidationError",
     "UnsupportedOperation",
+    "WebsocketSessionError",
 ]
 
 
@@ -175,6 +177,17 @@ class SessionTooLarge(SanicCookiesError, ValueError):
         self.limit = limit
         #: The setting that sets the limit, if there is one (e.g. ``max_size (SESSION_MAX_SIZE)``).
         self.setting = setting
+
+
+class WebsocketSessionError(SanicCookiesError, RuntimeError):
+    """A websocket handler asked for a session change that needs a new cookie.
+
+    A websocket is an upgraded connection: no response follows, so no
+    ``Set-Cookie`` can reach the browser. Creating a session, giving it a new id
+    (`login_user`, `regenerate`) and any change on a client-side backend (whose
+    session *is* the cookie) are refused with this error before anything is
+    written; the message says what to do instead (make the change over HTTP).
+    """
 
 
 class UnsupportedOperation(SanicCookiesError, NotImplementedError):

@@ -30,6 +30,7 @@ import msgspec
 from sanic import Request
 
 from ._session_access import locked, peek, session_named
+from ._session_dict import SessionDict
 
 __all__ = ["MAX_FLASH_BYTES", "flash", "get_flashed_messages"]
 
@@ -154,22 +155,36 @@ async def get_flashed_messages(
         raise TypeError("category_filter is a list of categories, not one string")
     wanted = frozenset(category_filter)
     sess = session_named(request, session_name, what="get_flashed_messages()")
+    read = _read_in(request, sess.name)
+    if _queue(await peek(sess, FLASH_KEY)):
+        read.extend(await _take(sess, wanted))
+    chosen = [e for e in read if _selected(e[0], wanted)]
+    if with_categories:
+        return chosen
+    return [message for _, message in chosen]
+
+
+def _read_in(request: Request, name: str) -> list[tuple[str, str]]:
+    """The (category, message) pairs this request has taken from session `name` so far."""
     by_session: dict[str, list[tuple[str, str]]] | None = getattr(request.ctx, _READ, None)
     if by_session is None:
         by_session = {}
         setattr(request.ctx, _READ, by_session)
-    read = by_session.setdefault(sess.name, [])
-    if _queue(await peek(sess, FLASH_KEY)):
-        async with locked(sess) as held:
-            queue = _queue(held.get(FLASH_KEY))
-            taken = [e for e in queue if not wanted or e[0] in wanted]
-            kept = [e for e in queue if wanted and e[0] not in wanted]
-            read.extend((e[0], e[1]) for e in taken)
-            if kept:
-                held[FLASH_KEY] = kept
-            else:
-                held.pop(FLASH_KEY, None)
-    chosen = [e for e in read if not wanted or e[0] in wanted]
-    if with_categories:
-        return chosen
-    return [message for _, message in chosen]
+    return by_session.setdefault(name, [])
+
+
+async def _take(sess: SessionDict, wanted: frozenset[str]) -> list[tuple[str, str]]:
+    """Take the `wanted` messages out of the queue of `sess` (all if `wanted` is empty)."""
+    async with locked(sess) as held:
+        queue = _queue(held.get(FLASH_KEY))
+        kept = [e for e in queue if not _selected(e[0], wanted)]
+        if kept:
+            held[FLASH_KEY] = kept
+        else:
+            held.pop(FLASH_KEY, None)
+        return [(e[0], e[1]) for e in queue if _selected(e[0], wanted)]
+
+
+def _selected(category: str, wanted: frozenset[str]) -> bool:
+    """Whether a message of `category` is asked for (an empty `wanted` asks for all)."""
+    return not wanted or category in wanted

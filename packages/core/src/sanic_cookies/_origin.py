@@ -98,19 +98,18 @@ class OriginPolicy:
             return None
         site = headers.get("sec-fetch-site")
         if site is not None:
-            if site in ("same-origin", "none"):
-                return None
-            return f"Sec-Fetch-Site is {site!r}" + (
-                f" and Origin {origin!r} is not trusted" if origin else ""
-            )
+            return _fetch_site_refusal(site, origin)
         secure = request.scheme in ("https", "wss")
+        if origin == "null":
+            return "Origin is 'null'"
         if origin is not None:
-            if origin == "null":
-                return "Origin is 'null'"
             return self._same_host(origin, secure, "Origin", request)
         if not secure:
             return None
-        referer = headers.get("referer")
+        return self._referer_refusal(headers.get("referer"), request)
+
+    def _referer_refusal(self, referer: str | None, request: Request) -> str | None:
+        """Django's rule for an HTTPS request with neither Origin nor Sec-Fetch-Site."""
         if not referer:
             return "no Origin, Sec-Fetch-Site or Referer on an HTTPS request"
         try:
@@ -122,7 +121,7 @@ class OriginPolicy:
         source = f"https://{parts.netloc}"
         if self.is_trusted(source):
             return None
-        return self._same_host(source, secure, "Referer", request)
+        return self._same_host(source, True, "Referer", request)
 
     @staticmethod
     def _same_host(source: str, secure: bool, header: str, request: Request) -> str | None:
@@ -134,6 +133,15 @@ class OriginPolicy:
         if host != request.host.lower():
             return f"the {header} {source!r} is not this site ({request.host!r}) nor trusted"
         return None
+
+
+def _fetch_site_refusal(site: str, origin: str | None) -> str | None:
+    """The browser said where the request comes from: only this site (or the user) passes."""
+    if site in ("same-origin", "none"):
+        return None
+    return f"Sec-Fetch-Site is {site!r}" + (
+        f" and Origin {origin!r} is not trusted" if origin else ""
+    )
 
 
 def _punycode_hint(origin: object) -> str:

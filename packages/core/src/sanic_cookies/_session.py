@@ -23,6 +23,7 @@ from ._schema import S, SessionSchema
 from ._session_dict import _DELETE, _KEEP, _SET, SessionDict
 from ._set_cookie import CookieTemplate
 from ._store_call import StoreCalls
+from ._websocket import WebsocketSessionDict, guard_upgrade
 
 __all__ = ["Session"]
 
@@ -317,12 +318,17 @@ class Session(Generic[S]):
         prefix = "__Host-" if self.config.host_prefix else ""
         return prefix + self.config.cookie_name
 
-    async def _on_request(self, request: Request) -> None:
+    async def _on_request(self, request: Request) -> HTTPResponse | None:
+        route = request.route  # (None when Sanic runs middleware for a request it could not route)
+        if route is not None and route.extra.websocket:  # no response will follow: _websocket.py
+            await WebsocketSessionDict.attach(self, request)
+            return await guard_upgrade(self, request)
         # The cookie is read when the session is first used (most requests never do).
         sess = SessionDict._for_request(self, request)
         setattr(request.ctx, self.name, sess)
         if self.config.autoload:
             await sess._autoload()
+        return None
 
     async def _on_response(
         self, request: Request, response: BaseHTTPResponse

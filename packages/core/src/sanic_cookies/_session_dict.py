@@ -853,8 +853,13 @@ class SessionDict(MutableMapping[str, Any], Generic[S]):
         return cast("S", model_of(self._access(), self._session.name))
 
     def clear(self) -> None:
-        """Remove every key (a typed session's fields go back to their defaults)."""
-        self._access().clear()
+        """Remove every key (a typed session's fields go back to their defaults).
+
+        Key by key through ``del`` (as `MutableMapping.clear`, which would never end on a
+        typed session: its fields cannot go), so a subclass's ``__delitem__`` still decides.
+        """
+        for key in list(self._access()):
+            del self[key]
 
     def __getitem__(self, key: str) -> Any:
         return self._access()[key]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 from ._errors import ConfigurationError
 
@@ -71,6 +71,22 @@ def parse_backend_url(
             given twice in the query, an unencoded ``#``), an option is unknown, or a value does not
             convert to its option's type.
     """
+    where, parts, port = _split(url)
+    given = _given_options(where, parts.query, options or {}, accepts)
+    typed = {name: _convert(where, name, given.get(name, d), d) for name, d in accepts.items()}
+    return BackendURL(
+        scheme=parts.scheme.lower(),
+        username=_unquoted(parts.username),
+        password=_unquoted(parts.password),
+        host=parts.hostname,
+        port=port,
+        path=unquote(parts.path),
+        options=typed,
+    )
+
+
+def _split(url: str) -> tuple[str, SplitResult, int | None]:
+    """``("scheme://", parts, port)`` of `url`, or `ConfigurationError` if it is malformed."""
     scheme, sep, _ = url.partition("://")
     if not sep or not scheme:
         raise ConfigurationError(f"A backend URL looks like 'scheme://host/path', got {url!r}")
@@ -87,43 +103,50 @@ def parse_backend_url(
             f"A {where} URL cannot contain '#': percent-encode it as %23 (in a path, a "
             "password, an option)"
         )
+    return where, parts, port
+
+
+def _given_options(
+    where: str, query: str, options: Mapping[str, Any], accepts: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The options of the query string, overridden by `options`; each must be accepted."""
     given: dict[str, Any] = {}
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+    for name, value in parse_qsl(query, keep_blank_values=True):
         if name in given:
             raise ConfigurationError(f"{where} URL option {name!r} is given twice")
         given[name] = value
-    given.update(options or {})
+    given.update(options)
     unknown = sorted(set(given) - set(accepts))
     if unknown:
         known = ", ".join(sorted(accepts)) or "none"
         raise ConfigurationError(
             f"{where} does not take the option(s) {', '.join(unknown)}; it takes: {known}"
         )
-    typed = {name: _convert(where, name, given.get(name, d), d) for name, d in accepts.items()}
-    return BackendURL(
-        scheme=parts.scheme.lower(),
-        username=unquote(parts.username) if parts.username is not None else None,
-        password=unquote(parts.password) if parts.password is not None else None,
-        host=parts.hostname,
-        port=port,
-        path=unquote(parts.path),
-        options=typed,
-    )
+    return given
+
+
+def _unquoted(value: str | None) -> str | None:
+    return unquote(value) if value is not None else None
 
 
 def _convert(where: str, name: str, value: Any, default: Any) -> Any:
+    """`value` of option `name` as the type of its `default` (str for a default of None)."""
     kind = str if default is None else type(default)
-    if value is default or (value is None and default is None):
+    if value is default:  # a default of None included: the value None is it
         return value
     if isinstance(value, str) and kind is not str:
         return _parse(where, name, value, kind)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+    if kind is float and _is_int(value):
         return float(value)
     if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
-        return value
+        return value  # already of its type (True is no int here)
     raise ConfigurationError(
         f"{where} option {name!r} must be {kind.__name__}, got {type(value).__name__} {value!r}"
     )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _parse(where: str, name: str, text: str, kind: type) -> Any:

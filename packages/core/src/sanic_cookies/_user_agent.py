@@ -93,15 +93,28 @@ def user_agent_label(user_agent: str | None) -> str:
     if not user_agent:
         return UNKNOWN_BROWSER
     lowered = user_agent.lower()
-    for token, name in _TOOLS:
-        if lowered.startswith(token):
-            return name
-    if "bot" in lowered or "spider" in lowered or "crawler" in lowered:  # spares the regex
-        bot = _BOT_NAME.search(user_agent)
-        if bot is not None and "cubot" not in lowered:  # Cubot: a phone maker, not a crawler
-            return f"{bot.group(1)[:24]} (bot)"
+    special = _tool(lowered) or _bot(user_agent, lowered)
+    if special is not None:
+        return special
     browser = _first(lowered, _BROWSERS)
     system = _first(lowered, _SYSTEMS)
     if browser is None:
         return f"{UNKNOWN_BROWSER} on {system}" if system else UNKNOWN_BROWSER
     return f"{browser} on {system}" if system else browser
+
+
+def _tool(lowered: str) -> str | None:
+    """The name of a command-line tool or library (``curl/8.0``), or None."""
+    for token, name in _TOOLS:
+        if lowered.startswith(token):
+            return name
+    return None
+
+
+def _bot(user_agent: str, lowered: str) -> str | None:
+    """``"<name> (bot)"`` for a crawler, or None."""
+    if "bot" in lowered or "spider" in lowered or "crawler" in lowered:  # spares the regex
+        bot = _BOT_NAME.search(user_agent)
+        if bot is not None and "cubot" not in lowered:  # Cubot: a phone maker, not a crawler
+            return f"{bot.group(1)[:24]} (bot)"
+    return None

@@ -21,6 +21,7 @@ import asyncio
 import importlib
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sanic_cookies._backend import Backend, ClientSideBackend, SessionLock
@@ -44,28 +45,39 @@ class _Peer:
         self.lock: SessionLock | None = None
 
     async def run(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Run command `op` with `args`; its answer (without ``"ok"``)."""
+        command = _COMMANDS.get(op)
+        if command is None:
+            raise ValueError(f"unknown op {op!r}")
+        return await command(self, args)
+
+    async def acquire(self, args: dict[str, Any]) -> dict[str, Any]:
+        self.lock = self.backend.lock(args["key"], timeout=args["timeout"], lease=args["lease"])
+        return {"n": decode_stored(await self.lock.acquire())}
+
+    async def save_and_release(self, args: dict[str, Any]) -> dict[str, Any]:
+        assert self.lock is not None, "acquire first"
+        result = await self.lock.save_and_release(encode_value(args["n"]), args["ttl"])
+        return {"result": result}
+
+    async def release(self, args: dict[str, Any]) -> dict[str, Any]:
+        if self.lock is not None:
+            await self.lock.release()
+        return {}
+
+    async def increment(self, args: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.gather(*(self._increment(args["key"]) for _ in range(args["times"])))
+        return {}
+
+    async def encode(self, args: dict[str, Any]) -> dict[str, Any]:
         backend = self.backend
-        if op == "acquire":
-            self.lock = backend.lock(args["key"], timeout=args["timeout"], lease=args["lease"])
-            return {"n": decode_stored(await self.lock.acquire())}
-        if op == "save_and_release":
-            assert self.lock is not None, "acquire first"
-            result = await self.lock.save_and_release(encode_value(args["n"]), args["ttl"])
-            return {"result": result}
-        if op == "release":
-            if self.lock is not None:
-                await self.lock.release()
-            return {}
-        if op == "increment":
-            await asyncio.gather(*(self._increment(args["key"]) for _ in range(args["times"])))
-            return {}
-        if op == "encode":
-            assert isinstance(backend, ClientSideBackend)
-            return {"token": await backend.encode_cookie(encode_value(args["n"]), args["ttl"])}
-        if op == "decode":
-            assert isinstance(backend, ClientSideBackend)
-            return {"n": decode_stored(await backend.decode_cookie(args["token"]))}
-        raise ValueError(f"unknown op {op!r}")
+        assert isinstance(backend, ClientSideBackend)
+        return {"token": await backend.encode_cookie(encode_value(args["n"]), args["ttl"])}
+
+    async def decode(self, args: dict[str, Any]) -> dict[str, Any]:
+        backend = self.backend
+        assert isinstance(backend, ClientSideBackend)
+        return {"n": decode_stored(await backend.decode_cookie(args["token"]))}
 
     async def _increment(self, key: str) -> None:
         lock = self.backend.lock(key, timeout=60, lease=30)
@@ -75,6 +87,17 @@ class _Peer:
             await lock.save_and_release(encode_value(n + 1), 60)
         finally:
             await lock.release()
+
+
+#: The commands `_Peer.run` takes (``exit`` is the main loop's).
+_COMMANDS: dict[str, Callable[[_Peer, dict[str, Any]], Awaitable[dict[str, Any]]]] = {
+    "acquire": _Peer.acquire,
+    "save_and_release": _Peer.save_and_release,
+    "release": _Peer.release,
+    "increment": _Peer.increment,
+    "encode": _Peer.encode,
+    "decode": _Peer.decode,
+}
 
 
 def _send(message: dict[str, Any]) -> None:

@@ -10,7 +10,6 @@ from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
-from sanic import Sanic
 
 from sanic_cookies import (
     Backend,
@@ -21,6 +20,7 @@ from sanic_cookies import (
     StoredSession,
     UnsupportedOperation,
     backend_from_url,
+    served_over_asgi,
 )
 from sanic_cookies.backends.memory import MemoryBackend
 from sanic_cookies.clock import now
@@ -513,19 +513,6 @@ class CookieBackend(ClientSideBackend):
             if opened is not None:
                 return opened.sid
         return os.urandom(SID_BYTES)
-
-
-def served_over_asgi() -> bool:
-    """True if this process serves a Sanic app over ASGI (uvicorn, hypercorn, ...).
-
-    Sanic marks an app ``asgi`` when an ASGI server calls it; its worker processes
-    are then the server's, which the app cannot count. A Sanic worker process
-    (``SANIC_WORKER_NAME`` set) knows its count from Sanic and is not asked here.
-    """
-    if os.environ.get("SANIC_WORKER_NAME"):
-        return False
-    registry: dict[str, Any] = getattr(Sanic, "_app_registry", {})
-    return any(getattr(app, "asgi", False) is True for app in registry.values())
 
 
 def _log_rejected(token: object, why: str) -> None:

@@ -166,6 +166,18 @@ def open_token(keyring: Keyring, token: object) -> Opened:
     Raises:
         TokenError: `token` is not a valid token under any key of `keyring`.
     """
+    text = _checked_text(token)
+    raw = _decoded(text)
+    version = raw[0]
+    if version == _VERSION:
+        return _open_v2(keyring, raw)
+    if version == _FERNET_VERSION:
+        return _open_fernet(keyring, text, raw)
+    raise TokenError("unknown token version")
+
+
+def _checked_text(token: object) -> str:
+    """`token`, if it is a string of a token's length in the urlsafe base64 alphabet."""
     if not isinstance(token, str):
         raise TokenError(f"not a string but {type(token).__name__}")
     if not _MIN_TOKEN_CHARS <= len(token) <= _MAX_TOKEN_CHARS:
@@ -174,6 +186,11 @@ def open_token(keyring: Keyring, token: object) -> Opened:
     # and "=" (the standard alphabet, padding) are refused first.
     if not token.isascii() or "+" in token or "/" in token or "=" in token:
         raise TokenError("characters outside urlsafe base64")
+    return token
+
+
+def _decoded(token: str) -> bytes:
+    """The bytes of `token`, unpadded urlsafe base64 in its one canonical spelling."""
     # One string per token: reject other spellings of the same bytes (a length no
     # encoding has, or stray bits in the last character).
     tail = len(token) % 4
@@ -182,17 +199,11 @@ def open_token(keyring: Keyring, token: object) -> Opened:
     ):
         raise TokenError("non-canonical base64")
     try:
-        raw = binascii.a2b_base64(
+        return binascii.a2b_base64(
             token.encode("ascii").translate(_FROM_URLSAFE) + _PADDING[tail], strict_mode=True
         )
     except binascii.Error:
         raise TokenError("characters outside urlsafe base64") from None
-    version = raw[0]
-    if version == _VERSION:
-        return _open_v2(keyring, raw)
-    if version == _FERNET_VERSION:
-        return _open_fernet(keyring, token, raw)
-    raise TokenError("unknown token version")
 
 
 def _open_v2(keyring: Keyring, raw: bytes) -> Opened:

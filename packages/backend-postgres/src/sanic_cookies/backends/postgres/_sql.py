@@ -205,8 +205,9 @@ class Queries:
         """$1 key, $2 lock id, $3 acquire timeout ms, $4 lease ms → the live row, if any.
 
         One statement takes the session-level advisory lock, then reads the row.
-        The ``CASE`` fixes the order: ``lock_timeout`` (for this statement only),
-        the lease as ``idle_session_timeout`` (its previous value kept in
+        The ``CASE`` fixes the order: ``lock_timeout`` and ``synchronous_commit =
+        off`` (for this statement only, see below), the lease as
+        ``idle_session_timeout`` (its previous value kept in
         ``sanic_cookies.idle_session_timeout`` for the release), then the lock;
         the scan refers to the lock's result (``held.ok``), so it runs after it.
 
@@ -217,11 +218,21 @@ class Queries:
         invisible; the lock's save refuses to overwrite one (see
         `save_and_unlock`). Without `take_lock`, the same statement for a lock
         already held (a re-read with a new snapshot).
+
+        ``FOR SHARE`` marks the row, which gives the statement a transaction id
+        and so a WAL flush at its commit: with ``synchronous_commit`` on, the
+        read would wait for a disk sync (milliseconds; as long as the write
+        after it). The mark is all it writes, and a crash that loses it loses
+        nothing (row locks do not survive a restart anyway), so this statement
+        alone commits asynchronously (``set_config(..., true)``: transaction
+        scope, which here is the statement). Session writes keep the server's
+        setting.
         """
         grant = "pg_advisory_lock($2::bigint)::text" if take_lock else "$2::bigint::text"
         return (
             "WITH held AS MATERIALIZED (SELECT CASE "
             "WHEN set_config('lock_timeout', $3, true) IS NULL THEN NULL "
+            "WHEN set_config('synchronous_commit', 'off', true) IS NULL THEN NULL "
             "WHEN set_config('sanic_cookies.idle_session_timeout', "
             "current_setting('idle_session_timeout'), false) IS NULL THEN NULL "
             "WHEN set_config('idle_session_timeout', $4, false) IS NULL THEN NULL "

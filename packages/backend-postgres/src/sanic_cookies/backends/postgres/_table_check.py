@@ -44,19 +44,7 @@ def table_problem(
         columns: Rows of (name, type, not null, has default), from `Queries.table_columns`.
     """
     found = {str(row[0]): str(row[1]) for row in columns}
-    problems: list[str] = []
-    missing = [name for name in EXPECTED_COLUMNS if name not in found]
-    if missing:
-        problems.append("it has no column " + ", ".join(missing))
-    for name, expected in EXPECTED_COLUMNS.items():
-        if name in found and found[name] != expected:
-            problems.append(f"column {name} is {found[name]}, not {expected}")
-    # Extra columns our INSERT cannot fill would make every new session fail.
-    blocking = [
-        str(r[0]) for r in columns if str(r[0]) not in EXPECTED_COLUMNS and r[2] and not r[3]
-    ]
-    if blocking:
-        problems.append(", ".join(blocking) + " NOT NULL without a default")
+    problems = [*_missing(found), *_mistyped(found), *_blocking(columns)]
     if not problems:
         return None
     why = "; ".join(problems)
@@ -70,6 +58,30 @@ def table_problem(
         f"{label}: table {table} is not a sanic-cookies sessions table: {why}. "
         + _FIXES.format(table=table, bare=bare)
     )
+
+
+def _missing(found: dict[str, str]) -> list[str]:
+    """Our columns the table lacks, as one problem (or none)."""
+    missing = [name for name in EXPECTED_COLUMNS if name not in found]
+    return ["it has no column " + ", ".join(missing)] if missing else []
+
+
+def _mistyped(found: dict[str, str]) -> list[str]:
+    """Our columns the table has with another type, one problem each."""
+    return [
+        f"column {name} is {found[name]}, not {expected}"
+        for name, expected in EXPECTED_COLUMNS.items()
+        if name in found and found[name] != expected
+    ]
+
+
+def _blocking(columns: Sequence[tuple[Any, ...]]) -> list[str]:
+    """Extra columns our INSERT cannot fill (NOT NULL, no default): every new session
+    would fail."""
+    blocking = [
+        str(r[0]) for r in columns if str(r[0]) not in EXPECTED_COLUMNS and r[2] and not r[3]
+    ]
+    return [", ".join(blocking) + " NOT NULL without a default"] if blocking else []
 
 
 def missing_table(label: str, table: str) -> ConfigurationError:

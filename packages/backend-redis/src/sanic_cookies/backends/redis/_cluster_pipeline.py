@@ -47,6 +47,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
+from . import _compat
 from ._pipeline import AutoPipeline
 
 __all__ = ["REFRESH_INTERVAL", "ClusterAutoPipeline"]
@@ -62,6 +63,8 @@ _MAX_REDIRECTS = 16
 _TRYAGAIN_DELAY = 0.01
 # Errors after which the slot map may be stale: a node died or gave up a slot.
 _STALE_MAP = (ConnectionError, TimeoutError, ClusterDownError, SlotNotCoveredError)
+# Where a MOVED / ASK reply sends a command: ((host, port), whether it is an ASK).
+_Redirect = tuple[tuple[str, int], bool]
 
 
 class _NodeConnections:
@@ -116,37 +119,16 @@ class ClusterAutoPipeline:
         key = _key_of(args)
         if key is None:
             return await self._client.execute_command(*args)
-        client = self._client
-        if not client.nodes_manager.slots_cache:  # not connected yet (or closed since)
-            await client.initialize()
-        slot = client.keyslot(key)
-        redirect: tuple[str, int] | None = None  # where MOVED or ASK sent the command
-        asking = False
+        await _compat.ensure_slot_map(self._client)
+        slot = self._client.keyslot(key)
+        redirect: _Redirect | None = None  # where MOVED or ASK sent the command
         for _ in range(_MAX_REDIRECTS):
-            if redirect is not None:
-                host = redirect[0]
-                pipeline = self._pipeline_at(*redirect)
-                if asking:
-                    ask = pipeline.execute("ASKING")
-                    ask.add_done_callback(_consume)  # its OK (or error) is awaited by no one
-                # Queued right after ASKING, so both leave in one write on one connection.
-                future = pipeline.execute(*args)
-                redirect, asking = None, False
-            else:
-                node = client.nodes_manager.get_node_from_slot(slot)
-                host = node.host
-                future = self._pipeline_of(node).execute(*args)
+            host, future = self._send(args, key, slot, redirect)
+            redirect = None
             try:
                 return await future
-            except MovedError as exc:  # a subclass of AskError: it goes first
-                self.moved += 1
-                # ``MOVED 3999 :6380`` (no host) means the replying node's own host.
-                redirect = client.nodes_manager.remap_host_port(exc.host or host, exc.port)
-                self.request_refresh()
-            except AskError as exc:
-                self.asked += 1
-                redirect = client.nodes_manager.remap_host_port(exc.host or host, exc.port)
-                asking = True
+            except AskError as exc:  # MovedError is a subclass
+                redirect = self._follow(exc, host)
             except TryAgainError:
                 self.retried += 1
                 await asyncio.sleep(_TRYAGAIN_DELAY)
@@ -154,6 +136,33 @@ class ClusterAutoPipeline:
                 self.request_refresh()
                 raise
         raise ClusterError(f"Redis Cluster redirected a command more than {_MAX_REDIRECTS} times")
+
+    def _send(
+        self, args: tuple[Any, ...], key: Any, slot: int, redirect: _Redirect | None
+    ) -> tuple[str, asyncio.Future[Any]]:
+        """Queue `args` on the slot's primary, or where a redirection said; (host, reply)."""
+        if redirect is None:
+            node = _compat.cluster_primary(self._client, key, slot)
+            return node.host, self._pipeline_of(node).execute(*args)
+        (host, port), asking = redirect
+        pipeline = self._pipeline_at(host, port)
+        if asking:
+            ask = pipeline.execute("ASKING")
+            ask.add_done_callback(_consume)  # its OK (or error) is awaited by no one
+        # Queued right after ASKING, so both leave in one write on one connection.
+        return host, pipeline.execute(*args)
+
+    def _follow(self, exc: AskError, host: str) -> _Redirect:
+        """Where a ``MOVED`` or ``ASK`` reply from `host` sends the command, and whether
+        it is an ``ASK`` (sent after ``ASKING``, the slot map unchanged)."""
+        # ``MOVED 3999 :6380`` (no host) means the replying node's own host.
+        address = _compat.cluster_address(self._client, exc.host or host, exc.port)
+        if isinstance(exc, MovedError):
+            self.moved += 1
+            self.request_refresh()
+            return address, False
+        self.asked += 1
+        return address, True
 
     def _pipeline_of(self, node: ClusterNode) -> AutoPipeline:
         pipeline = self._pipelines.get(node.name)
@@ -164,10 +173,11 @@ class ClusterAutoPipeline:
         return pipeline
 
     def _pipeline_at(self, host: str, port: int) -> AutoPipeline:
-        manager = self._client.nodes_manager
-        node = manager.get_node(host=host, port=port)
+        client = self._client
+        node = client.get_node(host=host, port=port)
         if node is None:  # a node the slot map does not know yet (being added)
-            node = ClusterNode(host, port, **manager.connection_kwargs)
+            settings: dict[str, Any] = client.get_connection_kwargs()
+            node = ClusterNode(host, port, **settings)
         return self._pipeline_of(node)
 
     def request_refresh(self) -> None:
@@ -180,7 +190,7 @@ class ClusterAutoPipeline:
 
     async def _refresh(self) -> None:
         try:
-            await self._client.nodes_manager.initialize()
+            await _compat.refresh_slot_map(self._client)
         except Exception as exc:  # no node answered: the next error asks again
             logger.debug("Redis Cluster slot map not refreshed: %s: %s", type(exc).__name__, exc)
         finally:
@@ -188,7 +198,7 @@ class ClusterAutoPipeline:
             self._refreshing = None
         # Connections to nodes that left the cluster are closed; a node that is
         # back later gets a new pipeline.
-        known = self._client.nodes_manager.nodes_cache
+        known = {node.name for node in self._client.get_nodes()}
         for name in [name for name in self._pipelines if name not in known]:
             with contextlib.suppress(Exception):
                 await self._pipelines.pop(name).aclose()

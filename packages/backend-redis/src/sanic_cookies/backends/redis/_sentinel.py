@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
@@ -113,24 +113,44 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
             f"{sentinel_location(url)!r} names no sentinel: write "
             f"{scheme}://host:port[,host:port...]/service_name/db"
         )
-    segments = [unquote(s) for s in parts.path.split("/") if s]
+    service, db = _service_and_db(scheme, parts.path, url)
+    sentinel_options, query = _split_query(parts.query)
+    options = _redis_options(userinfo, db, query, url)
+    tls = scheme == "rediss+sentinel"
+    return SentinelTarget(sentinels, service, tls, options, sentinel_options)
+
+
+def _service_and_db(scheme: str, path: str, url: str) -> tuple[str, str]:
+    """The service name and database number (a string of digits) of a Sentinel URL's path."""
+    segments = [unquote(s) for s in path.split("/") if s]
     if not segments or len(segments) > 2:
         raise ConfigurationError(
             f"{sentinel_location(url)!r} must name the service (and optionally the db) "
             f"in its path: {scheme}://host:port/service_name/db"
         )
-    service = segments[0]
     db = segments[1] if len(segments) == 2 else "0"
     if not db.isdigit():
         raise ConfigurationError(f"Database {db!r} in {sentinel_location(url)!r} is not a number")
+    return segments[0], db
+
+
+def _split_query(query: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The options for the sentinels (renamed as redis-py takes them), and the others."""
     sentinel_options: dict[str, Any] = {}
-    query = []
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+    others = []
+    for name, value in parse_qsl(query, keep_blank_values=True):
         if name in _SENTINEL_OPTIONS:
             sentinel_options[_SENTINEL_OPTIONS[name]] = value
         else:
-            query.append((name, value))
-    # redis-py parses the credentials, db and query options exactly as for redis://.
+            others.append((name, value))
+    return sentinel_options, others
+
+
+def _redis_options(
+    userinfo: str, db: str, query: list[tuple[str, str]], url: str
+) -> dict[str, Any]:
+    """Connection options for Redis: redis-py parses the credentials, db and query
+    options exactly as for redis:// (host and port come from the sentinels)."""
     credentials = f"{userinfo}@" if userinfo else ""
     try:
         options: dict[str, Any] = dict(
@@ -140,8 +160,7 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
         raise ConfigurationError(f"Bad Redis option in {sentinel_location(url)!r}: {exc}") from None
     options.pop("host", None)
     options.pop("port", None)
-    tls = scheme == "rediss+sentinel"
-    return SentinelTarget(sentinels, service, tls, options, sentinel_options)
+    return options
 
 
 def _host_port(item: str, url: str) -> tuple[str, int]:
@@ -260,6 +279,32 @@ def sentinel_addresses(sentinel: Sentinel) -> str:
     return ",".join(found)
 
 
+def _master_of(state: object) -> tuple[int, str, int] | None:
+    """``(config epoch, ip, port)`` of a sentinel's answer naming a master that is up."""
+    if not isinstance(state, dict) or not state.get("is_master") or state.get("is_odown"):
+        return None  # an error, or a master that is down
+    return int(state.get("config-epoch", 0)), str(state["ip"]), int(state["port"])
+
+
+def _epoch(master: tuple[int, str, int]) -> int:
+    return master[0]
+
+
+def _freshest_master(answers: Sequence[object]) -> tuple[int, str, int] | None:
+    """The master named with the highest config epoch (the first such answer on a tie),
+    among the sentinels' `answers` (errors and masters that are down are skipped)."""
+    return max(filter(None, map(_master_of, answers)), default=None, key=_epoch)
+
+
+def _refusal(state: object, service: str) -> str | None:
+    """What a sentinel's error says is wrong with the settings, or None."""
+    if isinstance(state, AuthenticationError | AuthorizationError):
+        return f"refused the credentials ({type(state).__name__})"
+    if isinstance(state, ResponseError) and "no such master" in str(state).lower():
+        return f"monitors no service named {service!r}"
+    return None
+
+
 class MasterWatch:
     """Asks the sentinels for the master every `poll` seconds; on a change, calls `moved`.
 
@@ -308,29 +353,20 @@ class MasterWatch:
         answers = await asyncio.gather(
             *(s.sentinel_master(service) for s in sentinel.sentinels), return_exceptions=True
         )
-        best: tuple[int, str, int] | None = None
-        refusals: list[str] = []
-        for state in answers:
-            if isinstance(state, AuthenticationError | AuthorizationError):
-                refusals.append(f"refused the credentials ({type(state).__name__})")
-            elif isinstance(state, ResponseError) and "no such master" in str(state).lower():
-                refusals.append(f"monitors no service named {service!r}")
-            if isinstance(state, BaseException) or not isinstance(state, dict):
-                continue
-            if not state.get("is_master") or state.get("is_odown"):
-                continue
-            candidate = (int(state.get("config-epoch", 0)), str(state["ip"]), int(state["port"]))
-            if best is None or candidate[0] > best[0]:
-                best = candidate
-        if best is None and refusals:
-            raise ConfigurationError(
-                f"Redis Sentinel {sentinel_addresses(sentinel)}: a sentinel {refusals[0]}; "
-                "check the service name in the URL's path and sentinel_password / "
-                "sentinel_username in its query"
-            )
-        if best is None:  # no sentinel answered: keep what we know
-            return
-        address = (best[1], best[2])
+        best = _freshest_master(answers)
+        if best is None:
+            refusals = [r for r in (_refusal(state, service) for state in answers) if r]
+            if refusals:
+                raise ConfigurationError(
+                    f"Redis Sentinel {sentinel_addresses(sentinel)}: a sentinel {refusals[0]}; "
+                    "check the service name in the URL's path and sentinel_password / "
+                    "sentinel_username in its query"
+                )
+            return  # no sentinel answered: keep what we know
+        self._point_at(pool, (best[1], best[2]), service)
+
+    def _point_at(self, pool: _FollowingPool, address: tuple[str, int], service: str) -> None:
+        """Point `pool` at the master's `address`; if it moved, drop the old connections."""
         previous, pool.known = pool.known, address
         if previous is not None and previous != address:
             logger.warning(
