@@ -14,13 +14,16 @@ from typing import Any
 
 import msgspec
 import pytest
-from auth_support import Browser
+from auth_support import Browser, build_app
 from sanic import Request, Sanic, json, redirect, text
 from sanic.response import HTTPResponse
+from serving import serving
+from ws_support import HttpBrowser, add_websocket_routes
 
 from sanic_cookies import (
     AuthSession,
     Backend,
+    ClientSideBackend,
     CSRFProtect,
     SessionSchema,
     SessionValidationError,
@@ -164,3 +167,31 @@ async def test_after_a_schema_change_old_data_starts_from_the_defaults_and_the_r
     mismatch = [line for line in lines if "does not match the schema CartV2" in line]
     assert len(mismatch) == 1 and "(at $.note)" in mismatch[0]
     assert "private note" not in caplog.text and "apple" not in caplog.text
+
+
+class WsCart(msgspec.Struct):
+    """The keys `auth_support.build_app` and `ws_support` use, as a schema."""
+
+    cart: list[str] = []
+    note: str = ""
+
+
+async def test_a_websocket_reads_and_writes_the_typed_session(auth_backend: Backend | str) -> None:
+    app, auth = build_app(auth_backend, schema=WsCart)
+    add_websocket_routes(app, auth)
+    async with serving(app) as address:
+        browser = HttpBrowser(address)
+        await browser.login("alice")
+        await browser.request("POST", "/cart", item="apple")
+        client_side = isinstance(auth.backend, ClientSideBackend)
+        async with browser.websocket() as ws:
+            assert await ws.result("cart") == ["apple"]
+            answer = await ws.ask("add", "pear")
+            if client_side:  # the session is the cookie, which a websocket cannot set
+                assert answer["error"] == "WebsocketSessionError"
+            else:
+                assert answer == {"result": ["apple", "pear"]}
+            # Outside a block a websocket refuses changes, a typed session's too.
+            assert (await ws.ask("set-outside"))["error"] == "WebsocketSessionError"
+        expected = ["apple"] if client_side else ["apple", "pear"]
+        assert (await browser.request("GET", "/cart")).json() == expected
