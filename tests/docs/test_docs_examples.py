@@ -208,7 +208,10 @@ def test_python_example(block: Block, request: pytest.FixtureRequest) -> None:
 def _execute(block: Block, rewrites: dict[str, str]) -> None:
     namespace: dict[str, Any] = {"__name__": "__docs__"}
     for b in _chain(block):
-        code = compile(_rewrite(b.code, rewrites), b.id, "exec")
+        # dont_inherit: compiled as a user's module is, not under this file's
+        # `from __future__ import annotations` (msgspec resolves string annotations
+        # through sys.modules, where the example's namespace is not).
+        code = compile(_rewrite(b.code, rewrites), b.id, "exec", dont_inherit=True)
         exec(code, namespace)
     _run_test_functions(namespace, block)
     apps = _apps(namespace, block)

@@ -37,6 +37,7 @@ from ._errors import (
     SessionNotLoaded,
     SessionSerializationError,
     SessionTooLarge,
+    SessionValidationError,
     UnsupportedOperation,
     WebsocketSessionError,
 )
@@ -45,6 +46,7 @@ from ._lease import LeaseLock, LeaseStore
 from ._metrics import BackendMetrics, StoreObserver
 from ._multi import MultiBackend
 from ._record import AuthInfo, SessionRecord
+from ._schema import SessionSchema
 from ._session import Session
 from ._session_dict import SessionDict
 from ._turns import KeyTurns, Turn
@@ -84,8 +86,10 @@ __all__ = [
     "SessionLock",
     "SessionNotLoaded",
     "SessionRecord",
+    "SessionSchema",
     "SessionSerializationError",
     "SessionTooLarge",
+    "SessionValidationError",
     "StoreObserver",
     "StoredSession",
     "Turn",

@@ -12,6 +12,7 @@ Every exception this package raises on purpose derives from `SanicCookiesError`:
      │    └── LockLost                         the lock's lease ran out before the save
      ├── SessionNotLoaded (RuntimeError)       sync access before `async with` / `await load()`
      ├── SessionSerializationError (TypeError) a value msgspec cannot encode; names the key
+ │    └── SessionValidationError           a typed session's data does not match its schema
      ├── SessionTooLarge (ValueError)          an encoded session over a backend's size limit
      ├── WebsocketSessionError (RuntimeError)  a change a websocket cannot make: it sets no cookie
      └── UnsupportedOperation (NotImplementedError)  a capability the backend does not have
@@ -40,6 +41,7 @@ __all__ = [
     "SessionNotLoaded",
     "SessionSerializationError",
     "SessionTooLarge",
+    "SessionValidationError",
     "UnsupportedOperation",
     "WebsocketSessionError",
 ]
@@ -138,6 +140,20 @@ class SessionSerializationError(SanicCookiesError, TypeError):
         super().__init__(message)
         #: The top-level session key whose value failed to encode.
         self.key = key
+
+
+class SessionValidationError(SessionSerializationError):
+    """A typed session's data does not match its schema; nothing was written.
+
+    Raised where the session is written (the end of ``async with``, or the response of
+    a request that changed it without the lock), or at once for a key the schema has no
+    field for. See docs/typed-sessions.md.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None, path: str = "$") -> None:
+        super().__init__(message, key=key)
+        #: Where in the data the mismatch is, as msgspec names it (``$.cart[0]``).
+        self.path = path
 
 
 class SessionTooLarge(SanicCookiesError, ValueError):

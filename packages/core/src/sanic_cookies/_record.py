@@ -8,6 +8,7 @@ encoded once per write and can be compared byte for byte to detect changes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -67,17 +68,31 @@ class SessionRecord(msgspec.Struct, array_like=True, omit_defaults=True):
     auth: AuthInfo | None = None
 
 
-_encoder = msgspec.json.Encoder()
+def _encode_other(obj: Any) -> Any:
+    """msgspec's hook for what it does not know: data that encodes itself, else its error.
+
+    A typed session's data (`sanic_cookies._schema.SchemaData`) validates and encodes
+    itself; a dict never reaches this hook, so an untyped session pays nothing for it.
+    """
+    encode = getattr(obj, "encode_session_data", None)
+    if encode is None:
+        raise TypeError(f"Encoding objects of type {type(obj).__name__} is unsupported")
+    return msgspec.Raw(encode())
+
+
+_encoder = msgspec.json.Encoder(enc_hook=_encode_other)
 _record_decoder = msgspec.json.Decoder(SessionRecord)
 _data_decoder = msgspec.json.Decoder(dict[str, Any])
 
 EMPTY_DATA = b"{}"
 
 
-def encode_data(data: dict[str, Any]) -> bytes:
+def encode_data(data: Mapping[str, Any]) -> bytes:
     """Encode the session dictionary, naming the first key that cannot be encoded."""
     try:
         return _encoder.encode(data)
+    except SessionSerializationError:
+        raise  # a typed session's own error (`_encode_other`)
     except (TypeError, ValueError, OverflowError) as exc:
         for key, value in data.items():
             if not isinstance(key, str):

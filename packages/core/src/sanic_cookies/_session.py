@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from inspect import isawaitable
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any, Generic, cast
 
 from sanic import Request, Sanic
 from sanic.cookies.response import CookieJar
@@ -19,6 +19,7 @@ from ._discovery import backend_class, backend_from_url
 from ._errors import ConfigurationError, SessionTooLarge
 from ._metrics import BackendMetrics, StoreObserver
 from ._multi import MultiBackend
+from ._schema import S, SessionSchema
 from ._session_dict import _DELETE, _KEEP, _SET, SessionDict
 from ._set_cookie import CookieTemplate
 from ._store_call import StoreCalls
@@ -51,7 +52,7 @@ def _server_workers(app: Sanic[Any, Any]) -> int:
     return sum(1 for name in states if name.startswith(_SERVER_WORKER_PREFIX)) or 1
 
 
-class Session:
+class Session(Generic[S]):
     """Server-side sessions for a Sanic app.
 
     ::
@@ -77,6 +78,9 @@ class Session:
             (else ``app.config.SESSION_BACKEND_OPTIONS``). With a list of backends,
             a dict applies to the first; a list gives one dict per backend.
         master_interface: Old (0.4) name of `backend`.
+        schema: A `msgspec.Struct` class (or a `SessionSchema`) the session's data must
+            match: typed access as ``sess.data``, validated on load and on write (see
+            docs/typed-sessions.md). None: a mapping of JSON values.
         **settings: Any `SessionConfig` field (``cookie_name``, ``expiry``,
             ``secure``, ...); each defaults to ``app.config.SESSION_<FIELD>``.
     """
@@ -93,8 +97,11 @@ class Session:
         session_name: str = "session",
         backend_options: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
         master_interface: BackendSpec | None = None,
+        schema: type[S] | SessionSchema[S] | None = None,
         **settings: Any,
     ) -> None:
+        #: The schema of the session's data, or None (see docs/typed-sessions.md).
+        self.schema = schema if isinstance(schema, SessionSchema | None) else SessionSchema(schema)
         if backend is not None and master_interface is not None:
             raise ConfigurationError("Pass backend= or its old name master_interface=, not both")
         unknown = set(settings) - {f for f in SessionConfig.__dataclass_fields__}
@@ -295,6 +302,17 @@ class Session:
         return self._backend
 
     # -- per request -------------------------------------------------------------
+
+    def of(self, request: Request) -> SessionDict[S]:
+        """This session's `SessionDict` of `request`, typed ``SessionDict[MyStruct]`` with a schema.
+
+        The same object as ``request.ctx.<name>``, for type checkers: ``async with
+        session.of(request) as sess:`` makes ``sess.data`` a ``MyStruct``.
+        """
+        sess = getattr(request.ctx, self.name, None)
+        if not isinstance(sess, SessionDict) or not sess.is_of(self):
+            raise ConfigurationError(f"Session {self.name!r} is not attached to this request's app")
+        return sess
 
     def _cookie_key(self) -> str:
         prefix = "__Host-" if self.config.host_prefix else ""

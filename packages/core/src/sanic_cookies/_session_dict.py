@@ -14,7 +14,7 @@ import sys
 import warnings
 from collections.abc import Awaitable, Iterator, MutableMapping
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Generic, Self, cast
 
 import msgspec
 
@@ -37,6 +37,7 @@ from ._record import (
     encoded_size,
 )
 from ._request_cookie import cookie_value as read_cookie
+from ._schema import S, decoded, model_of
 from ._write_plan import KEEP, ROTATE, WritePlan, WriteState, plan_write
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def _readable(
         return None
 
 
-class SessionDict(MutableMapping[str, Any]):
+class SessionDict(MutableMapping[str, Any], Generic[S]):
     """The session of one request, a mutable mapping of str to JSON-encodable values.
 
     Use it as ``async with request.ctx.session as sess:``: that takes the
@@ -111,7 +112,7 @@ class SessionDict(MutableMapping[str, Any]):
     # hashing it into a store key) is worked out by `_from_cookie` when the session
     # is first used: `load`, `__aenter__`, `sid` and the log label call it. (Not a
     # `__getattr__`: a class that has one pays for it on every attribute read.)
-    _data: dict[str, Any] | None = None
+    _data: MutableMapping[str, Any] | None = None  # a dict, or a typed session's SchemaData
     _orig: bytes = EMPTY_DATA
     _stored: StoredSession | None = None  # what the store held at load
     _record: SessionRecord | None = None
@@ -261,7 +262,8 @@ class SessionDict(MutableMapping[str, Any]):
             config = self._session.config
             self._stored = None
             self._record = None
-            self._data = {}
+            schema = self._session.schema
+            self._data = {} if schema is None else schema.new()
             self._orig = EMPTY_DATA
             self._auth = None
             self._created = t
@@ -272,8 +274,11 @@ class SessionDict(MutableMapping[str, Any]):
         record, data = found
         self._stored = stored
         self._record = record
-        self._data = data
-        self._orig = bytes(record.data)
+        schema = self._session.schema
+        if schema is None:
+            self._data, self._orig = data, bytes(record.data)
+        else:
+            self._data, self._orig = schema.load(data, self)
         self._auth = record.auth
         self._created = record.created
         self._deadline = record.deadline
@@ -320,7 +325,7 @@ class SessionDict(MutableMapping[str, Any]):
         assert self._data is not None
         if not self._data_dirty():
             return None
-        before = decode_data(self._orig)
+        before = decoded(self._data, self._orig)
         changed = {k: v for k, v in self._data.items() if k not in before or before[k] != v}
         return changed, set(before) - set(self._data)
 
@@ -598,7 +603,8 @@ class SessionDict(MutableMapping[str, Any]):
 
     def _forget_all(self) -> None:
         self._stored = self._record = self._auth = None
-        self._data = {}
+        schema = self._session.schema
+        self._data = {} if schema is None else schema.new()
         self._orig = EMPTY_DATA
         self._sid = self._key = None
         self._rotate = self._destroyed = self._meta_changed = False
@@ -812,7 +818,7 @@ class SessionDict(MutableMapping[str, Any]):
         if self._data is None:
             self._load_now()
 
-    def _access(self) -> dict[str, Any]:
+    def _access(self) -> MutableMapping[str, Any]:
         if self._data is None:
             self._load_now()
         if not self._in_block and self._session.config.warn_lock:
@@ -832,6 +838,28 @@ class SessionDict(MutableMapping[str, Any]):
                 )
         assert self._data is not None
         return self._data
+
+    @property
+    def data(self) -> S:
+        """The data as the session's schema, a `msgspec.Struct` (``Session(app, schema=...)``).
+
+        The same data as the mapping, not a copy: ``sess.data.cart`` is ``sess["cart"]``,
+        and a change through either (``sess.data.cart.append(x)`` too) is written like
+        any change. Validated against the schema when written. See docs/typed-sessions.md.
+
+        Raises:
+            ConfigurationError: The session has no schema.
+        """
+        return cast("S", model_of(self._access(), self._session.name))
+
+    def clear(self) -> None:
+        """Remove every key (a typed session's fields go back to their defaults).
+
+        Key by key through ``del`` (as `MutableMapping.clear`, which would never end on a
+        typed session: its fields cannot go), so a subclass's ``__delitem__`` still decides.
+        """
+        for key in list(self._access()):
+            del self[key]
 
     def __getitem__(self, key: str) -> Any:
         return self._access()[key]

@@ -1,0 +1,315 @@
+"""Typed sessions: a `msgspec.Struct` as the schema of a session's data.
+
+``Session(app, schema=Cart)`` keeps each request's data in a `SchemaData`: a mutable
+mapping whose one source of truth is a ``Cart`` instance (``sess.data``), so
+``sess["items"]`` and ``sess.data.items`` are the same object, and a change made
+through either is seen by the dirty check (which compares encodings, not objects).
+
+Keys starting with ``_`` are the library's (the CSRF secret, the flash queue): a
+typed session keeps them beside the fields, untyped, exactly as an untyped session
+does. The stored form is the same JSON object an untyped session writes: the
+library's keys, then the fields that differ from their defaults (so a session at
+its defaults is empty, and is not stored, like an empty dict session).
+
+Data is validated when it is loaded (a stored record that no longer matches is
+logged in one line and its fields start from their defaults: never a 500) and when
+it is written (`SessionValidationError` in the handler: an invalid record is never
+stored). See docs/typed-sessions.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any, Generic
+
+import msgspec
+
+from ._errors import ConfigurationError, SessionSerializationError, SessionValidationError
+from ._record import decode_data
+from ._record import encode_data as encode_dict
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar
+
+    from ._session_dict import SessionDict
+
+    #: The schema of a typed session; `Any` for an untyped one.
+    S = TypeVar("S", bound=msgspec.Struct, default=Any)
+else:
+    from typing import TypeVar
+
+    S = TypeVar("S", bound=msgspec.Struct)  # the default only matters to type checkers
+
+__all__ = ["Migrate", "S", "SchemaData", "SessionSchema", "decoded", "model_of"]
+
+logger = logging.getLogger("sanic_cookies")
+
+#: Keys starting with this belong to the library (``_csrf``, ``_flashes``), not the schema.
+LIBRARY_PREFIX = "_"
+
+#: The requests' sessions whose mismatching record was logged, by id (SessionDict, a
+#: mapping, is unhashable): one line per request, however often it reloads the record.
+_reported: dict[int, weakref.ref[SessionDict[Any]]] = {}
+
+
+def _first_report(owner: SessionDict[Any]) -> bool:
+    key = id(owner)
+    if key in _reported:
+        return False
+    _reported[key] = weakref.ref(owner, lambda _: _reported.pop(key, None))
+    return True
+
+
+#: A function from the stored fields (a dict of JSON values) to what the schema should read.
+Migrate = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _where(exc: msgspec.ValidationError) -> str:
+    """The path msgspec names in `exc` (``$.cart[0]``): never the offending value."""
+    _, sep, path = str(exc).rpartition(" - at `")
+    return path.rstrip("`") if sep else "$"
+
+
+def _checked_fields(struct: Any) -> tuple[msgspec.structs.FieldInfo, ...]:
+    """The fields of `struct`, if it can be a session's schema (see `SessionSchema`).
+
+    Raises:
+        ConfigurationError: It cannot; the message says why.
+    """
+    if not (isinstance(struct, type) and issubclass(struct, msgspec.Struct)):
+        raise ConfigurationError(f"A session schema must be a msgspec.Struct, got {struct!r}")
+    name = struct.__qualname__
+    config = struct.__struct_config__
+    if config.array_like or config.frozen:
+        kind = "array_like" if config.array_like else "frozen"
+        raise ConfigurationError(
+            f"Session schema {name} is {kind}: a session's data is a JSON object that "
+            "changes; use a plain msgspec.Struct"
+        )
+    fields = msgspec.structs.fields(struct)
+    for field in fields:
+        if field.required:
+            raise ConfigurationError(
+                f"Field {field.name!r} of session schema {name} needs a default: "
+                "a new session starts from the defaults"
+            )
+        if field.name.startswith(LIBRARY_PREFIX) or field.encode_name.startswith(LIBRARY_PREFIX):
+            raise ConfigurationError(
+                f"Field {field.name!r} of session schema {name}: names starting with "
+                f"{LIBRARY_PREFIX!r} are the library's (CSRF token, flash messages)"
+            )
+    return fields
+
+
+class SessionSchema(Generic[S]):
+    """The schema of a typed session: a `msgspec.Struct` class, checked and compiled once.
+
+    ``Session(app, schema=Cart)`` wraps ``Cart`` in one; pass one yourself to give a
+    migration function: ``Session(app, schema=SessionSchema(Cart, migrate=upgrade))``.
+
+    Args:
+        struct: A `msgspec.Struct` subclass, not frozen, not ``array_like``, every field
+            with a default (a new session starts from the defaults), no field name (or
+            encoded name) starting with ``_`` (those keys are the library's).
+        migrate: Called with the stored fields (a dict of JSON values, the library's
+            ``_`` keys left out) before they are validated, on every load; returns
+            what the schema should read. For changes msgspec's defaults and renames
+            cannot express (see docs/typed-sessions.md). If it raises, the stored
+            fields are treated as not matching.
+
+    Raises:
+        ConfigurationError: `struct` cannot be a session's schema (the message says why).
+    """
+
+    def __init__(self, struct: type[S], *, migrate: Migrate | None = None) -> None:
+        fields = _checked_fields(struct)
+        name = struct.__qualname__
+        if migrate is not None and not callable(migrate):
+            raise ConfigurationError("migrate must be callable")
+        #: The `msgspec.Struct` class.
+        self.type = struct
+        #: The migration function, or None.
+        self.migrate = migrate
+        #: (attribute name, encoded name) of each field, in order.
+        self.fields: tuple[tuple[str, str], ...] = tuple((f.name, f.encode_name) for f in fields)
+        self.names = frozenset(f.name for f in fields)
+        self._defaults = struct()  # read, never handed out: what "at its default" means
+        try:
+            self.check(msgspec.json.encode(struct()))
+        except (TypeError, SessionSerializationError) as exc:
+            raise ConfigurationError(f"The defaults of session schema {name}: {exc}") from None
+
+    def __repr__(self) -> str:
+        return f"<SessionSchema {self.type.__qualname__}>"
+
+    def new(self) -> SchemaData:
+        """The data of a new session: the defaults, no library keys."""
+        return SchemaData(self, self.type(), {}, b"{}")
+
+    def load(self, data: dict[str, Any], owner: SessionDict[Any]) -> tuple[SchemaData, bytes]:
+        """Typed data from a stored dict, and its encoding (what a write compares against).
+
+        A dict that does not match (after `migrate`) gives the defaults, with one log
+        line naming the session, the schema and where it differs (never a value). The
+        library's keys are kept either way, and the encoding is canonical: a request
+        that only reads an old-format record does not rewrite it.
+        """
+        value = self.read(data, owner)
+        return value, value.encode_session_data()
+
+    def read(self, data: Mapping[str, Any], owner: SessionDict[Any] | None) -> SchemaData:
+        """Typed data from a stored dict (see `load`); `owner` None: mismatches are not logged."""
+        extras = {k: v for k, v in data.items() if k.startswith(LIBRARY_PREFIX)}
+        stored = {k: v for k, v in data.items() if not k.startswith(LIBRARY_PREFIX)}
+        model = self._convert(stored, owner)
+        return SchemaData(self, model, extras, encode_dict(self.changed_fields(model)))
+
+    def _convert(self, stored: dict[str, Any], owner: SessionDict[Any] | None) -> S:
+        name = self.type.__qualname__
+        try:
+            if self.migrate is not None:
+                stored = self.migrate(stored)
+            model: S = msgspec.convert(stored, self.type)
+            return model
+        except msgspec.ValidationError as exc:
+            why = f"does not match the schema {name} (at {_where(exc)})"
+        except Exception as exc:
+            why = f"could not be migrated to the schema {name} ({type(exc).__name__})"
+        if owner is not None and _first_report(owner):
+            logger.warning(
+                "session %s: stored data %s; its fields start from their defaults",
+                owner.log_label,
+                why,
+            )
+        return self.type()
+
+    def changed_fields(self, model: S) -> dict[str, Any]:
+        """The fields of `model` that differ from their defaults, by encoded name."""
+        defaults = self._defaults
+        out: dict[str, Any] = {}
+        for attr, key in self.fields:
+            value = getattr(model, attr)
+            if value != getattr(defaults, attr):
+                out[key] = value
+        return out
+
+    def check(self, fields: bytes) -> None:
+        """Raise `SessionValidationError` unless `fields` loads back as the schema."""
+        try:
+            msgspec.convert(decode_data(fields), self.type)
+        except msgspec.ValidationError as exc:
+            raise SessionValidationError(
+                f"Session data does not match the schema {self.type.__qualname__}: {exc}",
+                path=_where(exc),
+            ) from None
+
+
+class SchemaData(MutableMapping[str, Any]):
+    """A typed session's data: its schema's Struct (`model`) plus the library's ``_`` keys.
+
+    As a mapping, a field's key is its attribute name and is always present: deleting
+    it (or `clear`) puts it back to its default. Setting a key the schema has no field
+    for raises `SessionValidationError` (a ``_`` key is the library's and is kept).
+    """
+
+    __slots__ = ("_extras", "_schema", "_valid", "model")
+
+    @property
+    def schema(self) -> SessionSchema[Any]:
+        """The schema this data follows."""
+        return self._schema
+
+    def __init__(
+        self, schema: SessionSchema[Any], model: Any, extras: dict[str, Any], valid: bytes
+    ) -> None:
+        self._schema = schema
+        #: The single source of truth for the fields (``sess.data``).
+        self.model = model
+        self._extras = extras
+        self._valid = valid  # the last encoding of the fields known to match the schema
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._schema.names:
+            return getattr(self.model, key)
+        return self._extras[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key in self._schema.names:
+            setattr(self.model, key, value)
+        elif isinstance(key, str) and key.startswith(LIBRARY_PREFIX):
+            self._extras[key] = value
+        else:
+            raise SessionValidationError(
+                f"The session schema {self._schema.type.__qualname__} has no field {key!r}",
+                key=key if isinstance(key, str) else None,
+            )
+
+    def __delitem__(self, key: str) -> None:
+        if key in self._schema.names:
+            setattr(self.model, key, getattr(self._schema.type(), key))
+        else:
+            del self._extras[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from (attr for attr, _ in self._schema.fields)
+        yield from self._extras
+
+    def __len__(self) -> int:
+        return len(self._schema.fields) + len(self._extras)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._schema.names or key in self._extras
+
+    def clear(self) -> None:
+        """Every field back to its default (in place: ``sess.data`` stays the same object)."""
+        fresh = self._schema.type()
+        for attr, _ in self._schema.fields:
+            setattr(self.model, attr, getattr(fresh, attr))
+        self._extras.clear()
+
+    def encode_session_data(self) -> bytes:
+        """The JSON object to store, validated against the schema if the fields changed.
+
+        What `sanic_cookies._record.encode_data` stores for this data.
+
+        Raises:
+            SessionValidationError: A field's value does not match the schema.
+            SessionSerializationError: A value cannot be encoded at all.
+        """
+        schema = self._schema
+        try:
+            fields = encode_dict(schema.changed_fields(self.model))
+        except SessionSerializationError as exc:
+            raise SessionValidationError(str(exc), key=exc.key) from None
+        if fields != self._valid:
+            schema.check(fields)
+            self._valid = fields
+        if not self._extras:
+            return fields
+        head = encode_dict(self._extras)
+        # Two JSON objects with disjoint keys (the library's start with "_"): one object.
+        return head if fields == b"{}" else head[:-1] + b"," + fields[1:]
+
+
+def decoded(data: Mapping[str, Any], raw: bytes) -> Mapping[str, Any]:
+    """`raw` (an encoding of data like `data`) decoded into the same kind of mapping."""
+    if type(data) is dict:
+        return decode_data(raw)
+    assert isinstance(data, SchemaData)
+    return dict(data.schema.read(decode_data(raw), None))
+
+
+def model_of(data: Mapping[str, Any], name: str) -> Any:
+    """The Struct of a typed session's data (``sess.data``).
+
+    Raises:
+        ConfigurationError: The session has no schema.
+    """
+    if isinstance(data, SchemaData):
+        return data.model
+    raise ConfigurationError(
+        f"Session {name!r} has no schema, so it has no typed data: use it as a mapping, "
+        "or give it one with Session(app, schema=MyStruct) (see docs/typed-sessions.md)"
+    )
