@@ -255,6 +255,10 @@ class RedisBackend(Backend):
         redis_url = urlunsplit(
             (real_scheme, parts.netloc, parts.path, urlencode(query), parts.fragment)
         )
+        if not parts.netloc:
+            # urlunsplit drops an empty authority ("scheme:/path"); keep it, so the URL
+            # parsers below name the real problem (no host, no sentinel).
+            redis_url = redis_url.replace(":", "://", 1)
         return cls(redis_url, **kwargs)
 
     # -- connection --------------------------------------------------------------
