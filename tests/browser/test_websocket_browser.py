@@ -1,13 +1,14 @@
 """Cross-site websocket hijacking in headless Chromium: what the browser sends, what is refused.
 
-The app runs in the test's loop (`serving`) at ``http://localhost:<P>``, logged in by
-Chromium itself (the app's own ``Set-Cookie``: Secure, HttpOnly, SameSite=Lax). Pages
-that call ``new WebSocket("ws://localhost:<P>/...")`` are opened from:
+The app runs in the test's loop (`serving`), logged in by Chromium itself (the app's
+own ``Set-Cookie``: HttpOnly, SameSite=Lax). Pages that open a websocket to it come from
+(`SCENARIOS`):
 
-* the app itself, ``http://localhost:<P>``: the same origin;
-* a second server, ``http://localhost:<Q>``: another origin of the same *site*
-  (a site ignores the port, like a sibling subdomain);
-* the same second server as ``http://127.0.0.1:<Q>``: another site.
+* the app's own origin;
+* another origin of the same *site*: another port (a second server,
+  ``http://localhost:<Q>``), or a sibling subdomain (``chat.wsorigin.test`` next to
+  ``app.wsorigin.test``);
+* another site: ``http://127.0.0.1:<Q>``, or ``www.elsewhere.test``.
 
 ``/ws`` is checked by `CSRFProtect`; ``/ws-exempt`` (``@csrf_exempt``) says who the
 user is, which shows whether Chromium attached the cookie. A middleware records each
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import uuid
@@ -25,6 +27,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from demo_support import CHROMIUM_ARGS, unavailable
 from sanic import Request, Sanic, html, redirect
 from sanic.response import HTTPResponse
 from serving import serving
@@ -32,6 +35,8 @@ from serving import serving
 from sanic_cookies import AuthSession, CSRFProtect, csrf_exempt
 
 pytestmark = pytest.mark.browser
+
+Sanic.test_mode = True  # several apps served in one process (no touch-up of the server code)
 
 #: The page every origin serves: ``open(url)`` resolves to what the websocket got.
 PAGE = """<!doctype html><title>ws</title><script>
@@ -70,9 +75,9 @@ async def static_page(body: str) -> AsyncIterator[int]:
         await server.wait_closed()
 
 
-def chat_app(handshakes: list[dict[str, str]]) -> Sanic[Any, Any]:
+def chat_app(handshakes: list[dict[str, str]], *, secure: bool) -> Sanic[Any, Any]:
     app: Sanic[Any, Any] = Sanic(f"wsbrowser_{uuid.uuid4().hex}")
-    auth = AuthSession(app)  # memory://, the default cookie: Secure, HttpOnly, SameSite=Lax
+    auth = AuthSession(app, secure=secure)  # memory://; HttpOnly, SameSite=Lax by default
     CSRFProtect(app)
 
     @app.on_request(priority=10)  # before every check: what Chromium sent
@@ -104,23 +109,79 @@ def chat_app(handshakes: list[dict[str, str]]) -> Sanic[Any, Any]:
     return app
 
 
+@dataclasses.dataclass(frozen=True)
+class Origins:
+    """Where the app is and where the three pages come from (``{app}``: the app's port,
+    ``{other}``: the second server's)."""
+
+    app: str  # the app's origin (also the same-origin page)
+    sibling: str  # another origin of the same site
+    foreign: str  # another site
+    secure: bool  # the session cookie is Secure (Chromium keeps one over http on localhost only)
+    args: tuple[str, ...] = ()  # more Chromium arguments
+
+
+SCENARIOS = {
+    # Another port of the same host is the same site; 127.0.0.1 is another site.
+    "ports": Origins(
+        "http://localhost:{app}", "http://localhost:{other}", "http://127.0.0.1:{other}", True
+    ),
+    # A sibling subdomain is the same site; another domain is not (names resolved to
+    # 127.0.0.1 by Chromium itself; over http there, the cookie cannot be Secure).
+    "subdomains": Origins(
+        "http://app.wsorigin.test:{app}",
+        "http://chat.wsorigin.test:{app}",
+        "http://www.elsewhere.test:{app}",
+        False,
+        ("--host-resolver-rules=MAP *.wsorigin.test 127.0.0.1, MAP *.elsewhere.test 127.0.0.1",),
+    ),
+}
+
+
+@contextlib.asynccontextmanager
+async def launched(chromium: str, args: tuple[str, ...]) -> AsyncIterator[Any]:
+    """Headless Chromium with the suite's arguments and `args` (as the `browser` fixture)."""
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        unavailable("Playwright is not installed (pip install playwright)")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium, args=[*CHROMIUM_ARGS, *args]
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
 async def test_chromium_cross_origin_websockets(
-    browser: Any, caplog: pytest.LogCaptureFixture
+    chromium: str, caplog: pytest.LogCaptureFixture, scenario: str
 ) -> None:
     caplog.set_level(logging.INFO, "sanic_cookies")
+    origins = SCENARIOS[scenario]
     handshakes: list[dict[str, str]] = []
-    app = chat_app(handshakes)
-    async with serving(app) as address, static_page(PAGE) as other:
+    app = chat_app(handshakes, secure=origins.secure)
+    async with (
+        serving(app) as address,
+        static_page(PAGE) as other,
+        launched(chromium, origins.args) as browser,
+    ):
         port = address.rsplit(":", 1)[1]
-        target = f"ws://localhost:{port}"
+        own, sibling, foreign = (
+            url.format(app=port, other=other)
+            for url in (origins.app, origins.sibling, origins.foreign)
+        )
+        target = own.replace("http://", "ws://")
         context = await browser.new_context()
         page = await context.new_page()
-        await page.goto(f"http://localhost:{port}/enter")
+        await page.goto(f"{own}/enter")
         (cookie,) = await context.cookies()
         assert (cookie["name"], cookie["sameSite"], cookie["secure"]) == (
             "auth_session",
             "Lax",
-            True,
+            origins.secure,
         )
 
         async def opened(origin: str, path: str) -> str:
@@ -129,15 +190,12 @@ async def test_chromium_cross_origin_websockets(
             return result
 
         # The same origin: the checked websocket opens, with alice's session.
-        own = f"http://localhost:{port}"
         assert await opened(own, "/ws") == 'message "alice"'
-        # Another origin of the same site (another port): Chromium attaches the Lax cookie
-        # (the exempt route sees alice), so only the Origin check stops the hijack.
-        sibling = f"http://localhost:{other}"
+        # Another origin of the same site: Chromium attaches the Lax cookie (the exempt
+        # route sees alice), so only the Origin check stops the hijack.
         assert await opened(sibling, "/ws-exempt") == 'message "alice"'
         assert await opened(sibling, "/ws") == "closed 1006"  # refused: no upgrade
         # Another site: Chromium does not attach the Lax cookie, and the Origin is refused.
-        foreign = f"http://127.0.0.1:{other}"
         assert await opened(foreign, "/ws-exempt") == "message null"
         assert await opened(foreign, "/ws") == "closed 1006"
         await context.close()
@@ -153,9 +211,10 @@ async def test_chromium_cross_origin_websockets(
         (foreign, False),
     ]
     assert not [h for h in handshakes if any(k.startswith("sec-fetch-") for k in h)]
+    host = own.removeprefix("http://")
     refusals = [r.getMessage() for r in caplog.records if r.getMessage().startswith("CSRF:")]
     assert refusals == [
         f"CSRF: refused GET /ws (websocket handshake): the Origin '{origin}' is not this "
-        f"site ('localhost:{port}') nor trusted"
+        f"site ({host!r}) nor trusted"
         for origin in (sibling, foreign)
     ]
