@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from demo_support import CHROMIUM_ARGS, unavailable
+from demo_support import launched
 from sanic import Request, Sanic, html, redirect
 from sanic.response import HTTPResponse
 from serving import serving
@@ -136,23 +136,6 @@ SCENARIOS = {
         ("--host-resolver-rules=MAP *.wsorigin.test 127.0.0.1, MAP *.elsewhere.test 127.0.0.1",),
     ),
 }
-
-
-@contextlib.asynccontextmanager
-async def launched(chromium: str, args: tuple[str, ...]) -> AsyncIterator[Any]:
-    """Headless Chromium with the suite's arguments and `args` (as the `browser` fixture)."""
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        unavailable("Playwright is not installed (pip install playwright)")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=chromium, args=[*CHROMIUM_ARGS, *args]
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
