@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from conftest import AUTH_BACKENDS
 from environment import require_module
-from sanic import Request, Sanic
+from sanic import Request, Sanic, html
+from sanic.response import HTTPResponse
 from serving import serving
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -28,6 +29,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from sanic_cookies import (
     AuthSession,
     ConfigurationError,
+    CSRFError,
     CSRFProtect,
     csrf_exempt,
     csrf_protect,
@@ -328,3 +330,20 @@ async def test_csrf_protect_below_a_websocket_route_without_csrfprotect_never_ru
         async with connect(url, additional_headers={"origin": EVIL}) as ws:
             with pytest.raises(ConnectionClosed):  # the check failed: "unchecked" never sent
                 await ws.recv()
+
+
+async def test_a_custom_csrf_page_answers_a_refused_handshake_before_any_session(
+    backend: Any,
+) -> None:
+    app, auth = build(backend)
+
+    @app.exception(CSRFError)
+    async def custom_page(request: Request, exception: Exception) -> HTTPResponse:
+        attached = hasattr(request.ctx, "auth_session")
+        return html(f"This page cannot connect (session attached: {attached})", status=403)
+
+    async with site_of(app, auth) as site:
+        assert await site.refusal("/ws", EVIL) == (
+            403,
+            "This page cannot connect (session attached: False)",
+        )
