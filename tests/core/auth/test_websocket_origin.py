@@ -18,8 +18,6 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from conftest import AUTH_BACKENDS
-from environment import require_module
 from sanic import Request, Sanic, html
 from sanic.response import HTTPResponse
 from serving import serving
@@ -28,6 +26,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from sanic_cookies import (
     AuthSession,
+    Backend,
     ConfigurationError,
     CSRFError,
     CSRFProtect,
@@ -36,6 +35,9 @@ from sanic_cookies import (
     login_required,
 )
 from sanic_cookies.testing import login_as
+
+#: The memory backend and one server-side store (the shared Redis), of `AUTH_BACKENDS`.
+pytestmark = pytest.mark.parametrize("auth_backend", ["memory", "redis"], indirect=True)
 
 REFUSED = "refused by cross-site request forgery (CSRF) protection"
 EVIL = "https://evil.example"
@@ -53,23 +55,14 @@ class StoreCalls:
         return call
 
 
-@pytest.fixture(params=["memory", "redis"])
-def backend(request: pytest.FixtureRequest) -> Any:
-    """The memory backend and one server-side store (the shared Redis)."""
-    module, build = AUTH_BACKENDS[request.param]
-    if module is not None:
-        require_module(module, "sanic-cookies-" + module.rsplit(".", 1)[-1])
-    return build(request)
-
-
-def build(backend: Any, **csrf: Any) -> tuple[Sanic[Any, Any], AuthSession]:
+def build(auth_backend: Backend | str, **csrf: Any) -> tuple[Sanic[Any, Any], AuthSession]:
     """An app with `CSRFProtect(**csrf)` and websockets answering who the user is.
 
     ``/ws`` (checked), ``/ws-private`` (``login_required``), ``/ws-exempt``
     (``csrf_exempt``), ``/ws-protected`` (``csrf_protect``).
     """
     app: Sanic[Any, Any] = Sanic(f"wsorigin_{uuid.uuid4().hex}")
-    auth = AuthSession(app, backend=backend)
+    auth = AuthSession(app, backend=auth_backend)
     CSRFProtect(app, **csrf)
 
     async def whoami(request: Request, ws: Any) -> None:
@@ -144,8 +137,8 @@ async def site_of(app: Sanic[Any, Any], auth: AuthSession) -> AsyncIterator[Site
 
 
 @pytest.fixture
-async def site(backend: Any) -> AsyncIterator[Site]:
-    app, auth = build(backend, trusted_origins=TRUSTED)
+async def site(auth_backend: Backend | str) -> AsyncIterator[Site]:
+    app, auth = build(auth_backend, trusted_origins=TRUSTED)
     async with site_of(app, auth) as served:
         yield served
 
@@ -251,10 +244,10 @@ async def test_a_handshake_without_origin_over_plain_http_passes(site: Site) -> 
 
 
 async def test_behind_a_tls_proxy_a_handshake_without_origin_needs_a_referer(
-    backend: Any,
+    auth_backend: Backend | str,
 ) -> None:
     # wss:// (the proxy says https): the rule for an HTTPS POST without Origin applies.
-    app, auth = build(backend)
+    app, auth = build(auth_backend)
     app.config.PROXIES_COUNT = 1
     async with site_of(app, auth) as site:
         tls = {"x-forwarded-for": "203.0.113.7", "x-forwarded-proto": "https"}
@@ -267,17 +260,21 @@ async def test_behind_a_tls_proxy_a_handshake_without_origin_needs_a_referer(
         assert (await site.refusal("/ws", site.own, **tls))[0] == 403
 
 
-async def test_with_protect_all_off_only_csrf_protect_routes_are_checked(backend: Any) -> None:
-    app, auth = build(backend, protect_all=False)
+async def test_with_protect_all_off_only_csrf_protect_routes_are_checked(
+    auth_backend: Backend | str,
+) -> None:
+    app, auth = build(auth_backend, protect_all=False)
     async with site_of(app, auth) as site:
         assert await site.user("/ws", EVIL) == "alice"
         assert (await site.refusal("/ws-protected", EVIL))[0] == 403
         assert await site.user("/ws-protected", site.own) == "alice"
 
 
-async def test_verify_by_hand_checks_only_the_origin_of_a_handshake(backend: Any) -> None:
+async def test_verify_by_hand_checks_only_the_origin_of_a_handshake(
+    auth_backend: Backend | str,
+) -> None:
     app: Sanic[Any, Any] = Sanic(f"wsorigin_{uuid.uuid4().hex}")
-    AuthSession(app, backend=backend)
+    AuthSession(app, backend=auth_backend)
     csrf = CSRFProtect(app, protect_all=False)
     results: list[str] = []
 
@@ -298,10 +295,10 @@ async def test_verify_by_hand_checks_only_the_origin_of_a_handshake(backend: Any
     assert results == ["passed", "CSRFError"]
 
 
-def unprotected_app(backend: Any, *, above: bool) -> Sanic[Any, Any]:
+def unprotected_app(auth_backend: Backend | str, *, above: bool) -> Sanic[Any, Any]:
     """An app without `CSRFProtect` whose websocket ``/ws`` is marked `csrf_protect`."""
     app: Sanic[Any, Any] = Sanic(f"wsorigin_{uuid.uuid4().hex}")
-    AuthSession(app, backend=backend)
+    AuthSession(app, backend=auth_backend)
 
     async def handler(request: Request, ws: Any) -> None:
         await ws.send("unchecked")
@@ -314,17 +311,17 @@ def unprotected_app(backend: Any, *, above: bool) -> Sanic[Any, Any]:
 
 
 async def test_csrf_protect_above_a_websocket_route_without_csrfprotect_refuses_to_start(
-    backend: Any,
+    auth_backend: Backend | str,
 ) -> None:
-    app = unprotected_app(backend, above=True)
+    app = unprotected_app(auth_backend, above=True)
     with pytest.raises(ConfigurationError, match=r"@csrf_protect on .*handler needs CSRFProtect"):
         await app.asgi_client.get("/")
 
 
 async def test_csrf_protect_below_a_websocket_route_without_csrfprotect_never_runs_it(
-    backend: Any,
+    auth_backend: Backend | str,
 ) -> None:
-    app = unprotected_app(backend, above=False)
+    app = unprotected_app(auth_backend, above=False)
     async with serving(app) as address:
         url = f"ws://{address}/ws"
         async with connect(url, additional_headers={"origin": EVIL}) as ws:
@@ -333,9 +330,9 @@ async def test_csrf_protect_below_a_websocket_route_without_csrfprotect_never_ru
 
 
 async def test_a_custom_csrf_page_answers_a_refused_handshake_before_any_session(
-    backend: Any,
+    auth_backend: Backend | str,
 ) -> None:
-    app, auth = build(backend)
+    app, auth = build(auth_backend)
 
     @app.exception(CSRFError)
     async def custom_page(request: Request, exception: Exception) -> HTTPResponse:
