@@ -21,8 +21,8 @@ import pytest_asyncio
 from demo_support import (
     ARTIFACTS,
     CHROMIUM,
-    CHROMIUM_ARGS,
     DemoServer,
+    launched,
     postgres_drop_schema,
     redis_delete_prefix,
     require_backend,
@@ -93,15 +93,5 @@ def demo(demo_env: dict[str, str], artifacts: Path) -> Iterator[DemoServer]:
 
 @pytest_asyncio.fixture
 async def browser(chromium: str) -> AsyncIterator[Any]:
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        unavailable(
-            "Playwright is not installed (pip install playwright; dependency group browser)"
-        )
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
+    async with launched(chromium) as browser:
+        yield browser

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +98,25 @@ class DemoServer:
                 self.process.wait(timeout=15)
         kill_group(self.process.pid)  # whatever outlived the demo's main process
         self._log.close()
+
+
+@contextlib.asynccontextmanager
+async def launched(chromium: str, args: tuple[str, ...] = ()) -> AsyncIterator[Any]:
+    """Headless Chromium (Playwright) with `CHROMIUM_ARGS` and `args`; closed at the end."""
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        unavailable(
+            "Playwright is not installed (pip install playwright; dependency group browser)"
+        )
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium, args=[*CHROMIUM_ARGS, *args]
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
 
 
 def require_backend(url: str, **options: Any) -> None:

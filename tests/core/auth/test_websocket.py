@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from auth_support import build_app
+from environment import require_module
 from serving import serving
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from ws_support import HttpBrowser, add_websocket_routes
@@ -335,3 +336,32 @@ async def test_reads_do_not_keep_an_idle_session_alive_a_write_does(
             assert await ws.result("whoami") == {"id": "bob", "name": "Bob"}
             manual_clock.advance(idle)
             assert await ws.result("whoami") is None
+
+
+async def test_without_a_revocation_store_a_cookie_session_never_sees_a_logout() -> None:
+    # docs/websockets.md, "On each backend": the encrypted cookie without `revocation=`.
+    require_module("sanic_cookies.backends.cookie", "sanic-cookies-cookie")
+    import base64
+    import os
+
+    from sanic_cookies.backends.cookie import CookieBackend
+
+    key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    backend = CookieBackend(keys=[key], allow_logged_out_cookie_replay=True)
+    app, auth = build_app(backend)
+    add_websocket_routes(app, auth)
+    async with serving(app) as address:
+        browser = HttpBrowser(address)
+        await browser.login("alice")
+        opened_with = browser.cookie
+        async with browser.websocket() as ws:
+            assert await ws.result("whoami") == ALICE
+            await browser.request("POST", "/logout")  # another request of the same browser
+            assert browser.cookie is None  # logged out over HTTP: its cookie was deleted
+            assert await browser.whoami() is None
+            # The websocket reads the cookie it opened with, which nothing can revoke.
+            assert await ws.result("whoami-outside") == ALICE
+            assert await ws.result("whoami") == ALICE
+        # And a new websocket with a copy of that cookie is still alice's.
+        async with HttpBrowser(address, opened_with).websocket() as ws:
+            assert await ws.result("whoami") == ALICE

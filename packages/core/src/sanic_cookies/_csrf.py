@@ -10,6 +10,12 @@ cheap one first:
 
 A request that fails either gets `CSRFError` (403, one generic body) and one log line
 giving the reason, never the token.
+
+A websocket handshake is a GET, but the browser attaches the session cookie to it
+whatever page opens it (no same-origin policy for websockets), and the connection then
+acts for the user: cross-site websocket hijacking. So a handshake gets the first check
+(the same `OriginPolicy`), before the upgrade and before any session is read; it has no
+token to check, as the browser's ``WebSocket`` API cannot add a header or a body.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from ._errors import ConfigurationError, SanicCookiesError
 from ._origin import OriginPolicy
 from ._session_access import locked, peek, sessions_of
 from ._session_dict import SessionDict
+from ._websocket import is_websocket, own_handler
 
 __all__ = ["CSRFError", "CSRFProtect", "csrf_exempt", "csrf_protect", "csrf_token"]
 
@@ -144,6 +151,8 @@ class CSRFProtect:
             self.origins = OriginPolicy(app.config.get("CSRF_TRUSTED_ORIGINS") or ())
         # After every session's request middleware (priority 0): the check reads one.
         app.register_middleware(self._on_request, "request", priority=-1)
+        # Before them: a refused handshake reads no session and meets no login guard first.
+        app.register_middleware(self._on_handshake, "request", priority=1)
         app.register_listener(self._start, "before_server_start")
 
     async def _start(self, app: Sanic[Any, Any]) -> None:
@@ -181,39 +190,51 @@ class CSRFProtect:
         return sess
 
     async def _on_request(self, request: Request) -> None:
-        if request.method in SAFE_METHODS:
-            return
+        if request.method not in SAFE_METHODS and self._checks(request):
+            await self.verify(request)
+
+    async def _on_handshake(self, request: Request) -> None:
+        if is_websocket(request) and self._checks(request):
+            await self.verify(request)
+
+    def _checks(self, request: Request) -> bool:
+        """Whether the route of `request` is checked (`csrf_exempt`, `protect_all`)."""
         mark = _route_mark(request)
-        if mark is False or (mark is None and not self.protect_all):
-            return
-        await self.verify(request)
+        return mark is True or (mark is None and self.protect_all)
 
     async def verify(self, request: Request) -> None:
         """Check `request` now (routes are checked for you; this is for custom flows).
+
+        A websocket handshake gets the origin check only (it cannot carry a token).
 
         Raises:
             CSRFError: It looks cross-site, or lacks the session's token.
         """
         reason = self.origins.refusal(request)
-        if reason is None:
-            submitted = self._submitted(request)
-            if submitted is None:
-                reason = f"no token in the {self.header_name} header or {self.field_name} field"
-            else:
-                secret = await peek(self._session_of(request), TOKEN_KEY)
-                if not isinstance(secret, str):
-                    reason = "the session holds no token (new, expired or logged out)"
-                elif not matches(submitted, secret):
-                    reason = "the token does not match the session's"
+        if reason is None and not is_websocket(request):
+            reason = await self._token_refusal(request)
         if reason is not None:
             logger.warning(
-                "CSRF: refused %s %s: %s",
+                "CSRF: refused %s %s%s: %s",
                 request.method,
                 request.path[:_LOGGED_DETAIL],
+                " (websocket handshake)" if is_websocket(request) else "",
                 reason[: 2 * _LOGGED_DETAIL],
             )
             raise CSRFError()
         setattr(request.ctx, _PASSED, True)
+
+    async def _token_refusal(self, request: Request) -> str | None:
+        """Why the token of `request` fails (for the log), or None if it matches."""
+        submitted = self._submitted(request)
+        if submitted is None:
+            return f"no token in the {self.header_name} header or {self.field_name} field"
+        secret = await peek(self._session_of(request), TOKEN_KEY)
+        if not isinstance(secret, str):
+            return "the session holds no token (new, expired or logged out)"
+        if not matches(submitted, secret):
+            return "the token does not match the session's"
+        return None
 
     def _submitted(self, request: Request) -> str | None:
         value = request.headers.get(self.header_name)
@@ -288,7 +309,7 @@ def _route_mark(request: Request) -> bool | None:
     route = request.route
     if route is None:
         return None
-    handler = route.handler
+    handler = own_handler(route)
     mark = getattr(handler, _MARK, None)
     view = getattr(handler, "view_class", None)  # an HTTPMethodView: its method's mark wins
     if view is not None:
@@ -344,7 +365,8 @@ def csrf_protect(handler: H) -> H:
     @functools.wraps(func)
     async def protected(*args: Any, **kwargs: Any) -> Any:
         request = _find_request(args)
-        if request.method not in SAFE_METHODS and not getattr(request.ctx, _PASSED, False):
+        checked = request.method not in SAFE_METHODS or is_websocket(request)
+        if checked and not getattr(request.ctx, _PASSED, False):
             await _protector(request).verify(request)
         result = func(*args, **kwargs)
         if isawaitable(result):
@@ -385,7 +407,7 @@ async def _refuse_unprotected_routes(app: Sanic[Any, Any]) -> None:
     if isinstance(getattr(exts, _EXT_NAME, None), CSRFProtect):
         return
     for route in app.router.routes:
-        handler = route.handler
+        handler = own_handler(route)
         if getattr(handler, _MARK, None) is True and not getattr(handler, _SELF_CHECKING, False):
             name = getattr(handler, "__qualname__", repr(handler))
             raise ConfigurationError(

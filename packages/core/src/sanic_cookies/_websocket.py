@@ -39,6 +39,7 @@ from ._write_plan import KEEP, WritePlan, plan_write
 
 if TYPE_CHECKING:
     from sanic.response import HTTPResponse
+    from sanic_routing import Route
 
     from ._session import Session
 
@@ -48,6 +49,7 @@ __all__ = [
     "guard_connection",
     "guard_upgrade",
     "is_websocket",
+    "own_handler",
 ]
 
 #: Where `login_required` lists its guards on the handler it wraps (innermost first).
@@ -190,11 +192,12 @@ class WebsocketSessionDict(SessionDict):
         return plan_write(state, min(config.expiry, config.lifetime)), changed
 
 
-def _handler_of(request: Request) -> Any:
-    """The route's own handler: Sanic 25 registers ``partial(app._websocket_handler, it)``."""
-    assert request.route is not None
-    handler = request.route.handler
-    if isinstance(handler, functools.partial) and handler.args:
+def own_handler(route: Route) -> Any:
+    """The handler `route` was declared with: for a websocket route Sanic 25 registers
+    ``partial(app._websocket_handler, handler)`` instead, which carries none of its marks."""
+    handler = route.handler
+    websocket = bool(getattr(route.extra, "websocket", False))
+    if websocket and isinstance(handler, functools.partial) and handler.args:
         return handler.args[0]
     return handler
 
@@ -206,7 +209,8 @@ async def guard_upgrade(session: Session, request: Request) -> HTTPResponse | No
         None to go on with the handshake, or the guard's response (a redirect);
         `Unauthorized` propagates (Sanic answers 401 and never upgrades).
     """
-    guards: tuple[LoginCheck, ...] = getattr(_handler_of(request), GUARDS_ATTRIBUTE, ())
+    assert request.route is not None
+    guards: tuple[LoginCheck, ...] = getattr(own_handler(request.route), GUARDS_ATTRIBUTE, ())
     for guard in guards:
         if guard.session_name == session.name:
             denied = await guard.check(request)
