@@ -32,6 +32,8 @@ logger = logging.getLogger("sanic_cookies")
 
 #: ``check(token, max_age, limit)``: raise `SessionTooLarge` for a ``Set-Cookie`` too large.
 CookieSizeCheck = Callable[[str, "int | None", int], None]
+#: A new cookie value (a session id or token) and its store key.
+NewId = tuple[str, str]
 #: ``check(size)``: raise `SessionTooLarge` for `size` bytes of data over ``max_size``.
 DataSizeCheck = Callable[[int], None]
 
@@ -121,15 +123,15 @@ class SessionSide(ABC):
         ttl: float,
         held: Held,
         who: StoreCaller,
-    ) -> Awaitable[str | bool]:
+    ) -> Awaitable[NewId | bool]:
         """Write the record `value` as `plan` says (a plan that stores).
 
         On success the held lock, if any, is spent or released; if this raises, the
         caller releases it (a release is idempotent).
 
         Returns:
-            The new cookie value (a new id or token); True when the id stays; False
-            when the session was ended concurrently (it is ended here too).
+            The new cookie value (a new id or token) and its store key; True when the
+            id stays; False when the session was ended concurrently (it is ended here too).
         """
 
     @abstractmethod
@@ -231,7 +233,7 @@ class ServerSide(SessionSide):
 
     def store(
         self, plan: WritePlan, value: bytes, ttl: float, held: Held, who: StoreCaller
-    ) -> Awaitable[str | bool]:
+    ) -> Awaitable[NewId | bool]:
         if plan is not REPLACE:
             return self._new_id(value, ttl, held, who)
         # The same id: a fenced replace, which fails if a logout ended the session
@@ -244,7 +246,7 @@ class ServerSide(SessionSide):
             write = self.backend.save(held.key, value, ttl, user_id=held.user_id, replace_only=True)
         return self.calls.call("save", write, who)
 
-    async def _new_id(self, value: bytes, ttl: float, held: Held, who: StoreCaller) -> str | bool:
+    async def _new_id(self, value: bytes, ttl: float, held: Held, who: StoreCaller) -> NewId | bool:
         """A new session or a rotation: save under a new id, then end the old one."""
         sid = new_session_id()
         key = store_key(sid)
@@ -253,10 +255,10 @@ class ServerSide(SessionSide):
             logger.debug("session %s: created", log_id(key))
             if held.lock is not None:  # of a cookie whose session was gone
                 await release_quietly(held.lock, self.backend.label, who)
-            return sid
+            return sid, key
         assert held.key is not None
         logger.debug("session %s: new id (was %s)", log_id(key), log_id(held.key))
-        return sid if await self._retire_old_id(key, held, who) else False
+        return (sid, key) if await self._retire_old_id(key, held, who) else False
 
     async def _retire_old_id(self, new_key: str, held: Held, who: StoreCaller) -> bool:
         """End the old id after a rotation wrote the session under `new_key`.
@@ -359,16 +361,8 @@ class ClientSide(SessionSide):
 
     async def store(
         self, plan: WritePlan, value: bytes, ttl: float, held: Held, who: StoreCaller
-    ) -> str:
+    ) -> NewId:
         """The record becomes the cookie (a new token)."""
-        token = await self._new_token(plan, value, ttl, held, who)
-        if held.lock is not None:  # in-process exclusion only: nothing was spent
-            await release_quietly(held.lock, self.backend.label, who)
-        return token
-
-    async def _new_token(
-        self, plan: WritePlan, value: bytes, ttl: float, held: Held, who: StoreCaller
-    ) -> str:
         client = self.client
         old = held.sid if held.stored is not None else None
         # The same session continues from `old` unless its id rotates (login):
@@ -383,7 +377,9 @@ class ClientSide(SessionSide):
         self._check_cookie(token, int(ttl) if held.persistent else None, client.max_cookie_size)
         if old is not None and rotate:
             await self.calls.call("revoke", client.revoke_cookie(old, _expiry(held)), who)
-        return token
+        if held.lock is not None:  # in-process exclusion only: nothing was spent
+            await release_quietly(held.lock, self.backend.label, who)
+        return token, store_key(token)
 
     async def end(self, held: Held, who: StoreCaller) -> None:
         assert held.sid is not None

@@ -14,9 +14,8 @@ from collections.abc import Awaitable
 import msgspec
 
 from ._backend import StoredSession, now
-from ._ids import store_key
 from ._record import EMPTY_DATA, SessionRecord, encode_data, encode_record
-from ._session_side import Held, SessionSide, held, release_quietly
+from ._session_side import Held, NewId, SessionSide, held, release_quietly
 from ._session_state import (
     DELETE_COOKIE,
     EXPIRE_COOKIE,
@@ -82,7 +81,12 @@ class SessionWrites(SessionState):
             self._stored_as(outcome, record, value, data, t + ttl)
 
     def _stored_as(
-        self, outcome: str | bool, record: SessionRecord, value: bytes, data: bytes, expires: float
+        self,
+        outcome: NewId | bool,
+        record: SessionRecord,
+        value: bytes,
+        data: bytes,
+        expires: float,
     ) -> None:
         """Take the outcome of `SessionSide.store`: a new cookie value, the same id, or ended."""
         self._lock = None  # spent or released by the side
@@ -91,8 +95,8 @@ class SessionWrites(SessionState):
             self._forget_all()  # and stays ended
             return
         if outcome is not True:
-            self._sid = self._new_cookie_value = outcome
-            self._key = store_key(outcome)
+            self._sid, self._key = outcome
+            self._new_cookie_value = self._sid
         self._stored = StoredSession(value, expires)
         self._record = record
         self._orig = data
