@@ -340,7 +340,10 @@ class Session:
         if sess is None or not sess.in_use:
             return None  # never used: nothing to write, release or send (and no await)
         try:
-            cookie = await sess.finish(response.status >= 500)
+            work = sess.finish(response.status >= 500)
+            if work is not None:
+                await work
+            cookie = sess.cookie_update()
         except Exception as exc:
             # Sanic logs an exception raised by response middleware and sends the handler's
             # response anyway: a 200 for a write that never happened. Answer with the

@@ -111,8 +111,6 @@ class SessionState:
         sid = self._sid = side.sid_of(self._cookie_value)
         if sid is not None:
             self._key = store_key(sid)
-        self._ttl = side.expiry
-        self._persistent = side.persistent
         return side
 
     def _adopt(self, stored: StoredSession | None) -> None:

@@ -2,7 +2,7 @@
 
 `SessionWrites` is the part of `SessionDict` that writes: at the end of ``async with``
 (`_write`) and, for changes made without the lock, once the handler returned
-(`finish`, which also says what the response must do with the cookie).
+(`finish`); then `cookie_update` says what the response must do with the cookie.
 """
 
 from __future__ import annotations
@@ -156,34 +156,40 @@ class SessionWrites(SessionState):
         if send_cookie:
             self._forget_all()
 
-    async def finish(self, failed: bool = False) -> CookieUpdate | None:
-        """Once the handler returned: write unlocked changes, say what the cookie needs.
+    def finish(self, failed: bool = False) -> Awaitable[None] | None:
+        """What is left to do once the handler returned: give the lock back, write unlocked changes.
 
-        Called by `Session`'s response middleware (when `in_use`).
+        Called by `Session`'s response middleware (when `in_use`), then `cookie_update`.
 
         Args:
             failed: The response is a server error (5xx): unlocked changes are dropped,
                 as an exception inside `async with` drops the block's changes.
 
         Returns:
-            What the response must do with the cookie; None: nothing.
+            An awaitable for the work left, or None when there is none (most requests:
+            no coroutine is made for them).
         """
         # Inside `async with` (a streaming handler responded from the block), the block
         # keeps its lock until it exits: releasing here would let a concurrent request
         # in, and the block's write would then overwrite that request's update. After a
         # failed store call, write nothing more (the client keeps its cookie and may
         # retry); a cookie change from an earlier successful write still goes out.
-        if not self._in_block:
-            if self._lock is not None:
-                await self._release()
-            if self._data is not None and not (self._failed or failed):
-                work = self._unlocked_work()
-                if work is not None:
-                    await work
-        return self._cookie_update()
+        if self._in_block:
+            return None
+        if self._lock is not None:
+            return self._release_then_finish(failed)
+        if self._data is None or self._failed or failed:
+            return None
+        return self._unlocked_work()
 
-    def _cookie_update(self) -> CookieUpdate | None:
-        """What the response must do with the cookie, as the request left the session."""
+    async def _release_then_finish(self, failed: bool) -> None:
+        await self._release()
+        work = self.finish(failed)
+        if work is not None:
+            await work
+
+    def cookie_update(self) -> CookieUpdate | None:
+        """What the response must do with the cookie (after `finish`); None: nothing."""
         action = self._cookie_action
         if action == SET_COOKIE:
             max_age = None
