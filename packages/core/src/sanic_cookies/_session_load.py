@@ -93,8 +93,9 @@ class SessionLoads(SessionWrites):
         else:
             # Held from before the acquire: if the store granted the lock and then failed
             # (a lost reply), releasing gives it back now instead of at the lease's end.
-            lock = self._lock = side.lock(key)
-            self.in_use = True
+            lock = self._lock = side.backend.lock(
+                key, timeout=side.lock_timeout, lease=side.lock_lease
+            )
             try:
                 stored = await side.acquire(lock, self._sid or "", self)
             except BaseException:

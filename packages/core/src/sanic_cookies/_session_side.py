@@ -89,10 +89,6 @@ class SessionSide(ABC):
         self.autoload = config.autoload
         self.loads_now = backend.loads_now
 
-    def lock(self, key: str) -> SessionLock:
-        """A fresh, unacquired lock on `key`."""
-        return self.backend.lock(key, timeout=self.lock_timeout, lease=self.lock_lease)
-
     @abstractmethod
     def sid_of(self, cookie_value: str | None) -> str | None:
         """The session id (or token) in `cookie_value`; None if it cannot be one."""
@@ -178,6 +174,10 @@ class Held(NamedTuple):
 #: ``held((sid, key, stored, old_user, user_id, lock, deadline, persistent))``: a `Held`,
 #: made by the tuple constructor itself (a NamedTuple's own ``__new__`` is Python code).
 held: Callable[[tuple[Any, ...]], Held] = partial(tuple.__new__, Held)
+#: ``stored_session((value, expires_at))``: a `StoredSession`, the same way.
+stored_session: Callable[[tuple[bytes, float]], StoredSession] = partial(
+    tuple.__new__, StoredSession
+)
 
 
 async def release_quietly(lock: SessionLock, label: str, who: StoreCaller) -> None:
@@ -228,7 +228,7 @@ class ServerSide(SessionSide):
 
     def check_size(self, data: bytes, auth: AuthInfo | None) -> None:
         limit = self.max_size
-        if limit is not None and len(data) + encoded_size(auth) > limit:
+        if limit is not None and len(data) + (0 if auth is None else encoded_size(auth)) > limit:
             self._check_data(len(data) + encoded_size(auth))  # raises, naming the setting
 
     def store(

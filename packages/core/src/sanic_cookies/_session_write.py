@@ -13,9 +13,9 @@ from collections.abc import Awaitable
 
 import msgspec
 
-from ._backend import StoredSession, now
+from ._backend import now
 from ._record import EMPTY_DATA, SessionRecord, encode_data, encode_record
-from ._session_side import Held, NewId, SessionSide, held, release_quietly
+from ._session_side import Held, NewId, SessionSide, held, release_quietly, stored_session
 from ._session_state import (
     DELETE_COOKIE,
     EXPIRE_COOKIE,
@@ -97,7 +97,7 @@ class SessionWrites(SessionState):
         if outcome is not True:
             self._sid, self._key = outcome
             self._new_cookie_value = self._sid
-        self._stored = StoredSession(value, expires)
+        self._stored = stored_session((value, expires))
         self._record = record
         self._orig = data
         self._rotate = self._meta_changed = False
