@@ -58,6 +58,15 @@ class SessionState:
     `__getattr__`: a class that has one pays for it on every attribute read.)
     """
 
+    # The two fields every request sets are slots: a request that never uses its
+    # session makes no instance dict. The request's headers are kept to read the cookie
+    # from if it was not given. (Not the request itself: request -> ctx -> session ->
+    # request would be a reference cycle, leaving every request to the cyclic garbage
+    # collector.)
+    __slots__ = ("__dict__", "_headers", "_session")
+    _session: Session
+    _headers: Header | None
+
     _data: dict[str, Any] | None = None
     _orig: bytes = EMPTY_DATA
     _stored: StoredSession | None = None  # what the store held at load
@@ -75,10 +84,6 @@ class SessionState:
     _new_cookie_value: str | None = None  # a new id or token, once written
     _load_error: BaseException | None = None  # the autoload's store failure, for plain access
     _warned: set[tuple[str, int]] | None = None  # code lines already warned about (this request)
-    # The request's headers, to read the cookie from if it was not given. (Not the
-    # request itself: request -> ctx -> session -> request would be a reference cycle,
-    # leaving every request to the cyclic garbage collector.)
-    _headers: Header | None = None
     #: True once the session was loaded or locked: the response has work to do.
     in_use: bool = False
     # Worked out on first use (see `_resolve`).
@@ -93,10 +98,9 @@ class SessionState:
         self, session: Session, cookie_value: str | None, headers: Header | None = None
     ) -> None:
         self._session = session
+        self._headers = headers
         if cookie_value is not None:
             self._cookie_value = cookie_value
-        if headers is not None:
-            self._headers = headers
 
     def _resolve(self) -> SessionSide:
         """Read the cookie and work out the id and store key (once per request)."""
