@@ -17,13 +17,15 @@ from sanic import Request, text
 from sanic.response import HTTPResponse
 
 from sanic_cookies import ClientSideBackend, StoredSession
-from sanic_cookies._session_side import ClientSide, ServerSide
+from sanic_cookies._client_side import ClientSide
+from sanic_cookies._server_side import ServerSide
 from sanic_cookies.clock import now
 
 CORE = Path(__file__).parents[2] / "packages" / "core" / "src" / "sanic_cookies"
 REQUEST_PATH = [
     "_session_dict.py",
     "_session_load.py",
+    "_session_side.py",
     "_session_state.py",
     "_session_write.py",
     "_write_plan.py",
@@ -87,7 +89,7 @@ async def test_a_client_side_backend_gets_the_client_side() -> None:
 
 
 def test_no_module_of_the_request_path_asks_whether_a_backend_is_client_side() -> None:
-    # Only `_session_side.open_side` tells the two apart (once, when the session opens).
+    # Only `Session` tells the two apart (once, when the session opens).
     asked = []
     for name in REQUEST_PATH:
         tree = ast.parse((CORE / name).read_text())

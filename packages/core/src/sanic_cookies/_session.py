@@ -14,13 +14,15 @@ from sanic.cookies.response import CookieJar
 from sanic.response import BaseHTTPResponse, HTTPResponse
 
 from ._backend import Backend, ClientSideBackend
+from ._client_side import ClientSide
 from ._config import SessionConfig
 from ._discovery import backend_class, backend_from_url
 from ._errors import ConfigurationError, SessionTooLarge
 from ._metrics import BackendMetrics, StoreObserver
 from ._multi import MultiBackend
+from ._server_side import ServerSide
 from ._session_dict import SessionDict
-from ._session_side import SessionSide, open_side
+from ._session_side import SessionSide
 from ._set_cookie import CookieTemplate
 from ._store_call import StoreCalls
 
@@ -176,14 +178,14 @@ class Session:
     def _open(self, backend: Backend) -> None:
         """Use `backend` (opened) under the current `config`: choose its side, once."""
         self._backend = backend
-        self._side = open_side(
-            backend,
-            self._store,
-            self.config,
-            self._cookie_key(),
-            self._check_data_size,
-            self._check_cookie_size,
-        )
+        key = self._cookie_key()
+        if isinstance(backend, ClientSideBackend):
+            side: SessionSide = ClientSide(
+                backend, self._store, self.config, key, self._check_cookie_size
+            )
+        else:
+            side = ServerSide(backend, self._store, self.config, key, self._check_data_size)
+        self._side = side
 
     async def _stop(self, app: Sanic[Any, Any]) -> None:
         if self._backend is not None:
