@@ -331,7 +331,7 @@ async def test_csrf_protect_protects_in_either_order(above: bool) -> None:
 
 async def test_csrf_protect_above_the_route_without_csrfprotect_refuses_to_start() -> None:
     app = route_app(protector=False, above=True)
-    with pytest.raises(ConfigurationError, match=r"@csrf_protect on .*handler needs CSRFProtect"):
+    with pytest.raises(ConfigurationError, match=r"@csrf_protect on .*handler \(route .*/p\)"):
         await app.asgi_client.post("/p")
 
 
@@ -418,7 +418,7 @@ async def test_a_blueprint_route_above_without_csrfprotect_refuses_to_start_app_
     finally:
         _compat.use_private_internals(True)
     app = blueprint_app(views.bp, protector=False)
-    with pytest.raises(ConfigurationError, match=r"@csrf_protect on handler needs CSRFProtect"):
+    with pytest.raises(ConfigurationError, match=r"@csrf_protect on handler \(route .*/p\) needs"):
         await app.asgi_client.post("/p")
     protected = blueprint_app(other_views.bp, protector=True)
     assert await status(protected, "POST", "/p") == 403
@@ -441,7 +441,7 @@ async def test_a_blueprint_route_above_without_csrfprotect_refuses_to_start_app_
     csrf_protect(bp.post("/p")(handler))
     if not registered_first:
         app.blueprint(bp)
-    with pytest.raises(ConfigurationError, match=r"@csrf_protect on .*handler needs CSRFProtect"):
+    with pytest.raises(ConfigurationError, match=r"@csrf_protect on .*handler \(route .*/p\)"):
         await app.asgi_client.post("/p")
 
 

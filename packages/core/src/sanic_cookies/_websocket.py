@@ -25,7 +25,6 @@ and asks its `SessionSide` whether the session lives in the cookie (`ClientSide`
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
@@ -36,6 +35,7 @@ from ._backend import now
 from ._client_side import ClientSide
 from ._errors import WebsocketSessionError
 from ._record import AuthInfo, encode_data
+from ._route_checks import routed_handler
 from ._session_dict import SessionDict
 from ._write_plan import KEEP, WritePlan, plan_write
 
@@ -192,15 +192,6 @@ class WebsocketSessionDict(SessionDict):
         return plan_write(state, side.fresh_ttl), changed
 
 
-def _handler_of(request: Request) -> Any:
-    """The route's own handler: Sanic 25 registers ``partial(app._websocket_handler, it)``."""
-    assert request.route is not None
-    handler = request.route.handler
-    if isinstance(handler, functools.partial) and handler.args:
-        return handler.args[0]
-    return handler
-
-
 async def guard_upgrade(session: Session, request: Request) -> HTTPResponse | None:
     """Run `session`'s `login_required` guards of a websocket route before the upgrade.
 
@@ -208,7 +199,8 @@ async def guard_upgrade(session: Session, request: Request) -> HTTPResponse | No
         None to go on with the handshake, or the guard's response (a redirect);
         `Unauthorized` propagates (Sanic answers 401 and never upgrades).
     """
-    guards: tuple[LoginCheck, ...] = getattr(_handler_of(request), GUARDS_ATTRIBUTE, ())
+    assert request.route is not None  # a websocket route's request
+    guards: tuple[LoginCheck, ...] = getattr(routed_handler(request.route), GUARDS_ATTRIBUTE, ())
     for guard in guards:
         if guard.session_name == session.name:
             denied = await guard.check(request)
