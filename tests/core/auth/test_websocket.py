@@ -225,6 +225,22 @@ async def test_current_user_calls_the_loader_on_every_call(auth_backend: Backend
             assert await ws.result("whoami") is None
 
 
+async def test_clear_in_a_block_removes_the_data_and_keeps_the_login(site: Site) -> None:
+    # docs/websockets.md's table (review a1, F7): clear() is not logout.
+    browser = await site.alice()
+    await browser.request("POST", "/cart", item="apple")
+    async with browser.websocket() as ws:
+        answer = await ws.ask("clear")
+        if client_side(site.auth):
+            assert answer["error"] == "WebsocketSessionError"
+            assert await ws.result("cart") == ["apple"]
+        else:
+            assert answer == {"result": None}
+            assert await ws.result("cart") == []
+        assert await ws.result("whoami") == ALICE
+    assert await browser.whoami() == ALICE
+
+
 async def test_no_session_is_created_for_a_websocket_without_a_cookie(
     site: Site,
 ) -> None:

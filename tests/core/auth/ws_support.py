@@ -15,7 +15,8 @@ text message ``"<command> <argument>"`` with one JSON message: ``{"result": ...}
 load), ``load-user`` (``.auth`` after ``load()``), ``append-outside <item>`` (an in-place
 change to the cart after ``load()``), ``note-outside <text>`` / ``note`` (a typed
 session's field set after ``load()`` / read in a block), ``login-caught <user>``
-(``login_user`` in a block, its refusal caught), ``login <user>``, ``logout``, ``flash <message>``;
+(``login_user`` in a block, its refusal caught), ``clear`` (in a block), ``login <user>``,
+``logout``, ``flash <message>``;
 ``hold <item>`` adds the item in a block and, answering ``{"result": "holding"}``, waits
 inside it for a message.
 """
@@ -152,6 +153,10 @@ def _commands(auth: AuthSession) -> dict[str, Command]:
                 return type(exc).__name__  # caught: the block goes on and ends cleanly
             return sess.get("cart", [])
 
+    async def clear(request: Request, _: str) -> Any:
+        async with request.ctx.auth_session as sess:
+            sess.clear()
+
     async def login(request: Request, user: str) -> Any:
         await auth.login_user(request, {"id": user, "name": user.title()})
 
@@ -174,6 +179,7 @@ def _commands(auth: AuthSession) -> dict[str, Command]:
         "note-outside": note_outside,
         "note": note,
         "login-caught": login_caught,
+        "clear": clear,
         "login": login,
         "logout": logout,
         "flash": add_flash,

@@ -13,6 +13,10 @@ long-lived connection with no response needs:
   client-side backend) raises `WebsocketSessionError` before anything is written. The
   sliding expiry is never refreshed here (only an HTTP response can renew the cookie).
 * Changes outside ``async with`` would never be written: they raise the same error.
+  An in-place change (``sess["cart"].append(x)``) cannot be seen when it is made: the
+  next read (block or `load`) drops it and logs a WARNING once per connection.
+* A plain read outside a block raises the same error, unless it reads what `load`
+  just read: what a block or the guard read would go stale without telling.
 
 `login_required` lists its guards on the handler (`GUARDS_ATTRIBUTE`); `guard_upgrade`
 runs them in the session middleware, refusing the upgrade itself (HTTP 401 before the
