@@ -8,17 +8,16 @@ websocket routes.
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from sanic import Blueprint, Request, Sanic, text
 from sanic.response import HTTPResponse
 from serving import serving
+from views_modules import views_module
 from ws_support import HttpBrowser
 
 from sanic_cookies import AuthSession, ConfigurationError, fresh_login_required, login_required
@@ -115,22 +114,10 @@ async def feed(request, ws):
 """
 
 
-def views_module(tmp_path: Path) -> ModuleType:
-    """A views module imported before any app exists, with a module-level blueprint."""
-    name = f"views_{uuid.uuid4().hex}"
-    path = tmp_path / f"{name}.py"
-    path.write_text(VIEWS_MODULE.format(name=name))
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 async def test_a_module_blueprint_guarded_above_refuses_start_up_of_an_app_made_later(
     tmp_path: Path,
 ) -> None:
-    views = views_module(tmp_path)
+    views = views_module(tmp_path, VIEWS_MODULE)
     app, _ = new_app()  # after the module, as in an app factory
     app.blueprint(views.bp)
     await refused_start(app, ABOVE + r".*feed \(route .*, /feed\)")
