@@ -8,16 +8,15 @@ tests/core/auth/test_csrf.py.
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from sanic import Blueprint, Request, Sanic, json, text
 from sanic.response import HTTPResponse
 from sanic.views import HTTPMethodView
+from views_modules import views_module
 
 from sanic_cookies import (
     AuthSession,
@@ -331,7 +330,7 @@ async def test_csrf_protect_protects_in_either_order(above: bool) -> None:
 
 async def test_csrf_protect_above_the_route_without_csrfprotect_refuses_to_start() -> None:
     app = route_app(protector=False, above=True)
-    with pytest.raises(ConfigurationError, match=r"@csrf_protect on .*handler needs CSRFProtect"):
+    with pytest.raises(ConfigurationError, match=r"@csrf_protect on .*handler \(route .*/p\)"):
         await app.asgi_client.post("/p")
 
 
@@ -386,18 +385,6 @@ async def handler(request):
 """
 
 
-def views_module(tmp_path: Path) -> ModuleType:
-    """A views module of its own, imported before any app exists: a blueprint at module level."""
-    name = f"views_{uuid.uuid4().hex}"
-    path = tmp_path / f"{name}.py"
-    path.write_text(VIEWS_MODULE.format(name=name))
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def blueprint_app(bp: Blueprint, *, protector: bool) -> Sanic[Any, Any]:
     app: Sanic[Any, Any] = Sanic(f"bp_app_{uuid.uuid4().hex}")
     Session(app, secure=False)
@@ -414,11 +401,12 @@ async def test_a_blueprint_route_above_without_csrfprotect_refuses_to_start_app_
     # The module (and its blueprint) come first, the app later, as in an app factory.
     _compat.use_private_internals(private)
     try:
-        views, other_views = views_module(tmp_path), views_module(tmp_path)
+        views = views_module(tmp_path, VIEWS_MODULE)
+        other_views = views_module(tmp_path, VIEWS_MODULE)
     finally:
         _compat.use_private_internals(True)
     app = blueprint_app(views.bp, protector=False)
-    with pytest.raises(ConfigurationError, match=r"@csrf_protect on handler needs CSRFProtect"):
+    with pytest.raises(ConfigurationError, match=r"@csrf_protect on handler \(route .*/p\) needs"):
         await app.asgi_client.post("/p")
     protected = blueprint_app(other_views.bp, protector=True)
     assert await status(protected, "POST", "/p") == 403
@@ -441,7 +429,7 @@ async def test_a_blueprint_route_above_without_csrfprotect_refuses_to_start_app_
     csrf_protect(bp.post("/p")(handler))
     if not registered_first:
         app.blueprint(bp)
-    with pytest.raises(ConfigurationError, match=r"@csrf_protect on .*handler needs CSRFProtect"):
+    with pytest.raises(ConfigurationError, match=r"@csrf_protect on .*handler \(route .*/p\)"):
         await app.asgi_client.post("/p")
 
 

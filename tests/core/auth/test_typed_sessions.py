@@ -193,5 +193,9 @@ async def test_a_websocket_reads_and_writes_the_typed_session(auth_backend: Back
                 assert answer == {"result": ["apple", "pear"]}
             # Outside a block a websocket refuses changes, a typed session's too.
             assert (await ws.ask("set-outside"))["error"] == "WebsocketSessionError"
+            # A field set outside a block cannot be refused when it is set: the next
+            # block starts from the store all the same (review a1, F1).
+            assert await ws.result("note-outside", "outside") is None
+            assert await ws.result("note") == ""
         expected = ["apple"] if client_side else ["apple", "pear"]
         assert (await browser.request("GET", "/cart")).json() == expected

@@ -149,6 +149,99 @@ async def test_a_write_outside_a_block_is_refused(
         assert await ws.result("cart") == []
 
 
+async def test_a_plain_read_outside_a_block_is_refused_not_stale(site: Site) -> None:
+    # Review a1, F2: a plain read after a block returned what the block read, for the
+    # life of the connection: a logout elsewhere was never seen (permission checks passed).
+    browser = await site.alice()
+    async with browser.websocket() as ws:
+        assert await ws.result("whoami") == ALICE  # a block read the session
+        await HttpBrowser(site.address, browser.cookie).request("POST", "/logout")
+        answer = await ws.ask("plain-user")
+        assert answer["error"] == "WebsocketSessionError", answer
+        assert "peek(key)" in answer["message"] and ".load()" in answer["message"]
+        assert await ws.result("load-user") is None  # load() reads the store now
+
+
+async def test_a_plain_read_after_the_guard_is_refused(site: Site) -> None:
+    # The guard read the session at the upgrade; a plain read later would keep that.
+    browser = await site.alice()
+    async with browser.websocket("/ws-private") as ws:
+        assert (await ws.ask("plain-user"))["error"] == "WebsocketSessionError"
+        assert await ws.result("load-user") == ALICE
+
+
+async def test_an_in_place_change_outside_a_block_is_dropped_and_logged_once(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Review a1, F1: the next block carried it over what another request had stored.
+    browser = await site.alice()
+    await browser.request("POST", "/cart", item="apple")
+    async with browser.websocket() as ws:
+        assert await ws.result("append-outside", "outside") == ["apple", "outside"]
+        await browser.request("POST", "/cart", item="pear")  # another request, meanwhile
+        # A client-side session is the cookie the websocket opened with.
+        expected = ["apple"] if client_side(site.auth) else ["apple", "pear"]
+        assert await ws.result("cart") == expected  # a block starts from the store
+        assert await ws.result("append-outside", "again") == [*expected, "again"]
+        assert await ws.result("cart") == expected
+    assert (await browser.request("GET", "/cart")).json() == ["apple", "pear"]
+    dropped = [r for r in caplog.records if "were dropped" in r.getMessage()]
+    assert len(dropped) == 1 and dropped[0].levelname == "WARNING"
+
+
+async def test_a_refused_login_caught_in_a_block_leaves_the_data(site: Site) -> None:
+    # Review a1, F6: login_user cleared the data before the refusal; caught, the block
+    # then saved the cleared data.
+    browser = await site.alice()
+    await browser.request("POST", "/cart", item="apple")
+    async with browser.websocket() as ws:
+        assert await ws.result("login-caught", "bob") == "WebsocketSessionError"
+        assert await ws.result("cart") == ["apple"]
+        assert await ws.result("whoami") == ALICE
+    assert (await browser.request("GET", "/cart")).json() == ["apple"]
+
+
+async def test_current_user_calls_the_loader_on_every_call(auth_backend: Backend | str) -> None:
+    # Review a1, F3: the loader's result was kept for the connection's life, so an
+    # account disabled meanwhile was never noticed.
+    disabled: set[str] = set()
+    calls: list[str] = []
+
+    def loader(user: Any) -> Any:
+        calls.append(user["id"])
+        return None if user["id"] in disabled else user
+
+    app, auth = build_app(auth_backend, user_loader=loader)
+    add_websocket_routes(app, auth)
+    async with serving(app) as address:
+        browser = HttpBrowser(address)
+        await browser.login("alice")
+        async with browser.websocket() as ws:
+            calls.clear()
+            assert await ws.result("whoami-outside") == ALICE
+            assert await ws.result("whoami") == ALICE
+            assert calls == ["alice", "alice"]
+            disabled.add("alice")
+            assert await ws.result("whoami-outside") is None
+            assert await ws.result("whoami") is None
+
+
+async def test_clear_in_a_block_removes_the_data_and_keeps_the_login(site: Site) -> None:
+    # docs/websockets.md's table (review a1, F7): clear() is not logout.
+    browser = await site.alice()
+    await browser.request("POST", "/cart", item="apple")
+    async with browser.websocket() as ws:
+        answer = await ws.ask("clear")
+        if client_side(site.auth):
+            assert answer["error"] == "WebsocketSessionError"
+            assert await ws.result("cart") == ["apple"]
+        else:
+            assert answer == {"result": None}
+            assert await ws.result("cart") == []
+        assert await ws.result("whoami") == ALICE
+    assert await browser.whoami() == ALICE
+
+
 async def test_no_session_is_created_for_a_websocket_without_a_cookie(
     site: Site,
 ) -> None:

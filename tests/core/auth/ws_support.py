@@ -11,7 +11,12 @@ text message ``"<command> <argument>"`` with one JSON message: ``{"result": ...}
 ``{"error": <exception class>, "message": ...}`` for a `SanicCookiesError`. Commands:
 ``whoami`` (in ``async with``), ``whoami-outside`` (``current_user`` outside a block),
 ``cart``, ``peek-cart`` (``peek`` outside a block), ``add <item>`` (a write in a block),
-``set-outside`` (a write outside a block), ``login <user>``, ``logout``, ``flash <message>``;
+``set-outside`` (a write outside a block), ``plain-user`` (``.auth`` outside a block, no
+load), ``load-user`` (``.auth`` after ``load()``), ``append-outside <item>`` (an in-place
+change to the cart after ``load()``), ``note-outside <text>`` / ``note`` (a typed
+session's field set after ``load()`` / read in a block), ``login-caught <user>``
+(``login_user`` in a block, its refusal caught), ``clear`` (in a block), ``login <user>``,
+``logout``, ``flash <message>``;
 ``hold <item>`` adds the item in a block and, answering ``{"result": "holding"}``, waits
 inside it for a message.
 """
@@ -120,6 +125,38 @@ def _commands(auth: AuthSession) -> dict[str, Command]:
     async def set_outside(request: Request, _: str) -> Any:
         request.ctx.auth_session["cart"] = ["outside"]
 
+    async def plain_user(request: Request, _: str) -> Any:
+        info = request.ctx.auth_session.auth  # a plain read outside a block
+        return None if info is None else info.user
+
+    async def load_user(request: Request, _: str) -> Any:
+        info = (await request.ctx.auth_session.load()).auth
+        return None if info is None else info.user
+
+    async def append_outside(request: Request, item: str) -> Any:
+        sess = await request.ctx.auth_session.load()
+        sess["cart"].append(item)  # in place, outside a block: cannot be refused when made
+        return sess["cart"]
+
+    async def note_outside(request: Request, note: str) -> Any:
+        (await request.ctx.auth_session.load()).data.note = note  # a typed session's field
+
+    async def note(request: Request, _: str) -> Any:
+        async with request.ctx.auth_session as sess:
+            return sess.data.note
+
+    async def login_caught(request: Request, user: str) -> Any:
+        async with request.ctx.auth_session as sess:
+            try:
+                await auth.login_user(request, {"id": user, "name": user.title()})
+            except SanicCookiesError as exc:
+                return type(exc).__name__  # caught: the block goes on and ends cleanly
+            return sess.get("cart", [])
+
+    async def clear(request: Request, _: str) -> Any:
+        async with request.ctx.auth_session as sess:
+            sess.clear()
+
     async def login(request: Request, user: str) -> Any:
         await auth.login_user(request, {"id": user, "name": user.title()})
 
@@ -136,6 +173,13 @@ def _commands(auth: AuthSession) -> dict[str, Command]:
         "peek-cart": peek_cart,
         "add": add,
         "set-outside": set_outside,
+        "plain-user": plain_user,
+        "load-user": load_user,
+        "append-outside": append_outside,
+        "note-outside": note_outside,
+        "note": note,
+        "login-caught": login_caught,
+        "clear": clear,
         "login": login,
         "logout": logout,
         "flash": add_flash,

@@ -38,6 +38,7 @@ from ._session_cap import UNSET, cap_listing, resolve_cap, sessions_over_cap
 from ._session_dict import SessionDict
 from ._store_call import StoreCalls
 from ._user_agent import UNKNOWN_BROWSER, user_agent_label
+from ._websocket import is_websocket
 
 if TYPE_CHECKING:
     from ._decorators import LoginGuard
@@ -470,9 +471,11 @@ class AuthSession(Session):
         device: tuple[str, str] = ("", ""),
     ) -> None:
         previous = sess.auth
+        # First: where it is refused (a websocket cannot set the new cookie), it is
+        # refused before anything else changed, so a caught refusal leaves the data as is.
+        sess.regenerate()
         if not keep or (previous is not None and previous.user_id != uid):
             sess.clear()
-        sess.regenerate()
         rotate_csrf_token(sess)  # a token from before the login must not work after it
         if remember:
             idle = min(self.remember_expiry or lifetime, lifetime)
@@ -526,20 +529,31 @@ class AuthSession(Session):
         Returns what `login_user` stored, or what ``user_loader`` made of it
         (called at most once per request and login). Costs at most one store
         round trip, none if the session was already loaded in this request.
+        In a websocket handler, which lives as long as its connection, both run on
+        every call: the store is re-read and ``user_loader`` called again (so a
+        user disabled since is seen).
         """
         info = await self._login_info(request)
         if info is None:
             return None
         if self.user_loader is None:
             return info.user
+        if is_websocket(request):
+            return await self._load_user(info)
         cache_key = (info.user_id, info.login_at)
         cached = getattr(request.ctx, self._cache_attr(), None)
         if cached is not None and cached[0] == cache_key:
             return cached[1]
+        loaded = await self._load_user(info)
+        setattr(request.ctx, self._cache_attr(), (cache_key, loaded))
+        return loaded
+
+    async def _load_user(self, info: AuthInfo) -> Any:
+        """What ``user_loader`` makes of the stored user (set when this is called)."""
+        assert self.user_loader is not None
         loaded = self.user_loader(info.user)
         if isawaitable(loaded):
             loaded = await loaded
-        setattr(request.ctx, self._cache_attr(), (cache_key, loaded))
         return loaded
 
     async def login_time(self, request: Request) -> datetime | None:

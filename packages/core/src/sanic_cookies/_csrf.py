@@ -23,22 +23,22 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Iterable
-from inspect import isawaitable, unwrap
+from inspect import isawaitable
 from types import SimpleNamespace
 from typing import Any, TypeVar, cast
 
-from sanic import Blueprint, Request, Sanic
+from sanic import Request, Sanic
 from sanic.exceptions import Forbidden
 
-from . import _compat
 from ._auth import AuthSession
 from ._csrf_token import TOKEN_KEY, mask, matches, new_secret
 from ._decorators import _find_request
 from ._errors import ConfigurationError, SanicCookiesError
 from ._origin import OriginPolicy
+from ._route_checks import check_routes_at_startup, route_handlers, route_label, routed_handler
 from ._session_access import locked, peek, sessions_of
 from ._session_dict import SessionDict
-from ._websocket import is_websocket, own_handler
+from ._websocket import is_websocket
 
 __all__ = ["CSRFError", "CSRFProtect", "csrf_exempt", "csrf_protect", "csrf_token"]
 
@@ -309,7 +309,7 @@ def _route_mark(request: Request) -> bool | None:
     route = request.route
     if route is None:
         return None
-    handler = own_handler(route)
+    handler = routed_handler(route)
     mark = getattr(handler, _MARK, None)
     view = getattr(handler, "view_class", None)  # an HTTPMethodView: its method's mark wins
     if view is not None:
@@ -360,7 +360,7 @@ def csrf_protect(handler: H) -> H:
     """
     func = cast(Any, handler)
     setattr(func, _MARK, True)
-    _watch_startups(func)
+    check_routes_at_startup(func, _STARTUP_CHECK, _refuse_unprotected_routes)
 
     @functools.wraps(func)
     async def protected(*args: Any, **kwargs: Any) -> Any:
@@ -378,39 +378,14 @@ def csrf_protect(handler: H) -> H:
     return cast(H, protected)
 
 
-def _watch_startups(handler: Any) -> None:
-    """Check, at start-up, each app that may route to `handler` with no `CSRFProtect`.
-
-    Placed above the route decorator, `csrf_protect` leaves the app routing to the
-    marked `handler` itself, which only `CSRFProtect` checks. The apps that may route
-    to it: every app of the process now (an app route, or a blueprint registered on
-    it later), and, through a blueprint's own listeners, every app that registers a
-    blueprint of the handler's module, created later or not.
-    """
-    targets: list[Any] = list(_compat.registered_apps())
-    targets += [v for v in _module_globals(handler).values() if isinstance(v, Blueprint)]
-    for target in targets:
-        if not getattr(target.ctx, _STARTUP_CHECK, False):
-            setattr(target.ctx, _STARTUP_CHECK, True)
-            target.listener(_refuse_unprotected_routes, "before_server_start")
-
-
-def _module_globals(handler: Any) -> dict[str, Any]:
-    """The globals of the module that defines `handler` (empty for a non-function)."""
-    found = getattr(unwrap(handler), "__globals__", None)
-    return found if isinstance(found, dict) else {}
-
-
 async def _refuse_unprotected_routes(app: Sanic[Any, Any]) -> None:
     """Refuse to start when a route's handler is marked `csrf_protect` but nothing checks it."""
     exts = getattr(app.ctx, "exts", None)
     if isinstance(getattr(exts, _EXT_NAME, None), CSRFProtect):
         return
-    for route in app.router.routes:
-        handler = own_handler(route)
+    for route, handler in route_handlers(app):
         if getattr(handler, _MARK, None) is True and not getattr(handler, _SELF_CHECKING, False):
-            name = getattr(handler, "__qualname__", repr(handler))
             raise ConfigurationError(
-                f"@csrf_protect on {name} needs CSRFProtect(app) (or CSRFProtect(app, "
-                "protect_all=False) to check only @csrf_protect routes)"
+                f"@csrf_protect on {route_label(route, handler)} needs CSRFProtect(app) (or "
+                "CSRFProtect(app, protect_all=False) to check only @csrf_protect routes)"
             )

@@ -9,18 +9,25 @@ from inspect import isawaitable
 from typing import Any, TypeVar, cast
 from urllib.parse import quote, unquote, urlsplit
 
-from sanic import Request
+from sanic import Request, Sanic
 from sanic.exceptions import Unauthorized
 from sanic.response import HTTPResponse, redirect
 
 from ._auth import AuthSession, _positive_seconds
 from ._backend import now
 from ._errors import ConfigurationError
+from ._route_checks import check_routes_at_startup, route_handlers, route_label
 from ._websocket import GUARDS_ATTRIBUTE, guard_connection, is_websocket
 
 __all__ = ["LoginGuard", "fresh_login_required", "is_safe_path", "login_required", "safe_next"]
 
 H = TypeVar("H", bound=Callable[..., Any])
+
+#: The guards a handler was given (innermost first), set on the handler itself, so a guard
+#: that sits above the route decorator, wrapping nothing the app calls, is found.
+_WANTED_ATTRIBUTE = "sanic_cookies_login_guards_wanted"
+#: Set on ``app.ctx`` / ``blueprint.ctx`` once it has the start-up check of the guards.
+_STARTUP_CHECK = "_sanic_cookies_login_startup_check"
 
 #: Longer `next` values are dropped rather than echoed into a Location header.
 MAX_NEXT_LENGTH = 2048
@@ -165,7 +172,15 @@ class LoginGuard:
         self.check = check
 
     def __call__(self, handler: H) -> H:
-        """Guard `handler` (sync or async, function or HTTPMethodView method)."""
+        """Guard `handler` (sync or async, function or HTTPMethodView method).
+
+        Write it below the route decorator. Above it, it would wrap the handler the app
+        already routes to, unguarded: the handler is marked, and an app that routes to
+        it without this guard refuses to start (`ConfigurationError`).
+        """
+        # Marked before wrapping: functools.wraps copies the mark onto the wrapper too.
+        setattr(handler, _WANTED_ATTRIBUTE, (*getattr(handler, _WANTED_ATTRIBUTE, ()), self))
+        check_routes_at_startup(handler, _STARTUP_CHECK, _refuse_unguarded_routes)
 
         @functools.wraps(handler)
         async def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -186,6 +201,10 @@ class LoginGuard:
         # before the upgrade (a refusal is then an HTTP 401, not a closed connection).
         setattr(guarded, GUARDS_ATTRIBUTE, (*getattr(handler, GUARDS_ATTRIBUTE, ()), self))
         return cast(H, guarded)
+
+    def __repr__(self) -> str:
+        fresh = "" if self.max_age is None else f"fresh (max_age={self.max_age:g}) "
+        return f"@{fresh}login_required(session_name={self.session_name!r})"
 
     async def _check(self, request: Request) -> HTTPResponse | None:
         """See `check`.
@@ -227,6 +246,21 @@ class LoginGuard:
             return self.redirect_to
         separator = "&" if "?" in self.redirect_to else "?"
         return f"{self.redirect_to}{separator}next={quote(target, safe='/')}"
+
+
+async def _refuse_unguarded_routes(app: Sanic[Any, Any]) -> None:
+    """Refuse to start when a route's handler is marked by a guard that does not wrap it."""
+    for route, handler in route_handlers(app):
+        wanted = getattr(handler, _WANTED_ATTRIBUTE, ())
+        guarding = getattr(handler, GUARDS_ATTRIBUTE, ())
+        missing = [guard for guard in wanted if guard not in guarding]
+        if missing:
+            raise ConfigurationError(
+                f"{missing[0]!r} is above the route decorator of {route_label(route, handler)}, "
+                "so the app routes to the unguarded handler and nobody's login would be "
+                "checked: put the guard below the route decorator (@app.get(...), "
+                "@app.websocket(...), @bp.route(...)), directly above the function"
+            )
 
 
 def login_required(

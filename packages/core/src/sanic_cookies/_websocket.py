@@ -13,6 +13,10 @@ long-lived connection with no response needs:
   client-side backend) raises `WebsocketSessionError` before anything is written. The
   sliding expiry is never refreshed here (only an HTTP response can renew the cookie).
 * Changes outside ``async with`` would never be written: they raise the same error.
+  An in-place change (``sess["cart"].append(x)``) cannot be seen when it is made: the
+  next read (block or `load`) drops it and logs a WARNING once per connection.
+* A plain read outside a block raises the same error, unless it reads what `load`
+  just read: what a block or the guard read would go stale without telling.
 
 `login_required` lists its guards on the handler (`GUARDS_ATTRIBUTE`); `guard_upgrade`
 runs them in the session middleware, refusing the upgrade itself (HTTP 401 before the
@@ -25,8 +29,9 @@ and asks its `SessionSide` whether the session lives in the cookie (`ClientSide`
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from sanic import Request
@@ -36,12 +41,12 @@ from ._backend import now
 from ._client_side import ClientSide
 from ._errors import WebsocketSessionError
 from ._record import AuthInfo, encode_data
+from ._route_checks import routed_handler
 from ._session_dict import SessionDict
 from ._write_plan import KEEP, WritePlan, plan_write
 
 if TYPE_CHECKING:
     from sanic.response import HTTPResponse
-    from sanic_routing import Route
 
     from ._session import Session
 
@@ -51,7 +56,6 @@ __all__ = [
     "guard_connection",
     "guard_upgrade",
     "is_websocket",
-    "own_handler",
 ]
 
 #: Where `login_required` lists its guards on the handler it wraps (innermost first).
@@ -59,6 +63,8 @@ GUARDS_ATTRIBUTE = "sanic_cookies_login_guards"
 
 #: The close code of a connection a guard refuses after the upgrade (RFC 6455: policy).
 POLICY_VIOLATION = 1008
+
+logger = logging.getLogger("sanic_cookies")
 
 NEW_ID = (
     "Session {name!r}: {what} needs a new session cookie, and a websocket handler cannot "
@@ -83,6 +89,20 @@ UNLOCKED = (
 )
 
 
+STALE = (
+    "Session {name!r}: in a websocket handler a plain read outside `async with "
+    "request.ctx.{name}` would return what an earlier read saw, which may be stale (a "
+    "logout elsewhere, an expiry). Read inside the block, or `await "
+    "request.ctx.{name}.peek(key)`, or `await request.ctx.{name}.load()` first (it reads "
+    "the store now)."
+)
+DROPPED = (
+    "Session %r: changes made outside `async with` in a websocket handler (in place, such "
+    "as sess['cart'].append(x) or sess.data.field = x) were dropped: a block starts from "
+    "the store. Make changes inside the block. (Logged once per connection.)"
+)
+
+
 class LoginCheck(Protocol):
     """What the guards of `login_required` offer here (`LoginGuard`)."""
 
@@ -98,6 +118,9 @@ def is_websocket(request: Request) -> bool:
 
 class WebsocketSessionDict(SessionDict):
     """The session of a websocket handler (see the module's docstring)."""
+
+    _read_by_load = False  # the data outside a block is what `load` read: readable
+    _warned_unlocked = False  # the dropped changes outside a block were logged
 
     @classmethod
     async def attach(cls, session: Session, request: Request) -> WebsocketSessionDict:
@@ -116,16 +139,88 @@ class WebsocketSessionDict(SessionDict):
         return self._in_block and self._data is not None
 
     async def load(self) -> Self:
-        """Load without the lock; outside ``async with`` every call re-reads the store."""
-        if not self._in_block:
-            self._data = None
-        return await super().load()
+        """Load without the lock; outside ``async with`` every call re-reads the store.
+
+        Plain reads outside a block read what the last `load` read (and nothing else):
+        call it again for what the store holds now.
+        """
+        if self._in_block:
+            return await super().load()
+        self._drop_unlocked_changes()
+        self._data = None
+        self._read_by_load = False
+        await super().load()
+        self._read_by_load = True
+        return self
+
+    async def autoload(self) -> None:
+        """Load as `Session` does at the upgrade, keeping only a failure to raise later.
+
+        What it read is not for plain reads later on the connection (it would go stale
+        with nothing to tell): those need a block or `load`.
+        """
+        await super().autoload()
+        self._read_by_load = False
 
     async def peek(self, key: str) -> Any:
         """The value of `key`, re-read from the store outside ``async with``."""
         if not self._in_block:
             await self.load()
         return await super().peek(key)
+
+    def forget_read(self) -> None:
+        """Forget what a read outside a block saw: plain reads need a block or `load` again.
+
+        The guards call it after checking the login, so what they read at the upgrade
+        is not what the handler's plain reads see for the life of the connection.
+        """
+        if not self._in_block:
+            self._read_by_load = False
+
+    def _require_fresh(self) -> None:
+        """Refuse a plain read outside a block of data no `load` read (a block's, say)."""
+        if not self._in_block and not self._read_by_load:
+            raise WebsocketSessionError(STALE.format(name=self._session.name))
+
+    def _access(self) -> MutableMapping[str, Any]:
+        self._require_fresh()
+        return super()._access()
+
+    def _require_loaded(self) -> None:
+        self._require_fresh()
+        super()._require_loaded()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await super().__aexit__(exc_type, exc, tb)
+        finally:
+            # What the block read goes stale once it ends: later reads re-read.
+            self._data = None
+            self._read_by_load = False
+
+    # -- changes outside a block: refused, or dropped where they cannot be seen ------------
+
+    def _unlocked_changes(self) -> None:
+        """None: a block starts from the store (changes outside one are dropped, logged)."""
+        self._drop_unlocked_changes()
+        return None
+
+    def _drop_unlocked_changes(self) -> None:
+        """Log (once per connection) changes made outside a block, which are dropped.
+
+        ``sess["k"] = v`` outside a block raises; an in-place change to a value read
+        outside one (``sess["cart"].append(x)``, ``sess.data.note = ...``) cannot be
+        seen when it is made, only here, when the data is read again.
+        """
+        if self._data is None or self._warned_unlocked or not self.is_modified:
+            return
+        self._warned_unlocked = True
+        logger.warning(DROPPED, self._session.name)
 
     # -- writing: only in a block, never a new cookie ------------------------------------
 
@@ -194,16 +289,6 @@ class WebsocketSessionDict(SessionDict):
         return plan_write(state, side.fresh_ttl), changed
 
 
-def own_handler(route: Route) -> Any:
-    """The handler `route` was declared with: for a websocket route Sanic 25 registers
-    ``partial(app._websocket_handler, handler)`` instead, which carries none of its marks."""
-    handler = route.handler
-    websocket = bool(getattr(route.extra, "websocket", False))
-    if websocket and isinstance(handler, functools.partial) and handler.args:
-        return handler.args[0]
-    return handler
-
-
 async def guard_upgrade(session: Session, request: Request) -> HTTPResponse | None:
     """Run `session`'s `login_required` guards of a websocket route before the upgrade.
 
@@ -211,14 +296,24 @@ async def guard_upgrade(session: Session, request: Request) -> HTTPResponse | No
         None to go on with the handshake, or the guard's response (a redirect);
         `Unauthorized` propagates (Sanic answers 401 and never upgrades).
     """
-    assert request.route is not None
-    guards: tuple[LoginCheck, ...] = getattr(own_handler(request.route), GUARDS_ATTRIBUTE, ())
-    for guard in guards:
-        if guard.session_name == session.name:
-            denied = await guard.check(request)
-            if denied is not None:
-                return denied
+    assert request.route is not None  # a websocket route's request
+    guards: tuple[LoginCheck, ...] = getattr(routed_handler(request.route), GUARDS_ATTRIBUTE, ())
+    try:
+        for guard in guards:
+            if guard.session_name == session.name:
+                denied = await guard.check(request)
+                if denied is not None:
+                    return denied
+    finally:
+        _forget_read(request, session.name)
     return None
+
+
+def _forget_read(request: Request, name: str) -> None:
+    """Make what a guard read of session `name` unreadable by plain reads (it goes stale)."""
+    sess = getattr(request.ctx, name, None)
+    if isinstance(sess, WebsocketSessionDict):
+        sess.forget_read()
 
 
 async def guard_connection(guard: LoginCheck, request: Request, args: tuple[Any, ...]) -> bool:
@@ -235,6 +330,8 @@ async def guard_connection(guard: LoginCheck, request: Request, args: tuple[Any,
         if denied is None:
             return True
         reason = "Login required"
+    finally:
+        _forget_read(request, guard.session_name)
     position = next(i for i, arg in enumerate(args) if arg is request)
     websocket = args[position + 1]
     await websocket.close(code=POLICY_VIOLATION, reason=reason)
