@@ -314,7 +314,9 @@ async def test_csrf_protect_above_a_websocket_route_without_csrfprotect_refuses_
     auth_backend: Backend | str,
 ) -> None:
     app = unprotected_app(auth_backend, above=True)
-    with pytest.raises(ConfigurationError, match=r"@csrf_protect on .*handler needs CSRFProtect"):
+    with pytest.raises(
+        ConfigurationError, match=r"@csrf_protect on .*handler \(route .*\) needs CSRFProtect"
+    ):
         await app.asgi_client.get("/")
 
 
