@@ -40,16 +40,6 @@ ALLOWED: dict[tuple[str, str], str] = {
         (f"core/src/sanic_cookies/{path}", expr): _SESSION_REDESIGN
         for path, expr in [
             ("_decorators.py", "auth._login_info"),
-            ("_session.py", "SessionDict._for_request"),
-            ("_session.py", "sess._data"),
-            ("_session.py", "sess._lock"),
-            ("_session.py", "sess._cookie_action"),
-            ("_session.py", "sess._autoload"),
-            ("_session.py", "sess._finish"),
-            ("_session_dict.py", "self._session._store"),
-            ("_session_dict.py", "self._session._check_data_size"),
-            ("_session_dict.py", "self._session._check_cookie_size"),
-            ("_session_dict.py", "session._cookie_key"),
             ("testing/_login.py", "auth._issue_login"),
             ("testing/_login.py", "auth._cookie_key"),
         ]

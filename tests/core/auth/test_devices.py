@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib
 import time
 from typing import Any
 
@@ -17,6 +16,7 @@ from sanic_cookies import AuthSession, ConfigurationError
 from sanic_cookies._device import MAX_IP_LENGTH, MAX_USER_AGENT_LENGTH, client_device
 from sanic_cookies._ids import store_key
 from sanic_cookies._record import AuthInfo, decode_record, encode_record
+from sanic_cookies.clock import ManualClock
 
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 IPHONE = (
@@ -254,36 +254,19 @@ async def test_no_user_agent_is_an_unknown_browser(make_app: Any) -> None:
     assert [(d["device"], d["user_agent"]) for d in devices] == [("Unknown browser", "")]
 
 
-class _Clock:
-    """Moves the core's and the memory backend's clock forward (no sleeping)."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.offset = 0.0
-        for name in (
-            "sanic_cookies._session_dict",
-            "sanic_cookies._auth",
-            "sanic_cookies.backends.memory",
-        ):
-            monkeypatch.setattr(importlib.import_module(name), "now", self.now)
-
-    def now(self) -> float:
-        return time.time() + self.offset
-
-
-async def test_last_seen_moves_with_the_sliding_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = _Clock(monkeypatch)
+async def test_last_seen_moves_with_the_sliding_refresh(manual_clock: ManualClock) -> None:
     app, _auth = build_app("memory://", expiry=1800, refresh_interval=60)
     browser = Browser(app)
     await browser.post("/login", params={"user": "alice"}, headers={"user-agent": FIREFOX})
     (first,) = await _devices(browser)
     assert abs(first["last_seen"] - first["login_at"]) < 1
 
-    clock.offset = 30  # within refresh_interval: no write, last_seen unchanged
+    manual_clock.advance(30)  # within refresh_interval: no write, last_seen unchanged
     assert await browser.whoami() is not None
     (second,) = await _devices(browser)
     assert second["last_seen"] == pytest.approx(first["last_seen"], abs=1)
 
-    clock.offset = 600  # the refresh write moves it
+    manual_clock.advance(570)  # 600 s after login: the refresh write moves it
     assert await browser.whoami() is not None
     (third,) = await _devices(browser)
     assert third["last_seen"] == pytest.approx(first["last_seen"] + 600, abs=2)

@@ -469,19 +469,17 @@ async def test_waiters_take_turns_in_arrival_order() -> None:
 
 
 async def test_a_full_app_store_drops_the_session_closest_to_expiry_not_the_oldest(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    manual_clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import importlib
-    import time
-
     from core_support import cookie_header, get, session_app
 
-    offset = [0.0]
-    for module in ("sanic_cookies._session_dict", "sanic_cookies.backends.memory"):
-        monkeypatch.setattr(importlib.import_module(module), "now", lambda: time.time() + offset[0])
     app, session = session_app(backend="memory://?max_entries=3", expiry=600, warn_lock=False)
-    a, b, c = [cookie_header(await get(app, f"/set?name={n}")) for n in "abc"]
-    offset[0] += 120
+    made = []
+    for n in "abc":
+        made.append(cookie_header(await get(app, f"/set?name={n}")))
+        manual_clock.advance(1)  # each expires a second after the one before
+    a, b, c = made
+    manual_clock.advance(120)
     assert (await get(app, "/read", a)).json == {"name": "a"}  # refreshed: now ends last
     with caplog.at_level(logging.WARNING, logger="sanic_cookies"):
         d = cookie_header(await get(app, "/set?name=d"))  # one too many: b ends first

@@ -739,7 +739,7 @@ class AuthSession(Session):
         self.config = self._resolve_config(self.app.config)
         backend = self._backend if self._backend is not None else self._combined_backend(self.app)
         # Kept: the server's start-up reuses (and reopens) this instance.
-        self._backend = backend
+        self._open(backend)
         await backend.open()
         try:
             yield backend

@@ -33,7 +33,7 @@ from ._record import encode_data as encode_dict
 if TYPE_CHECKING:
     from typing_extensions import TypeVar
 
-    from ._session_dict import SessionDict
+    from ._session_state import SessionState
 
     #: The schema of a typed session; `Any` for an untyped one.
     S = TypeVar("S", bound=msgspec.Struct, default=Any)
@@ -49,12 +49,12 @@ logger = logging.getLogger("sanic_cookies")
 #: Keys starting with this belong to the library (``_csrf``, ``_flashes``), not the schema.
 LIBRARY_PREFIX = "_"
 
-#: The requests' sessions whose mismatching record was logged, by id (SessionDict, a
+#: The requests' sessions whose mismatching record was logged, by id (a SessionDict, a
 #: mapping, is unhashable): one line per request, however often it reloads the record.
-_reported: dict[int, weakref.ref[SessionDict[Any]]] = {}
+_reported: dict[int, weakref.ref[SessionState]] = {}
 
 
-def _first_report(owner: SessionDict[Any]) -> bool:
+def _first_report(owner: SessionState) -> bool:
     key = id(owner)
     if key in _reported:
         return False
@@ -148,7 +148,7 @@ class SessionSchema(Generic[S]):
         """The data of a new session: the defaults, no library keys."""
         return SchemaData(self, self.type(), {}, b"{}")
 
-    def load(self, data: dict[str, Any], owner: SessionDict[Any]) -> tuple[SchemaData, bytes]:
+    def load(self, data: dict[str, Any], owner: SessionState) -> tuple[SchemaData, bytes]:
         """Typed data from a stored dict, and its encoding (what a write compares against).
 
         A dict that does not match (after `migrate`) gives the defaults, with one log
@@ -159,14 +159,14 @@ class SessionSchema(Generic[S]):
         value = self.read(data, owner)
         return value, value.encode_session_data()
 
-    def read(self, data: Mapping[str, Any], owner: SessionDict[Any] | None) -> SchemaData:
+    def read(self, data: Mapping[str, Any], owner: SessionState | None) -> SchemaData:
         """Typed data from a stored dict (see `load`); `owner` None: mismatches are not logged."""
         extras = {k: v for k, v in data.items() if k.startswith(LIBRARY_PREFIX)}
         stored = {k: v for k, v in data.items() if not k.startswith(LIBRARY_PREFIX)}
         model = self._convert(stored, owner)
         return SchemaData(self, model, extras, encode_dict(self.changed_fields(model)))
 
-    def _convert(self, stored: dict[str, Any], owner: SessionDict[Any] | None) -> S:
+    def _convert(self, stored: dict[str, Any], owner: SessionState | None) -> S:
         name = self.type.__qualname__
         try:
             if self.migrate is not None:

@@ -14,13 +14,16 @@ from sanic.cookies.response import CookieJar
 from sanic.response import BaseHTTPResponse, HTTPResponse
 
 from ._backend import Backend, ClientSideBackend
+from ._client_side import ClientSide
 from ._config import SessionConfig
 from ._discovery import backend_class, backend_from_url
 from ._errors import ConfigurationError, SessionTooLarge
 from ._metrics import BackendMetrics, StoreObserver
 from ._multi import MultiBackend
 from ._schema import S, SessionSchema
-from ._session_dict import _DELETE, _KEEP, _SET, SessionDict
+from ._server_side import ServerSide
+from ._session_dict import SessionDict
+from ._session_side import SessionSide
 from ._set_cookie import CookieTemplate
 from ._store_call import StoreCalls
 from ._websocket import WebsocketSessionDict, guard_upgrade
@@ -123,6 +126,7 @@ class Session(Generic[S]):
         # Every store call of the session and its requests goes through this (set with the backend).
         self._store = StoreCalls("(no backend yet)")
         self._cookie_template: tuple[SessionConfig, CookieTemplate] | None = None
+        self._side: SessionSide | None = None  # see `side`
         self.config = self._resolve_config({})
         self.app: Sanic[Any, Any] | None = None
         if app is not None:
@@ -176,8 +180,20 @@ class Session(Generic[S]):
                 session=self.name, workers=workers, final_logout=self._final_logout
             )
         await backend.open()
-        self._backend = backend
+        self._open(backend)
         logger.info("session %r: backend %s open", self.name, backend.label)
+
+    def _open(self, backend: Backend) -> None:
+        """Use `backend` (opened) under the current `config`: choose its side, once."""
+        self._backend = backend
+        key = self._cookie_key()
+        if isinstance(backend, ClientSideBackend):
+            side: SessionSide = ClientSide(
+                backend, self._store, self.config, key, self._check_cookie_size
+            )
+        else:
+            side = ServerSide(backend, self._store, self.config, key, self._check_data_size)
+        self._side = side
 
     async def _stop(self, app: Sanic[Any, Any]) -> None:
         if self._backend is not None:
@@ -301,6 +317,19 @@ class Session(Generic[S]):
             )
         return self._backend
 
+    @property
+    def side(self) -> SessionSide:
+        """How this session's requests store it, server-side or client-side (once started).
+
+        Chosen once, when the backend opens; `SessionDict` works through it.
+        """
+        side = self._side
+        if side is None or side.backend is not self._backend or side.config is not self.config:
+            self._open(self.backend)  # opened outside `_start` (`AuthSession`), or reconfigured
+            side = self._side
+            assert side is not None
+        return side
+
     # -- per request -------------------------------------------------------------
 
     def of(self, request: Request) -> SessionDict[S]:
@@ -324,31 +353,32 @@ class Session(Generic[S]):
             await WebsocketSessionDict.attach(self, request)
             return await guard_upgrade(self, request)
         # The cookie is read when the session is first used (most requests never do).
-        sess = SessionDict._for_request(self, request)
+        sess = SessionDict(self, None, request.headers)
         setattr(request.ctx, self.name, sess)
         if self.config.autoload:
-            await sess._autoload()
+            await sess.autoload()
         return None
 
     async def _on_response(
         self, request: Request, response: BaseHTTPResponse
     ) -> HTTPResponse | None:
         sess: SessionDict | None = getattr(request.ctx, self.name, None)
-        if sess is None:
-            return None
-        if sess._data is None and sess._lock is None and sess._cookie_action == _KEEP:
+        if sess is None or not sess.in_use:
             return None  # never used: nothing to write, release or send (and no await)
         try:
-            action, value, max_age = await sess._finish(response.status >= 500)
+            work = sess.finish(response.status >= 500)
+            if work is not None:
+                await work
+            cookie = sess.cookie_update()
         except Exception as exc:
             # Sanic logs an exception raised by response middleware and sends the handler's
             # response anyway: a 200 for a write that never happened. Answer with the
             # app's error response for it instead (503 for a store failure).
             return await self._error_response(request, exc)
-        if action == _SET and value is not None:
-            self._set_cookie(response, value, max_age)
-        elif action == _DELETE:
-            self._set_cookie(response, "", 0)
+        if cookie is not None:
+            # What response.add_cookie does, with a Cookie that renders faster (same bytes).
+            template = self._template()
+            response.headers.add(CookieJar.HEADER_KEY, template.make(cookie.value, cookie.max_age))
         return None
 
     @staticmethod
@@ -357,10 +387,6 @@ class Session(Generic[S]):
         if isawaitable(response):
             response = await response
         return cast(HTTPResponse, response)
-
-    def _set_cookie(self, response: BaseHTTPResponse, value: str, max_age: int | None) -> None:
-        # What response.add_cookie does, with a Cookie that renders faster (same bytes).
-        response.headers.add(CookieJar.HEADER_KEY, self._template().make(value, max_age))
 
     def _template(self) -> CookieTemplate:
         """The cookie's attributes under the current `config` (checked once per config)."""

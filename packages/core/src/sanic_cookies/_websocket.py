@@ -18,7 +18,8 @@ long-lived connection with no response needs:
 runs them in the session middleware, refusing the upgrade itself (HTTP 401 before the
 handshake), and `guard_connection` closes an upgraded connection a guard refuses.
 
-The subclass reads `SessionDict`'s own state (``self._in_block``, ``self._write_state``, ...);
+The subclass reads `SessionDict`'s own state (``self._in_block``, ``self._write_state``, ...)
+and asks its `SessionSide` whether the session lives in the cookie (`ClientSide`);
 `SessionDict` itself has no websocket code, and `Session._on_request` one branch.
 """
 
@@ -32,6 +33,7 @@ from sanic import Request
 from sanic.exceptions import Unauthorized
 
 from ._backend import now
+from ._client_side import ClientSide
 from ._errors import WebsocketSessionError
 from ._record import AuthInfo, encode_data
 from ._session_dict import SessionDict
@@ -98,11 +100,10 @@ class WebsocketSessionDict(SessionDict):
     @classmethod
     async def attach(cls, session: Session, request: Request) -> WebsocketSessionDict:
         """Give `request` (a websocket's upgrade request) its session, as the middleware does."""
-        self = cls._for_request(session, request)
-        assert isinstance(self, WebsocketSessionDict)
+        self = cls(session, None, request.headers)
         setattr(request.ctx, session.name, self)
         if session.config.autoload:
-            await self._autoload()
+            await self.autoload()
         return self
 
     # -- reading: what the store holds now -------------------------------------------
@@ -177,17 +178,18 @@ class WebsocketSessionDict(SessionDict):
             # the cookie too: extended here, the store would outlive the browser's cookie
             # and keep that request from renewing it (and a client-side one needs a cookie).
             return
-        if self._client is not None:
-            raise WebsocketSessionError(CLIENT_SIDE.format(name=name, backend=self._client.label))
+        side = self._side or self._resolve()
+        if isinstance(side, ClientSide):
+            raise WebsocketSessionError(CLIENT_SIDE.format(name=name, backend=side.backend.label))
         await super()._write()
 
     def _plan(self) -> tuple[WritePlan, bool]:
         """What a write would do now, and whether the data, login or id changed."""
         assert self._data is not None
-        config = self._session.config
+        side = self._side or self._resolve()
         state = self._write_state(encode_data(self._data), now())
         changed = state.data_changed or state.meta_changed or state.rotate or state.destroyed
-        return plan_write(state, min(config.expiry, config.lifetime)), changed
+        return plan_write(state, side.fresh_ttl), changed
 
 
 def _handler_of(request: Request) -> Any:

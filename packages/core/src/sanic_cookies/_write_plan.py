@@ -7,7 +7,9 @@ when a session is kept, stored, given a new id or ended lives here.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from functools import partial
+from typing import Any, NamedTuple
 
 __all__ = [
     "CREATE",
@@ -20,6 +22,7 @@ __all__ = [
     "WritePlan",
     "WriteState",
     "plan_write",
+    "write_state",
 ]
 
 
@@ -33,8 +36,14 @@ class WriteState(NamedTuple):
     destroyed: bool  # destroy() was called
     rotate: bool  # regenerate() was called (login)
     meta_changed: bool  # login or timeouts changed
-    refresh_due: bool  # the sliding expiry is due (see SessionDict._refresh_due)
+    refresh_due: bool  # the sliding expiry is due (needed only when nothing else changed)
     ttl_left: float  # seconds the stored session would live if written now
+
+
+#: ``write_state((data_changed, ..., ttl_left))``: a `WriteState` from its fields in order,
+#: made by the tuple constructor itself (a NamedTuple's ``__new__`` parses keywords in
+#: Python, and a state is made on every write).
+write_state: Callable[[tuple[Any, ...]], WriteState] = partial(tuple.__new__, WriteState)
 
 
 class WritePlan(NamedTuple):

@@ -1,0 +1,192 @@
+"""`SessionState`: what one request knows of its session, and how it comes to know it.
+
+The state of `SessionDict`, shared by its parts (`_session_load`, `_session_write`):
+the cookie the request carries, worked out on first use, and the record as loaded or
+last written. Nothing here makes a store call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from ._backend import SessionLock, StoredSession, now
+from ._ids import log_id, store_key
+from ._record import EMPTY_DATA, AuthInfo, SessionRecord, decode_data, decode_record
+from ._request_cookie import cookie_value as read_cookie
+from ._session_side import SessionSide
+
+if TYPE_CHECKING:
+    from sanic.compat import Header
+
+    from ._session import Session
+
+__all__ = ["CookieUpdate", "SessionState"]
+
+logger = logging.getLogger("sanic_cookies")
+
+
+class CookieUpdate:
+    """What the response must do with the session cookie: set it, or expire it.
+
+    Attributes:
+        value: The cookie's new value (``""`` to expire it).
+        max_age: Its Max-Age in seconds (0 expires it; None: a browser-session cookie).
+    """
+
+    __slots__ = ("max_age", "value")
+
+    def __init__(self, value: str, max_age: int | None) -> None:
+        self.value = value
+        self.max_age = max_age
+
+
+#: Expire the cookie (the session ended).
+EXPIRE_COOKIE = CookieUpdate("", 0)
+
+# What the response must do with the cookie, as the request goes.
+KEEP_COOKIE, SET_COOKIE, DELETE_COOKIE = 0, 1, 2
+
+
+class SessionState:
+    """The state of one request's session (the base of `SessionDict`).
+
+    Speed: every request gets one, most never use it. The state that starts out the
+    same for all is class-level defaults (an instance only stores what changes), and
+    what comes from the cookie (reading it, checking the id, hashing it into a store
+    key) is worked out by `_resolve` when the session is first used. (Not a
+    `__getattr__`: a class that has one pays for it on every attribute read.)
+    """
+
+    # The two fields every request sets are slots: a request that never uses its
+    # session makes no instance dict. The request's headers are kept to read the cookie
+    # from if it was not given. (Not the request itself: request -> ctx -> session ->
+    # request would be a reference cycle, leaving every request to the cyclic garbage
+    # collector.)
+    __slots__ = ("__dict__", "_headers", "_session")
+    _session: Session
+    _headers: Header | None
+
+    _data: MutableMapping[str, Any] | None = None  # a dict, or a typed session's SchemaData
+    _orig: bytes = EMPTY_DATA
+    _stored: StoredSession | None = None  # what the store held at load
+    _record: SessionRecord | None = None
+    _auth: AuthInfo | None = None
+    _created: float = 0.0
+    _deadline: float = 0.0
+    _meta_changed: bool = False
+    _rotate: bool = False
+    _destroyed: bool = False
+    _lock: SessionLock | None = None
+    _in_block: bool = False
+    _failed: bool = False  # a store call failed: the response must not touch the store again
+    _cookie_action: int = KEEP_COOKIE  # what the response must do with the cookie
+    _new_cookie_value: str | None = None  # a new id or token, once written
+    _load_error: BaseException | None = None  # the autoload's store failure, for plain access
+    _warned: set[tuple[str, int]] | None = None  # code lines already warned about (this request)
+    #: True once the session was loaded or locked: the response has work to do.
+    in_use: bool = False
+    # Worked out on first use (see `_resolve`).
+    _side: SessionSide | None = None
+    _cookie_value: str | None = None
+    _sid: str | None = None
+    _key: str | None = None
+    _ttl: float = 0.0
+    _persistent: bool = True
+
+    def __init__(
+        self, session: Session, cookie_value: str | None, headers: Header | None = None
+    ) -> None:
+        self._session = session
+        self._headers = headers
+        if cookie_value is not None:
+            self._cookie_value = cookie_value
+
+    def _resolve(self) -> SessionSide:
+        """Read the cookie and work out the id and store key (once per request)."""
+        side = self._side = self._session.side
+        headers = self._headers
+        if headers is not None:
+            # Exact-name lookup: Sanic's cookies.get() would also accept a
+            # __Host-/__Secure- variant, which is not the cookie we set.
+            # (What request.cookies holds, parsed the same way.)
+            self._headers = None
+            self._cookie_value = read_cookie(headers.getone("cookie", ""), side.cookie_key)
+        sid = self._sid = side.sid_of(self._cookie_value)
+        if sid is not None:
+            self._key = store_key(sid)
+        return side
+
+    def _adopt(self, stored: StoredSession | None) -> None:
+        """Take `stored` as this session's state, or start a fresh one."""
+        t = now()
+        self.in_use = True
+        if stored is not None:
+            record = decode_record(stored.value)
+            if record is not None and record.deadline > t and stored.expires_at > t:
+                try:
+                    data = decode_data(record.data)
+                except ValueError:
+                    pass
+                else:
+                    schema = self._session.schema
+                    if schema is None:
+                        self._data, self._orig = data, bytes(record.data)
+                    else:  # validated: a record that no longer matches starts from the defaults
+                        self._data, self._orig = schema.load(data, self)
+                    self._stored = stored
+                    self._record = record
+                    self._auth = record.auth
+                    self._created = record.created
+                    self._deadline = record.deadline
+                    self._ttl = record.ttl
+                    self._persistent = record.persistent
+                    return
+            logger.debug("session %s: unreadable or expired record ignored", self._log_id)
+        self._start_fresh(t)
+
+    def _start_fresh(self, t: float) -> None:
+        """A new session, created at `t`: empty, with the settings' timeouts."""
+        side = self._side
+        assert side is not None
+        self._stored = self._record = self._auth = None
+        self._data = self._fresh_data()
+        self._orig = EMPTY_DATA
+        self._created = t
+        self._deadline = t + side.lifetime
+        self._ttl = side.expiry
+        self._persistent = side.persistent
+
+    def _forget_all(self) -> None:
+        """The session ended: nothing stored, a fresh empty one, the cookie expired if sent."""
+        self._stored = self._record = self._auth = None
+        self._data = self._fresh_data()
+        self._orig = EMPTY_DATA
+        self._sid = self._key = None
+        self._rotate = self._destroyed = self._meta_changed = False
+        self._cookie_action = DELETE_COOKIE if self._cookie_value else KEEP_COOKIE
+
+    def _fresh_data(self) -> MutableMapping[str, Any]:
+        """The data of a new session: empty, or a typed session's defaults."""
+        schema = self._session.schema
+        return {} if schema is None else schema.new()
+
+    @property
+    def log_label(self) -> str:
+        """How the log names this session: a short hash of its store key, or ``new``."""
+        return self._log_id
+
+    @property
+    def _log_id(self) -> str:
+        if self._side is None:
+            self._resolve()
+        return log_id(self._key) if self._key else "new"
+
+    def store_subject(self) -> str:
+        """How the log names this session (`StoreCaller`)."""
+        return f"session {self._log_id}"
+
+    def store_failed(self) -> None:
+        """A store call failed: the response must not touch the store again (`StoreCaller`)."""
+        self._failed = True
