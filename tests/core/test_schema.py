@@ -144,6 +144,72 @@ def test_a_schema_that_cannot_hold_a_session_is_refused_at_once(schema: Any, say
         Session(new_app(), schema=schema)
 
 
+class SeenPrefs(msgspec.Struct, frozen=True):
+    theme: str = "light"
+    seen: list[str] = []  # one list per SeenPrefs instance, but SeenPrefs() below is one
+
+
+class SharedDefault(msgspec.Struct):
+    prefs: SeenPrefs = SeenPrefs()
+
+
+class NestedSharedDefault(msgspec.Struct):
+    lines: list[Item] = []
+    history: list[SharedDefault] = []  # each decoded SharedDefault would share its prefs
+
+
+SHARED_LIST: list[str] = []
+
+
+class SharedFactory(msgspec.Struct):
+    tags: list[str] = msgspec.field(default_factory=lambda: SHARED_LIST)
+
+
+class FreshFactory(msgspec.Struct):
+    prefs: SeenPrefs = msgspec.field(default_factory=SeenPrefs)
+    pair: tuple[int, str] = (1, "a")  # immutable all through: fine
+
+
+@pytest.mark.parametrize(
+    ("schema", "says"),
+    [
+        (SharedDefault, "Field 'prefs' of SharedDefault .* every session would share"),
+        (NestedSharedDefault, "Field 'prefs' of SharedDefault \\(in session schema Nested"),
+        (SharedFactory, "Field 'tags' of SharedFactory .* returns the same mutable object"),
+    ],
+)
+def test_a_default_every_session_would_share_is_refused(schema: Any, says: str) -> None:
+    with pytest.raises(ConfigurationError, match=says) as caught:
+        Session(new_app(), schema=schema)
+    assert "default_factory" in str(caught.value)  # says what to write instead
+
+
+async def test_a_fresh_default_is_one_object_per_session() -> None:
+    app = new_app()
+    session = Session(app, schema=FreshFactory, warn_lock=False)
+
+    @app.get("/see/<what>")
+    async def see(request: Request, what: str) -> HTTPResponse:
+        async with session.of(request) as sess:
+            sess.data.prefs.seen.append(what)
+            return json(sess.data.prefs.seen)
+
+    alice = cookie_header(await get(app, "/see/alice-private"))
+    assert (await get(app, "/see/again", alice)).json == ["alice-private", "again"]
+    assert (await get(app, "/see/bob")).json == ["bob"]  # a new visitor sees nothing of Alice's
+
+
+class Flag(msgspec.Struct):
+    flag: bool | int = 0
+
+
+async def test_a_value_equal_to_its_default_in_python_but_encoded_differently_is_stored() -> None:
+    app, session = cart_app(schema=Flag)
+    cookie = cookie_header(await get(app, "/set?flag=false"))  # False == 0 in Python
+    assert await stored(session, cookie) == {"flag": False}
+    assert (await get(app, "/show", cookie)).json["data"] == {"flag": False}
+
+
 def test_a_migrate_function_must_be_callable() -> None:
     with pytest.raises(ConfigurationError, match="migrate must be callable"):
         SessionSchema(Cart, migrate="v2")  # type: ignore[arg-type]

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, Generic
 
 import msgspec
+import msgspec.inspect
 
 from ._errors import ConfigurationError, SessionSerializationError, SessionValidationError
 from ._record import decode_data
@@ -66,10 +67,86 @@ def _first_report(owner: SessionState) -> bool:
 Migrate = Callable[[dict[str, Any]], dict[str, Any]]
 
 
+_json = msgspec.json.encode
+
+
 def _where(exc: msgspec.ValidationError) -> str:
     """The path msgspec names in `exc` (``$.cart[0]``): never the offending value."""
     _, sep, path = str(exc).rpartition(" - at `")
     return path.rstrip("`") if sep else "$"
+
+
+_MUTABLE = (list, dict, set, bytearray)
+
+
+def _mutable_ids(value: Any) -> set[int]:
+    """The ids of the mutable objects in `value` (a default), looking inside frozen values."""
+    if isinstance(value, _MUTABLE):
+        return {id(value)}
+    if isinstance(value, msgspec.Struct):
+        if not value.__struct_config__.frozen:
+            return {id(value)}
+        inner: tuple[Any, ...] = msgspec.structs.astuple(value)
+    elif isinstance(value, tuple | frozenset):
+        inner = tuple(value)
+    else:
+        return set()
+    out: set[int] = set()
+    for item in inner:
+        out |= _mutable_ids(item)
+    return out
+
+
+def _struct_types(node: Any, seen: dict[type, None]) -> None:
+    """Every Struct class reachable from the `msgspec.inspect` type `node`, into `seen`."""
+    if isinstance(node, msgspec.inspect.StructType):
+        if node.cls in seen:
+            return
+        seen[node.cls] = None
+    if isinstance(node, msgspec.inspect.Field):
+        _struct_types(node.type, seen)
+        return
+    if not isinstance(node, msgspec.inspect.Type):
+        return
+    for value in msgspec.structs.astuple(node):
+        for item in value if isinstance(value, tuple) else (value,):
+            if isinstance(item, msgspec.inspect.Type | msgspec.inspect.Field):
+                _struct_types(item, seen)
+
+
+def _check_shared_defaults(struct: type[msgspec.Struct]) -> None:
+    """Refuse a default that every session would share (one object, changed in place).
+
+    msgspec copies a ``[]``/``{}``/``set()`` default per instance, and refuses a mutable
+    Struct as a default, but a frozen Struct (or tuple) default is one object for the
+    whole process: a list inside it, appended to by one user's request, would be seen
+    by every other session. Checked for every Struct the schema can hold.
+
+    Raises:
+        ConfigurationError: Such a default; the message says what to write instead.
+    """
+    types: dict[type, None] = {}
+    _struct_types(msgspec.inspect.type_info(struct), types)
+    for cls in types:
+        for field in msgspec.structs.fields(cls):
+            if field.default is not msgspec.NODEFAULT and _mutable_ids(field.default):
+                kind = type(field.default).__name__
+                raise ConfigurationError(
+                    f"Field {field.name!r} of {cls.__qualname__} (in session schema "
+                    f"{struct.__qualname__}) defaults to one {kind} object holding a mutable "
+                    "value, which every session would share (a change made for one user would "
+                    f"be seen by all): use msgspec.field(default_factory={kind}) or a "
+                    "default_factory that builds a new value each time"
+                )
+            if field.default_factory is msgspec.NODEFAULT:
+                continue
+            made = (field.default_factory(), field.default_factory())  # both alive: ids differ
+            if _mutable_ids(made[0]) & _mutable_ids(made[1]):
+                raise ConfigurationError(
+                    f"Field {field.name!r} of {cls.__qualname__} (in session schema "
+                    f"{struct.__qualname__}): its default_factory returns the same mutable "
+                    "object each time, which every session would share: build a new one per call"
+                )
 
 
 def _checked_fields(struct: Any) -> tuple[msgspec.structs.FieldInfo, ...]:
@@ -100,6 +177,7 @@ def _checked_fields(struct: Any) -> tuple[msgspec.structs.FieldInfo, ...]:
                 f"Field {field.name!r} of session schema {name}: names starting with "
                 f"{LIBRARY_PREFIX!r} are the library's (CSRF token, flash messages)"
             )
+    _check_shared_defaults(struct)
     return fields
 
 
@@ -135,9 +213,14 @@ class SessionSchema(Generic[S]):
         #: (attribute name, encoded name) of each field, in order.
         self.fields: tuple[tuple[str, str], ...] = tuple((f.name, f.encode_name) for f in fields)
         self.names = frozenset(f.name for f in fields)
-        self._defaults = struct()  # read, never handed out: what "at its default" means
+        defaults = struct()
         try:
-            self.check(msgspec.json.encode(struct()))
+            # What "at its default" means, compared by encoding (0 == False == 0.0 in
+            # Python): (attribute, encoded key, encoded default) per field.
+            self._encoded: tuple[tuple[str, bytes, bytes], ...] = tuple(
+                (attr, _json(key), _json(getattr(defaults, attr))) for attr, key in self.fields
+            )
+            self.check(_json(defaults))
         except (TypeError, SessionSerializationError) as exc:
             raise ConfigurationError(f"The defaults of session schema {name}: {exc}") from None
 
@@ -164,7 +247,7 @@ class SessionSchema(Generic[S]):
         extras = {k: v for k, v in data.items() if k.startswith(LIBRARY_PREFIX)}
         stored = {k: v for k, v in data.items() if not k.startswith(LIBRARY_PREFIX)}
         model = self._convert(stored, owner)
-        return SchemaData(self, model, extras, encode_dict(self.changed_fields(model)))
+        return SchemaData(self, model, extras, self.encode_fields(model))
 
     def _convert(self, stored: dict[str, Any], owner: SessionState | None) -> S:
         name = self.type.__qualname__
@@ -185,15 +268,25 @@ class SessionSchema(Generic[S]):
             )
         return self.type()
 
-    def changed_fields(self, model: S) -> dict[str, Any]:
-        """The fields of `model` that differ from their defaults, by encoded name."""
-        defaults = self._defaults
-        out: dict[str, Any] = {}
-        for attr, key in self.fields:
-            value = getattr(model, attr)
-            if value != getattr(defaults, attr):
-                out[key] = value
-        return out
+    def encode_fields(self, model: S) -> bytes:
+        """The JSON object of the fields of `model` whose encoding differs from the default's.
+
+        Raises:
+            SessionValidationError: A field's value cannot be encoded at all.
+        """
+        parts: list[bytes] = []
+        for attr, key, default in self._encoded:
+            try:
+                value = _json(getattr(model, attr))
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise SessionValidationError(
+                    f"Session value of field {attr!r} cannot be stored ({type(exc).__name__})",
+                    key=attr,
+                    path=f"$.{key.decode()[1:-1]}",
+                ) from exc
+            if value != default:
+                parts.append(key + b":" + value)
+        return b"{" + b",".join(parts) + b"}"
 
     def check(self, fields: bytes) -> None:
         """Raise `SessionValidationError` unless `fields` loads back as the schema."""
@@ -279,10 +372,7 @@ class SchemaData(MutableMapping[str, Any]):
             SessionSerializationError: A value cannot be encoded at all.
         """
         schema = self._schema
-        try:
-            fields = encode_dict(schema.changed_fields(self.model))
-        except SessionSerializationError as exc:
-            raise SessionValidationError(str(exc), key=exc.key) from None
+        fields = schema.encode_fields(self.model)
         if fields != self._valid:
             schema.check(fields)
             self._valid = fields
