@@ -23,6 +23,7 @@ from sanic_cookies import (
     SessionValidationError,
 )
 from sanic_cookies._ids import store_key
+from sanic_cookies.backends.memory import MemoryBackend
 from sanic_cookies._record import decode_data, decode_record
 
 
@@ -521,7 +522,9 @@ def upgrade(stored: dict[str, Any]) -> dict[str, Any]:
 
 
 def failing_upgrade(stored: dict[str, Any]) -> dict[str, Any]:
-    raise KeyError("cart")
+    if any(isinstance(line, str) for line in stored.get("cart", [])):
+        raise KeyError("cart")  # only on old records: it must work on what the schema writes
+    return stored
 
 
 @pytest.mark.parametrize(
@@ -566,6 +569,85 @@ async def test_a_schema_change_reads_the_old_records_as_documented(
     assert (await get(app, "/show", cookie)).json["data"] == expected
     lines = warnings_of(caplog)
     assert lines == [] if logged is None else (len(lines) == 1 and logged in lines[0])
+
+
+class LineV2(msgspec.Struct):
+    sku: str
+    qty: int = 1
+
+
+class CartVersioned(msgspec.Struct):
+    version: int = 2
+    lines: list[LineV2] = []
+
+
+def upgrade_skus(stored: dict[str, Any]) -> dict[str, Any]:
+    """The migrate function of docs/typed-sessions.md: version 1 stored SKUs under "skus"."""
+    if stored.get("version", 1) == 1:
+        stored["lines"] = [{"sku": sku} for sku in stored.pop("skus", [])]
+        stored["version"] = 2
+    return stored
+
+
+class CartV1Skus(msgspec.Struct):
+    skus: list[str] = []
+
+
+def lines_app(schema: Any, **options: Any) -> tuple[Any, Session[Any]]:
+    app = new_app()
+    session: Session[Any] = Session(app, schema=schema, warn_lock=False, **options)
+
+    @app.get("/add/<sku>")
+    async def add(request: Request, sku: str) -> HTTPResponse:
+        try:
+            async with session.of(request) as sess:
+                sess.data.lines.append(LineV2(sku))
+        except SessionValidationError as exc:
+            return text(str(exc), 422)
+        return text("ok")
+
+    @app.get("/lines")
+    async def lines(request: Request) -> HTTPResponse:
+        async with session.of(request) as sess:
+            return json([line.sku for line in sess.data.lines])
+
+    return app, session
+
+
+async def test_a_version_field_is_stored_and_a_migrated_cart_survives_many_requests() -> None:
+    store = MemoryBackend()  # one store, as two deploys share one
+    old, _ = cart_app(schema=CartV1Skus, backend=store)
+    cookie = cookie_header(await get(old, '/set?skus=["tea"]'))  # a version 1 record
+    schema = SessionSchema(CartVersioned, migrate=upgrade_skus, version_field="version")
+    app, session = lines_app(schema, backend=store)
+    assert (await get(app, "/lines", cookie)).json == ["tea"]
+    skus = ["tea"]
+    for sku in ("jam", "bread"):
+        skus.append(sku)
+        assert (await get(app, f"/add/{sku}", cookie)).text == "ok"
+        # "version" is at its default and stored all the same: the record says it is current
+        lines = [{"sku": s, "qty": 1} for s in skus]
+        assert await stored(session, cookie) == {"version": 2, "lines": lines}
+        assert (await get(app, "/lines", cookie)).json == skus
+
+
+async def test_a_write_that_the_migrate_function_would_read_back_differently_is_refused() -> None:
+    app, session = lines_app(SessionSchema(CartVersioned, migrate=upgrade_skus))  # no version_field
+    response = await get(app, "/add/tea")
+    assert response.status == 422
+    assert "migrate function of session schema CartVersioned changes data" in response.text
+    assert set_cookie_headers(response) == []  # nothing stored: not a cart that empties itself
+
+
+def test_version_field_must_be_a_field_and_migrate_must_give_the_defaults_for_nothing() -> None:
+    with pytest.raises(ConfigurationError, match="'vers' is not a field"):
+        SessionSchema(CartVersioned, migrate=upgrade_skus, version_field="vers")
+
+    def adds_a_line(stored: dict[str, Any]) -> dict[str, Any]:
+        return {"lines": [{"sku": "free gift"}], **stored}
+
+    with pytest.raises(ConfigurationError, match="The defaults of session schema CartVersioned"):
+        SessionSchema(CartVersioned, migrate=adds_a_line, version_field="version")
 
 
 async def test_a_removed_field_goes_at_the_next_write() -> None:

@@ -195,17 +195,28 @@ class SessionSchema(Generic[S]):
             ``_`` keys left out) before they are validated, on every load; returns
             what the schema should read. For changes msgspec's defaults and renames
             cannot express (see docs/typed-sessions.md). If it raises, the stored
-            fields are treated as not matching.
+            fields are treated as not matching. Each write checks that it returns what
+            this schema writes unchanged (else `SessionValidationError`).
+        version_field: The name of a field stored in every record that stores any
+            field, even at its default, so `migrate` can tell a current record from an
+            old one.
 
     Raises:
         ConfigurationError: `struct` cannot be a session's schema (the message says why).
     """
 
-    def __init__(self, struct: type[S], *, migrate: Migrate | None = None) -> None:
+    def __init__(
+        self, struct: type[S], *, migrate: Migrate | None = None, version_field: str | None = None
+    ) -> None:
         fields = _checked_fields(struct)
         name = struct.__qualname__
         if migrate is not None and not callable(migrate):
             raise ConfigurationError("migrate must be callable")
+        by_name = {f.name: f.encode_name for f in fields}
+        if version_field is not None and version_field not in by_name:
+            raise ConfigurationError(
+                f"version_field {version_field!r} is not a field of session schema {name}"
+            )
         #: The `msgspec.Struct` class.
         self.type = struct
         #: The migration function, or None.
@@ -213,6 +224,9 @@ class SessionSchema(Generic[S]):
         #: (attribute name, encoded name) of each field, in order.
         self.fields: tuple[tuple[str, str], ...] = tuple((f.name, f.encode_name) for f in fields)
         self.names = frozenset(f.name for f in fields)
+        #: The field stored whenever any other field is (see `encode_fields`), or None.
+        self.version_field = version_field
+        self._version_key = b"" if version_field is None else _json(by_name[version_field])
         defaults = struct()
         try:
             # What "at its default" means, compared by encoding (0 == False == 0.0 in
@@ -221,6 +235,7 @@ class SessionSchema(Generic[S]):
                 (attr, _json(key), _json(getattr(defaults, attr))) for attr, key in self.fields
             )
             self.check(_json(defaults))
+            self.check(b"{}")  # what a session at its defaults stores, through `migrate`
         except (TypeError, SessionSerializationError) as exc:
             raise ConfigurationError(f"The defaults of session schema {name}: {exc}") from None
 
@@ -271,11 +286,17 @@ class SessionSchema(Generic[S]):
     def encode_fields(self, model: S) -> bytes:
         """The JSON object of the fields of `model` whose encoding differs from the default's.
 
+        The `version_field` is stored whenever another field is, at its default too: the
+        record then says which version wrote it (`migrate` reads it on the next load).
+
         Raises:
             SessionValidationError: A field's value cannot be encoded at all.
         """
         parts: list[bytes] = []
+        version = self.version_field
         for attr, key, default in self._encoded:
+            if attr == version:
+                continue
             try:
                 value = _json(getattr(model, attr))
             except (TypeError, ValueError, OverflowError) as exc:
@@ -286,17 +307,46 @@ class SessionSchema(Generic[S]):
                 ) from exc
             if value != default:
                 parts.append(key + b":" + value)
+        if parts and version is not None:
+            parts.insert(0, self._version_key + b":" + _json(getattr(model, version)))
         return b"{" + b",".join(parts) + b"}"
 
     def check(self, fields: bytes) -> None:
-        """Raise `SessionValidationError` unless `fields` loads back as the schema."""
+        """Raise `SessionValidationError` unless `fields` loads back as the same data.
+
+        As the next load reads it: decoded, through `migrate` if there is one, validated.
+        `migrate` must leave what this schema writes as it is (a record it would change
+        would read back as other data: the bug of a version field at its default, which
+        is not stored unless it is the `version_field`).
+        """
+        model = self._validated(decode_data(fields))
+        if self.migrate is None:
+            return
+        name = self.type.__qualname__
         try:
-            msgspec.convert(decode_data(fields), self.type)
+            migrated = self.migrate(decode_data(fields))
+        except Exception as exc:
+            raise SessionValidationError(
+                f"The migrate function of session schema {name} raised {type(exc).__name__} "
+                "on data this schema writes: the next load would reset it"
+            ) from exc
+        if self._validated(migrated) != model:
+            raise SessionValidationError(
+                f"The migrate function of session schema {name} changes data this schema "
+                "writes, so the next load would read other data: it must return current "
+                "records as they are (is the version field stored? see version_field in "
+                "docs/typed-sessions.md)"
+            )
+
+    def _validated(self, stored: Any) -> S:
+        try:
+            model: S = msgspec.convert(stored, self.type)
         except msgspec.ValidationError as exc:
             raise SessionValidationError(
                 f"Session data does not match the schema {self.type.__qualname__}: {exc}",
                 path=_where(exc),
             ) from None
+        return model
 
 
 class SchemaData(MutableMapping[str, Any]):
