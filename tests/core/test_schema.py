@@ -23,8 +23,8 @@ from sanic_cookies import (
     SessionValidationError,
 )
 from sanic_cookies._ids import store_key
-from sanic_cookies.backends.memory import MemoryBackend
 from sanic_cookies._record import decode_data, decode_record
+from sanic_cookies.backends.memory import MemoryBackend
 
 
 class Item(msgspec.Struct):
@@ -632,7 +632,7 @@ async def test_a_version_field_is_stored_and_a_migrated_cart_survives_many_reque
 
 
 async def test_a_write_that_the_migrate_function_would_read_back_differently_is_refused() -> None:
-    app, session = lines_app(SessionSchema(CartVersioned, migrate=upgrade_skus))  # no version_field
+    app, _ = lines_app(SessionSchema(CartVersioned, migrate=upgrade_skus))  # no version_field
     response = await get(app, "/add/tea")
     assert response.status == 422
     assert "migrate function of session schema CartVersioned changes data" in response.text
