@@ -211,6 +211,20 @@ async def test_a_value_equal_to_its_default_in_python_but_encoded_differently_is
     assert (await get(app, "/show", cookie)).json["data"] == {"flag": False}
 
 
+class Priced(msgspec.Struct):
+    prices: dict[int, str] = {}
+
+
+async def test_a_dict_with_int_keys_is_written_and_read_back() -> None:
+    app, session = cart_app(schema=Priced)
+    cookie = cookie_header(await get(app, '/set?prices={"5":"five"}'))  # JSON keys are strings
+    assert await stored(session, cookie) == {"prices": {"5": "five"}}
+    assert (await get(app, "/peek", cookie)).json == {"prices": {"5": "five"}}
+    response = await get(app, '/set?prices={"x":"ex"}', cookie)
+    assert response.status == 422
+    assert response.json["path"] == "$.prices"  # the dict whose key does not fit
+
+
 def test_a_migrate_function_must_be_callable() -> None:
     with pytest.raises(ConfigurationError, match="migrate must be callable"):
         SessionSchema(Cart, migrate="v2")  # type: ignore[arg-type]

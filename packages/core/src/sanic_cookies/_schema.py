@@ -71,9 +71,14 @@ _json = msgspec.json.encode
 
 
 def _where(exc: msgspec.ValidationError) -> str:
-    """The path msgspec names in `exc` (``$.cart[0]``): never the offending value."""
+    """The path msgspec names in `exc` (``$.cart[0]``): never the offending value.
+
+    msgspec names a dict key's mismatch as ``key` in `$.prices``: that is ``$.prices``.
+    """
     _, sep, path = str(exc).rpartition(" - at `")
-    return path.rstrip("`") if sep else "$"
+    if not sep:
+        return "$"
+    return path.rstrip("`").rpartition("` in `")[2]
 
 
 _MUTABLE = (list, dict, set, bytearray)
@@ -269,8 +274,7 @@ class SessionSchema(Generic[S]):
         try:
             if self.migrate is not None:
                 stored = self.migrate(stored)
-            model: S = msgspec.convert(stored, self.type)
-            return model
+            return self._from_json(stored)
         except msgspec.ValidationError as exc:
             why = f"does not match the schema {name} (at {_where(exc)})"
         except Exception as exc:
@@ -338,9 +342,18 @@ class SessionSchema(Generic[S]):
                 "docs/typed-sessions.md)"
             )
 
+    def _from_json(self, stored: Any) -> S:
+        """`stored` (decoded JSON) as the schema, as msgspec.json.decode(type=) would read it.
+
+        ``str_keys``: JSON object keys are strings, so a ``dict[int, ...]`` field's keys
+        are parsed from them, as the JSON decoder does.
+        """
+        model: S = msgspec.convert(stored, self.type, str_keys=True)
+        return model
+
     def _validated(self, stored: Any) -> S:
         try:
-            model: S = msgspec.convert(stored, self.type)
+            model = self._from_json(stored)
         except msgspec.ValidationError as exc:
             raise SessionValidationError(
                 f"Session data does not match the schema {self.type.__qualname__}: {exc}",
