@@ -7,7 +7,7 @@ and flash messages: tests/core/auth/test_typed_sessions.py.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import pytest
@@ -223,6 +223,42 @@ async def test_a_dict_with_int_keys_is_written_and_read_back() -> None:
     response = await get(app, '/set?prices={"x":"ex"}', cookie)
     assert response.status == 422
     assert response.json["path"] == "$.prices"  # the dict whose key does not fit
+
+
+class Plan(msgspec.Struct):
+    plan: Literal["free", "pro"] = "free"
+    n: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n > 100:
+            raise RuntimeError("too big")
+
+
+async def test_a_validation_error_names_the_path_and_never_the_value() -> None:
+    app = new_app()
+    session = Session(app, schema=Plan, warn_lock=False)
+    caught: list[SessionValidationError] = []
+
+    @app.post("/set")
+    async def set_value(request: Request) -> HTTPResponse:
+        try:
+            async with session.of(request) as sess:
+                sess.update(request.json)
+        except SessionValidationError as exc:
+            caught.append(exc)
+            return text(str(exc), 422)
+        return text("ok")
+
+    response = await app.asgi_client.post("/set", json={"plan": "card 4111-1111-1111-1111"})
+    assert response[1].status == 422
+    exc = caught[-1]
+    assert exc.path == "$.plan" and "4111" not in str(exc) and exc.__cause__ is None
+    assert str(exc) == "Session data does not match the schema Plan at $.plan: invalid value"
+
+    response = await app.asgi_client.post("/set", json={"n": 101})  # __post_init__ raises
+    assert response[1].status == 422
+    assert "building it raised RuntimeError" in str(caught[-1])
+    assert isinstance(caught[-1].__cause__, RuntimeError)  # chained, for the traceback
 
 
 def test_a_migrate_function_must_be_callable() -> None:

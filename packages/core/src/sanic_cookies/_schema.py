@@ -70,6 +70,16 @@ Migrate = Callable[[dict[str, Any]], dict[str, Any]]
 _json = msgspec.json.encode
 
 
+#: The starts of msgspec's validation messages that name types and fields, never values.
+_SAFE_REASONS = ("Expected `", "Object missing required field `")
+
+
+def _reason(exc: msgspec.ValidationError) -> str:
+    """msgspec's reason for `exc` if it names no value (see `_SAFE_REASONS`)."""
+    reason = str(exc).rpartition(" - at `")[0] or str(exc)
+    return reason if reason.startswith(_SAFE_REASONS) else "invalid value"
+
+
 def _where(exc: msgspec.ValidationError) -> str:
     """The path msgspec names in `exc` (``$.cart[0]``): never the offending value.
 
@@ -277,7 +287,7 @@ class SessionSchema(Generic[S]):
             return self._from_json(stored)
         except msgspec.ValidationError as exc:
             why = f"does not match the schema {name} (at {_where(exc)})"
-        except Exception as exc:
+        except Exception as exc:  # migrate, or a __post_init__, raised
             why = f"could not be migrated to the schema {name} ({type(exc).__name__})"
         if owner is not None and _first_report(owner):
             logger.warning(
@@ -352,13 +362,27 @@ class SessionSchema(Generic[S]):
         return model
 
     def _validated(self, stored: Any) -> S:
+        """`stored` as the schema, or `SessionValidationError` saying where and why, never a value.
+
+        msgspec's own message can carry the value (``Invalid enum value 'x'``), and an
+        uncaught exception's message goes to the error log, so the message keeps only
+        the path and a reason that names types. An exception other than a validation
+        error (raised by a ``__post_init__``) is one too, chained.
+        """
+        name = self.type.__qualname__
         try:
             model = self._from_json(stored)
         except msgspec.ValidationError as exc:
+            path = _where(exc)
             raise SessionValidationError(
-                f"Session data does not match the schema {self.type.__qualname__}: {exc}",
-                path=_where(exc),
+                f"Session data does not match the schema {name} at {path}: {_reason(exc)}",
+                path=path,
             ) from None
+        except Exception as exc:
+            raise SessionValidationError(
+                f"Session data does not match the schema {name}: building it raised "
+                f"{type(exc).__name__}"
+            ) from exc
         return model
 
 
