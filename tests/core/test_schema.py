@@ -7,6 +7,7 @@ and flash messages: tests/core/auth/test_typed_sessions.py.
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any, Literal
 
 import msgspec
@@ -175,7 +176,7 @@ class FreshFactory(msgspec.Struct):
     ("schema", "says"),
     [
         (SharedDefault, "Field 'prefs' of SharedDefault .* every session would share"),
-        (NestedSharedDefault, "Field 'prefs' of SharedDefault \\(in session schema Nested"),
+        (NestedSharedDefault, "Field 'prefs' of SharedDefault \\(session schema Nested"),
         (SharedFactory, "Field 'tags' of SharedFactory .* returns the same mutable object"),
     ],
 )
@@ -259,6 +260,29 @@ async def test_a_validation_error_names_the_path_and_never_the_value() -> None:
     assert response[1].status == 422
     assert "building it raised RuntimeError" in str(caught[-1])
     assert isinstance(caught[-1].__cause__, RuntimeError)  # chained, for the traceback
+
+
+class PerVisitor(msgspec.Struct):
+    cart_id: str = msgspec.field(default_factory=lambda: uuid.uuid4().hex)
+
+
+class Tagged(msgspec.Struct):
+    sku: str = ""
+    tag: str = msgspec.field(default_factory=lambda: uuid.uuid4().hex)  # nested: stored
+
+
+class SameEachTime(msgspec.Struct):
+    tags: list[str] = msgspec.field(default_factory=lambda: ["new"])
+    lines: list[Tagged] = []
+
+
+async def test_a_default_factory_that_differs_per_call_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"'cart_id' of PerVisitor .* different value"):
+        Session(new_app(), schema=PerVisitor)
+    app, _ = cart_app(schema=SameEachTime)
+    response = await get(app, "/show")
+    assert response.json["data"]["tags"] == ["new"]
+    assert set_cookie_headers(response) == []  # a read stores nothing: the session is empty
 
 
 def test_a_migrate_function_must_be_callable() -> None:

@@ -129,13 +129,18 @@ def _struct_types(node: Any, seen: dict[type, None]) -> None:
                 _struct_types(item, seen)
 
 
-def _check_shared_defaults(struct: type[msgspec.Struct]) -> None:
-    """Refuse a default that every session would share (one object, changed in place).
+def _check_defaults(struct: type[msgspec.Struct]) -> None:
+    """Refuse a default that every session would share, or that differs per session.
 
     msgspec copies a ``[]``/``{}``/``set()`` default per instance, and refuses a mutable
     Struct as a default, but a frozen Struct (or tuple) default is one object for the
     whole process: a list inside it, appended to by one user's request, would be seen
     by every other session. Checked for every Struct the schema can hold.
+
+    A ``default_factory`` of the schema's own fields must give the same value on every
+    call (compared by encoding): a field at its default is not stored, so a default that
+    differs per session (``uuid4``) would make every visitor's session non-empty, and
+    stored, on its first read.
 
     Raises:
         ConfigurationError: Such a default; the message says what to write instead.
@@ -144,24 +149,38 @@ def _check_shared_defaults(struct: type[msgspec.Struct]) -> None:
     _struct_types(msgspec.inspect.type_info(struct), types)
     for cls in types:
         for field in msgspec.structs.fields(cls):
+            where = (
+                f"Field {field.name!r} of {cls.__qualname__} (session schema {struct.__qualname__})"
+            )
             if field.default is not msgspec.NODEFAULT and _mutable_ids(field.default):
                 kind = type(field.default).__name__
                 raise ConfigurationError(
-                    f"Field {field.name!r} of {cls.__qualname__} (in session schema "
-                    f"{struct.__qualname__}) defaults to one {kind} object holding a mutable "
-                    "value, which every session would share (a change made for one user would "
-                    f"be seen by all): use msgspec.field(default_factory={kind}) or a "
-                    "default_factory that builds a new value each time"
+                    f"{where} defaults to one {kind} object holding a mutable value, which "
+                    "every session would share (a change made for one user would be seen by "
+                    f"all): use msgspec.field(default_factory={kind}) or a default_factory "
+                    "that builds a new value each time"
                 )
-            if field.default_factory is msgspec.NODEFAULT:
-                continue
-            made = (field.default_factory(), field.default_factory())  # both alive: ids differ
-            if _mutable_ids(made[0]) & _mutable_ids(made[1]):
-                raise ConfigurationError(
-                    f"Field {field.name!r} of {cls.__qualname__} (in session schema "
-                    f"{struct.__qualname__}): its default_factory returns the same mutable "
-                    "object each time, which every session would share: build a new one per call"
-                )
+            if field.default_factory is not msgspec.NODEFAULT:
+                _check_factory(field.default_factory, where, per_session=cls is struct)
+
+
+def _check_factory(factory: Callable[[], Any], where: str, *, per_session: bool) -> None:
+    made = (factory(), factory())  # both alive at once, so their ids differ unless shared
+    if _mutable_ids(made[0]) & _mutable_ids(made[1]):
+        raise ConfigurationError(
+            f"{where}: its default_factory returns the same mutable object each time, which "
+            "every session would share: build a new one per call"
+        )
+    try:
+        differs = per_session and _json(made[0]) != _json(made[1])
+    except (TypeError, ValueError, OverflowError):
+        return  # not encodable: the check of the defaults says so
+    if differs:
+        raise ConfigurationError(
+            f"{where}: its default_factory gives a different value on each call, so every "
+            "new session would differ from its defaults and be stored on its first read: "
+            "default to an empty value and set it where it is needed"
+        )
 
 
 def _checked_fields(struct: Any) -> tuple[msgspec.structs.FieldInfo, ...]:
@@ -192,7 +211,7 @@ def _checked_fields(struct: Any) -> tuple[msgspec.structs.FieldInfo, ...]:
                 f"Field {field.name!r} of session schema {name}: names starting with "
                 f"{LIBRARY_PREFIX!r} are the library's (CSRF token, flash messages)"
             )
-    _check_shared_defaults(struct)
+    _check_defaults(struct)
     return fields
 
 
