@@ -23,8 +23,11 @@ from sanic_cookies import (
     SessionSerializationError,
     SessionValidationError,
 )
+from sanic_cookies._csrf_token import TOKEN_KEY
+from sanic_cookies._flash import FLASH_KEY
 from sanic_cookies._ids import store_key
 from sanic_cookies._record import decode_data, decode_record
+from sanic_cookies._schema import LIBRARY_KEYS
 from sanic_cookies.backends.memory import MemoryBackend
 
 
@@ -283,6 +286,17 @@ async def test_a_default_factory_that_differs_per_call_is_refused() -> None:
     response = await get(app, "/show")
     assert response.json["data"]["tags"] == ["new"]
     assert set_cookie_headers(response) == []  # a read stores nothing: the session is empty
+
+
+def test_only_the_librarys_own_underscore_keys_can_be_set() -> None:
+    data = SessionSchema(Cart).new()
+    data["_csrf"] = "secret"
+    data["_flashes"] = [["message", "hi"]]
+    assert dict(data)["_csrf"] == "secret"
+    with pytest.raises(SessionValidationError, match=r"no field '_anything' .*library's"):
+        data["_anything"] = 1
+    assert "_anything" not in data
+    assert {TOKEN_KEY, FLASH_KEY} == LIBRARY_KEYS
 
 
 def test_a_migrate_function_must_be_callable() -> None:

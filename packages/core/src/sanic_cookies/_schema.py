@@ -50,6 +50,10 @@ logger = logging.getLogger("sanic_cookies")
 #: Keys starting with this belong to the library (``_csrf``, ``_flashes``), not the schema.
 LIBRARY_PREFIX = "_"
 
+#: The library's keys a typed session's mapping may set: the CSRF secret
+#: (`sanic_cookies._csrf_token.TOKEN_KEY`) and the flash queue (`sanic_cookies._flash.FLASH_KEY`).
+LIBRARY_KEYS = frozenset({"_csrf", "_flashes"})
+
 #: The requests' sessions whose mismatching record was logged, by id (a SessionDict, a
 #: mapping, is unhashable): one line per request, however often it reloads the record.
 _reported: dict[int, weakref.ref[SessionState]] = {}
@@ -410,7 +414,9 @@ class SchemaData(MutableMapping[str, Any]):
 
     As a mapping, a field's key is its attribute name and is always present: deleting
     it (or `clear`) puts it back to its default. Setting a key the schema has no field
-    for raises `SessionValidationError` (a ``_`` key is the library's and is kept).
+    for raises `SessionValidationError`, unless it is one of the library's keys
+    (`LIBRARY_KEYS`), kept beside the fields; a stored record's other ``_`` keys are
+    kept as they are.
     """
 
     __slots__ = ("_extras", "_schema", "_valid", "model")
@@ -437,11 +443,13 @@ class SchemaData(MutableMapping[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         if key in self._schema.names:
             setattr(self.model, key, value)
-        elif isinstance(key, str) and key.startswith(LIBRARY_PREFIX):
+        elif key in LIBRARY_KEYS:
             self._extras[key] = value
         else:
+            reserved = isinstance(key, str) and key.startswith(LIBRARY_PREFIX)
+            why = " (keys starting with '_' are the library's)" if reserved else ""
             raise SessionValidationError(
-                f"The session schema {self._schema.type.__qualname__} has no field {key!r}",
+                f"The session schema {self._schema.type.__qualname__} has no field {key!r}{why}",
                 key=key if isinstance(key, str) else None,
             )
 
@@ -462,7 +470,11 @@ class SchemaData(MutableMapping[str, Any]):
         return key in self._schema.names or key in self._extras
 
     def clear(self) -> None:
-        """Every field back to its default (in place: ``sess.data`` stays the same object)."""
+        """Every field back to its default (in place: ``sess.data`` stays the same object).
+
+        The library's keys go too, as in an untyped session: the CSRF secret (a new one is
+        made when next needed) and pending flash messages.
+        """
         fresh = self._schema.type()
         for attr, _ in self._schema.fields:
             setattr(self.model, attr, getattr(fresh, attr))
