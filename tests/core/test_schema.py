@@ -738,6 +738,35 @@ def test_version_field_must_be_a_field_and_migrate_must_give_the_defaults_for_no
         SessionSchema(CartVersioned, migrate=adds_a_line, version_field="version")
 
 
+async def test_a_held_data_is_the_data_of_its_block_only() -> None:
+    app, session = cart_app()
+
+    @app.get("/held")
+    async def held(request: Request) -> HTTPResponse:
+        async with session.of(request) as sess:
+            kept = sess.data
+        async with session.of(request) as sess:
+            sess.data.coupon = "SPRING"
+            fresh = sess.data
+        kept.visits = 99  # after its block: not the session's data any more
+        return json(kept is fresh)
+
+    cookie = cookie_header(await get(app, "/add?sku=a"))
+    assert (await get(app, "/held", cookie)).json is False
+    data = (await get(app, "/show", cookie)).json["data"]
+    assert (data["coupon"], data["visits"]) == ("SPRING", 1)
+
+
+async def test_a_field_added_in_a_rolling_deploy_is_lost_when_an_old_instance_writes() -> None:
+    store = MemoryBackend()  # old and new instances share the store
+    new, new_session = cart_app(schema=V2Added, backend=store)
+    old, _ = cart_app(schema=V1, backend=store)
+    cookie = cookie_header(await get(new, '/set?currency="USD"'))
+    assert (await get(old, '/set?theme="dark"', cookie)).status == 200  # an old instance writes
+    assert await stored(new_session, cookie) == {"theme": "dark"}  # "currency" is gone
+    assert (await get(new, "/show", cookie)).json["data"]["currency"] == "EUR"
+
+
 async def test_a_removed_field_goes_at_the_next_write() -> None:
     app, session = cart_app(schema=V2Added)
     cookie = cookie_header(await get(app, '/set?currency="USD"&theme="dark"'))
