@@ -300,9 +300,13 @@ class SessionSchema(Generic[S]):
         extras = {k: v for k, v in data.items() if k.startswith(LIBRARY_PREFIX)}
         stored = {k: v for k, v in data.items() if not k.startswith(LIBRARY_PREFIX)}
         model = self._convert(stored, owner)
-        return SchemaData(self, model, extras, self.encode_fields(model))
+        fields = self.type() if model is None else model
+        value = SchemaData(self, fields, extras, self.encode_fields(fields))
+        value.mismatch = model is None
+        return value
 
-    def _convert(self, stored: dict[str, Any], owner: SessionState | None) -> S:
+    def _convert(self, stored: dict[str, Any], owner: SessionState | None) -> S | None:
+        """`stored` as the schema; None (logged once per request) if it does not match."""
         name = self.type.__qualname__
         try:
             if self.migrate is not None:
@@ -318,7 +322,7 @@ class SessionSchema(Generic[S]):
                 owner.log_label,
                 why,
             )
-        return self.type()
+        return None
 
     def encode_fields(self, model: S) -> bytes:
         """The JSON object of the fields of `model` whose encoding differs from the default's.
@@ -419,7 +423,7 @@ class SchemaData(MutableMapping[str, Any]):
     kept as they are.
     """
 
-    __slots__ = ("_extras", "_schema", "_valid", "model")
+    __slots__ = ("_extras", "_schema", "_valid", "mismatch", "model")
 
     @property
     def schema(self) -> SessionSchema[Any]:
@@ -434,6 +438,9 @@ class SchemaData(MutableMapping[str, Any]):
         self.model = model
         self._extras = extras
         self._valid = valid  # the last encoding of the fields known to match the schema
+        #: The fields are the defaults because the stored record did not match the schema
+        #: (the record is left as it is until a request changes the session).
+        self.mismatch = False
 
     def __getitem__(self, key: str) -> Any:
         if key in self._schema.names:

@@ -100,20 +100,27 @@ class SessionWrites(SessionState):
         self._stored = stored_session((value, expires))
         self._record = record
         self._orig = data
-        self._rotate = self._meta_changed = False
+        self._rotate = self._meta_changed = self._mismatch = False
         self._cookie_action = SET_COOKIE
 
     def _write_state(self, data: bytes, t: float) -> WriteState:
         changed = data != self._orig
         exists = self._stored is not None
+        # A typed record that did not match its schema, which this request did not
+        # change: never ended as empty nor rewritten by a refresh (its data would be lost
+        # to the defaults). Its sliding expiry is left to `finish`, which extends it
+        # without a rewrite where the store can (`SessionSide.refresh`).
+        kept = self._mismatch and not changed
         # Sliding expiry matters only to a session that nothing else makes write.
         due = (
-            exists and not (changed or self._meta_changed or self._rotate) and self._refresh_due(t)
+            exists
+            and not (changed or self._meta_changed or self._rotate or kept)
+            and self._refresh_due(t)
         )
         return write_state(
             (
                 changed,
-                data == EMPTY_DATA,
+                data == EMPTY_DATA and not kept,
                 self._auth is not None,
                 exists,
                 self._destroyed,
