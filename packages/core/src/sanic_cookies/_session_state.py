@@ -155,7 +155,8 @@ class SessionState:
         side = self._side
         assert side is not None
         self._stored = self._record = self._auth = None
-        self._data = self._fresh_data()
+        schema = self._session.schema  # (inline: every new session starts here)
+        self._data = {} if schema is None else schema.new()
         self._orig = EMPTY_DATA
         self._mismatch = False
         self._created = t
@@ -166,16 +167,12 @@ class SessionState:
     def _forget_all(self) -> None:
         """The session ended: nothing stored, a fresh empty one, the cookie expired if sent."""
         self._stored = self._record = self._auth = None
-        self._data = self._fresh_data()
+        schema = self._session.schema
+        self._data = {} if schema is None else schema.new()
         self._orig = EMPTY_DATA
         self._sid = self._key = None
         self._rotate = self._destroyed = self._meta_changed = self._mismatch = False
         self._cookie_action = DELETE_COOKIE if self._cookie_value else KEEP_COOKIE
-
-    def _fresh_data(self) -> MutableMapping[str, Any]:
-        """The data of a new session: empty, or a typed session's defaults."""
-        schema = self._session.schema
-        return {} if schema is None else schema.new()
 
     @property
     def log_label(self) -> str:
