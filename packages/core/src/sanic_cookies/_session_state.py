@@ -158,7 +158,6 @@ class SessionState:
         schema = self._session.schema  # (inline: every new session starts here)
         self._data = {} if schema is None else schema.new()
         self._orig = EMPTY_DATA
-        self._mismatch = False
         self._created = t
         self._deadline = t + side.lifetime
         self._ttl = side.expiry

@@ -100,7 +100,9 @@ class SessionWrites(SessionState):
         self._stored = stored_session((value, expires))
         self._record = record
         self._orig = data
-        self._rotate = self._meta_changed = self._mismatch = False
+        self._rotate = self._meta_changed = False
+        if self._mismatch:  # (a read, not a store, on every other write)
+            self._mismatch = False  # the record now matches
         self._cookie_action = SET_COOKIE
 
     def _write_state(self, data: bytes, t: float) -> WriteState:
@@ -147,6 +149,7 @@ class SessionWrites(SessionState):
     def _restart(self) -> None:
         """destroy() then new data (a "logged out" message, say): a new session holding it."""
         kept = self._data
+        self._mismatch = False  # a new session: nothing stored to keep
         self._adopt(None)
         self._data = kept
         self._sid = self._key = None
