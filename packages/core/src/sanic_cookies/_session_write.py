@@ -115,9 +115,7 @@ class SessionWrites(SessionState):
         kept = self._mismatch and not changed
         # Sliding expiry matters only to a session that nothing else makes write.
         due = (
-            exists
-            and not (changed or self._meta_changed or self._rotate or kept)
-            and self._refresh_due(t)
+            exists and not (changed or self._meta_changed or self._rotate) and self._refresh_due(t)
         )
         return write_state(
             (
@@ -128,7 +126,7 @@ class SessionWrites(SessionState):
                 self._destroyed,
                 self._rotate,
                 self._meta_changed,
-                due,
+                due and not kept,
                 min(self._ttl, self._deadline - t),
             )
         )
