@@ -7,7 +7,8 @@ and flash messages: tests/core/auth/test_typed_sessions.py.
 from __future__ import annotations
 
 import logging
-from typing import Any
+import uuid
+from typing import Any, Literal
 
 import msgspec
 import pytest
@@ -22,8 +23,12 @@ from sanic_cookies import (
     SessionSerializationError,
     SessionValidationError,
 )
+from sanic_cookies._csrf_token import TOKEN_KEY
+from sanic_cookies._flash import FLASH_KEY
 from sanic_cookies._ids import store_key
 from sanic_cookies._record import decode_data, decode_record
+from sanic_cookies._schema import LIBRARY_KEYS
+from sanic_cookies.backends.memory import MemoryBackend
 
 
 class Item(msgspec.Struct):
@@ -142,6 +147,156 @@ class BadDefault(msgspec.Struct):
 def test_a_schema_that_cannot_hold_a_session_is_refused_at_once(schema: Any, says: str) -> None:
     with pytest.raises(ConfigurationError, match=says):
         Session(new_app(), schema=schema)
+
+
+class SeenPrefs(msgspec.Struct, frozen=True):
+    theme: str = "light"
+    seen: list[str] = []  # one list per SeenPrefs instance, but SeenPrefs() below is one
+
+
+class SharedDefault(msgspec.Struct):
+    prefs: SeenPrefs = SeenPrefs()
+
+
+class NestedSharedDefault(msgspec.Struct):
+    lines: list[Item] = []
+    history: list[SharedDefault] = []  # each decoded SharedDefault would share its prefs
+
+
+SHARED_LIST: list[str] = []
+
+
+class SharedFactory(msgspec.Struct):
+    tags: list[str] = msgspec.field(default_factory=lambda: SHARED_LIST)
+
+
+class FreshFactory(msgspec.Struct):
+    prefs: SeenPrefs = msgspec.field(default_factory=SeenPrefs)
+    pair: tuple[int, str] = (1, "a")  # immutable all through: fine
+
+
+@pytest.mark.parametrize(
+    ("schema", "says"),
+    [
+        (SharedDefault, "Field 'prefs' of SharedDefault .* every session would share"),
+        (NestedSharedDefault, "Field 'prefs' of SharedDefault \\(session schema Nested"),
+        (SharedFactory, "Field 'tags' of SharedFactory .* returns the same mutable object"),
+    ],
+)
+def test_a_default_every_session_would_share_is_refused(schema: Any, says: str) -> None:
+    with pytest.raises(ConfigurationError, match=says) as caught:
+        Session(new_app(), schema=schema)
+    assert "default_factory" in str(caught.value)  # says what to write instead
+
+
+async def test_a_fresh_default_is_one_object_per_session() -> None:
+    app = new_app()
+    session = Session(app, schema=FreshFactory, warn_lock=False)
+
+    @app.get("/see/<what>")
+    async def see(request: Request, what: str) -> HTTPResponse:
+        async with session.of(request) as sess:
+            sess.data.prefs.seen.append(what)
+            return json(sess.data.prefs.seen)
+
+    alice = cookie_header(await get(app, "/see/alice-private"))
+    assert (await get(app, "/see/again", alice)).json == ["alice-private", "again"]
+    assert (await get(app, "/see/bob")).json == ["bob"]  # a new visitor sees nothing of Alice's
+
+
+class Flag(msgspec.Struct):
+    flag: bool | int = 0
+
+
+async def test_a_value_equal_to_its_default_in_python_but_encoded_differently_is_stored() -> None:
+    app, session = cart_app(schema=Flag)
+    cookie = cookie_header(await get(app, "/set?flag=false"))  # False == 0 in Python
+    assert await stored(session, cookie) == {"flag": False}
+    assert (await get(app, "/show", cookie)).json["data"] == {"flag": False}
+
+
+class Priced(msgspec.Struct):
+    prices: dict[int, str] = {}
+
+
+async def test_a_dict_with_int_keys_is_written_and_read_back() -> None:
+    app, session = cart_app(schema=Priced)
+    cookie = cookie_header(await get(app, '/set?prices={"5":"five"}'))  # JSON keys are strings
+    assert await stored(session, cookie) == {"prices": {"5": "five"}}
+    assert (await get(app, "/peek", cookie)).json == {"prices": {"5": "five"}}
+    response = await get(app, '/set?prices={"x":"ex"}', cookie)
+    assert response.status == 422
+    assert response.json["path"] == "$.prices"  # the dict whose key does not fit
+
+
+class Plan(msgspec.Struct):
+    plan: Literal["free", "pro"] = "free"
+    n: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n > 100:
+            raise RuntimeError("too big")
+
+
+async def test_a_validation_error_names_the_path_and_never_the_value() -> None:
+    app = new_app()
+    session = Session(app, schema=Plan, warn_lock=False)
+    caught: list[SessionValidationError] = []
+
+    @app.post("/set")
+    async def set_value(request: Request) -> HTTPResponse:
+        try:
+            async with session.of(request) as sess:
+                sess.update(request.json)
+        except SessionValidationError as exc:
+            caught.append(exc)
+            return text(str(exc), 422)
+        return text("ok")
+
+    response = await app.asgi_client.post("/set", json={"plan": "card 4111-1111-1111-1111"})
+    assert response[1].status == 422
+    exc = caught[-1]
+    assert exc.path == "$.plan" and "4111" not in str(exc) and exc.__cause__ is None
+    assert str(exc) == "Session data does not match the schema Plan at $.plan: invalid value"
+
+    response = await app.asgi_client.post("/set", json={"n": 101})  # __post_init__ raises
+    assert response[1].status == 422
+    assert "building it raised RuntimeError" in str(caught[-1])
+    assert isinstance(caught[-1].__cause__, RuntimeError)  # chained, for the traceback
+
+
+class PerVisitor(msgspec.Struct):
+    cart_id: str = msgspec.field(default_factory=lambda: uuid.uuid4().hex)
+
+
+class Tagged(msgspec.Struct):
+    sku: str = ""
+    tag: str = msgspec.field(default_factory=lambda: uuid.uuid4().hex)  # nested: stored
+
+
+class SameEachTime(msgspec.Struct):
+    tags: list[str] = msgspec.field(default_factory=lambda: ["new"])
+    lines: list[Tagged] = []
+
+
+async def test_a_default_factory_that_differs_per_call_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"'cart_id' of PerVisitor .* different value"):
+        Session(new_app(), schema=PerVisitor)
+    app, _ = cart_app(schema=SameEachTime)
+    response = await get(app, "/show")
+    assert response.json["data"]["tags"] == ["new"]
+    assert set_cookie_headers(response) == []  # a read stores nothing: the session is empty
+
+
+def test_only_the_librarys_own_underscore_keys_can_be_set() -> None:
+    data = SessionSchema(Cart).new()
+    data["_csrf"] = "secret"
+    data["_flashes"] = [["message", "hi"]]
+    assert dict(data)["_csrf"] == "secret"
+    with pytest.raises(SessionValidationError, match=r"no field '_anything' .*library's"):
+        data["_anything"] = 1
+    assert "_anything" not in data
+    assert {TOKEN_KEY, FLASH_KEY} == LIBRARY_KEYS
 
 
 def test_a_migrate_function_must_be_callable() -> None:
@@ -455,7 +610,9 @@ def upgrade(stored: dict[str, Any]) -> dict[str, Any]:
 
 
 def failing_upgrade(stored: dict[str, Any]) -> dict[str, Any]:
-    raise KeyError("cart")
+    if any(isinstance(line, str) for line in stored.get("cart", [])):
+        raise KeyError("cart")  # only on old records: it must work on what the schema writes
+    return stored
 
 
 @pytest.mark.parametrize(
@@ -500,6 +657,114 @@ async def test_a_schema_change_reads_the_old_records_as_documented(
     assert (await get(app, "/show", cookie)).json["data"] == expected
     lines = warnings_of(caplog)
     assert lines == [] if logged is None else (len(lines) == 1 and logged in lines[0])
+
+
+class LineV2(msgspec.Struct):
+    sku: str
+    qty: int = 1
+
+
+class CartVersioned(msgspec.Struct):
+    version: int = 2
+    lines: list[LineV2] = []
+
+
+def upgrade_skus(stored: dict[str, Any]) -> dict[str, Any]:
+    """The migrate function of docs/typed-sessions.md: version 1 stored SKUs under "skus"."""
+    if stored.get("version", 1) == 1:
+        stored["lines"] = [{"sku": sku} for sku in stored.pop("skus", [])]
+        stored["version"] = 2
+    return stored
+
+
+class CartV1Skus(msgspec.Struct):
+    skus: list[str] = []
+
+
+def lines_app(schema: Any, **options: Any) -> tuple[Any, Session[Any]]:
+    app = new_app()
+    session: Session[Any] = Session(app, schema=schema, warn_lock=False, **options)
+
+    @app.get("/add/<sku>")
+    async def add(request: Request, sku: str) -> HTTPResponse:
+        try:
+            async with session.of(request) as sess:
+                sess.data.lines.append(LineV2(sku))
+        except SessionValidationError as exc:
+            return text(str(exc), 422)
+        return text("ok")
+
+    @app.get("/lines")
+    async def lines(request: Request) -> HTTPResponse:
+        async with session.of(request) as sess:
+            return json([line.sku for line in sess.data.lines])
+
+    return app, session
+
+
+async def test_a_version_field_is_stored_and_a_migrated_cart_survives_many_requests() -> None:
+    store = MemoryBackend()  # one store, as two deploys share one
+    old, _ = cart_app(schema=CartV1Skus, backend=store)
+    cookie = cookie_header(await get(old, '/set?skus=["tea"]'))  # a version 1 record
+    schema = SessionSchema(CartVersioned, migrate=upgrade_skus, version_field="version")
+    app, session = lines_app(schema, backend=store)
+    assert (await get(app, "/lines", cookie)).json == ["tea"]
+    skus = ["tea"]
+    for sku in ("jam", "bread"):
+        skus.append(sku)
+        assert (await get(app, f"/add/{sku}", cookie)).text == "ok"
+        # "version" is at its default and stored all the same: the record says it is current
+        lines = [{"sku": s, "qty": 1} for s in skus]
+        assert await stored(session, cookie) == {"version": 2, "lines": lines}
+        assert (await get(app, "/lines", cookie)).json == skus
+
+
+async def test_a_write_that_the_migrate_function_would_read_back_differently_is_refused() -> None:
+    app, _ = lines_app(SessionSchema(CartVersioned, migrate=upgrade_skus))  # no version_field
+    response = await get(app, "/add/tea")
+    assert response.status == 422
+    assert "migrate function of session schema CartVersioned changes data" in response.text
+    assert set_cookie_headers(response) == []  # nothing stored: not a cart that empties itself
+
+
+def test_version_field_must_be_a_field_and_migrate_must_give_the_defaults_for_nothing() -> None:
+    with pytest.raises(ConfigurationError, match="'vers' is not a field"):
+        SessionSchema(CartVersioned, migrate=upgrade_skus, version_field="vers")
+
+    def adds_a_line(stored: dict[str, Any]) -> dict[str, Any]:
+        return {"lines": [{"sku": "free gift"}], **stored}
+
+    with pytest.raises(ConfigurationError, match="The defaults of session schema CartVersioned"):
+        SessionSchema(CartVersioned, migrate=adds_a_line, version_field="version")
+
+
+async def test_a_held_data_is_the_data_of_its_block_only() -> None:
+    app, session = cart_app()
+
+    @app.get("/held")
+    async def held(request: Request) -> HTTPResponse:
+        async with session.of(request) as sess:
+            kept = sess.data
+        async with session.of(request) as sess:
+            sess.data.coupon = "SPRING"
+            fresh = sess.data
+        kept.visits = 99  # after its block: not the session's data any more
+        return json(kept is fresh)
+
+    cookie = cookie_header(await get(app, "/add?sku=a"))
+    assert (await get(app, "/held", cookie)).json is False
+    data = (await get(app, "/show", cookie)).json["data"]
+    assert (data["coupon"], data["visits"]) == ("SPRING", 1)
+
+
+async def test_a_field_added_in_a_rolling_deploy_is_lost_when_an_old_instance_writes() -> None:
+    store = MemoryBackend()  # old and new instances share the store
+    new, new_session = cart_app(schema=V2Added, backend=store)
+    old, _ = cart_app(schema=V1, backend=store)
+    cookie = cookie_header(await get(new, '/set?currency="USD"'))
+    assert (await get(old, '/set?theme="dark"', cookie)).status == 200  # an old instance writes
+    assert await stored(new_session, cookie) == {"theme": "dark"}  # "currency" is gone
+    assert (await get(new, "/show", cookie)).json["data"]["currency"] == "EUR"
 
 
 async def test_a_removed_field_goes_at_the_next_write() -> None:

@@ -31,6 +31,7 @@ from sanic_cookies import (
     flash,
     get_flashed_messages,
 )
+from sanic_cookies.clock import ManualClock
 
 SAME = {"sec-fetch-site": "same-origin"}
 
@@ -91,6 +92,17 @@ def build(backend: Backend | str) -> tuple[Sanic[Any, Any], AuthSession]:
     @app.get("/whoami")
     async def whoami(request: Request) -> HTTPResponse:
         return json({"user": await auth.current_user(request)})
+
+    @app.get("/read")
+    async def read(request: Request) -> HTTPResponse:
+        async with auth.of(request) as sess:  # reads, changes nothing
+            return json(msgspec.to_builtins(sess.data))
+
+    @app.get("/set-note")  # a GET: no CSRF secret, so the record holds the note only
+    async def set_note(request: Request) -> HTTPResponse:
+        async with auth.of(request) as sess:
+            sess["note"] = request.args.get("value", "")
+        return text("ok")
 
     return app, auth
 
@@ -169,6 +181,36 @@ async def test_after_a_schema_change_old_data_starts_from_the_defaults_and_the_r
     assert "private note" not in caplog.text and "apple" not in caplog.text
 
 
+async def test_a_request_that_only_reads_a_record_that_no_longer_matches_leaves_it(
+    auth_backend: Backend | str, manual_clock: ManualClock
+) -> None:
+    app, auth = build(auth_backend)
+    plain, member = Browser(app), Browser(app)
+    await plain.get("/set-note", params={"value": "plain note"})  # no login, no _ keys
+    await post(member, "/login", user="alice", keep="1")
+    await member.get("/set-note", params={"value": "member note"})
+    cookies = (plain.cookie, member.cookie)
+    auth.schema = SessionSchema(CartV2)  # a deploy: the stored notes no longer match
+    manual_clock.advance(600)  # past the refresh interval: a read would slide the expiry
+    for browser in (plain, member):
+        for _ in range(2):
+            response = await browser.get("/read")
+            assert response.json == {"lines": [], "note": 0}  # the defaults, read only
+            # Never ended (it reads as empty) nor rewritten with the defaults; the server
+            # stores may extend the expiry in place, the cookie backend leaves it.
+            assert all(c.get("max-age") != "0" for c in browser.last_set.values())
+    assert (plain.cookie, member.cookie) == cookies  # the same id, or the same token
+    assert await member.whoami() == "alice"
+    auth.schema = SessionSchema(Cart)  # a rollback, or an old instance, reads them intact
+    assert (await plain.get("/read")).json["note"] == "plain note"
+    assert (await member.get("/read")).json["note"] == "member note"
+    # A request that changes the session replaces the record with data that matches.
+    auth.schema = SessionSchema(CartV2)
+    assert (await post(member, "/add", sku="apple")).status == 302
+    auth.schema = SessionSchema(Cart)
+    assert (await member.get("/read")).json == {"lines": [{"sku": "apple", "qty": 1}], "note": ""}
+
+
 class WsCart(msgspec.Struct):
     """The keys `auth_support.build_app` and `ws_support` use, as a schema."""
 
@@ -199,3 +241,26 @@ async def test_a_websocket_reads_and_writes_the_typed_session(auth_backend: Back
             assert await ws.result("note") == ""
         expected = ["apple"] if client_side else ["apple", "pear"]
         assert (await browser.request("GET", "/cart")).json() == expected
+
+
+class WsCartV2(msgspec.Struct):
+    cart: list[int] = []  # was list[str]: the stored carts no longer match
+    note: str = ""
+
+
+async def test_a_websocket_that_only_reads_a_record_that_no_longer_matches_leaves_it(
+    auth_backend: Backend | str,
+) -> None:
+    app, auth = build_app(auth_backend, schema=WsCart)
+    add_websocket_routes(app, auth)
+    async with serving(app) as address:
+        browser = HttpBrowser(address)
+        await browser.request("POST", "/cart", item="apple")  # no login, no _ keys
+        auth.schema = SessionSchema(WsCartV2)
+        async with browser.websocket() as ws:
+            # A read-only block: not ended as empty, not a WebsocketSessionError on the
+            # cookie backend (nothing to write).
+            assert await ws.ask("cart") == {"result": []}
+            assert await ws.ask("cart") == {"result": []}
+        auth.schema = SessionSchema(WsCart)
+        assert (await browser.request("GET", "/cart")).json() == ["apple"]

@@ -157,5 +157,6 @@ class SessionLoads(SessionWrites):
 
     def _discard(self) -> None:
         """Forget the block's changes (it raised): back to the state as loaded or last written."""
+        self._mismatch = False  # `_adopt` sets it again if the record still does not match
         self._adopt(self._stored)
         self._rotate = self._destroyed = self._meta_changed = False

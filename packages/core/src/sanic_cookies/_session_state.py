@@ -76,6 +76,9 @@ class SessionState:
     _created: float = 0.0
     _deadline: float = 0.0
     _meta_changed: bool = False
+    # A typed session whose stored record did not match its schema: its fields are the
+    # defaults, and the record is kept as it is unless the request changes the session.
+    _mismatch: bool = False
     _rotate: bool = False
     _destroyed: bool = False
     _lock: SessionLock | None = None
@@ -134,7 +137,8 @@ class SessionState:
                     if schema is None:
                         self._data, self._orig = data, bytes(record.data)
                     else:  # validated: a record that no longer matches starts from the defaults
-                        self._data, self._orig = schema.load(data, self)
+                        typed, self._orig = schema.load(data, self)
+                        self._data, self._mismatch = typed, typed.mismatch
                     self._stored = stored
                     self._record = record
                     self._auth = record.auth
@@ -166,7 +170,7 @@ class SessionState:
         self._data = {} if schema is None else schema.new()
         self._orig = EMPTY_DATA
         self._sid = self._key = None
-        self._rotate = self._destroyed = self._meta_changed = False
+        self._rotate = self._destroyed = self._meta_changed = self._mismatch = False
         self._cookie_action = DELETE_COOKIE if self._cookie_value else KEEP_COOKIE
 
     @property

@@ -101,11 +101,18 @@ class SessionWrites(SessionState):
         self._record = record
         self._orig = data
         self._rotate = self._meta_changed = False
+        if self._mismatch:  # (a read, not a store, on every other write)
+            self._mismatch = False  # the record now matches
         self._cookie_action = SET_COOKIE
 
     def _write_state(self, data: bytes, t: float) -> WriteState:
         changed = data != self._orig
         exists = self._stored is not None
+        # A typed record that did not match its schema, which this request did not
+        # change: never ended as empty nor rewritten by a refresh (its data would be lost
+        # to the defaults). Its sliding expiry is left to `finish`, which extends it
+        # without a rewrite where the store can (`SessionSide.refresh`).
+        kept = self._mismatch and not changed
         # Sliding expiry matters only to a session that nothing else makes write.
         due = (
             exists and not (changed or self._meta_changed or self._rotate) and self._refresh_due(t)
@@ -113,13 +120,13 @@ class SessionWrites(SessionState):
         return write_state(
             (
                 changed,
-                data == EMPTY_DATA,
+                data == EMPTY_DATA and not kept,
                 self._auth is not None,
                 exists,
                 self._destroyed,
                 self._rotate,
                 self._meta_changed,
-                due,
+                due and not kept,
                 min(self._ttl, self._deadline - t),
             )
         )
@@ -140,6 +147,7 @@ class SessionWrites(SessionState):
     def _restart(self) -> None:
         """destroy() then new data (a "logged out" message, say): a new session holding it."""
         kept = self._data
+        self._mismatch = False  # a new session: nothing stored to keep
         self._adopt(None)
         self._data = kept
         self._sid = self._key = None
