@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import inspect
+import logging
 import os
 import re
 import subprocess
@@ -188,6 +189,16 @@ def _fresh_sanic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     Sanic.test_mode = True
     Sanic._app_registry.clear()
+
+
+@pytest.fixture(autouse=True)
+def _library_log_level() -> Iterator[None]:
+    # docs/errors-and-logging.md sets the library logger to INFO: that must not reach
+    # the tests that run after it (a test counting the library's log lines saw an INFO one).
+    logger = logging.getLogger("sanic_cookies")
+    level = logger.level
+    yield
+    logger.setLevel(level)
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
