@@ -54,8 +54,10 @@ async def measure(backend: str, n: int) -> dict[str, float]:
     async def reader(request: Request) -> None:
         await request.ctx.session.load()
 
-    checked = SimpleNamespace(handler=handler)
-    exempt = SimpleNamespace(handler=csrf_exempt(lambda request: None))
+    checked = SimpleNamespace(handler=handler, extra=SimpleNamespace(websocket=False))
+    exempt = SimpleNamespace(
+        handler=csrf_exempt(lambda request: None), extra=SimpleNamespace(websocket=False)
+    )
 
     def make(route: Any, cookie: str | None, headers: dict[str, str], body: bytes) -> Request:
         all_headers = {"host": HOST, "sec-fetch-site": "same-origin", **headers}
