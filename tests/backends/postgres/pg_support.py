@@ -191,11 +191,18 @@ class AppServer:
                 if self.proc.poll() is not None:
                     break
                 with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{self.url}/ping")).status_code == 200:
+                    # Ready when every worker has started, not when the first one answers: a
+                    # worker still binding its socket can refuse the test's next connection.
+                    if (
+                        await client.get(f"{self.url}/ping")
+                    ).status_code == 200 and self._all_started():
                         return self
                 await asyncio.sleep(0.2)
         self.stop()
         pytest.fail(f"the app server did not start; its log:\n{self.output()}")
+
+    def _all_started(self) -> bool:
+        return self.output().count("Starting worker [") >= self.workers
 
     async def __aexit__(self, *exc: object) -> None:
         self.stop()
