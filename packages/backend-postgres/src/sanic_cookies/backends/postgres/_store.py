@@ -263,6 +263,12 @@ class PostgresStore(Backend):
             exists = bool(columns) or await conn.fetchval(
                 self.queries.table_exists, self.queries.table, timeout=self.command_timeout
             )
+            if exists and not columns:
+                # Another worker's CREATE TABLE committed between the two statements:
+                # read the columns again rather than call the new table "not ours".
+                columns = await conn.fetch(
+                    self.queries.table_columns, self.queries.table, timeout=self.command_timeout
+                )
         if not exists:
             if self.create_table:
                 return True
