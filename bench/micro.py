@@ -31,6 +31,7 @@ class FakeRequest:
     def __init__(self, cookie: str | None) -> None:
         self.headers = Header({"cookie": cookie} if cookie else {})
         self.ctx = SimpleNamespace()
+        self.route = None  # (what Sanic's middleware sees for an unrouted request: not a websocket)
 
 
 def render(response: BaseHTTPResponse) -> bytes:
