@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from core_support import (
     CountingBackend,
     cookie_header,
@@ -13,6 +14,7 @@ from core_support import (
 
 from sanic_cookies import StoredSession
 from sanic_cookies.backends.memory import _HEAD, _expiry, _pack
+from sanic_cookies._ids import store_key
 from sanic_cookies.clock import ManualClock, now
 
 
@@ -157,3 +159,60 @@ async def test_default_refresh_interval_is_a_tenth_of_expiry_at_most_five_minute
     _, long = session_app()
     assert short.config.refresh_after == 10
     assert long.config.refresh_after == 300
+
+
+async def test_changed_session_keeps_its_expiry_until_the_refresh_is_due(
+    manual_clock: ManualClock,
+) -> None:
+    # A write under the same id does not re-send the cookie on every request: the store
+    # keeps the expiry the cookie has, and both slide together once a refresh is due.
+    backend = CountingBackend()
+    app, _ = session_app(backend=backend, expiry=2, refresh_interval=0.5)
+    cookie = cookie_header(await get(app, "/incr"))
+    key = store_key(cookie.partition("=")[2])
+    stored = await backend.inner.load(key)
+    assert stored is not None
+    expires = stored.expires_at
+
+    manual_clock.advance(0.4)  # a refresh would gain 0.4 s < 0.5 s
+    backend.reset()
+    response = await get(app, "/incr", cookie)
+    assert response.json == {"n": 2}
+    assert backend.store_calls() == {"lock.acquire": 1, "lock.save_and_release": 1}
+    assert set_cookie_headers(response) == []
+    stored = await backend.inner.load(key)
+    assert stored is not None and stored.expires_at == pytest.approx(expires)
+
+    manual_clock.advance(0.3)  # 0.7 s: due
+    response = await get(app, "/incr", cookie)
+    value, attrs = session_cookie(response)
+    assert f"session={value}" == cookie and attrs["max-age"] == "2"
+    stored = await backend.inner.load(key)
+    assert stored is not None and stored.expires_at == pytest.approx(now() + 2)
+
+    # Changed every 0.4 s for 4 s, twice the idle timeout: alive, every change kept.
+    for n in range(4, 14):
+        manual_clock.advance(0.4)
+        response = await get(app, "/incr", cookie)
+        assert response.json == {"n": n}
+        for header in set_cookie_headers(response):
+            assert header.startswith(cookie + ";") and "Max-Age=2" in header
+
+    # The store and the cookie agree: idle for the whole timeout after the last refresh,
+    # the session is over (within refresh_interval of its last change).
+    manual_clock.advance(2)
+    assert (await get(app, "/locked-read", cookie)).json == {}
+
+
+async def test_changed_session_still_ends_at_its_lifetime(manual_clock: ManualClock) -> None:
+    # With the default refresh interval (6 s of a 60 s expiry), writes keep the expiry the
+    # lifetime set: the session ends at 1.5 s, however often it changes.
+    app, _ = session_app(expiry=60, lifetime=1.5)
+    cookie = cookie_header(await get(app, "/incr"))
+    for n in (2, 3, 4):
+        manual_clock.advance(0.4)
+        response = await get(app, "/incr", cookie)
+        assert response.json == {"n": n}
+        assert set_cookie_headers(response) == []
+    manual_clock.advance(0.3)  # 1.5 s after creation
+    assert (await get(app, "/locked-read", cookie)).json == {}

@@ -13,7 +13,14 @@ from sanic.exceptions import ServerError
 from sanic.response import text
 from sanic.response.types import HEADER_TRANSLATION_TABLE
 
-from sanic_cookies._set_cookie import _TAILS, CookieTemplate, SessionCookie, _HeaderValue
+from sanic_cookies._set_cookie import (
+    _TAILS,
+    SET_COOKIE,
+    CookieTemplate,
+    SessionCookie,
+    _HeaderName,
+    _HeaderValue,
+)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -123,10 +130,10 @@ def test_a_template_refuses_what_sanic_refuses() -> None:
 @pytest.mark.parametrize("raw", ["plain; Path=/", "a\r\nSet-Cookie: x=1", "nul\x00byte", "\n", ""])
 def test_the_rendering_is_cleaned_like_any_header_value(raw: str) -> None:
     # Sanic's clean-up (and any other table) gives what str.translate gives.
-    value = _HeaderValue(raw)
-    assert value.translate(HEADER_TRANSLATION_TABLE) == raw.translate(HEADER_TRANSLATION_TABLE)
-    other = str.maketrans("", "", "P")
-    assert value.translate(other) == raw.translate(other)
+    for value in (_HeaderValue(raw), _HeaderName(raw)):
+        assert value.translate(HEADER_TRANSLATION_TABLE) == raw.translate(HEADER_TRANSLATION_TABLE)
+        other = str.maketrans("", "", "P")
+        assert value.translate(other) == raw.translate(other)
 
 
 def test_a_rendering_sent_by_sanic_keeps_its_bytes() -> None:
@@ -138,3 +145,16 @@ def test_a_rendering_sent_by_sanic_keeps_its_bytes() -> None:
     headers = dict(response.processed_headers)
     assert headers[b"Set-Cookie"] == rendered.encode()
     assert rendered == "session=abc; Path=/; Max-Age=60; SameSite=Lax; Secure; HttpOnly"
+
+
+def test_the_header_name_is_sanics_set_cookie() -> None:
+    # Case-insensitive like Sanic's own names: response.cookies and getall() find it.
+    response = text("ok")
+    response.headers.add(SET_COOKIE, CookieTemplate("session").make("abc", 60))
+    assert SET_COOKIE == "Set-Cookie"
+    assert len(response.headers.getall("set-cookie")) == 1
+    cookie = response.cookies.get_cookie("session")
+    assert cookie is not None and cookie.value == "abc"
+    assert [name for name, _ in response.processed_headers if name.lower() == b"set-cookie"] == [
+        b"Set-Cookie"
+    ]

@@ -19,6 +19,7 @@ class ClientSide(SessionSide):
     """Records in the cookie: every write is a new token (`ClientSideBackend`)."""
 
     __slots__ = ("_check_cookie", "client")
+    new_cookie_per_write = True
 
     def __init__(
         self,

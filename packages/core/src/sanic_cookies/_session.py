@@ -10,7 +10,6 @@ from types import SimpleNamespace
 from typing import Any, Generic, cast
 
 from sanic import Request, Sanic
-from sanic.cookies.response import CookieJar
 from sanic.response import BaseHTTPResponse, HTTPResponse
 
 from ._backend import Backend, ClientSideBackend
@@ -24,7 +23,7 @@ from ._schema import S, SessionSchema
 from ._server_side import ServerSide
 from ._session_dict import SessionDict
 from ._session_side import SessionSide
-from ._set_cookie import CookieTemplate
+from ._set_cookie import SET_COOKIE, CookieTemplate
 from ._store_call import StoreCalls
 from ._websocket import WebsocketSessionDict, guard_upgrade
 
@@ -378,7 +377,7 @@ class Session(Generic[S]):
         if cookie is not None:
             # What response.add_cookie does, with a Cookie that renders faster (same bytes).
             template = self._template()
-            response.headers.add(CookieJar.HEADER_KEY, template.make(cookie.value, cookie.max_age))
+            response.headers.add(SET_COOKIE, template.make(cookie.value, cookie.max_age))
         return None
 
     @staticmethod

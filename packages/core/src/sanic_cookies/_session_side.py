@@ -60,7 +60,11 @@ class SessionSide(ABC):
         refresh_after: Seconds of expiry gained before an unchanged session is refreshed.
         persistent: Whether a new session's cookie carries Max-Age.
         loads_now: The backend loads without I/O (plain access loads on first use).
+        new_cookie_per_write: Every write gives the client a new cookie (the record is
+            in it), so a rewrite cannot keep the cookie the client has.
     """
+
+    new_cookie_per_write: bool = False
 
     __slots__ = (
         "autoload",

@@ -23,7 +23,7 @@ from ._session_state import (
     CookieUpdate,
     SessionState,
 )
-from ._write_plan import KEEP, WriteState, plan_write, write_state
+from ._write_plan import KEEP, REPLACE, WritePlan, WriteState, plan_write, write_state
 
 __all__ = ["SessionWrites"]
 
@@ -67,7 +67,7 @@ class SessionWrites(SessionState):
                 self._restart()
                 t = now()
         if plan.store:
-            ttl = min(self._ttl, self._deadline - t)
+            ttl, slide = self._store_ttl(plan, side, t)
             record = SessionRecord(
                 msgspec.Raw(data),
                 self._created,
@@ -79,6 +79,8 @@ class SessionWrites(SessionState):
             value = encode_record(record)
             outcome = await side.store(plan, value, ttl, self._held(), self)
             self._stored_as(outcome, record, value, data, t + ttl)
+            if slide and outcome is not False:
+                self._cookie_action = SET_COOKIE
 
     def _stored_as(
         self,
@@ -103,7 +105,6 @@ class SessionWrites(SessionState):
         self._rotate = self._meta_changed = False
         if self._mismatch:  # (a read, not a store, on every other write)
             self._mismatch = False  # the record now matches
-        self._cookie_action = SET_COOKIE
 
     def _write_state(self, data: bytes, t: float) -> WriteState:
         changed = data != self._orig
@@ -130,6 +131,25 @@ class SessionWrites(SessionState):
                 min(self._ttl, self._deadline - t),
             )
         )
+
+    def _store_ttl(self, plan: WritePlan, side: SessionSide, t: float) -> tuple[float, bool]:
+        """The TTL to store the record with at `t`, and whether the cookie must be sent again.
+
+        A rewrite under the same id keeps the expiry the client's cookie already has (the
+        stored one) unless that is due for its sliding refresh, as an unchanged session
+        is: then no ``Set-Cookie`` goes out. The store's expiry and the cookie's stay
+        together; both move at most every `refresh_after` seconds.
+        """
+        ttl = min(self._ttl, self._deadline - t)
+        # A new id or token, or a changed login (its cookie may stop being persistent).
+        if plan is not REPLACE or side.new_cookie_per_write or self._meta_changed:
+            return ttl, True
+        stored = self._stored
+        assert stored is not None
+        left = stored.expires_at - t
+        if left > 0 and 0 <= ttl - left < side.refresh_after:
+            return left, False
+        return ttl, True  # due, shortened (a shorter idle timeout) or passed
 
     def _refresh_due(self, t: float) -> bool:
         """Sliding expiry: due once a refresh would push the expiry out by `refresh_interval`.

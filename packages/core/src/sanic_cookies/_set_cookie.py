@@ -8,21 +8,23 @@ Three costs of Sanic's cookie handling are avoided, none of which changes a byte
   remembered by attribute values.
 * ``Cookie.__init__`` checks the name and every attribute again for each response.
   `CookieTemplate` has Sanic check them once, then stamps cookies with the result.
-* Sanic strips CR, LF and NUL from each header value with ``str.translate``, which
-  looks every character up in a dict (about 0.1 µs a character, 10 µs for a session
-  cookie). The rendering is a `_HeaderValue`, whose ``translate`` finds out with
-  three C scans that there is nothing to strip.
+* Sanic strips CR, LF and NUL from each header name and value with ``str.translate``,
+  which looks every character up in a dict (about 0.1 µs a character, 10 µs for a
+  session cookie, 6k instructions for the name ``Set-Cookie`` alone). The rendering is a
+  `_HeaderValue`, and the name `SET_COOKIE` a `_HeaderName`, whose ``translate`` finds
+  out with three C scans that there is nothing to strip.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sanic.cookies.response import Cookie
+from multidict import istr
+from sanic.cookies.response import Cookie, CookieJar
 
 from . import _compat
 
-__all__ = ["CookieTemplate", "SessionCookie"]
+__all__ = ["SET_COOKIE", "CookieTemplate", "SessionCookie"]
 
 _SANIC_HEADER_TABLE = _compat.HEADER_TRANSLATION_TABLE
 
@@ -51,6 +53,24 @@ class _HeaderValue(str):
         if table is not _SANIC_HEADER_TABLE or "\r" in self or "\n" in self or "\x00" in self:
             return str.translate(self, table)
         return self
+
+
+class _HeaderName(istr):
+    """A header name (case-insensitive, as Sanic's own) with `_HeaderValue`'s ``translate``.
+
+    Sanic's headers keep the name object they are given, so it reaches the clean-up as is.
+    """
+
+    __slots__ = ()
+
+    def translate(self, table: Any, /) -> str:
+        if table is not _SANIC_HEADER_TABLE or "\r" in self or "\n" in self or "\x00" in self:
+            return str.translate(self, table)
+        return self
+
+
+#: The ``Set-Cookie`` header's name, for ``response.headers.add(SET_COOKIE, cookie)``.
+SET_COOKIE: str = _HeaderName(CookieJar.HEADER_KEY)
 
 
 class SessionCookie(Cookie):
