@@ -13,8 +13,8 @@ from core_support import (
 )
 
 from sanic_cookies import StoredSession
-from sanic_cookies.backends.memory import _HEAD, _expiry, _pack
 from sanic_cookies._ids import store_key
+from sanic_cookies.backends.memory import _HEAD, _expiry, _pack
 from sanic_cookies.clock import ManualClock, now
 
 

@@ -222,9 +222,16 @@ class SessionWrites(SessionState):
         if action == SET_COOKIE:
             max_age = None
             if self._persistent:
-                # Rounded up: a session with 0.9 s left must not get Max-Age=0,
-                # which tells the browser to delete the cookie at once.
-                max_age = max(1, math.ceil(min(self._ttl, self._deadline - now())))
+                # Until the stored session's expiry (as written or touched, not counted anew
+                # from the response), rounded up: a session with 0.9 s left must not get
+                # Max-Age=0, which tells the browser to delete the cookie at once.
+                stored = self._stored
+                left = (
+                    stored.expires_at - now()
+                    if stored is not None
+                    else min(self._ttl, self._deadline - now())
+                )
+                max_age = max(1, math.ceil(left))
             value = self._new_cookie_value or self._sid
             return None if value is None else CookieUpdate(value, max_age)
         return EXPIRE_COOKIE if action == DELETE_COOKIE else None
@@ -242,9 +249,12 @@ class SessionWrites(SessionState):
 
     async def _refresh_unlocked(self, side: SessionSide) -> None:
         """Sliding expiry of a session used without the lock and not changed."""
-        ttl = min(self._ttl, self._deadline - now())
-        key = self._key
+        t = now()
+        ttl = min(self._ttl, self._deadline - t)
+        key, stored = self._key, self._stored
         if ttl > 0 and key is not None and await side.refresh(key, ttl, self._write, self):
+            if stored is not None and self._stored is stored:  # (not rewritten instead)
+                self._stored = stored_session((stored.value, t + ttl))
             self._cookie_action = SET_COOKIE
 
     async def _release(self) -> None:
