@@ -8,46 +8,17 @@ backend keeps its TTLs on that clock.
 
 from __future__ import annotations
 
-import contextlib
-import socket
-from collections.abc import AsyncIterator, Iterator
-
 import httpx
-import pytest
+from core_support import new_app
 from sanic import Sanic, text
+from serving import serving
 from websockets.asyncio.client import connect
 
 from sanic_cookies import Session
-from sanic_cookies.clock import ManualClock, use_clock
+from sanic_cookies.clock import ManualClock
 
 EXPIRY = 1000.0
 REFRESH = 100.0  # the default would be the same: min(300, EXPIRY / 10)
-
-
-@pytest.fixture
-def clock() -> Iterator[ManualClock]:
-    with use_clock(ManualClock()) as c:
-        yield c
-
-
-@contextlib.asynccontextmanager
-async def served(app: Sanic) -> AsyncIterator[str]:
-    """docs/websockets.md's helper: run `app` on a spare port of this loop."""
-    app.config.TOUCHUP = False  # several apps in one process (Sanic rewrites its code once)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
-    assert server is not None
-    await server.startup()
-    await server.before_start()
-    await server.after_start()
-    try:
-        yield f"127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        await server.before_stop()
-        server.close()
-        await server.wait_closed()
-        await server.after_stop()
 
 
 def _max_age(set_cookie: str) -> int:
@@ -59,7 +30,7 @@ def _max_age(set_cookie: str) -> int:
 
 
 def _app(name: str) -> tuple[Sanic, Session]:
-    app = Sanic(name)
+    app = new_app(name)
     session = Session(
         app, backend="memory://", expiry=EXPIRY, refresh_interval=REFRESH, secure=False
     )
@@ -86,7 +57,7 @@ def _app(name: str) -> tuple[Sanic, Session]:
 
 
 async def test_websocket_write_slides_the_store_and_http_writes_then_never_renew_the_cookie(
-    clock: ManualClock,
+    manual_clock: ManualClock,
 ) -> None:
     """A websocket write that is "due" extends the store by a full `expiry` (no cookie can
     follow); HTTP writes within `refresh_interval` after it are then "not due" and send no
@@ -98,19 +69,19 @@ async def test_websocket_write_slides_the_store_and_http_writes_then_never_renew
     use".
     """
     app, _ = _app("ws_slide")
-    async with served(app) as host, httpx.AsyncClient(base_url=f"http://{host}") as client:
+    async with serving(app) as host, httpx.AsyncClient(base_url=f"http://{host}") as client:
         first = await client.post("/set/a")
-        cookie_set_at = clock.now()
+        cookie_set_at = manual_clock.now()
         cookie_expires = cookie_set_at + _max_age(first.headers["set-cookie"])
         cookie = first.headers["set-cookie"].split(";")[0]
 
-        clock.advance(950)  # a refresh is due now
+        manual_clock.advance(950)  # a refresh is due now
         async with connect(f"ws://{host}/live", additional_headers={"cookie": cookie}) as ws:
             await ws.send("b")
             assert await ws.recv() == "ok"
 
-        clock.advance(10)  # the user goes on over HTTP and changes the data
-        last_use = clock.now()
+        manual_clock.advance(10)  # the user goes on over HTTP and changes the data
+        last_use = manual_clock.now()
         write = await client.post("/set/c", headers={"cookie": cookie})
         assert write.status_code == 200
         new_cookie = write.headers.get("set-cookie")
@@ -122,22 +93,26 @@ async def test_websocket_write_slides_the_store_and_http_writes_then_never_renew
         )
 
 
-async def test_websocket_write_makes_the_store_outlive_the_cookie(clock: ManualClock) -> None:
+async def test_websocket_write_makes_the_store_outlive_the_cookie(
+    manual_clock: ManualClock,
+) -> None:
     """The same path, seen from the store: after the browser's cookie has expired (its
     Max-Age has run out) the stored session is still there, openable by anyone holding a
     copy of the cookie value. docs/configuration.md: "always expire together"."""
     app, _ = _app("ws_outlive")
-    async with served(app) as host, httpx.AsyncClient(base_url=f"http://{host}") as client:
+    async with serving(app) as host, httpx.AsyncClient(base_url=f"http://{host}") as client:
         first = await client.post("/set/a")
-        cookie_expires = clock.now() + _max_age(first.headers["set-cookie"])
+        cookie_expires = manual_clock.now() + _max_age(first.headers["set-cookie"])
         cookie = first.headers["set-cookie"].split(";")[0]
 
-        clock.advance(950)
+        manual_clock.advance(950)
         async with connect(f"ws://{host}/live", additional_headers={"cookie": cookie}) as ws:
             await ws.send("b")
             assert await ws.recv() == "ok"
 
-        clock.advance(cookie_expires - clock.now() + 1)  # the browser dropped the cookie
+        manual_clock.advance(
+            cookie_expires - manual_clock.now() + 1
+        )  # the browser dropped the cookie
         # A copy of the cookie value (the browser no longer sends it) still opens the session.
         replay = await client.get("/get", headers={"cookie": cookie})
         assert replay.text == "None", (
@@ -145,25 +120,27 @@ async def test_websocket_write_makes_the_store_outlive_the_cookie(clock: ManualC
         )
 
 
-async def test_max_age_is_measured_from_the_response_not_the_write(clock: ManualClock) -> None:
+async def test_max_age_is_measured_from_the_response_not_the_write(
+    manual_clock: ManualClock,
+) -> None:
     """The store's expiry is fixed when the block writes (t + expiry); the cookie's
     Max-Age is `expiry` counted from when the response is made. A handler that works on
     after its block (here 50 s) would give a cookie that outlives the store by that long,
     and rewrites keep the stored expiry, so no later one would correct it."""
-    app = Sanic("late_response")
+    app = new_app("late_response")
     Session(app, backend="memory://", expiry=EXPIRY, refresh_interval=REFRESH, secure=False)
 
     @app.post("/slow")
     async def slow(request):  # type: ignore[no-untyped-def]
         async with request.ctx.session as sess:
             sess["v"] = 1
-        clock.advance(50)  # the handler goes on (a slow upstream call, say)
+        manual_clock.advance(50)  # the handler goes on (a slow upstream call, say)
         return text("ok")
 
-    async with served(app) as host, httpx.AsyncClient(base_url=f"http://{host}") as client:
-        written_at = clock.now()
+    async with serving(app) as host, httpx.AsyncClient(base_url=f"http://{host}") as client:
+        written_at = manual_clock.now()
         response = await client.post("/slow")
-        responded_at = clock.now()
+        responded_at = manual_clock.now()
         cookie_expires = responded_at + _max_age(response.headers["set-cookie"])
         store_expires = written_at + EXPIRY
         assert cookie_expires <= store_expires + 1, (
