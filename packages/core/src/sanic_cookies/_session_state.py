@@ -86,6 +86,7 @@ class SessionState:
     _failed: bool = False  # a store call failed: the response must not touch the store again
     _cookie_action: int = KEEP_COOKIE  # what the response must do with the cookie
     _new_cookie_value: str | None = None  # a new id or token, once written
+    _wrote: bool = False  # this request stored the session (its expiry needs no refresh)
     _load_error: BaseException | None = None  # the autoload's store failure, for plain access
     _warned: set[tuple[str, int]] | None = None  # code lines already warned about (this request)
     #: True once the session was loaded or locked: the response has work to do.

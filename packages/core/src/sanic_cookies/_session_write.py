@@ -100,6 +100,7 @@ class SessionWrites(SessionState):
             self._sid, self._key = outcome
             self._new_cookie_value = self._sid
         self._stored = stored_session((value, expires))
+        self._wrote = True
         self._record = record
         self._orig = data
         self._rotate = self._meta_changed = False
@@ -243,7 +244,8 @@ class SessionWrites(SessionState):
             self._meta_changed or self._rotate or self._destroyed
         ):
             return self._write()
-        if self._stored is not None and self._refresh_due(now()):
+        # (Not after a write of this request's: that one slid the expiry or found it not due.)
+        if self._stored is not None and not self._wrote and self._refresh_due(now()):
             return self._refresh_unlocked(self._side)
         return None
 
