@@ -5,9 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from core_support import CountingBackend, cookie_header, get, session_app
 from sanic import Request, json
 from sanic.response import HTTPResponse
+
+from sanic_cookies import LockTimeout
+from sanic_cookies._backend import HELD_ALONE
+from sanic_cookies.backends.memory import MemoryBackend
 
 
 async def test_200_concurrent_locked_increments_end_at_exactly_200() -> None:
@@ -96,3 +101,34 @@ async def test_streaming_response_from_inside_async_with_keeps_the_lock() -> Non
     responses = await asyncio.gather(*(one() for _ in range(20)))
     assert sorted(int(r.text) for r in responses) == list(range(1, 21))
     assert (await get(app, "/locked-read", cookie)).json == {"a": "1", "n": 20}
+
+
+async def test_the_key_registry_through_every_turn_of_an_in_process_lock() -> None:
+    # A key held alone is a marker in the registry (no lock object); the first waiter makes
+    # the entry that counts holder and waiters; a waiter that gives up, the holder's
+    # release and the last release each leave the registry as it should be: empty at the end.
+    backend = MemoryBackend()
+    registry = backend._locks
+    key = "ab" * 32  # a store key (hex)
+    holder = backend.lock(key, timeout=5, lease=10)
+    await holder.acquire()
+    assert registry == {key: HELD_ALONE}
+    await holder.release()
+    assert registry == {}
+
+    await holder.acquire()
+    impatient = backend.lock(key, timeout=0, lease=10)
+    with pytest.raises(LockTimeout):
+        await impatient.acquire()
+    assert registry[key] is not HELD_ALONE and registry[key].users == 1  # the holder alone
+    waiter = backend.lock(key, timeout=5, lease=10)
+    waiting = asyncio.create_task(waiter.acquire())
+    await asyncio.sleep(0)  # (a turn of the loop: the waiter queues, no time passes)
+    assert registry[key].users == 2
+    assert not waiting.done()
+    await holder.save_and_release(b"x", 60)
+    await waiting
+    assert registry[key].users == 1  # the waiter holds it now
+    await waiter.release()
+    await waiter.release()  # idempotent
+    assert registry == {}

@@ -318,10 +318,10 @@ class Backend(ABC):
 
 
 class _KeyLock:
-    """A held key: a count of interested tasks (holder and waiters), so it can be forgotten.
+    """A contended key: a count of interested tasks (holder and waiters), so it can be forgotten.
 
-    The asyncio lock is made only when a second task wants the key (most keys never
-    see one): until then the holder holds the key by its entry alone.
+    Made only when a second task wants the key (most keys never see one): until then the
+    holder holds the key by `HELD_ALONE` in the registry, with no object of its own.
     """
 
     __slots__ = ("lock", "users")
@@ -329,6 +329,10 @@ class _KeyLock:
     def __init__(self) -> None:
         self.lock: asyncio.Lock | None = None
         self.users = 1
+
+
+#: The registry's entry of a key held by one task that nobody else awaits.
+HELD_ALONE: Any = object()
 
 
 class _KeyedMutex:
@@ -353,13 +357,15 @@ class _KeyedMutex:
         """Take the key if nobody holds or awaits it; no await, no lock object, no task."""
         if self._key in self._registry:
             return False
-        self._held = self._registry[self._key] = _KeyLock()
+        self._held = self._registry[self._key] = HELD_ALONE
         return True
 
     async def _take(self) -> None:
         if self._try_take():
             return
         entry = self._registry[self._key]
+        if entry is HELD_ALONE:  # the first waiter: the holder's count, and now ours
+            entry = self._registry[self._key] = _KeyLock()
         entry.users += 1
         try:
             lock = entry.lock
@@ -380,7 +386,12 @@ class _KeyedMutex:
 
     def _give_back(self) -> None:
         entry, self._held = self._held, None
-        if entry is not None:
+        if entry is HELD_ALONE:
+            entry = self._registry[self._key]
+            if entry is HELD_ALONE:  # nobody came to wait
+                del self._registry[self._key]
+                return
+        if entry is not None:  # (a waiter made the entry when it came)
             if entry.lock is not None:
                 entry.lock.release()
             self._forget(entry)
