@@ -21,9 +21,11 @@ from test_set_cookie import (
     test_a_changed_attribute_is_rendered,
     test_a_template_refuses_what_sanic_refuses,
     test_a_template_stamps_what_sanic_renders,
+    test_a_template_tells_the_size_of_what_it_renders,
     test_a_template_with_the_host_prefix,
     test_host_prefix_and_partitioned,
     test_renders_like_sanic,
+    test_the_size_of_every_kind_of_cookie,
 )
 
 from sanic_cookies import _compat, served_over_asgi
@@ -33,11 +35,13 @@ __all__ = [
     "test_a_changed_attribute_is_rendered",
     "test_a_template_refuses_what_sanic_refuses",
     "test_a_template_stamps_what_sanic_renders",
+    "test_a_template_tells_the_size_of_what_it_renders",
     "test_a_template_with_the_host_prefix",
     "test_examples",
     "test_host_prefix_and_partitioned",
     "test_renders_like_sanic",
     "test_same_value_as_sanic",
+    "test_the_size_of_every_kind_of_cookie",
 ]
 
 

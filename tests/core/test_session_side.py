@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 from core_support import cookie_header, get, session_app
-from sanic import Request, text
+from sanic import Request, json, text
 from sanic.response import HTTPResponse
 
-from sanic_cookies import ClientSideBackend, StoredSession
+from sanic_cookies import ClientSideBackend, SessionLock, StoredSession, _session_state
 from sanic_cookies._client_side import ClientSide
+from sanic_cookies._ids import store_key
 from sanic_cookies._server_side import ServerSide
 from sanic_cookies.clock import now
 
@@ -86,6 +88,52 @@ async def test_a_client_side_backend_gets_the_client_side() -> None:
     assert (await get(app, "/incr", cookie)).json == {"n": 2}
     await get(app, "/side", cookie)
     assert isinstance(seen[0], ClientSide)
+
+
+async def test_a_token_written_by_a_request_is_hashed_only_if_used_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A client-side write leaves the new token's store key to be worked out when needed
+    # (a hash of the whole token): a returning visitor's read-modify-write hashes only
+    # the cookie it brought, which it locks. A second `async with` in the same request
+    # locks the new token under the key any request carrying it would use.
+    app, session = session_app(backend=PlainCookieBackend(), warn_lock=False)
+    hashed: list[str] = []
+    monkeypatch.setattr(
+        _session_state, "store_key", lambda sid: hashed.append(sid) or store_key(sid)
+    )
+    locked: list[str] = []
+
+    @app.get("/twice")
+    async def twice(request: Request) -> HTTPResponse:
+        lock = session.backend.lock
+
+        def recording(key: str, **options: float) -> SessionLock:
+            locked.append(key)
+            return lock(key, **options)
+
+        monkeypatch.setattr(session.backend, "lock", recording)
+        sess = request.ctx.session
+        async with sess:
+            sess["n"] = sess.get("n", 0) + 1
+        written = sess.sid
+        async with sess:
+            sess["n"] += 1
+        return json({"written": written, "label": sess.log_label, "sent": sess.sid})
+
+    cookie = cookie_header(await get(app, "/incr"))
+    brought = cookie.partition("=")[2].strip('"')  # (quoted: base64 padding)
+    hashed.clear()
+    assert (await get(app, "/incr", cookie)).json == {"n": 2}
+    assert hashed == [brought]  # not the token the request wrote
+
+    hashed.clear()
+    response = await get(app, "/twice", cookie)
+    reply = response.json
+    assert locked == [store_key(brought), store_key(reply["written"])]
+    assert hashed == [brought, reply["written"], reply["sent"]]  # the last for log_label
+    assert reply["label"] == store_key(reply["sent"])[:8]
+    assert (await get(app, "/locked-read", cookie_header(response))).json == {"n": 3}
 
 
 def test_no_module_of_the_request_path_asks_whether_a_backend_is_client_side() -> None:

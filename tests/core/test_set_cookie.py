@@ -158,3 +158,58 @@ def test_the_header_name_is_sanics_set_cookie() -> None:
     assert [name for name, _ in response.processed_headers if name.lower() == b"set-cookie"] == [
         b"Set-Cookie"
     ]
+
+
+size_attributes = st.fixed_dictionaries(
+    {
+        "path": st.sampled_from(["/", "/app", "/a b", "/caf\u00e9"]),
+        "domain": st.sampled_from([None, "example.com", "accounts.example-company.co.uk"]),
+        "secure": st.booleans(),
+        "httponly": st.booleans(),
+        "samesite": st.sampled_from(["Lax", "Strict", "None", None]),
+    }
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    name=st.sampled_from(["session", "sid", "a_rather_long_session_cookie_name"]),
+    value=values,
+    attrs=size_attributes,
+    max_age=st.one_of(st.none(), st.integers(0, 10**12)),
+)
+def test_a_template_tells_the_size_of_what_it_renders(
+    name: str, value: str, attrs: dict[str, Any], max_age: int | None
+) -> None:
+    # Worked out, not rendered: it must be the rendering's length in bytes all the same.
+    template = CookieTemplate(name, **attrs)
+    assert template.size(value, max_age) == len(str(template.make(value, max_age)).encode())
+
+
+@pytest.mark.parametrize("max_age", [None, 0, 1, 9, 10, 86400, 400 * 86400])
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {},
+        {"domain": "example.com", "path": "/app"},
+        {"secure": True, "host_prefix": True, "partitioned": True},
+        {"secure": True, "host_prefix": True, "samesite": "None", "httponly": False},
+        {"samesite": None, "secure": False, "httponly": False},
+    ],
+    ids=["defaults", "domain", "host-prefix-partitioned", "host-prefix", "bare"],
+)
+def test_the_size_of_every_kind_of_cookie(attrs: dict[str, Any], max_age: int | None) -> None:
+    template = CookieTemplate("session", **attrs)
+    token = "AbC-_09" * 50  # a cookie token's alphabet (urlsafe base64)
+    for value in (token, "x", "needs quoting", "caf\u00e9", ""):
+        expected = len(str(template.make(value, max_age)).encode())
+        assert template.size(value, max_age) == expected, value
+
+
+def test_the_size_refuses_what_a_rendering_refuses() -> None:
+    template = CookieTemplate("session")
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="max-age"):
+            template.size("abc", bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="max-age"):
+            template.size("needs quoting", bad)  # type: ignore[arg-type]

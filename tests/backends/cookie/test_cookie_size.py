@@ -137,3 +137,37 @@ async def test_compressible_data_gets_no_more_room_than_random_data() -> None:
 def test_max_cookie_size_is_checked(bad: Any) -> None:
     with pytest.raises(ConfigurationError, match="max_cookie_size"):
         CookieBackend(keys=[new_key()], max_cookie_size=bad)
+
+
+# Each setting that changes the Set-Cookie header's length, with a real session's token.
+COOKIE_SHAPES = {
+    "defaults": {},
+    "no-max-age": {"session_cookie": True},
+    "one-digit-max-age": {"expiry": 9, "lifetime": 9},
+    "domain-and-path": {"domain": "accounts.example.com", "path": "/app"},
+    "host-prefix-partitioned": {"host_prefix": True, "partitioned": True},
+    "no-samesite": {"samesite": False, "httponly": False},
+    "heavy": HEAVY,
+}
+
+
+@pytest.mark.parametrize("settings", COOKIE_SHAPES.values(), ids=COOKIE_SHAPES.keys())
+async def test_the_size_checked_is_the_size_of_the_header_sent(settings: dict[str, Any]) -> None:
+    # The check works the size out from the parts; it must be the rendered header's, to
+    # the byte, and the limit must hold at exactly that size.
+    app = build_app(CookieBackend(keys=[new_key()]), **settings)
+    session = app.ctx.exts.session
+    async with serve(app) as client:
+        reply = await client.request("POST", "/blob", None, params={"n": "300"})
+    assert reply.status == 200
+    (header,) = reply.set_cookies
+    attrs = dict(part.strip().partition("=")[::2] for part in header.split(";")[1:])
+    max_age = int(attrs["Max-Age"]) if "Max-Age" in attrs else None
+    assert (max_age is None) == bool(settings.get("session_cookie"))
+    value = header.split(";", 1)[0].partition("=")[2]
+    size = len(header.encode())
+    assert session._template().size(value, max_age) == size
+    session._check_cookie_size(value, max_age, size)  # fits exactly
+    with pytest.raises(SessionTooLarge) as refused:
+        session._check_cookie_size(value, max_age, size - 1)
+    assert (refused.value.size, refused.value.limit) == (size, size - 1)

@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 
 from ._backend import ClientSideBackend, SessionLock, StoredSession, now
 from ._config import SessionConfig
-from ._ids import store_key
 from ._record import AuthInfo
 from ._session_side import CookieSizeCheck, Held, NewId, SessionSide, release_quietly
 from ._store_call import StoreCaller, StoreCalls
@@ -72,7 +71,9 @@ class ClientSide(SessionSide):
             await self.calls.call("revoke", client.revoke_cookie(old, _expiry(held)), who)
         if held.lock is not None:  # in-process exclusion only: nothing was spent
             await release_quietly(held.lock, self.backend.label, who)
-        return token, store_key(token)
+        # No store key: nothing is stored under it, and the request that wrote a token
+        # seldom locks it again (the session hashes it if it does).
+        return token, None
 
     async def end(self, held: Held, who: StoreCaller) -> None:
         assert held.sid is not None

@@ -422,6 +422,6 @@ class Session(Generic[S]):
 
         Measured on the header Sanic would send: name, value and every attribute.
         """
-        size = len(str(self._template().make(value, max_age)).encode("utf-8"))
+        size = self._template().size(value, max_age)  # (worked out, not rendered)
         if size > limit:
             raise SessionTooLarge(size, limit)

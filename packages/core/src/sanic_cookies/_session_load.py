@@ -37,8 +37,10 @@ class SessionLoads(SessionWrites):
         """
         if self._data is None:
             side = self._side or self._resolve()
-            sid, key = self._sid, self._key
-            self._adopt(None if sid is None or key is None else await side.load(sid, key, self))
+            sid = self._sid
+            self._adopt(
+                None if sid is None else await side.load(sid, self._key or self._sid_key(), self)
+            )
         return self
 
     async def autoload(self) -> None:
@@ -50,7 +52,7 @@ class SessionLoads(SessionWrites):
         session without awaiting it.
         """
         side = self._side or self._resolve()
-        if self._key is None or side.loads_now:
+        if self._sid is None or side.loads_now:
             return
         try:
             await self.load()
@@ -62,10 +64,12 @@ class SessionLoads(SessionWrites):
         side = self._side or self._resolve()
         if self._load_error is not None:
             raise BackendUnavailable() from self._load_error  # logged when it happened
-        sid, key = self._sid, self._key
+        sid = self._sid
         if side.loads_now:
-            self._adopt(None if sid is None or key is None else side.load_now(sid, key, self))
-        elif key is None and side.autoload:
+            self._adopt(
+                None if sid is None else side.load_now(sid, self._key or self._sid_key(), self)
+            )
+        elif sid is None and side.autoload:
             self._adopt(None)  # autoload saw no session cookie: a new session, nothing to read
         else:
             session = self._session
@@ -88,17 +92,17 @@ class SessionLoads(SessionWrites):
         pending = None if self._data is None else self._unlocked_changes()
         self._data = None  # reload under the lock: the unlocked copy may be stale
         side = self._side or self._resolve()
-        key = self._key
-        if key is None:
+        sid = self._sid
+        if sid is None:
             self._adopt(None)  # no cookie: nobody else can know this session, nothing to lock
         else:
             # Held from before the acquire: if the store granted the lock and then failed
             # (a lost reply), releasing gives it back now instead of at the lease's end.
             lock = self._lock = side.backend.lock(
-                key, timeout=side.lock_timeout, lease=side.lock_lease
+                self._key or self._sid_key(), timeout=side.lock_timeout, lease=side.lock_lease
             )
             try:
-                stored = await side.acquire(lock, self._sid or "", self)
+                stored = await side.acquire(lock, sid, self)
             except BaseException:
                 await self._release()
                 raise

@@ -40,8 +40,8 @@ logger = logging.getLogger("sanic_cookies")
 
 #: ``check(token, max_age, limit)``: raise `SessionTooLarge` for a ``Set-Cookie`` too large.
 CookieSizeCheck = Callable[[str, "int | None", int], None]
-#: A new cookie value (a session id or token) and its store key.
-NewId = tuple[str, str]
+#: A new cookie value (a session id or token) and its store key (None: hashed when needed).
+NewId = tuple[str, str | None]
 #: ``check(size)``: raise `SessionTooLarge` for `size` bytes of data over ``max_size``.
 DataSizeCheck = Callable[[int], None]
 
@@ -138,8 +138,9 @@ class SessionSide(ABC):
         caller releases it (a release is idempotent).
 
         Returns:
-            The new cookie value (a new id or token) and its store key; True when the
-            id stays; False when the session was ended concurrently (it is ended here too).
+            The new cookie value (a new id or token) and its store key (None: the
+            session works it out if it needs it); True when the id stays; False when
+            the session was ended concurrently (it is ended here too).
         """
 
     @abstractmethod
@@ -164,7 +165,8 @@ class Held(NamedTuple):
 
     Attributes:
         sid: The id (or token) the client holds; None if new.
-        key: Its store key.
+        key: Its store key (None for a token a client-side write of this request made,
+            until the session needs it: no client-side call does).
         stored: What the store held at load (None: nothing).
         old_user: The user id of the stored record's login, if any.
         user_id: The user id of the login being written, if any.

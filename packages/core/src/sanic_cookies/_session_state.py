@@ -95,6 +95,9 @@ class SessionState:
     _side: SessionSide | None = None
     _cookie_value: str | None = None
     _sid: str | None = None
+    # `_sid`'s store key: None without an id, and for a token that a client-side write
+    # of this request made until something needs it (`_sid_key`): it is seldom locked
+    # again by the request that wrote it.
     _key: str | None = None
     _ttl: float = 0.0
     _persistent: bool = True
@@ -121,6 +124,17 @@ class SessionState:
         if sid is not None:
             self._key = store_key(sid)
         return side
+
+    def _sid_key(self) -> str:
+        """The store key of `_sid`, which must be set: `_key`, hashed now if left for later.
+
+        Hot paths write ``self._key or self._sid_key()``: no call when it is known.
+        """
+        key = self._key
+        if key is None:
+            assert self._sid is not None
+            key = self._key = store_key(self._sid)
+        return key
 
     def _adopt(self, stored: StoredSession | None) -> None:
         """Take `stored` as this session's state, or start a fresh one."""
@@ -183,7 +197,7 @@ class SessionState:
     def _log_id(self) -> str:
         if self._side is None:
             self._resolve()
-        return log_id(self._key) if self._key else "new"
+        return "new" if self._sid is None else log_id(self._key or self._sid_key())
 
     def store_subject(self) -> str:
         """How the log names this session (`StoreCaller`)."""

@@ -253,8 +253,12 @@ class SessionWrites(SessionState):
         """Sliding expiry of a session used without the lock and not changed."""
         t = now()
         ttl = min(self._ttl, self._deadline - t)
-        key, stored = self._key, self._stored
-        if ttl > 0 and key is not None and await side.refresh(key, ttl, self._write, self):
+        stored = self._stored
+        if (
+            ttl > 0
+            and self._sid is not None
+            and await side.refresh(self._sid_key(), ttl, self._write, self)
+        ):
             if stored is not None and self._stored is stored:  # (not rewritten instead)
                 self._stored = stored_session((stored.value, t + ttl))
             self._cookie_action = SET_COOKIE

@@ -382,7 +382,9 @@ class CookieBackend(ClientSideBackend):
             self._recent_sids.clear()
         self._recent_sids[token] = opened.sid  # (a str: `_open` refuses anything else)
         t = now()
-        expires_at = min(opened.expires_at, opened.deadline)
+        expires_at, deadline = opened.expires_at, opened.deadline
+        if deadline < expires_at:  # (the earlier of the two, without a call to min())
+            expires_at = deadline
         if opened.issued > t + _CLOCK_SKEW:
             why = "issued in the future"
         elif expires_at <= t:
@@ -424,7 +426,9 @@ class CookieBackend(ClientSideBackend):
         t = now()
         issued_ms = int(t * 1000)
         issued = issued_ms / 1000
-        end = t + ttl if deadline is None else min(deadline, t + ttl)
+        end = t + ttl
+        if deadline is not None and deadline < end:  # (the earlier, without a call to min())
+            end = deadline
         sid = self._session_id(previous)
         plaintext = pack_plaintext(sid, end - issued, end if deadline is None else deadline, value)
         if len(plaintext) > MAX_PLAINTEXT:
