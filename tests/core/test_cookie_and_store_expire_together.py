@@ -146,3 +146,38 @@ async def test_max_age_is_measured_from_the_response_not_the_write(
         assert cookie_expires <= store_expires + 1, (
             f"the cookie outlives the stored session by {cookie_expires - store_expires:.0f} s"
         )
+
+
+async def test_a_write_after_a_streamed_response_keeps_the_stored_expiry(
+    manual_clock: ManualClock,
+) -> None:
+    """A streaming handler's block writes after its response went out (the response
+    middleware ran at `request.respond()`): no cookie can follow, so the write must not
+    push the stored expiry out, or the next HTTP write (then not due) would never renew
+    the browser's cookie."""
+    app, _ = _app("stream_slide")
+
+    @app.post("/stream/<value:str>")
+    async def stream(request, value):  # type: ignore[no-untyped-def]
+        async with request.ctx.session as sess:
+            response = await request.respond(content_type="text/plain")
+            sess["v"] = value
+        await response.send("saved")
+        await response.eof()
+
+    async with serving(app) as host, httpx.AsyncClient(base_url=f"http://{host}") as client:
+        first = await client.post("/set/a")
+        cookie_expires = manual_clock.now() + _max_age(first.headers["set-cookie"])
+        cookie = first.headers["set-cookie"].split(";")[0]
+
+        manual_clock.advance(950)  # a refresh is due now
+        streamed = await client.post("/stream/b", headers={"cookie": cookie})
+        assert streamed.text == "saved" and "set-cookie" not in streamed.headers
+
+        manual_clock.advance(10)
+        last_use = manual_clock.now()
+        write = await client.post("/set/c", headers={"cookie": cookie})
+        new_cookie = write.headers.get("set-cookie")
+        browser_expires = cookie_expires if new_cookie is None else last_use + _max_age(new_cookie)
+        assert browser_expires - last_use >= EXPIRY - REFRESH
+        assert (await client.get("/get", headers={"cookie": cookie})).text == "c"

@@ -7,7 +7,14 @@ from collections.abc import Awaitable, Callable
 from ._backend import ClientSideBackend, SessionLock, StoredSession, now
 from ._config import SessionConfig
 from ._record import AuthInfo
-from ._session_side import CookieSizeCheck, Held, NewId, SessionSide, release_quietly
+from ._session_side import (
+    CookieSizeCheck,
+    Held,
+    NewId,
+    SessionSide,
+    cookie_max_age,
+    release_quietly,
+)
 from ._store_call import StoreCaller, StoreCalls
 from ._write_plan import ROTATE, WritePlan
 
@@ -66,7 +73,8 @@ class ClientSide(SessionSide):
         )
         # The whole Set-Cookie value, attributes included, must fit what browsers keep
         # (they drop a larger cookie without a word).
-        self._check_cookie(token, int(ttl) if held.persistent else None, client.max_cookie_size)
+        max_age = cookie_max_age(ttl) if held.persistent else None  # as the response sends it
+        self._check_cookie(token, max_age, client.max_cookie_size)
         if old is not None and rotate:
             await self.calls.call("revoke", client.revoke_cookie(old, _expiry(held)), who)
         if held.lock is not None:  # in-process exclusion only: nothing was spent

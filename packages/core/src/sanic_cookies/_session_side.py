@@ -14,6 +14,7 @@ through the session's `StoreCalls` (counted, observed, failures turned into a 50
 from __future__ import annotations
 
 import logging
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -31,6 +32,7 @@ __all__ = [
     "Held",
     "NewId",
     "SessionSide",
+    "cookie_max_age",
     "held",
     "release_quietly",
     "stored_session",
@@ -192,6 +194,16 @@ held: Callable[[tuple[Any, ...]], Held] = partial(tuple.__new__, Held)
 stored_session: Callable[[tuple[bytes, float]], StoredSession] = partial(
     tuple.__new__, StoredSession
 )
+
+
+def cookie_max_age(seconds_left: float) -> int:
+    """The cookie's Max-Age for a session with `seconds_left` to live.
+
+    Rounded up: a session with 0.9 s left must not get Max-Age=0, which tells the
+    browser to delete the cookie at once. The response and the cookie size check both
+    use it, so the size checked is the size sent.
+    """
+    return max(1, math.ceil(seconds_left))
 
 
 async def release_quietly(lock: SessionLock, label: str, who: StoreCaller) -> None:

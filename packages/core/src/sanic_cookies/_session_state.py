@@ -87,6 +87,8 @@ class SessionState:
     _cookie_action: int = KEEP_COOKIE  # what the response must do with the cookie
     _new_cookie_value: str | None = None  # a new id or token, once written
     _wrote: bool = False  # this request stored the session (its expiry needs no refresh)
+    # No Set-Cookie can reach the client any more (a websocket; a streamed response sent).
+    _cookie_final: bool = False
     _load_error: BaseException | None = None  # the autoload's store failure, for plain access
     _warned: set[tuple[str, int]] | None = None  # code lines already warned about (this request)
     #: True once the session was loaded or locked: the response has work to do.

@@ -8,14 +8,21 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Awaitable
 
 import msgspec
 
 from ._backend import now
 from ._record import EMPTY_DATA, SessionRecord, encode_data, encode_record
-from ._session_side import Held, NewId, SessionSide, held, release_quietly, stored_session
+from ._session_side import (
+    Held,
+    NewId,
+    SessionSide,
+    cookie_max_age,
+    held,
+    release_quietly,
+    stored_session,
+)
 from ._session_state import (
     DELETE_COOKIE,
     EXPIRE_COOKIE,
@@ -142,15 +149,20 @@ class SessionWrites(SessionState):
         together; both move at most every `refresh_after` seconds.
         """
         ttl = min(self._ttl, self._deadline - t)
-        # A new id or token, or a changed login (its cookie may stop being persistent).
-        if plan is not REPLACE or side.new_cookie_per_write or self._meta_changed:
-            return ttl, True
         stored = self._stored
-        assert stored is not None
-        left = stored.expires_at - t
-        if left > 0 and 0 <= ttl - left < side.refresh_after:
-            return left, False
-        return ttl, True  # due, shortened (a shorter idle timeout) or passed
+        if plan is REPLACE and stored is not None and stored.expires_at > t:
+            left = stored.expires_at - t
+            if self._cookie_final:
+                # No cookie can follow (websocket; a streamed response already sent): the
+                # store must not outlive the browser's cookie, nor keep the next HTTP write,
+                # then not due, from renewing it.
+                return left, False
+            unchanged_cookie = not (side.new_cookie_per_write or self._meta_changed)
+            if unchanged_cookie and 0 <= ttl - left < side.refresh_after:
+                return left, False
+        # A new id or token, a changed login (its cookie may stop being persistent), or
+        # the refresh due, a shorter idle timeout or the stored expiry passed.
+        return ttl, True
 
     def _refresh_due(self, t: float) -> bool:
         """Sliding expiry: due once a refresh would push the expiry out by `refresh_interval`.
@@ -204,6 +216,7 @@ class SessionWrites(SessionState):
         # failed store call, write nothing more (the client keeps its cookie and may
         # retry); a cookie change from an earlier successful write still goes out.
         if self._in_block:
+            self._cookie_final = True  # the block writes after the response went out
             return None
         if self._lock is not None:
             return self._release_then_finish(failed)
@@ -224,15 +237,14 @@ class SessionWrites(SessionState):
             max_age = None
             if self._persistent:
                 # Until the stored session's expiry (as written or touched, not counted anew
-                # from the response), rounded up: a session with 0.9 s left must not get
-                # Max-Age=0, which tells the browser to delete the cookie at once.
+                # from the response).
                 stored = self._stored
                 left = (
                     stored.expires_at - now()
                     if stored is not None
                     else min(self._ttl, self._deadline - now())
                 )
-                max_age = max(1, math.ceil(left))
+                max_age = cookie_max_age(left)
             value = self._new_cookie_value or self._sid
             return None if value is None else CookieUpdate(value, max_age)
         return EXPIRE_COOKIE if action == DELETE_COOKIE else None

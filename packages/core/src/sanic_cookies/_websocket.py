@@ -43,8 +43,7 @@ from ._errors import WebsocketSessionError
 from ._record import AuthInfo, encode_data
 from ._route_checks import routed_handler
 from ._session_dict import SessionDict
-from ._session_side import SessionSide
-from ._write_plan import KEEP, REPLACE, WritePlan, plan_write
+from ._write_plan import KEEP, WritePlan, plan_write
 
 if TYPE_CHECKING:
     from sanic.response import HTTPResponse
@@ -121,6 +120,7 @@ class WebsocketSessionDict(SessionDict):
     """The session of a websocket handler (see the module's docstring)."""
 
     _read_by_load = False  # the data outside a block is what `load` read: readable
+    _cookie_final = True  # no response follows: a write keeps the stored expiry
     _warned_unlocked = False  # the dropped changes outside a block were logged
 
     @classmethod
@@ -280,15 +280,6 @@ class WebsocketSessionDict(SessionDict):
         if isinstance(side, ClientSide):
             raise WebsocketSessionError(CLIENT_SIDE.format(name=name, backend=side.backend.label))
         await super()._write()
-
-    def _store_ttl(self, plan: WritePlan, side: SessionSide, t: float) -> tuple[float, bool]:
-        # A rewrite keeps the stored expiry, due or not: no cookie can follow a websocket,
-        # and a store extended without it would outlive the browser's cookie (and keep the
-        # next HTTP write, no longer due, from renewing it).
-        stored = self._stored
-        if plan is REPLACE and stored is not None and stored.expires_at > t:
-            return stored.expires_at - t, False
-        return super()._store_ttl(plan, side, t)
 
     def _plan(self) -> tuple[WritePlan, bool]:
         """What a write would do now, and whether the data, login or id changed."""
