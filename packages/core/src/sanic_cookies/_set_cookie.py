@@ -20,7 +20,7 @@ cookie backend's size limit is checked on every write).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from multidict import istr
 from sanic.cookies.response import Cookie, CookieJar
@@ -41,35 +41,37 @@ _TAILS: dict[tuple[Any, ...], str] = {}
 _MAX_TAILS = 64
 
 
-class _HeaderValue(str):
-    """A rendered cookie that Sanic's header clean-up need not copy character by character.
+class _CheapCleanUp:
+    """A string (mixin) that Sanic's header clean-up need not copy character by character.
 
-    Sanic calls ``value.translate(HEADER_TRANSLATION_TABLE)`` on each header value
+    Sanic calls ``.translate(HEADER_TRANSLATION_TABLE)`` on each header name and value
     to delete CR, LF and NUL. When none of the three is present that returns the
-    value unchanged, which this answers after three `in` scans; any other table,
-    or a value holding one of them, goes through the real ``str.translate``.
+    string unchanged, which this answers after three `in` scans; any other table,
+    or a string holding one of them, goes through the real ``str.translate``.
     """
 
     __slots__ = ()
 
     def translate(self, table: Any, /) -> str:
-        if table is not _SANIC_HEADER_TABLE or "\r" in self or "\n" in self or "\x00" in self:
-            return str.translate(self, table)
-        return self
+        text = cast(str, self)
+        if table is not _SANIC_HEADER_TABLE or "\r" in text or "\n" in text or "\x00" in text:
+            return str.translate(text, table)
+        return text
 
 
-class _HeaderName(istr):
-    """A header name (case-insensitive, as Sanic's own) with `_HeaderValue`'s ``translate``.
+class _HeaderValue(_CheapCleanUp, str):
+    """A rendered cookie, cleaned up cheaply (`_CheapCleanUp`)."""
+
+    __slots__ = ()
+
+
+class _HeaderName(_CheapCleanUp, istr):
+    """A header name, case-insensitive as Sanic's own, cleaned up cheaply (`_CheapCleanUp`).
 
     Sanic's headers keep the name object they are given, so it reaches the clean-up as is.
     """
 
     __slots__ = ()
-
-    def translate(self, table: Any, /) -> str:
-        if table is not _SANIC_HEADER_TABLE or "\r" in self or "\n" in self or "\x00" in self:
-            return str.translate(self, table)
-        return self
 
 
 #: The ``Set-Cookie`` header's name, for ``response.headers.add(SET_COOKIE, cookie)``.
