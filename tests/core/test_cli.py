@@ -220,7 +220,7 @@ class _FlakyBackend(MemoryBackend):
         if self.failure == "save-raises":
             raise ConnectionRefusedError("connection refused")
         if self.failure == "save-hangs":
-            await asyncio.sleep(30)
+            await asyncio.Event().wait()  # never returns: the check's --timeout ends it
         return await super().save(key, value, ttl, **kw)
 
     async def load(self, key: str) -> StoredSession | None:

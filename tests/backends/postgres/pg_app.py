@@ -91,7 +91,7 @@ async def hold(request: Request) -> HTTPResponse:
         sess["n"] = sess.get("n", 0) + 1000
         pidfile = Path(os.environ["PGAPP_PIDFILE"])
         await asyncio.to_thread(pidfile.write_text, str(os.getpid()))
-        await asyncio.sleep(3600)
+        await asyncio.Event().wait()  # until killed: no timer to outlast
     return text("unreachable")
 
 

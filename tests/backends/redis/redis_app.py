@@ -104,7 +104,7 @@ def build_app() -> Sanic[Any, Any]:
         async with request.ctx.session as sess:
             sess["n"] = sess.get("n", 0) + 1000  # never committed: the worker dies first
             await asyncio.to_thread(Path(env["SCT_SIGNAL"]).write_text, str(os.getpid()))
-            await asyncio.sleep(300)
+            await asyncio.Event().wait()  # hang until the test kills this worker
         return json({"n": sess["n"]})
 
     @app.get("/login")
