@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -94,3 +95,48 @@ async def test_a_failed_turn_fails_its_waiters_at_once_and_later_tasks_try_afres
             await asyncio.wait_for(waiter, 10)
     assert turns.waiting("k") == 0
     (await turns.take("k", within=0)).end()
+
+
+async def test_a_turn_sets_its_timer_only_once_someone_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An event-loop timer costs about 20k instructions to set and cancel: a turn that
+    # nobody waits for (most of them) needs none; one with a waiter behind it does.
+    loop = asyncio.get_running_loop()
+    timers: list[object] = []  # the turns whose timer was set
+    call_at = loop.call_at
+
+    def counted(when: float, callback: Any, *args: object, **kwargs: object) -> Any:
+        if getattr(callback, "__func__", None) is Turn.end:
+            timers.append(callback.__self__)
+        return call_at(when, callback, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "call_at", counted)
+    turns = KeyTurns()
+    for _ in range(3):
+        turn = await turns.take("k", within=10, hold=30.0)
+        turn.extend(60.0)
+        turn.end()
+    assert timers == []
+
+    holder = await turns.take("k", within=10, hold=0.01)
+    waiter = asyncio.create_task(turns.take("k", within=10))
+    await queued(turns, "k", 1)
+    assert timers == [holder]  # set when the waiter came: it ends the forgotten turn
+    nxt = await asyncio.wait_for(waiter, 10)  # handed over by that timer
+    assert not holder.active and nxt.active
+    nxt.end()
+    assert turns.waiting("k") == 0
+
+
+async def test_a_turn_past_its_hold_time_with_nobody_waiting_is_taken_at_once() -> None:
+    registry: dict[str, object] = {}
+    turns = KeyTurns(registry)
+    forgotten = await turns.take("k", within=10, hold=0.0)
+    assert not forgotten.active  # its hold time is over, though nothing ended it yet
+    nxt = await turns.take("k", within=0)  # no wait: within=0 would time out
+    assert nxt.active
+    forgotten.end()  # a late end of the old turn does not end the new one
+    assert nxt.active
+    nxt.end()
+    assert registry == {}
