@@ -161,5 +161,10 @@ class PostgresBackend(PostgresStore):
 
     @property
     def pool(self) -> asyncpg.Pool[asyncpg.Record] | None:
-        """The asyncpg pool in use (None until `open`, and after `close` of an own pool)."""
+        """The asyncpg pool in use (None until `open`, and after `close` of an own pool).
+
+        A pool the backend created is its own: it counts the connections it lends to
+        know, without a timer, when one is free. For queries of your own, create the
+        pool yourself and share it (``PostgresBackend(pool=...)``).
+        """
         return self._connector.pool

@@ -59,6 +59,21 @@ class Checkout(ABC):
             except Exception as exc:
                 logger.debug("dropping a connection failed: %s: %s", type(exc).__name__, exc)
 
+    async def close(self, within: float) -> None:
+        """Close the connection of a statement that failed, once the server let go of it.
+
+        asyncpg asks the server to cancel a statement that timed out or whose task
+        was cancelled. `discard` closes the socket at once and drops that request:
+        a write waiting for a row lock would then go on and commit after its caller
+        was told nothing was written. This waits (at most `within` seconds) for
+        the server to answer the cancellation, then closes as `discard` does.
+        Never raises.
+        """
+        if not self._returned:
+            with contextlib.suppress(Exception):
+                await self.conn.close(timeout=within)
+        await self.discard()
+
     def _terminate(self) -> None:
         """Close the socket at once: no round trip, nothing to wait for."""
         self.conn.terminate()
@@ -97,15 +112,21 @@ async def _keep_session(conn: Any) -> None:
 
 
 class _PoolCheckout(Checkout):
-    __slots__ = ("_pool",)
+    __slots__ = ("_connector", "_pool")
 
-    def __init__(self, pool: asyncpg.Pool[asyncpg.Record], conn: Conn) -> None:
+    def __init__(
+        self, connector: PoolConnector, pool: asyncpg.Pool[asyncpg.Record], conn: Conn
+    ) -> None:
         super().__init__(conn)
+        self._connector = connector
         self._pool = pool
 
     async def _give_back(self) -> None:
         # asyncpg replaces a terminated connection with a new one on the next acquire.
-        await self._pool.release(self.conn)  # type: ignore[arg-type]
+        try:
+            await self._pool.release(self.conn)  # type: ignore[arg-type]
+        finally:
+            self._connector.returned(self._pool)
 
 
 class PoolConnector(Connector):
@@ -143,6 +164,9 @@ class PoolConnector(Connector):
             "reset": _keep_session,
             **pool_options,
         }
+        # Connections of its own pool lent out now: while fewer than its size, a free
+        # one is waiting in the pool and `checkout` needs no timer.
+        self._lent = 0
 
     @property
     def pool(self) -> asyncpg.Pool[asyncpg.Record] | None:
@@ -155,6 +179,7 @@ class PoolConnector(Connector):
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
+        self._lent = 0
         if pool is None or pool is self._given:
             self._pool = self._given
             return
@@ -167,8 +192,21 @@ class PoolConnector(Connector):
         pool = self._pool
         if pool is None:
             raise asyncpg.InterfaceError("the session backend is closed")
+        if pool is not self._given and self._lent < self._options["max_size"]:
+            # A connection is free in its own pool: acquire() waits for no other borrower
+            # (at worst it connects, within connect_timeout), so no timer is needed.
+            conn = await pool.acquire()
+            self._lent += 1
+            return _PoolCheckout(self, pool, conn)
         # asyncio.timeout rather than acquire(timeout=): asyncpg's own
         # timeout wraps the acquire in wait_for: ~4 µs more CPU per borrow.
         async with asyncio.timeout(within):
             conn = await pool.acquire()
-        return _PoolCheckout(pool, conn)
+        if pool is not self._given:
+            self._lent += 1
+        return _PoolCheckout(self, pool, conn)
+
+    def returned(self, pool: asyncpg.Pool[asyncpg.Record]) -> None:
+        """A connection of `pool` is back (or closed): one fewer lent out."""
+        if pool is self._pool and pool is not self._given:
+            self._lent -= 1

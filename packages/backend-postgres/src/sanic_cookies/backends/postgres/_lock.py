@@ -325,11 +325,13 @@ class SessionScopedLock(AdvisoryLock):
             row = await checkout.conn.fetchrow(
                 sql, *args, self._lock_id, timeout=store.command_timeout
             )
-        except BaseException as exc:
-            # Unknown whether the statement unlocked: closing the connection settles it.
+        except Exception as exc:
+            # Unknown whether the statement unlocked: closing the connection settles it
+            # (once the server cancelled the statement: it must not write later).
+            await checkout.close(store.command_timeout)
+            raise _lost(operation, exc) from exc
+        except BaseException:
             await checkout.discard()
-            if isinstance(exc, Exception):
-                raise _lost(operation, exc) from exc
             raise
         await checkout.give_back()
         assert row is not None
@@ -384,7 +386,7 @@ class TransactionScopedLock(AdvisoryLock):
             await checkout.discard()
             raise _lost("save", exc) from exc
         except Exception as exc:
-            await checkout.discard()
+            await checkout.close(store.command_timeout)  # (see `Checkout.close`)
             raise _lost("save", exc) from exc
         except BaseException:
             await checkout.discard()
@@ -405,7 +407,7 @@ class TransactionScopedLock(AdvisoryLock):
                 store.queries.delete_and_commit(self._key), timeout=store.command_timeout
             )
         except Exception as exc:
-            await checkout.discard()
+            await checkout.close(store.command_timeout)  # (see `Checkout.close`)
             raise _lost("delete", exc) from exc
         except BaseException:
             await checkout.discard()

@@ -1,0 +1,167 @@
+"""Where the backend's connections come from, and how they go back.
+
+* A failed write's connection is closed only once the server cancelled the write:
+  it must not land later, behind a caller told that nothing was written.
+* The backend's own pool is lent without a timer while a connection is free, and
+  still honours the wait limit once every connection is out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import pytest
+
+from sanic_cookies import LockLost, LockTimeout
+from sanic_cookies.backends.postgres import PostgresStore
+from sanic_cookies.testing import decode_stored, encode_value, wait_until
+
+pytestmark = pytest.mark.postgres
+
+Make = Callable[..., PostgresStore]
+#: Generous: the statements are cut at 0.5 s; this only catches a hang.
+WITHIN = 20.0
+
+
+def _key(n: int) -> str:
+    return f"{n:064x}"
+
+
+@pytest.mark.parametrize("scope", ["session", "transaction"])
+@pytest.mark.parametrize("kind", ["asyncpg", "sqlalchemy"])
+async def test_a_locked_save_stuck_past_command_timeout_is_cancelled_and_frees_the_lock(
+    kind: str, scope: str, make_backend: Make, postgres_dsn: str
+) -> None:
+    backend = make_backend(
+        kind, table=f"stuck_{kind}_{scope}", command_timeout=0.5, lock_scope=scope
+    )
+    await backend.open()
+    blocker = await asyncpg.connect(postgres_dsn, timeout=5)
+    try:
+        key = _key(1)
+        await backend.save(key, encode_value(1), 60)
+        lock = backend.lock(key, timeout=5, lease=30)
+        assert decode_stored(await lock.acquire()) == 1
+        # Another transaction holds the row: the locked save's write waits for it.
+        await blocker.execute("BEGIN")
+        await blocker.fetch(f"SELECT 1 FROM {backend.queries.table} WHERE key = $1 FOR UPDATE", key)
+        started = time.monotonic()
+        with pytest.raises(LockLost):
+            await asyncio.wait_for(lock.save_and_release(encode_value(99), 60), WITHIN)
+        assert time.monotonic() - started < WITHIN
+        await blocker.execute("COMMIT")  # had the save gone on on the server, it would land now
+        again = backend.lock(key, timeout=5, lease=30)  # free: its connection was closed
+        assert decode_stored(await again.acquire()) == 1  # and the stuck save wrote nothing
+        await again.release()
+    finally:
+        await blocker.close()
+        await backend.close()
+
+
+@pytest.mark.parametrize("kind", ["asyncpg", "sqlalchemy"])
+async def test_closing_after_a_timeout_leaves_nothing_running_on_the_server(
+    kind: str, make_backend: Make, postgres_dsn: str
+) -> None:
+    backend = make_backend(kind, table=f"sleepy_{kind}")
+    await backend.open()
+    try:
+        checkout = await backend.connector.checkout(5)
+        marker = f"sleepy-{time.monotonic_ns()}"
+        with pytest.raises(TimeoutError):
+            await checkout.conn.fetchrow(f"SELECT pg_sleep(60), '{marker}'", timeout=0.3)
+        await checkout.close(5)
+
+        async def gone() -> bool:
+            conn = await asyncpg.connect(postgres_dsn, timeout=5)
+            try:
+                running = await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE $1 "
+                    "AND pid <> pg_backend_pid()",
+                    f"%{marker}%",
+                )
+            finally:
+                await conn.close()
+            return bool(running == 0)
+
+        assert await wait_until(gone, WITHIN)  # not left sleeping on the server
+    finally:
+        await backend.close()
+
+
+async def _times_out(
+    wait: Any, error: type[BaseException] = TimeoutError, limit: float = 0.2
+) -> None:
+    """`wait` fails with `error` after its own limit, not after hanging for `WITHIN`."""
+    started = time.monotonic()
+    with pytest.raises(error):
+        await asyncio.wait_for(wait, WITHIN)
+    assert time.monotonic() - started < WITHIN / 2, "waited with no limit"
+
+
+def _timeouts_set(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every `asyncio.timeout` entered from now on (each sets a timer)."""
+    made: list[object] = []
+    real = asyncio.timeout
+
+    def counted(delay: float | None) -> Any:
+        made.append(delay)
+        return real(delay)
+
+    monkeypatch.setattr(asyncio, "timeout", counted)
+    return made
+
+
+async def test_its_own_pool_lends_a_free_connection_without_a_timer(
+    make_backend: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = make_backend("asyncpg", table="free_conns", max_size=2, sweep_interval=None)
+    await backend.open()
+    try:
+        key = _key(2)
+        await backend.save(key, encode_value(0), 60)
+        made = _timeouts_set(monkeypatch)
+        for n in range(5):
+            lock = backend.lock(key, timeout=5, lease=30)
+            await lock.acquire()
+            await lock.save_and_release(encode_value(n), 60)
+        assert made == []
+        held = [await backend.connector.checkout(5) for _ in range(2)]
+        await _times_out(backend.connector.checkout(0.2))  # every connection is out
+        assert made == [0.2]
+        for checkout in held:
+            await checkout.give_back()
+        assert decode_stored(await backend.load(key)) == 4
+    finally:
+        await backend.close()
+
+
+async def test_every_way_back_counts_the_connection_as_returned(make_backend: Make) -> None:
+    # One connection: were a way back not counted, the next wait would never end (the
+    # count said "free") or would always take a timer; were one counted twice, an
+    # exhausted pool would be taken for a free one and wait without a limit.
+    backend = make_backend("asyncpg", table="one_conn", max_size=1, sweep_interval=None)
+    await backend.open()
+    try:
+        connector = backend.connector
+        for way in ("give_back", "discard", "close"):
+            checkout = await asyncio.wait_for(connector.checkout(5), WITHIN)
+            back = (lambda c=checkout: c.close(1)) if way == "close" else getattr(checkout, way)
+            await back()
+            await back()  # a second call does nothing, and counts nothing
+        held = await asyncio.wait_for(connector.checkout(5), WITHIN)
+        await _times_out(connector.checkout(0.2))
+        await held.give_back()
+        lock = backend.lock(_key(3), timeout=5, lease=30)
+        await asyncio.wait_for(lock.acquire(), WITHIN)
+        await lock.release()
+        await backend.close()
+        await backend.open()  # a new pool: nothing counted from the old one
+        held = await asyncio.wait_for(connector.checkout(5), WITHIN)
+        await _times_out(backend.lock(_key(4), timeout=0.2, lease=5).acquire(), LockTimeout)
+        await held.give_back()
+    finally:
+        await backend.close()
