@@ -67,12 +67,18 @@ class Checkout(ABC):
         a write waiting for a row lock would then go on and commit after its caller
         was told nothing was written. This waits (at most `within` seconds) for
         the server to answer the cancellation, then closes as `discard` does.
-        Never raises.
+        Never raises an error; a cancellation propagates, once the connection is
+        closed and given back all the same.
         """
-        if not self._returned:
+        if self._returned:
+            return
+        try:
             with contextlib.suppress(Exception):
                 await self.conn.close(timeout=within)
-        await self.discard()
+        finally:
+            # Also when cancelled midway: the connection (aborted by asyncpg then)
+            # must go back to its pool, and be counted back.
+            await self.discard()
 
     def _terminate(self) -> None:
         """Close the socket at once: no round trip, nothing to wait for."""
@@ -164,8 +170,8 @@ class PoolConnector(Connector):
             "reset": _keep_session,
             **pool_options,
         }
-        # Connections of its own pool lent out now: while fewer than its size, a free
-        # one is waiting in the pool and `checkout` needs no timer.
+        # Connections of its own pool lent out or being acquired now: while fewer than
+        # its size, a free one is waiting in the pool and `checkout` needs no timer.
         self._lent = 0
 
     @property
@@ -192,18 +198,28 @@ class PoolConnector(Connector):
         pool = self._pool
         if pool is None:
             raise asyncpg.InterfaceError("the session backend is closed")
-        if pool is not self._given and self._lent < self._options["max_size"]:
-            # A connection is free in its own pool: acquire() waits for no other borrower
-            # (at worst it connects, within connect_timeout), so no timer is needed.
-            conn = await pool.acquire()
-            self._lent += 1
+        if pool is self._given:
+            # asyncio.timeout rather than acquire(timeout=): asyncpg's own
+            # timeout wraps the acquire in wait_for: ~4 µs more CPU per borrow.
+            async with asyncio.timeout(within):
+                conn = await pool.acquire()
             return _PoolCheckout(self, pool, conn)
-        # asyncio.timeout rather than acquire(timeout=): asyncpg's own
-        # timeout wraps the acquire in wait_for: ~4 µs more CPU per borrow.
-        async with asyncio.timeout(within):
-            conn = await pool.acquire()
-        if pool is not self._given:
-            self._lent += 1
+        # A connection is free in its own pool: acquire() waits for no other borrower
+        # and at worst connects, within connect_timeout; no timer is needed if that
+        # fits in `within`.
+        free = self._lent < self._options["max_size"] and within >= self._options["timeout"]
+        # Counted before the acquire: asyncpg takes a connection out of its queue
+        # before it connects it, and one being made is not free for the next borrower.
+        self._lent += 1
+        try:
+            if free:
+                conn = await pool.acquire()
+            else:
+                async with asyncio.timeout(within):
+                    conn = await pool.acquire()
+        except BaseException:
+            self.returned(pool)
+            raise
         return _PoolCheckout(self, pool, conn)
 
     def returned(self, pool: asyncpg.Pool[asyncpg.Record]) -> None:
