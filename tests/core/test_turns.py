@@ -142,11 +142,6 @@ async def test_a_turn_past_its_hold_time_with_nobody_waiting_is_taken_at_once() 
     assert registry == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="since the turn timer is set only for a waiter, a forgotten turn's entry stays "
-    "in the registry until its key is asked for again (review finding; no fix yet)",
-)
 async def test_a_forgotten_turn_whose_key_is_never_asked_again_leaves_no_entry() -> None:
     # Session keys are random: a turn forgotten on one (a third-party lock that misses
     # an `end`) may never be asked for again. Its hold time (0 here) is over.
@@ -155,5 +150,9 @@ async def test_a_forgotten_turn_whose_key_is_never_asked_again_leaves_no_entry()
     await turns.take("forgotten", within=10, hold=0.0)
     for _ in range(10):
         await asyncio.sleep(0)  # loop iterations, not time: a due timer runs in these
-    (await turns.take("another key", within=0)).end()
+    (await turns.take("another key", within=0)).end()  # a new key looks at the oldest
     assert registry == {}
+    kept = await turns.take("held", within=10, hold=60.0)  # within its hold time: kept
+    (await turns.take("a third key", within=0)).end()
+    assert list(registry) == ["held"] and kept.active
+    kept.end()

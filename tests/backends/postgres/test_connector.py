@@ -314,18 +314,13 @@ class _Cable:
             writer.transport.abort()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Checkout.close waits up to another command_timeout for the cancellation's "
-    "answer: about twice command_timeout in all (review finding; docs or bound to decide)",
-)
 @pytest.mark.parametrize("scope", ["session", "transaction"])
-async def test_a_locked_save_on_a_silent_network_fails_within_command_timeout(
+async def test_a_locked_save_on_a_silent_network_fails_within_twice_command_timeout(
     scope: str, postgres_dsn: str, pg_schema: str
 ) -> None:
-    # docs/backend-postgres.md, "Down later": each call fails within connect_timeout /
-    # command_timeout. The save's statement times out; the wait for the server's
-    # answer to the cancellation (which never comes) must not add a second one.
+    # docs/backend-postgres.md, "Down later": on a network that goes silent a locked
+    # write fails after at most twice command_timeout: the statement's, then the wait
+    # for the server to answer the cancellation (which never comes).
     from urllib.parse import urlsplit, urlunsplit
 
     from sanic_cookies.backends.postgres import PostgresBackend
@@ -352,7 +347,9 @@ async def test_a_locked_save_on_a_silent_network_fails_within_command_timeout(
             started = time.monotonic()
             with pytest.raises(LockLost):
                 await asyncio.wait_for(lock.save_and_release(encode_value(1), 60), WITHIN)
-            assert time.monotonic() - started < 1.6, "about twice command_timeout"
+            took = time.monotonic() - started
+            assert took >= 1.0  # not before its own time limit
+            assert took < 2 * 1.0 + 2.0, took  # twice command_timeout, with room for a busy machine
         finally:
             pool = backend.pool
             if pool is not None:
