@@ -110,25 +110,26 @@ class KeyTurns:
     def _queue(self, key: str, loop: asyncio.AbstractEventLoop) -> _Queue:
         """The queue of `key`, made if missing; a turn past its hold time ended first."""
         queue = self._queues.get(key)
-        if queue is not None and queue.holder is not None and queue.holder.overdue(loop):
-            queue.holder.end()  # its hold time passed with nobody waiting (no timer was set)
+        if queue is not None and _end_if_overdue(queue, loop):
             queue = self._queues.get(key)
         if queue is None:
-            self._end_oldest_if_forgotten(loop)
+            # A forgotten turn nobody waits for has no timer, and its key (a random
+            # session's) may never be asked for again: one look at the oldest key per
+            # new key sheds them as fast as keys come.
+            oldest = next(iter(self._queues.values()), None)
+            if oldest is not None:
+                _end_if_overdue(oldest, loop)
             queue = self._queues[key] = _Queue()
         return queue
 
-    def _end_oldest_if_forgotten(self, loop: asyncio.AbstractEventLoop) -> None:
-        """End the oldest key's turn if its holder forgot it (past its hold time, unwaited).
 
-        Such a turn has no timer to end it, and its key (a random session's) may never
-        be asked for again; one look per new key sheds them as fast as keys come.
-        """
-        oldest = next(iter(self._queues.values()), None)
-        if oldest is not None and not oldest.waiters:
-            holder = oldest.holder
-            if holder is not None and holder.overdue(loop):
-                holder.end()
+def _end_if_overdue(queue: _Queue, loop: asyncio.AbstractEventLoop) -> bool:
+    """End `queue`'s turn if its hold time has passed (its timer, if any, would have)."""
+    holder = queue.holder
+    if holder is not None and holder.overdue(loop):
+        holder.end()
+        return True
+    return False
 
 
 def _hand_over(queues: dict[str, _Queue], key: str, queue: _Queue) -> None:

@@ -198,27 +198,25 @@ class PoolConnector(Connector):
         pool = self._pool
         if pool is None:
             raise asyncpg.InterfaceError("the session backend is closed")
-        if pool is self._given:
-            # asyncio.timeout rather than acquire(timeout=): asyncpg's own
-            # timeout wraps the acquire in wait_for: ~4 µs more CPU per borrow.
-            async with asyncio.timeout(within):
-                conn = await pool.acquire()
-            return _PoolCheckout(self, pool, conn)
+        own = pool is not self._given
         # A connection is free in its own pool: acquire() waits for no other borrower
         # and at worst connects, within connect_timeout; no timer is needed if that
         # fits in `within`.
-        free = self._lent < self._options["max_size"] and within >= self._options["timeout"]
-        # Counted before the acquire: asyncpg takes a connection out of its queue
-        # before it connects it, and one being made is not free for the next borrower.
-        self._lent += 1
+        free = own and self._lent < self._options["max_size"] and within >= self._options["timeout"]
+        if own:
+            # Counted before the acquire: asyncpg takes a connection out of its queue
+            # before it connects it, and one being made is not free for the next borrower.
+            self._lent += 1
         try:
             if free:
                 conn = await pool.acquire()
             else:
+                # asyncio.timeout rather than acquire(timeout=): asyncpg's own
+                # timeout wraps the acquire in wait_for: ~4 µs more CPU per borrow.
                 async with asyncio.timeout(within):
                     conn = await pool.acquire()
         except BaseException:
-            self.returned(pool)
+            self.returned(pool)  # (a given pool is never counted)
             raise
         return _PoolCheckout(self, pool, conn)
 
