@@ -328,10 +328,17 @@ class Cell:
     runs: list[LoadResult] = field(default_factory=list)
     #: Server CPU time per request in microseconds, per run (None where unmeasurable).
     cpu_us: list[float | None] = field(default_factory=list)
+    #: CPU time of the store's server processes (PostgreSQL, Redis) per request, per run.
+    store_cpu_us: list[float | None] = field(default_factory=list)
 
     @property
     def cpu(self) -> float | None:
         known = [c for c in self.cpu_us if c is not None]
+        return statistics.median(known) if known else None
+
+    @property
+    def store_cpu(self) -> float | None:
+        known = [c for c in self.store_cpu_us if c is not None]
         return statistics.median(known) if known else None
 
     @property
@@ -375,6 +382,34 @@ def cpu_ns(pid: int) -> int | None:
     return total
 
 
+#: Process names of the store servers whose CPU the timed rounds count.
+STORE_PROCESSES = frozenset({"postgres", "redis-server"})
+
+
+def store_cpu_ns() -> dict[int, int]:
+    """CPU time (ns) of every running store server process, by pid; empty off Linux."""
+    found: dict[int, int] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() not in STORE_PROCESSES:
+                continue
+        except OSError:
+            continue
+        used = cpu_ns(int(proc.name))
+        if used is not None:
+            found[int(proc.name)] = used
+    return found
+
+
+def store_cpu_us(before: dict[int, int], after: dict[int, int], requests: int) -> float | None:
+    """Store server CPU per request between two `store_cpu_ns` readings (a new process from 0)."""
+    if not after or not requests:
+        return None
+    return sum(used - before.get(pid, 0) for pid, used in after.items()) / 1000 / requests
+
+
 async def timed_rounds(
     servers: dict[str, Server],
     scenario: str,
@@ -387,9 +422,10 @@ async def timed_rounds(
     apps = list(servers)
     cells = {app: Cell() for app in apps}
 
-    async def one(app: str, duration: float) -> tuple[LoadResult, float | None]:
+    async def one(app: str, duration: float) -> tuple[LoadResult, float | None, float | None]:
         server = servers[app]
         cookies = [] if scenario == "new" else server.cookies
+        store_before = store_cpu_ns()
         before = cpu_ns(server.proc.pid)
         result = await run_load(
             server.port,
@@ -401,9 +437,10 @@ async def timed_rounds(
             tool=tool,
         )
         after = cpu_ns(server.proc.pid)
+        store = store_cpu_us(store_before, store_cpu_ns(), result.requests)
         if before is None or after is None or not result.requests:
-            return result, None
-        return result, (after - before) / 1000 / result.requests
+            return result, None, store
+        return result, (after - before) / 1000 / result.requests, store
 
     if args.warmup > 0:
         for app in apps:
@@ -411,14 +448,15 @@ async def timed_rounds(
     for r in range(args.rounds):
         order = apps[r % len(apps) :] + apps[: r % len(apps)]
         for app in order:
-            result, cpu = await one(app, args.duration)
+            result, cpu, store_cpu = await one(app, args.duration)
             cells[app].runs.append(result)
             cells[app].cpu_us.append(cpu)
+            cells[app].store_cpu_us.append(store_cpu)
             if progress:
                 print(
                     f"  {scenario:9} round {r + 1}/{args.rounds} {app:20} "
                     f"{result.rps:9.0f} req/s  p50 {result.p50_ms:.2f} ms  "
-                    f"server CPU {cpu or 0:.1f} µs/req",
+                    f"server CPU {cpu or 0:.1f} µs/req  store CPU {store_cpu or 0:.1f} µs/req",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -492,8 +530,9 @@ def report(
             f"**{scenario}** — {SCENARIOS[scenario]}",
             "",
             "| app | req/s | p50 ms | p99 ms | × bare | × floor | server CPU µs/req "
-            "| × bare by CPU | store round trips/req | store commands/req | errors |",
-            "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|",
+            "| × bare by CPU | store server CPU µs/req | store round trips/req "
+            "| store commands/req | errors |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|",
         ]
         for app, cell in cells.items():
             x_bare = f"{ratio(cell, bare):.2f}" if bare is not None else "–"
@@ -507,9 +546,10 @@ def report(
             cpu = f"{cell.cpu:.1f}" if cell.cpu is not None else "–"
             by_cpu = cpu_ratio(cell, bare) if bare is not None else None
             x_cpu = f"{by_cpu:.2f}" if by_cpu is not None else "–"
+            store_cpu = f"{cell.store_cpu:.1f}" if cell.store_cpu is not None else "–"
             lines.append(
                 f"| {app} | {cell.rps:,.0f} | {cell.p50:.2f} | {cell.p99:.2f} | {x_bare} "
-                f"| {x_floor} | {cpu} | {x_cpu} | {rt} | {cmds} | {cell.errors} |"
+                f"| {x_floor} | {cpu} | {x_cpu} | {store_cpu} | {rt} | {cmds} | {cell.errors} |"
             )
         lines.append("")
     if memory is not None:
