@@ -273,6 +273,10 @@ def build_app(
     bp = Blueprint(f"bp_{uuid.uuid4().hex[:8]}", url_prefix="/bp")
     bp.on_request(login_required().check)
 
+    @bp.route("/options", methods=["GET", "OPTIONS"])
+    async def bp_options(request: Request) -> HTTPResponse:
+        return text(f"blueprint {request.method} ok")
+
     @bp.get("/private")
     async def bp_private(request: Request) -> HTTPResponse:
         return text("blueprint ok")

@@ -47,12 +47,20 @@ async def test_blueprint_middleware_guards_only_its_blueprint(make_app: Any) -> 
     assert (await browser.get("/whoami")).status == 200
 
 
-async def test_options_passes_without_a_login(make_app: Any) -> None:
+@pytest.mark.parametrize("path", ["/options-ok", "/bp/options"])
+async def test_options_without_a_login_gets_an_empty_204_not_the_handler(
+    make_app: Any, path: str
+) -> None:
+    # A CORS preflight carries no cookies: not refused (the browser would block the
+    # real request), but the guarded handler must not run for it either.
     app, _ = make_app()
     browser = Browser(app)
-    response = await browser.request("OPTIONS", "/options-ok")
-    assert response.status == 200 and response.text == "OPTIONS ok"
-    assert (await browser.get("/options-ok")).status == 401
+    response = await browser.request("OPTIONS", path)
+    assert response.status == 204 and response.text == ""
+    assert (await browser.get(path)).status == 401
+    await browser.login("alice")
+    response = await browser.request("OPTIONS", path)
+    assert response.status == 200 and response.text.endswith("OPTIONS ok")
 
 
 async def test_redirect_carries_next_and_login_follows_it_back(make_app: Any) -> None:

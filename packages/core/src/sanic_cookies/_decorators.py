@@ -11,7 +11,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from sanic import Request, Sanic
 from sanic.exceptions import Unauthorized
-from sanic.response import HTTPResponse, redirect
+from sanic.response import HTTPResponse, empty, redirect
 
 from ._auth import AuthSession, _positive_seconds
 from ._backend import now
@@ -146,8 +146,9 @@ class LoginGuard:
     Attributes:
         check: ``async check(request) -> HTTPResponse | None``: let the request
             through (None) or refuse it (a redirect response, or raise
-            `Unauthorized`). OPTIONS requests always pass (CORS preflights
-            carry no cookies). It is a plain function, not a bound method,
+            `Unauthorized`). An OPTIONS request without a login gets an
+            empty 204 instead (CORS preflights carry no cookies); the
+            guarded handler does not run for it. It is a plain function, not a bound method,
             because Sanic's blueprint ``on_request`` silently ignores bound
             methods (it tells a middleware from a decorator call with
             `inspect.isfunction`).
@@ -213,11 +214,13 @@ class LoginGuard:
             Unauthorized: Nobody is logged in (or not recently enough) and no
                 ``redirect_to`` was given.
         """
-        if request.method == "OPTIONS":
-            return None
         auth = self._auth_session(request)
         if await auth.current_user(request) is not None and await self._fresh(auth, request):
             return None
+        if request.method == "OPTIONS":
+            # A CORS preflight carries no cookies: a 401 would make the browser block the
+            # real request, but the guarded handler must not run for it either.
+            return empty()
         if self.redirect_to is None:
             raise Unauthorized("Login required" if self.max_age is None else "Fresh login required")
         return redirect(self._redirect_location(request))
@@ -271,7 +274,8 @@ def login_required(
     Without a logged-in user the route answers 401 (`sanic.exceptions.Unauthorized`),
     or, with `redirect_to`, a 302 to ``<redirect_to>?next=<this path>``
     (``next`` is only ever a same-site path; pass it through `safe_next`
-    after login). OPTIONS requests pass.
+    after login). An OPTIONS request without a login (a CORS preflight carries
+    no cookies) gets an empty 204, and the handler does not run.
 
     Works on sync and async handlers, `HTTPMethodView` methods and their
     ``decorators = [login_required()]``; for a blueprint, decorate each route
