@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Iterator
 from importlib.metadata import EntryPoint
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -98,17 +100,30 @@ def test_registration_resolves_a_duplicate_claim(installed: Installed) -> None:
     assert isinstance(backend_from_url("redis://"), CountingBackend)
 
 
-@pytest.mark.parametrize(
-    ("url", "extra"),
-    [
-        ("redis://127.0.0.1:6379/0", "redis"),
-        ("rediss://example.com", "redis"),
-        ("postgresql://u@h/db", "postgres"),
-        ("postgres://u@h/db", "postgres"),
-        ("postgresql+asyncpg://u@h/db", "postgres"),
-        ("cookie://", "cookie"),
-    ],
-)
+def _first_party_schemes() -> list[tuple[str, str]]:
+    """(URL, extra) for every scheme a sibling distribution registers, read from its pyproject."""
+    packages = Path(__file__).resolve().parents[2] / "packages"
+    core = tomllib.loads((packages / "core" / "pyproject.toml").read_text())
+    extra_of = {
+        pins[0].partition("==")[0]: extra
+        for extra, pins in core["project"]["optional-dependencies"].items()
+        if len(pins) == 1
+    }
+    found = []
+    for pyproject in sorted(packages.glob("backend-*/pyproject.toml")):
+        project = tomllib.loads(pyproject.read_text())["project"]
+        for name in project["entry-points"]["sanic_cookies.backends"]:
+            found.append((name.replace(".", "+") + "://h/x", extra_of[project["name"]]))
+    return found
+
+
+def test_every_first_party_scheme_is_listed() -> None:
+    schemes = {url.partition("://")[0] for url, _ in _first_party_schemes()}
+    # The documented ones at least (the list above is read from the pyproject files).
+    assert {"redis", "rediss", "redis+cluster", "redis+sentinel", "postgresql", "cookie"} <= schemes
+
+
+@pytest.mark.parametrize(("url", "extra"), _first_party_schemes())
 def test_first_party_scheme_not_installed_says_what_to_install(
     installed: Installed, url: str, extra: str
 ) -> None:

@@ -23,6 +23,10 @@ GROUP = "sanic_cookies.backends"
 _INSTALL_HINTS = {
     "redis": "redis",
     "rediss": "redis",
+    "redis.cluster": "redis",
+    "rediss.cluster": "redis",
+    "redis.sentinel": "redis",
+    "rediss.sentinel": "redis",
     "postgresql": "postgres",
     "postgres": "postgres",
     "postgresql.asyncpg": "postgres",
