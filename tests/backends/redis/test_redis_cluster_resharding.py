@@ -33,10 +33,12 @@ from cluster_procs import (
     wait_for,
 )
 from redis.crc import key_slot
+from redis.exceptions import TryAgainError
 from redis_procs import HOST, app_env
 
 from sanic_cookies.backends.redis import RedisBackend
-from sanic_cookies.backends.redis._cluster_pipeline import ClusterAutoPipeline
+from sanic_cookies.backends.redis._cluster_pipeline import TRYAGAIN_WITHIN, ClusterAutoPipeline
+from sanic_cookies.clock import ManualClock, use_clock
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -45,6 +47,9 @@ CONCURRENCY = 8
 ACKED_BEFORE = 100
 ACKED_AFTER = 100
 WAIT = 20.0  # seconds any one phase may take before the test fails
+# TRYAGAIN replies one command could follow when they were counted (16 redirections,
+# every other one an ASK), not timed: a slot held half-moved longer failed requests.
+TRYAGAINS_OF_OLD = 8
 
 
 def keys_in_slot(slot: int, count: int) -> list[str]:
@@ -123,6 +128,13 @@ async def test_a_slot_migrated_mid_load_loses_nothing_acknowledged(
                 else:
                     raise AssertionError("the slot's keys did not finish moving")
                 await wait_for(lambda: pipeline.asked > asked, WAIT, "no ASK followed")
+                # Held half-moved (keys on the target, slot still the source's) until some
+                # lock has been refused with TRYAGAIN more often than a fixed count of tries
+                # allowed (8): the split lasts as long as the migration of the whole slot.
+                retried = pipeline.retried
+                await wait_for(
+                    lambda: pipeline.retried > retried + 2 * TRYAGAINS_OF_OLD, WAIT, "no TRYAGAIN"
+                )
                 half_moved = time.monotonic() - started
                 moved = pipeline.moved
                 for node in (
@@ -180,3 +192,47 @@ async def test_a_slot_migrated_mid_load_loses_nothing_acknowledged(
             await admin.aclose()
         await backend.close()
         server.stop()
+
+
+async def test_a_slot_stuck_half_moved_fails_the_command_after_tryagain_within(
+    own_cluster: Callable[..., OwnCluster], unique_prefix: str
+) -> None:
+    # A migration that never ends (an operator stopped halfway): the command split
+    # across the two nodes retries TRYAGAIN, then fails once TRYAGAIN_WITHIN has passed
+    # on the library's clock (advanced here, not waited for), instead of hanging.
+    cluster = own_cluster(masters=3)
+    backend = RedisBackend.from_url(cluster.url, prefix=unique_prefix)
+    await backend.open()
+    keys = ("{stuck}record", "{stuck}lock")  # one hash tag: one slot
+    slot = key_slot(keys[0].encode())
+    source = cluster.by_port(cluster.owner_port(slot))
+    target = next(n for n in cluster.nodes if n is not source)
+    src, dst = (
+        aioredis.Redis(host=HOST, port=source.port),
+        aioredis.Redis(host=HOST, port=target.port),
+    )
+    try:
+        pipeline = backend._pipeline
+        assert isinstance(pipeline, ClusterAutoPipeline)
+        await src.set(keys[0], b"1")
+        source_id = (await src.execute_command("CLUSTER", "MYID")).decode()
+        target_id = (await dst.execute_command("CLUSTER", "MYID")).decode()
+        await dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+        await src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+        await src.execute_command("MIGRATE", HOST, target.port, "", 0, 5000, "KEYS", keys[0])
+        script = ("EVAL", "return redis.call('EXISTS', KEYS[1], KEYS[2])", 2, *keys)
+        with use_clock(ManualClock()) as clock:
+            split = asyncio.ensure_future(pipeline.execute(*script))
+            await wait_for(lambda: pipeline.retried > TRYAGAINS_OF_OLD, WAIT, "no TRYAGAIN")
+            assert not split.done()  # still retrying past the old fixed count
+            clock.advance(TRYAGAIN_WITHIN)
+            with pytest.raises(TryAgainError):
+                await asyncio.wait_for(split, WAIT)
+        for node in (target, source, *(n for n in cluster.nodes if n not in (source, target))):
+            async with aioredis.Redis(host=HOST, port=node.port) as admin:
+                await admin.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        assert await pipeline.execute(*script) == 1  # the migration ended: answered
+    finally:
+        await src.aclose()
+        await dst.aclose()
+        await backend.close()

@@ -17,7 +17,12 @@ Redirections are followed as redis-py's cluster client follows them:
   back to back so they leave in one write on one connection: nothing can come
   between them. The slot map is not changed.
 * ``TRYAGAIN`` (a multi-key command whose keys are split by a migration in
-  progress): sent again after a short pause, a bounded number of times.
+  progress: a session's record has moved, its lock key has not, until the
+  slot changes owner): sent again after a pause that grows from 10 to 100 ms,
+  for at most `TRYAGAIN_WITHIN` seconds. Bounded by time, not by a count: the
+  split lasts until the migration of the whole slot ends, which takes longer
+  on a busy cluster (a lock refused after a fixed 8 tries answered 503 during
+  a slow resharding).
 
 A lost connection, a reply timeout or ``CLUSTERDOWN`` fails the command (the
 request answers 503: the command may or may not have run, so it is not
@@ -46,21 +51,25 @@ from redis.exceptions import (
     TimeoutError,
     TryAgainError,
 )
+from sanic_cookies import clock
 
 from . import _compat
 from ._pipeline import AutoPipeline
 
-__all__ = ["REFRESH_INTERVAL", "ClusterAutoPipeline"]
+__all__ = ["REFRESH_INTERVAL", "TRYAGAIN_WITHIN", "ClusterAutoPipeline"]
 
 logger = logging.getLogger("sanic_cookies.redis")
 
 #: Seconds between two refreshes of the slot map asked for by errors.
 REFRESH_INTERVAL = 0.1
-# How many MOVED / ASK / TRYAGAIN replies one command follows before failing
-# (redis-py's cluster client allows 16 as well).
+#: Seconds one command keeps retrying ``TRYAGAIN`` before it fails (503).
+TRYAGAIN_WITHIN = 2.0
+# How many MOVED / ASK replies one command follows in a row before failing
+# (redis-py's cluster client allows 16 as well); a TRYAGAIN starts the count again.
 _MAX_REDIRECTS = 16
-# Pause before sending a command refused with TRYAGAIN again (seconds).
+# Pauses before sending a command refused with TRYAGAIN again (seconds): the first, the most.
 _TRYAGAIN_DELAY = 0.01
+_TRYAGAIN_MAX_DELAY = 0.1
 # Errors after which the slot map may be stale: a node died or gave up a slot.
 _STALE_MAP = (ConnectionError, TimeoutError, ClusterDownError, SlotNotCoveredError)
 # Where a MOVED / ASK reply sends a command: ((host, port), whether it is an ASK).
@@ -122,20 +131,31 @@ class ClusterAutoPipeline:
         await _compat.ensure_slot_map(self._client)
         slot = self._client.keyslot(key)
         redirect: _Redirect | None = None  # where MOVED or ASK sent the command
-        for _ in range(_MAX_REDIRECTS):
+        redirects, delay, give_up = 0, _TRYAGAIN_DELAY, 0.0
+        while True:
             host, future = self._send(args, key, slot, redirect)
             redirect = None
             try:
                 return await future
             except AskError as exc:  # MovedError is a subclass
+                redirects += 1
+                if redirects > _MAX_REDIRECTS:
+                    raise ClusterError(
+                        f"Redis Cluster redirected a command more than {_MAX_REDIRECTS} times"
+                    ) from exc
                 redirect = self._follow(exc, host)
             except TryAgainError:
                 self.retried += 1
-                await asyncio.sleep(_TRYAGAIN_DELAY)
+                now = clock.monotonic()
+                give_up = give_up or now + TRYAGAIN_WITHIN
+                if now >= give_up:
+                    raise
+                redirects = 0
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _TRYAGAIN_MAX_DELAY)
             except _STALE_MAP:
                 self.request_refresh()
                 raise
-        raise ClusterError(f"Redis Cluster redirected a command more than {_MAX_REDIRECTS} times")
 
     def _send(
         self, args: tuple[Any, ...], key: Any, slot: int, redirect: _Redirect | None
