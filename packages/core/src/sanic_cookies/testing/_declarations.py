@@ -121,7 +121,8 @@ class DeclarationTests:
 
         if not await wait_until(gone, self.wait_limit + self.ttl_resolution):
             pytest.fail(
-                f"A value saved with a 0.2s TTL was still loaded {self.wait_limit:g}s later"
+                f"A value saved with a 0.2s TTL was still loaded {self.wait_limit:g}s later "
+                "(rule: load() never returns a value past its TTL)"
             )
         removed = await backend.cleanup()
         if not isinstance(removed, int) or isinstance(removed, bool) or removed < 1:

@@ -32,6 +32,16 @@ def _key() -> str:
     return store_key(new_session_id())
 
 
+EXPIRY_RULE = (
+    "load() never returns a value past its TTL, counted on sanic_cookies.clock.now() or on "
+    "the store's own clock"
+)
+TTL_RULE = (
+    "every save sets the TTL it is given (replace_only and a lock's save_and_release too); "
+    "else a session in use expires on its first TTL and its user is logged out"
+)
+
+
 @pytest.mark.asyncio
 class BackendConformance(CrossProcessTests, LapsedLeaseTests, DeclarationTests):
     """The contract of `sanic_cookies.Backend`, as tests.
@@ -75,12 +85,18 @@ class BackendConformance(CrossProcessTests, LapsedLeaseTests, DeclarationTests):
     wait_limit: ClassVar[float] = 30.0
 
     async def _gone(self, backend: Backend, key: str) -> bool:
-        """Wait until `key` has expired; False if it is still there after `wait_limit`."""
+        """Wait until `key` has expired; fail naming the rule if it is still there after
+        `wait_limit` (True otherwise, so ``assert await self._gone(...)`` reads well)."""
 
         async def missing() -> bool:
             return await backend.load(key) is None
 
-        return await wait_until(missing, self.wait_limit + self.ttl_resolution)
+        if not await wait_until(missing, self.wait_limit + self.ttl_resolution):
+            pytest.fail(
+                f"A value was still loaded {self.wait_limit:g}s after its TTL ran out on the "
+                f"library clock (rule: {EXPIRY_RULE})"
+            )
+        return True
 
     def backend_url(self) -> str:
         """The URL of the store this test uses; keys no other test run shares.
@@ -149,7 +165,11 @@ class BackendConformance(CrossProcessTests, LapsedLeaseTests, DeclarationTests):
         await backend.save(key, encode_value(1), 100)
         stored = await backend.load(key)
         assert stored is not None
-        assert before + 100 - 2 <= stored.expires_at <= now() + 100 + 2
+        assert before + 100 - 2 <= stored.expires_at <= now() + 100 + 2, (
+            f"a value saved with a 100 s TTL reported expires_at {stored.expires_at - now():+.1f}s "
+            "from now (rule: StoredSession.expires_at is the epoch time the value expires, "
+            "on sanic_cookies.clock.now())"
+        )
 
     async def test_expiry_time_is_on_the_library_clock(
         self, backend: Backend, manual_clock: ManualClock
@@ -161,7 +181,11 @@ class BackendConformance(CrossProcessTests, LapsedLeaseTests, DeclarationTests):
         assert stored is not None, "a 100 s TTL has 50 s left"
         # Whether the store counts on the library's clock or its server's, the core
         # compares expires_at with `clock.now()`: at most 100 s from the save.
-        assert manual_clock.now() < stored.expires_at <= manual_clock.now() + 100 + 2
+        assert manual_clock.now() < stored.expires_at <= manual_clock.now() + 100 + 2, (
+            f"expires_at was {stored.expires_at - manual_clock.now():+.1f}s from the library "
+            "clock's now (rule: StoredSession.expires_at is on sanic_cookies.clock.now(), not "
+            "on the store's clock or time.time())"
+        )
 
     async def test_binary_values_survive(self, backend: Backend) -> None:
         key = _key()
@@ -211,7 +235,10 @@ class BackendConformance(CrossProcessTests, LapsedLeaseTests, DeclarationTests):
         key = _key()
         await backend.save(key, encode_value(1), 60)
         await backend.delete(key)
-        assert await backend.load(key) is None
+        assert await backend.load(key) is None, (
+            "a deleted key was still loaded (rule: delete removes the key at once; "
+            "a logout is final)"
+        )
 
     async def test_delete_missing_is_not_an_error(self, backend: Backend) -> None:
         await backend.delete(_key())
@@ -250,6 +277,50 @@ class BackendConformance(CrossProcessTests, LapsedLeaseTests, DeclarationTests):
         manual_clock.advance(0.8 + self.ttl_resolution)
         assert await self._gone(backend, twin)  # so the first TTL of key is over too
         assert decode_stored(await backend.load(key)) == 7
+
+    async def test_touch_does_not_revive_an_expired_value(
+        self, backend: Backend, manual_clock: ManualClock
+    ) -> None:
+        key = _key()
+        await backend.save(key, encode_value(1), 0.5)
+        manual_clock.advance(0.5 + self.ttl_resolution)
+        assert await self._gone(backend, key)
+        touched = await backend.touch(key, 60)
+        if touched or await backend.load(key) is not None:
+            pytest.fail(
+                f"touch() of an expired key returned {touched!r} and the value "
+                f"{'came back' if await backend.load(key) is not None else 'stayed gone'} "
+                "(rule: touch moves the expiry of a live key only and returns False for an "
+                "expired one; an expired session never comes back)"
+            )
+
+    async def test_every_save_sets_the_new_ttl(
+        self, backend: Backend, manual_clock: ManualClock
+    ) -> None:
+        plain, replaced, locked, twin = _key(), _key(), _key(), _key()
+        for key in (plain, replaced, locked):
+            await backend.save(key, encode_value(1), 2.0)
+        await backend.save(plain, encode_value(2), 60)
+        assert await backend.save(replaced, encode_value(2), 60, replace_only=True) is True
+        lock = backend.lock(locked, timeout=2, lease=10)
+        await lock.acquire()
+        assert await lock.save_and_release(encode_value(2), 60, replace_only=True) is True
+        await backend.save(twin, encode_value(1), 2.0)  # saved last: expires after the others'
+        writes = {"save": plain, "save(replace_only=True)": replaced, "save_and_release": locked}
+
+        async def short_lived(key: str) -> bool:
+            stored = await backend.load(key)
+            return stored is None or stored.expires_at < now() + 60 - 2
+
+        short = {name for name, key in writes.items() if await short_lived(key)}
+        manual_clock.advance(2.0 + self.ttl_resolution)
+        assert await self._gone(backend, twin)  # so the first TTL of the others is over too
+        short |= {name for name, key in writes.items() if await backend.load(key) is None}
+        if short:
+            pytest.fail(
+                f"A 60 s TTL given to {', '.join(sorted(short))} of a key saved with a 2 s TTL "
+                f"was not applied (rule: {TTL_RULE})"
+            )
 
     async def test_touch_missing_key_is_false(self, backend: Backend) -> None:
         key = _key()
@@ -312,7 +383,10 @@ class BackendConformance(CrossProcessTests, LapsedLeaseTests, DeclarationTests):
         lock = backend.lock(key, timeout=1, lease=10)
         await lock.acquire()
         await lock.delete_and_release()
-        assert await backend.load(key) is None
+        assert await backend.load(key) is None, (
+            "a key was still loaded after delete_and_release (rule: delete removes the key "
+            "at once; a logout is final)"
+        )
         again = backend.lock(key, timeout=1, lease=10)
         assert await again.acquire() is None
         await again.release()
@@ -483,6 +557,37 @@ class BackendConformance(CrossProcessTests, LapsedLeaseTests, DeclarationTests):
         assert set(await backend.list_user_sessions(user)) == set()
         assert await backend.delete_user_sessions(user) == 0
         assert decode_stored(await backend.load(b)) == 2
+
+    async def test_a_save_under_another_user_moves_the_key_in_the_index(
+        self, backend: Backend
+    ) -> None:
+        if not backend.supports_user_index:
+            pytest.skip(f"{type(backend).__name__} declares no user index")
+        first, second = "user-" + secrets.token_hex(4), "user-" + secrets.token_hex(4)
+        plain, replaced, locked = _key(), _key(), _key()
+        for key in (plain, replaced, locked):
+            await backend.save(key, encode_value(1), 60, user_id=first)
+        await backend.save(plain, encode_value(2), 60, user_id=second)
+        await backend.save(replaced, encode_value(2), 60, user_id=second, replace_only=True)
+        lock = backend.lock(locked, timeout=2, lease=10)
+        await lock.acquire()
+        try:
+            await lock.save_and_release(encode_value(2), 60, user_id=second, replace_only=True)
+        finally:
+            await lock.release()
+        keys = {plain, replaced, locked}
+        stale = set(await backend.list_user_sessions(first)) & keys
+        missing = keys - set(await backend.list_user_sessions(second))
+        if stale or missing:
+            pytest.fail(
+                f"after saving {len(keys)} keys under a new user, {len(stale)} were still listed "
+                f"under the previous user and {len(missing)} were not listed under the new one "
+                "(rule: save files the key under user_id and removes it from any previous "
+                "user's entry, with or without replace_only; else logout_everywhere of the "
+                "previous user ends the new user's session)"
+            )
+        assert await backend.delete_user_sessions(first) == 0
+        assert decode_stored(await backend.load(plain)) == 2
 
     async def test_replace_only_save_without_user_leaves_the_index(self, backend: Backend) -> None:
         if not backend.supports_user_index:
