@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ports import free_port
 from processes import kill_group
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,12 +39,6 @@ def unavailable(message: str) -> None:
     if _in_ci():
         pytest.fail(f"{message} (CI=true: the browser tests must run; .ci/run installs Chromium)")
     pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class DemoServer:

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import uuid
@@ -15,6 +14,7 @@ from typing import Any, ClassVar, Self
 
 import pytest
 from environment import everything_installed, require_module
+from ports import free_port
 
 from sanic_cookies import Backend, SessionLock, StoredSession, register
 from sanic_cookies._cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, main, redact
@@ -288,9 +288,7 @@ def test_check_never_prints_or_logs_the_session_id(
 
 def test_check_reaches_a_dead_server_quickly(capsys: pytest.CaptureFixture[str]) -> None:
     _real_backend_or_skip("redis://127.0.0.1:1/0")
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nobody listens on it
     code, out, err = run(
         capsys, "check", "--timeout", "3", "--backend", f"redis://127.0.0.1:{port}/0"
     )

@@ -29,6 +29,7 @@ from cookie_support import (
     serve,
 )
 from environment import require_module
+from ports import free_port
 from sanic import Request, Sanic, json
 from sanic.response import HTTPResponse
 
@@ -481,7 +482,6 @@ async def test_a_real_two_worker_server_refuses_a_memory_revocation_store(tmp_pa
     import asyncio
     import contextlib
     import signal
-    import socket
     import subprocess
     import sys
 
@@ -489,9 +489,7 @@ async def test_a_real_two_worker_server_refuses_a_memory_revocation_store(tmp_pa
 
     script = tmp_path / "two_workers.py"
     script.write_text(TWO_WORKER_APP)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     log = tmp_path / "server.log"
     with log.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(

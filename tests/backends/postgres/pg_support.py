@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from ports import free_port
 from processes import kill_group, owned_by_fixture
 from serving import serving
 from sqlalchemy.engine import make_url
@@ -65,14 +66,6 @@ APP_SCRIPT = Path(__file__).with_name("pg_app.py")
 def sqlalchemy_url(dsn: str) -> str:
     """The ``postgresql+asyncpg://`` form of a ``postgresql://`` DSN."""
     return make_url(dsn).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
-
-
-def free_port() -> int:
-    """A loopback TCP port nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # -- counting round trips on the wire ---------------------------------------------------

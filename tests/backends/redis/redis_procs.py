@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from ports import free_port
 from processes import kill_group
 
 HOST = "127.0.0.1"
@@ -38,25 +39,6 @@ def require_binary(name: str) -> str:
             pytest.fail(f"{message}; CI=true: these tests must run")
         pytest.skip(f"{message}; set CI=true to turn this skip into a failure")
     return path
-
-
-def free_port(*, with_bus: bool = False) -> int:
-    """A TCP port free on the loopback now (and port + 10000 too, for a cluster bus)."""
-    for _ in range(200):
-        with socket.socket() as sock:
-            sock.bind((HOST, 0))
-            port = int(sock.getsockname()[1])
-        if not with_bus:
-            return port
-        if port + 10000 > 65535:
-            continue
-        with socket.socket() as bus:
-            try:
-                bus.bind((HOST, port + 10000))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free loopback port found")
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child

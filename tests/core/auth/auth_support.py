@@ -305,6 +305,11 @@ def build_app(
     async def fresh(request: Request) -> HTTPResponse:
         return text("fresh ok")
 
+    @app.route("/fresh-options", methods=["GET", "OPTIONS"])
+    @fresh_login_required(2.0)
+    async def fresh_options(request: Request) -> HTTPResponse:
+        return text(f"fresh {request.method} ok")
+
     @app.route("/options-ok", methods=["GET", "OPTIONS"])
     @login_required()
     async def options_ok(request: Request) -> HTTPResponse:

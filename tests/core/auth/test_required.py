@@ -63,6 +63,37 @@ async def test_options_without_a_login_gets_an_empty_204_not_the_handler(
     assert response.status == 200 and response.text.endswith("OPTIONS ok")
 
 
+async def test_options_with_a_stale_login_gets_the_204_too(
+    make_app: Any, manual_clock: ManualClock
+) -> None:
+    app, _ = make_app()
+    browser = Browser(app)
+    await browser.login("alice")
+    assert (await browser.request("OPTIONS", "/fresh-options")).text == "fresh OPTIONS ok"
+    manual_clock.advance(3)  # logged in, but not freshly
+    response = await browser.request("OPTIONS", "/fresh-options")
+    assert response.status == 204 and response.text == ""
+    assert (await browser.get("/fresh-options")).status == 401
+
+
+async def test_response_middleware_sets_cors_headers_on_the_preflight_204(
+    make_app: Any,
+) -> None:
+    # The handler never runs for an anonymous preflight: CORS headers come from
+    # response middleware, which runs on the guard's 204 (decorated route and blueprint).
+    app, _ = make_app()
+
+    @app.on_response
+    async def cors(request: Any, response: Any) -> None:
+        response.headers["access-control-allow-origin"] = SITE
+
+    browser = Browser(app)
+    for path in ("/options-ok", "/bp/options"):
+        response = await browser.request("OPTIONS", path, headers={"origin": SITE})
+        assert response.status == 204
+        assert response.headers["access-control-allow-origin"] == SITE
+
+
 async def test_redirect_carries_next_and_login_follows_it_back(make_app: Any) -> None:
     app, _ = make_app()
     browser = Browser(app)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import subprocess
 import sys
 import warnings
@@ -14,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import pytest
+from ports import free_port
 from processes import kill_group
 
 from sanic_cookies import Backend, ConfigurationError, LockTimeout, Session, backend_from_url
@@ -246,9 +246,7 @@ async def test_two_worker_server_warns_in_each_worker(tmp_path: Path) -> None:
 
     script = tmp_path / "two_workers.py"
     script.write_text(TWO_WORKER_APP)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     log = tmp_path / "server.log"
     with log.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(

@@ -21,6 +21,7 @@ import pytest_asyncio
 from core_support import add_standard_routes, cookie_header, get, new_app
 from fault_harness import key_of, stored_data
 from fault_stores import backend_module, unavailable
+from ports import free_port
 
 from sanic_cookies import Backend, MultiBackend, Session
 from sanic_cookies.clock import ManualClock
@@ -28,18 +29,11 @@ from sanic_cookies.clock import ManualClock
 pytestmark = pytest.mark.redis
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 class RedisServer:
     """A redis-server process this test owns: no persistence, so a restart starts empty."""
 
     def __init__(self, workdir: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.workdir = workdir
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -146,9 +146,10 @@ class LoginGuard:
     Attributes:
         check: ``async check(request) -> HTTPResponse | None``: let the request
             through (None) or refuse it (a redirect response, or raise
-            `Unauthorized`). An OPTIONS request without a login gets an
-            empty 204 instead (CORS preflights carry no cookies); the
-            guarded handler does not run for it. It is a plain function, not a bound method,
+            `Unauthorized`). An OPTIONS request it would refuse gets an
+            empty 204 instead (CORS preflights carry no cookies; their CORS
+            headers come from response middleware); the guarded handler
+            does not run for it. It is a plain function, not a bound method,
             because Sanic's blueprint ``on_request`` silently ignores bound
             methods (it tells a middleware from a decorator call with
             `inspect.isfunction`).
@@ -275,7 +276,8 @@ def login_required(
     or, with `redirect_to`, a 302 to ``<redirect_to>?next=<this path>``
     (``next`` is only ever a same-site path; pass it through `safe_next`
     after login). An OPTIONS request without a login (a CORS preflight carries
-    no cookies) gets an empty 204, and the handler does not run.
+    no cookies) gets an empty 204, and the handler does not run: set CORS
+    headers in response middleware.
 
     Works on sync and async handlers, `HTTPMethodView` methods and their
     ``decorators = [login_required()]``; for a blueprint, decorate each route
