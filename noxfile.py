@@ -86,6 +86,8 @@ ENTRY_POINTS = {
     "memory",
     "redis",
     "rediss",
+    "redis.cluster",
+    "rediss.cluster",
     "redis.sentinel",
     "rediss.sentinel",
     "postgresql",
