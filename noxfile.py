@@ -74,7 +74,9 @@ WHEEL_TESTS = [
 # Test processes (pytest-xdist). Most of a test's time is spent waiting on a server, a
 # subprocess or a socket, so four share two cores well (the full suite: about 20 minutes
 # in one process, about 8 in four). ``nox -s tests -- -n 0 tests/...`` runs in one.
-PARALLEL = ["-n", "4"]
+# ``--dist loadgroup``: the tests marked ``xdist_group`` (multi-worker apps on the shared
+# PostgreSQL) run one at a time.
+PARALLEL = ["-n", "4", "--dist", "loadgroup"]
 
 LINT_PATHS = ["packages", "tests", "noxfile.py", "examples", "bench"]
 
