@@ -354,3 +354,87 @@ async def test_a_locked_save_on_a_silent_network_fails_within_twice_command_time
             pool = backend.pool
             if pool is not None:
                 pool.terminate()
+
+
+@pytest.mark.parametrize("kind", ["asyncpg", "sqlalchemy"])
+async def test_a_connection_that_cannot_be_made_is_a_connection_error_not_a_busy_lock(
+    kind: str,
+) -> None:
+    # A server that does not answer is a store failure (ERROR, counted, 503), not lock
+    # contention (LockTimeout, WARNING): the checkout says ConnectionError, naming the
+    # connect timeout, and its own wait limit still gives TimeoutError (test above).
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from sanic_cookies.backends.postgres._connector import Connector, PoolConnector
+    from sanic_cookies.backends.postgres._sqlalchemy import EngineConnector
+
+    async with _Silent() as port:
+        dsn = f"postgresql://postgres@127.0.0.1:{port}/test"
+        connector: Connector
+        if kind == "asyncpg":
+            connector = PoolConnector(
+                dsn=dsn,
+                pool=None,
+                max_size=2,
+                connect_timeout=0.3,
+                command_timeout=5.0,
+                pool_options={},
+            )
+        else:
+            engine = create_async_engine(
+                dsn.replace("postgresql://", "postgresql+asyncpg://"),
+                connect_args={"timeout": 0.3},
+            )
+            connector = EngineConnector(engine, owned=True)
+        await connector.open()
+        try:
+            started = time.monotonic()
+            with pytest.raises(ConnectionError, match="connect timeout"):
+                await asyncio.wait_for(connector.checkout(5), WITHIN)
+            assert time.monotonic() - started < 5, "waited for the checkout's limit"
+        finally:
+            if isinstance(connector, PoolConnector):
+                if connector.pool is not None:
+                    connector.pool.terminate()
+            else:
+                await connector.close()
+
+
+async def test_a_lock_whose_database_stops_answering_fails_as_a_store_error(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    # The database goes silent after start-up, and the lock must make a new connection:
+    # a store failure (ConnectionError), within connect_timeout, not a LockTimeout.
+    from urllib.parse import urlsplit, urlunsplit
+
+    from sanic_cookies.backends.postgres import PostgresBackend
+
+    parts = urlsplit(postgres_dsn)
+    cable = _Cable((parts.hostname or "127.0.0.1", parts.port or 5432))
+    async with cable as port:
+        user = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+        dsn = urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{port}"))
+        backend = PostgresBackend.from_url(
+            dsn,
+            table="silent_connect",
+            schema=pg_schema,
+            create_table=True,
+            connect_timeout=0.5,
+            sweep_interval=None,
+        )
+        await backend.open()
+        try:
+            await backend.save(_key(8), encode_value(1), 60)  # ready: table and pooling checked
+            pool = backend.pool
+            assert pool is not None
+            await pool.expire_connections()  # the next borrow connects anew
+            cable.cut.set()
+            lock = backend.lock(_key(8), timeout=5, lease=30)
+            started = time.monotonic()
+            with pytest.raises(ConnectionError, match="connect timeout"):
+                await asyncio.wait_for(lock.acquire(), WITHIN)
+            assert time.monotonic() - started < 5, "took the lock's timeout: a LockTimeout path"
+        finally:
+            pool = backend.pool
+            if pool is not None:
+                pool.terminate()

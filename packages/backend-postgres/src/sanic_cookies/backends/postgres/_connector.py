@@ -18,7 +18,7 @@ from typing import Any, TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-__all__ = ["Checkout", "Conn", "Connector", "PoolConnector"]
+__all__ = ["Checkout", "Conn", "Connector", "PoolConnector", "connect_failed"]
 
 logger = logging.getLogger("sanic_cookies.postgres")
 
@@ -105,8 +105,27 @@ class Connector(ABC):
         """Borrow a connection, waiting at most `within` seconds.
 
         Raises:
-            TimeoutError: No connection within `within` seconds.
+            TimeoutError: No connection was free within `within` seconds (they
+                were all lent: contention, not a failure).
+            ConnectionError: A new connection could not be made (the server
+                did not answer within the connect timeout, or refused).
         """
+
+
+def connect_failed(
+    timer: asyncio.Timeout | None, exc: TimeoutError, limit: float | None = None
+) -> Exception:
+    """What a `TimeoutError` in a checkout means.
+
+    `exc` itself if `timer` (the checkout's wait limit) ran out: every connection
+    was lent. Otherwise a `ConnectionError`: making a connection took longer than
+    the connect timeout (`limit` seconds, if known). A server that does not answer
+    is a store failure (an ERROR and a 503), not a busy session lock.
+    """
+    if timer is not None and timer.expired():
+        return exc
+    within = "" if limit is None else f" ({limit:g}s)"
+    return ConnectionError(f"no answer from PostgreSQL within the connect timeout{within}")
 
 
 async def _keep_session(conn: Any) -> None:
@@ -207,16 +226,23 @@ class PoolConnector(Connector):
             # Counted before the acquire: asyncpg takes a connection out of its queue
             # before it connects it, and one being made is not free for the next borrower.
             self._lent += 1
+        timer = None
         try:
             if free:
                 conn = await pool.acquire()
             else:
                 # asyncio.timeout rather than acquire(timeout=): asyncpg's own
                 # timeout wraps the acquire in wait_for: ~4 µs more CPU per borrow.
-                async with asyncio.timeout(within):
+                async with asyncio.timeout(within) as timer:
                     conn = await pool.acquire()
-        except BaseException:
+        except TimeoutError as exc:
             self.returned(pool)  # (a given pool is never counted)
+            error = connect_failed(timer, exc, self._options["timeout"])
+            if error is exc:
+                raise
+            raise error from exc
+        except BaseException:
+            self.returned(pool)
             raise
         return _PoolCheckout(self, pool, conn)
 

@@ -22,7 +22,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from sanic_cookies import ConfigurationError
 
-from ._connector import Checkout, Conn, Connector
+from ._connector import Checkout, Conn, Connector, connect_failed
 from ._lock import LockScope
 from ._options import split_url
 from ._schema import DEFAULT_TABLE
@@ -68,7 +68,17 @@ class EngineConnector(Connector):
             await self.engine.dispose()
 
     async def checkout(self, within: float) -> Checkout:
-        async with asyncio.timeout(within):
+        timer = asyncio.timeout(within)
+        try:
+            return await self._checkout(timer)
+        except TimeoutError as exc:
+            error = connect_failed(timer, exc)
+            if error is exc:
+                raise
+            raise error from exc
+
+    async def _checkout(self, timer: asyncio.Timeout) -> Checkout:
+        async with timer:
             # A connection the server closed (restart) stays in the pool until
             # used; replace it here, at no cost, rather than fail a request.
             # The pool's connection itself, not an AsyncConnection around it: nothing
