@@ -232,6 +232,41 @@ async def test_unknown_backend_fails_the_app_at_start_up_not_per_request() -> No
     assert handled == []
 
 
+async def test_backend_options_from_the_environment_are_json_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # docs/configuration.md: set from the environment, the options are JSON text.
+    monkeypatch.setenv("SANIC_SESSION_BACKEND", "memory://")
+    monkeypatch.setenv("SANIC_SESSION_BACKEND_OPTIONS", '{"max_entries": 7}')
+    app = new_app()
+    assert isinstance(app.config.SESSION_BACKEND_OPTIONS, str)  # as Sanic loads it
+    session = Session(app)
+
+    @app.get("/")
+    async def index(request: Request) -> HTTPResponse:
+        return text("ok")
+
+    await get(app, "/")
+    assert isinstance(session.backend, MemoryBackend)
+    assert session.backend.max_entries == 7
+
+
+@pytest.mark.parametrize("text_", ["max_entries=7", '"a string"', "7", "{broken"])
+async def test_backend_options_text_that_is_not_a_json_object_is_refused(text_: str) -> None:
+    app = new_app()
+    app.config.SESSION_BACKEND = "memory://"
+    app.config.SESSION_BACKEND_OPTIONS = text_
+    Session(app)
+
+    @app.get("/")
+    async def index(request: Request) -> HTTPResponse:
+        return text("ok")
+
+    with pytest.raises(ConfigurationError, match="not a JSON object") as info:
+        await get(app, "/")
+    assert text_ not in str(info.value)  # never echoed: it may hold a password
+
+
 async def test_backend_options_from_app_config() -> None:
     app = new_app()
     app.config.SESSION_BACKEND = "memory://"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
@@ -209,6 +210,8 @@ class Session(Generic[S]):
 
     def _build_backend(self, spec: Any, options: Any) -> Backend:
         """A backend from an instance, a URL, or a list of them (the first is the primary)."""
+        if isinstance(options, str):
+            options = _options_from_text(options)
         if isinstance(spec, Sequence) and not isinstance(spec, str):
             if not spec:
                 raise ConfigurationError("The list of session backends is empty")
@@ -425,3 +428,22 @@ class Session(Generic[S]):
         size = self._template().size(value, max_age)  # (worked out, not rendered)
         if size > limit:
             raise SessionTooLarge(size, limit)
+
+
+def _options_from_text(text: str) -> Any:
+    """Backend options given as text: JSON, as an environment variable gives them.
+
+    (``SANIC_SESSION_BACKEND_OPTIONS='{"prefix": "shop:"}'`` reaches the app's config as
+    a string: Sanic converts numbers and booleans from the environment, not JSON.)
+    """
+    try:
+        options = json.loads(text)
+    except ValueError:
+        options = None
+    if not isinstance(options, dict | list):
+        # The text is not repeated: it may hold a password.
+        raise ConfigurationError(
+            "Session backend options must be a dict (or a list of dicts), or that as JSON "
+            "text (as set from the environment); got text that is not a JSON object or array"
+        )
+    return options
