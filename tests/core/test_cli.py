@@ -295,6 +295,37 @@ def test_check_reaches_a_dead_server_quickly(capsys: pytest.CaptureFixture[str])
     assert code == EXIT_FAILURE
     assert out == ""
     assert err.startswith("sanic-cookies: error: ") and len(err.strip().splitlines()) == 1
+    assert "save on redis failed: ConnectionError" in err  # as docs/cli.md shows
+
+
+async def test_check_of_a_store_that_never_answers_fails_at_open(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _real_backend_or_skip("redis://127.0.0.1:1/0")
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client gives up
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        code, _, err = await asyncio.to_thread(
+            run, capsys, "check", "--timeout", "1", "--backend", f"redis://127.0.0.1:{port}/0"
+        )
+    finally:
+        server.close()
+    assert code == EXIT_FAILURE
+    assert err.strip() == "sanic-cookies: error: open on redis timed out after 1s"
+
+
+def test_cleanup_of_cookie_without_keys_exits_1_saying_so(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _real_backend_or_skip("cookie://", keys=[base64.urlsafe_b64encode(os.urandom(32)).decode()])
+    monkeypatch.delenv("SESSION_KEYS", raising=False)
+    code, out, err = run(capsys, "cleanup", "--backend", "cookie://")
+    assert code == EXIT_FAILURE and out == ""
+    assert "needs encryption keys" in err and "SESSION_KEYS" in err
 
 
 def _real_backend_or_skip(url: str, **options: Any) -> None:
@@ -519,3 +550,22 @@ def test_check_does_not_print_the_sentinel_password(capsys: pytest.CaptureFixtur
     assert code != EXIT_OK  # no sentinel listens on port 1
     assert "127.0.0.1:1" in out + err, (out, err)
     assert "spass" not in out + err and "secret" not in out + err
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
+    # `sanic-cookies ddl | head -3`: the pipe closes before the output is flushed.
+    script = "import sys; from sanic_cookies._cli import main; sys.exit(main(['ddl']))"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # long before the child has imported anything and written
+    try:
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == EXIT_FAILURE
+    finally:
+        proc.stderr.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err

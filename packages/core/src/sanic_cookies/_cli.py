@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import importlib
 import json
 import logging
@@ -512,7 +513,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # any) and the tool's one-line reason, not as start-up warnings that repeat it.
     logger.setLevel(logging.DEBUG if args.verbose else logging.ERROR)
     try:
-        return _run(args)
+        code = _run(args)
+        sys.stdout.flush()  # here, not at exit: a closed pipe is then caught below
+        return code
+    except BrokenPipeError:
+        # The reader left (`sanic-cookies ddl | head`): no traceback, and none at exit.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
     except CommandFailed as exc:
