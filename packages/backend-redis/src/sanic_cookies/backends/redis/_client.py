@@ -143,6 +143,7 @@ class Scripts:
         "release",
         "save",
         "touch",
+        "void",
     )
     __slots__ = (*_NAMES, "run")
 
@@ -159,6 +160,7 @@ class Scripts:
         self.delete = register(_scripts.DELETE, writes)
         self.touch = register(_scripts.TOUCH)
         self.release = register(_scripts.RELEASE)
+        self.void = register(_scripts.VOID)
         self.extend = register(_scripts.EXTEND)
         self.index_add = register(_scripts.INDEX_ADD)
         self.index_remove = register(_scripts.INDEX_REMOVE)

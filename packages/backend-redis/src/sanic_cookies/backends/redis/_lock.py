@@ -37,6 +37,12 @@ _MAX_DELAY_SUBSCRIBED = 0.5
 
 _IDLE, _HELD, _DONE = 0, 1, 2
 
+# How long a voided token stays void (ms; at least the lease): an acquire Redis runs
+# later than that, after a longer stall, takes the lock until its lease ends.
+_VOID_KEEP_MS = 60_000
+# The longest pause between two tries of a void that Redis did not answer (seconds).
+_MAX_VOID_DELAY = 0.5
+
 
 class RedisLock(SessionLock):
     """The lock of one session key in Redis, from `RedisBackend.lock`.
@@ -130,9 +136,11 @@ class RedisLock(SessionLock):
         try:
             reply = await store.acquire(keys, self._token, self._lease_ms)
         except BaseException:
-            # The script may have run before the error (a lost reply): free the
-            # lock in the background rather than leave it until the lease ends.
-            store.spawn(self._release_quietly())
+            # The script may have run before the error (a lost reply), or may run
+            # later (a stalled Redis runs what it had queued once it resumes, in any
+            # order across connections): free the lock if it ran, and void the token
+            # if not yet, in the background, rather than leave it until the lease ends.
+            store.spawn(self._void_quietly())
             raise
         return reply if isinstance(reply, list) else None  # else: the holder's pttl
 
@@ -268,6 +276,23 @@ class RedisLock(SessionLock):
             return -1.0
         return self._index_left_ms - (time.monotonic() - self._seen_at) * 1000
 
-    async def _release_quietly(self) -> None:
-        with contextlib.suppress(Exception):  # Redis is down: the lease frees the lock
-            await self._store.release(self._key, self._token)
+    async def _void_quietly(self) -> None:
+        """Void this lock's token, retrying until Redis answers (at most the lease).
+
+        While Redis is stalled, the void cannot reach it (a new connection's
+        handshake waits too); once it resumes, the acquire it had queued runs
+        first and the void, retried, frees what it took. Past the lease the
+        lock frees itself.
+        """
+        keep_ms = max(self._lease_ms, _VOID_KEEP_MS)
+        give_up = clock.monotonic() + self._lease_ms / 1000
+        delay = _FIRST_DELAY
+        while True:
+            try:
+                await self._store.void(self._key, self._token, keep_ms)
+                return
+            except Exception:
+                if clock.monotonic() + delay >= give_up:
+                    return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _MAX_VOID_DELAY)

@@ -101,8 +101,9 @@ class LockStore:
         self.index_safety_ms = index_safety_ms
 
     def lock_keys(self, key: str) -> list[str]:
-        """The keys the acquire script takes: the session's data key, then its lock key."""
-        return [self.keys.data(key), self.keys.lock(key)]
+        """The keys the acquire script takes: the session's data, lock and voided tokens."""
+        keys = self.keys
+        return [keys.data(key), keys.lock(key), keys.void(key)]
 
     async def take_turn(self, key: str, *, within: float, hold: float) -> Turn:
         """Wait for this process's turn on `key` (see `KeyTurns.take`)."""
@@ -115,6 +116,11 @@ class LockStore:
     async def release(self, key: str, token: str) -> Any:
         """Run the compare-and-delete release script on the lock of `key`."""
         return await self._scripts().release([self.keys.lock(key)], [token])
+
+    async def void(self, key: str, token: str, keep_ms: int) -> Any:
+        """Run the void script: free `key`'s lock if `token` holds it, and void `token`."""
+        keys = self.keys
+        return await self._scripts().void([keys.lock(key), keys.void(key)], [token, keep_ms])
 
     async def extend(self, key: str, token: str, lease_ms: int) -> Any:
         """Run the extend script: truthy if the lease of `key`'s lock was still ours."""

@@ -39,6 +39,7 @@ __all__ = [
     "RELEASE",
     "SAVE",
     "TOUCH",
+    "VOID",
 ]
 
 _HELPERS = """
@@ -67,14 +68,16 @@ if not v then return false end
 return {v, redis.call('PTTL', KEYS[1])}
 """
 
-#: KEYS: data, lock. ARGV: token, lease_ms.
-#: Returns the lock's pttl (an integer) when someone else holds the lock, else
-#: takes it and returns {} (no session), {value, pttl} (no user) or
+#: KEYS: data, lock, void. ARGV: token, lease_ms.
+#: Returns the lock's pttl (an integer) when someone else holds the lock, -3 when
+#: the token was voided (see VOID: its holder gave up), else takes it and returns
+#: {} (no session), {value, pttl} (no user) or
 #: {value, pttl, user, ms the index entry is still guaranteed|-1}.
 #: A replayed call by the same holder (same token) counts as taking it.
 ACQUIRE = (
     _HELPERS
     + """
+if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return -3 end
 if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
   if redis.call('GET', KEYS[2]) ~= ARGV[1] then return redis.call('PTTL', KEYS[2]) end
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
@@ -178,6 +181,23 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   release(KEYS[1])
   return 1
 end
+return 0
+"""
+)
+
+#: KEYS: lock, void. ARGV: token, keep_ms. For an acquire whose reply never came:
+#: Redis may run it later still (a lost reply; a stalled server runs what it had
+#: queued once it resumes, in any order across connections). Frees the lock if the
+#: token holds it, and voids the token for keep_ms, so that the acquire, if it runs
+#: after this, takes nothing. Returns 1 freed, 0 not held.
+VOID = (
+    _RELEASE_HELPER
+    + """
+local held = redis.call('GET', KEYS[1]) == ARGV[1]
+if held then release(KEYS[1]) end
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+if held then return 1 end
 return 0
 """
 )
