@@ -211,7 +211,7 @@ async def test_acquire_replayed_by_the_same_holder_still_holds(backend: RedisBac
     """A retried acquire (its first reply lost) must not lock its own holder out."""
     key = new_key()
     lock = backend.lock(key, timeout=1, lease=5)
-    keys = [backend._keys.data(key), backend._keys.lock(key), backend._keys.void(key)]
+    keys = [backend._keys.data(key), backend._keys.lock(key), backend._keys.void(key, lock._token)]
     first = await backend._scripts.acquire(keys, [lock._token, 5000])
     again = await backend._scripts.acquire(keys, [lock._token, 5000])
     assert first == [] and again == []  # taken (no session stored yet)

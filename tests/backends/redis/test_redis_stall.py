@@ -12,13 +12,18 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable
+from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis_procs import RedisServer
 
-from sanic_cookies import LockTimeout
+from sanic_cookies import KeyTurns, LockTimeout
 from sanic_cookies._ids import new_session_id, store_key
 from sanic_cookies.backends.redis import RedisBackend
+from sanic_cookies.backends.redis._lock import RedisLock
+from sanic_cookies.clock import ManualClock
 from sanic_cookies.testing import decode_stored, encode_value
 
 pytestmark = pytest.mark.redis
@@ -73,3 +78,72 @@ async def test_a_session_is_free_as_soon_as_a_stalled_redis_resumes(
         await fresh.release()
     finally:
         await backend.close()
+
+
+async def test_the_void_outlasts_the_lease_and_the_spent_lock_cannot_be_taken_again(
+    own_redis: Callable[..., RedisServer], unique_prefix: str, manual_clock: ManualClock
+) -> None:
+    # A stall longer than the lease (on the library's clock, moved on here): the void
+    # keeps trying past the lease, since the late acquire's lease starts only when
+    # Redis runs it. And a lock whose acquire got no answer is spent: acquiring it
+    # again would be undone by its own void.
+    server = own_redis()
+    assert server.process is not None
+    backend = RedisBackend.from_url(server.url, prefix=unique_prefix, socket_timeout=0.5)
+    await backend.open()
+    try:
+        key = store_key(new_session_id())
+        await backend.save(key, encode_value(1), 60)
+        lock = backend.lock(key, timeout=1, lease=5)
+        server.process.send_signal(signal.SIGSTOP)
+        try:
+            with pytest.raises(Exception):  # noqa: B017 (a reply timeout, whatever its type)
+                await asyncio.wait_for(lock.acquire(), WITHIN)
+            with pytest.raises(RuntimeError, match="acquired once"):
+                await lock.acquire()
+            manual_clock.advance(10)  # twice the lease: the void must still be trying
+        finally:
+            server.process.send_signal(signal.SIGCONT)
+        fresh = backend.lock(key, timeout=10, lease=LEASE)
+        assert decode_stored(await asyncio.wait_for(fresh.acquire(), WITHIN)) == 1
+        await fresh.release()
+    finally:
+        await backend.close()
+
+
+class _ErrorReplies:
+    """A lock store whose acquire loses its reply and whose void gets an error reply."""
+
+    label = "fake"
+
+    def __init__(self) -> None:
+        self.voids = 0
+        self.tasks: list[asyncio.Task[None]] = []
+        self.turns = KeyTurns()
+
+    def lock_keys(self, key: str, token: str) -> list[str]:
+        return [key, key + ":lock", key + ":void"]
+
+    async def take_turn(self, key: str, *, within: float, hold: float) -> Any:
+        return await self.turns.take(key, within=within, hold=hold)
+
+    async def acquire(self, keys: list[str], token: str, lease_ms: int) -> Any:
+        raise RedisConnectionError("reply lost")
+
+    async def void(self, key: str, token: str, keep_ms: int) -> Any:
+        self.voids += 1
+        raise ResponseError("OOM command not allowed when used memory > 'maxmemory'")
+
+    def spawn(self, coro: Any) -> None:
+        self.tasks.append(asyncio.ensure_future(coro))
+
+
+async def test_a_void_answered_with_an_error_is_not_retried() -> None:
+    # An error reply is an answer: retrying it for the lease would only add load to a
+    # Redis already in trouble.
+    store = _ErrorReplies()
+    lock = RedisLock(store, "k", timeout=1, lease=5)  # type: ignore[arg-type]
+    with pytest.raises(RedisConnectionError):
+        await lock.acquire()
+    await asyncio.wait_for(asyncio.gather(*store.tasks), WITHIN)
+    assert store.voids == 1

@@ -169,6 +169,7 @@ class RedisBackend(Backend):
         self._watch: MasterWatch | None = None
         self._scripts_cache: Scripts | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False  # background work is refused between close and open
         # The lock's waiters: in-process turns per key, and the cross-process wake-up.
         self._turns = KeyTurns()
         self._wakeups_cache: Wakeups | None = None
@@ -319,6 +320,7 @@ class RedisBackend(Backend):
                 or (behind Sentinel) the sentinels refused their credentials or
                 monitor no service of the URL's name.
         """
+        self._closed = False
         client = self.client
         scripts = self._scripts
         try:
@@ -367,6 +369,7 @@ class RedisBackend(Backend):
 
         The auto-pipeline's connections are closed in both cases.
         """
+        self._closed = True
         tasks, self._tasks = self._tasks, set()
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=1.0)
@@ -401,7 +404,13 @@ class RedisBackend(Backend):
             self._spawn(client.connection_pool.disconnect(inuse_connections=True))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run `coro` in the background, keeping a reference until it is done."""
+        """Run `coro` in the background, keeping a reference until it is done.
+
+        Not once the backend is closed: it would rebuild the client `close` closed.
+        """
+        if self._closed:
+            coro.close()
+            return
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -21,7 +21,7 @@ class KeySpace:
 
         session:{<64 hex>}          hash: v (value), u (user id), ix / is (index bookkeeping)
         session:{<64 hex>}:lock     string: the lock holder's random token, with a PX lease
-        session:{<64 hex>}:lock:void  set: tokens whose acquire must take nothing (expires)
+        session:{<64 hex>}:lock:void:<token>  a lock request that gave up (expires)
         session:user:{<user id>}    sorted set: session keys of one user (member: 64 hex)
 
     Args:
@@ -50,9 +50,9 @@ class KeySpace:
         """The lock of the session stored under `key` (same hash slot as its data)."""
         return f"{self.prefix}{{{key}}}:lock"
 
-    def void(self, key: str) -> str:
-        """The voided lock tokens of the session stored under `key` (same hash slot)."""
-        return f"{self.prefix}{{{key}}}:lock:void"
+    def void(self, key: str, token: str) -> str:
+        """Marks lock `token` of the session under `key` void (same hash slot)."""
+        return f"{self.prefix}{{{key}}}:lock:void:{token}"
 
     def index(self, user_id: str) -> str:
         """The sorted set of the sessions of `user_id` (its own hash slot)."""

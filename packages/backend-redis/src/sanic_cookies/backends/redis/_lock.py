@@ -17,6 +17,8 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sanic_cookies import LockLost, LockTimeout, SessionLock, StoredSession, Turn, clock
 
 from ._client import ms
@@ -42,6 +44,8 @@ _IDLE, _HELD, _DONE = 0, 1, 2
 _VOID_KEEP_MS = 60_000
 # The longest pause between two tries of a void that Redis did not answer (seconds).
 _MAX_VOID_DELAY = 0.5
+# What "Redis did not answer" looks like (redis-py's errors, and the loop's own).
+_NO_ANSWER = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 
 
 class RedisLock(SessionLock):
@@ -98,7 +102,7 @@ class RedisLock(SessionLock):
         if self._state != _IDLE:
             raise RuntimeError("A RedisLock can be acquired once; ask the backend for a new one.")
         store = self._store
-        keys = store.lock_keys(self._key)
+        keys = store.lock_keys(self._key, self._token)
         deadline = clock.monotonic() + self._timeout  # the library's timeout: its clock
         try:
             turn = await store.take_turn(
@@ -140,6 +144,9 @@ class RedisLock(SessionLock):
             # later (a stalled Redis runs what it had queued once it resumes, in any
             # order across connections): free the lock if it ran, and void the token
             # if not yet, in the background, rather than leave it until the lease ends.
+            # Its token is spent: this lock cannot be acquired again (the void would
+            # undo it).
+            self._state = _DONE
             store.spawn(self._void_quietly())
             raise
         return reply if isinstance(reply, list) else None  # else: the holder's pttl
@@ -277,22 +284,26 @@ class RedisLock(SessionLock):
         return self._index_left_ms - (time.monotonic() - self._seen_at) * 1000
 
     async def _void_quietly(self) -> None:
-        """Void this lock's token, retrying until Redis answers (at most the lease).
+        """Void this lock's token, retrying while Redis does not answer.
 
         While Redis is stalled, the void cannot reach it (a new connection's
         handshake waits too); once it resumes, the acquire it had queued runs
-        first and the void, retried, frees what it took. Past the lease the
-        lock frees itself.
+        first and the void, retried, frees what it took. Retried for as long as
+        the void mark is kept (`_VOID_KEEP_MS`, or the lease if longer): a stall
+        longer than that can still leave the lock until its lease ends. An
+        error reply is an answer: not retried.
         """
         keep_ms = max(self._lease_ms, _VOID_KEEP_MS)
-        give_up = clock.monotonic() + self._lease_ms / 1000
+        give_up = clock.monotonic() + keep_ms / 1000
         delay = _FIRST_DELAY
         while True:
             try:
                 await self._store.void(self._key, self._token, keep_ms)
                 return
-            except Exception:
+            except _NO_ANSWER:
                 if clock.monotonic() + delay >= give_up:
                     return
+            except Exception:
+                return  # an error reply (or a closed backend): nothing to wait for
             await asyncio.sleep(delay)
             delay = min(delay * 2, _MAX_VOID_DELAY)

@@ -100,10 +100,10 @@ class LockStore:
         self.spawn = spawn
         self.index_safety_ms = index_safety_ms
 
-    def lock_keys(self, key: str) -> list[str]:
-        """The keys the acquire script takes: the session's data, lock and voided tokens."""
+    def lock_keys(self, key: str, token: str) -> list[str]:
+        """The keys the acquire script takes: the session's data, its lock, `token`'s void mark."""
         keys = self.keys
-        return [keys.data(key), keys.lock(key), keys.void(key)]
+        return [keys.data(key), keys.lock(key), keys.void(key, token)]
 
     async def take_turn(self, key: str, *, within: float, hold: float) -> Turn:
         """Wait for this process's turn on `key` (see `KeyTurns.take`)."""
@@ -120,7 +120,7 @@ class LockStore:
     async def void(self, key: str, token: str, keep_ms: int) -> Any:
         """Run the void script: free `key`'s lock if `token` holds it, and void `token`."""
         keys = self.keys
-        return await self._scripts().void([keys.lock(key), keys.void(key)], [token, keep_ms])
+        return await self._scripts().void([keys.lock(key), keys.void(key, token)], [token, keep_ms])
 
     async def extend(self, key: str, token: str, lease_ms: int) -> Any:
         """Run the extend script: truthy if the lease of `key`'s lock was still ours."""

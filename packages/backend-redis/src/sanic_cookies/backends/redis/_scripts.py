@@ -68,7 +68,7 @@ if not v then return false end
 return {v, redis.call('PTTL', KEYS[1])}
 """
 
-#: KEYS: data, lock, void. ARGV: token, lease_ms.
+#: KEYS: data, lock, void (this token's). ARGV: token, lease_ms.
 #: Returns the lock's pttl (an integer) when someone else holds the lock, -3 when
 #: the token was voided (see VOID: its holder gave up), else takes it and returns
 #: {} (no session), {value, pttl} (no user) or
@@ -77,7 +77,7 @@ return {v, redis.call('PTTL', KEYS[1])}
 ACQUIRE = (
     _HELPERS
     + """
-if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return -3 end
+if redis.call('EXISTS', KEYS[3]) == 1 then return -3 end
 if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
   if redis.call('GET', KEYS[2]) ~= ARGV[1] then return redis.call('PTTL', KEYS[2]) end
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
@@ -185,7 +185,8 @@ return 0
 """
 )
 
-#: KEYS: lock, void. ARGV: token, keep_ms. For an acquire whose reply never came:
+#: KEYS: lock, void (this token's). ARGV: token, keep_ms. For an acquire whose reply
+#: never came:
 #: Redis may run it later still (a lost reply; a stalled server runs what it had
 #: queued once it resumes, in any order across connections). Frees the lock if the
 #: token holds it, and voids the token for keep_ms, so that the acquire, if it runs
@@ -195,8 +196,7 @@ VOID = (
     + """
 local held = redis.call('GET', KEYS[1]) == ARGV[1]
 if held then release(KEYS[1]) end
-redis.call('SADD', KEYS[2], ARGV[1])
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
 if held then return 1 end
 return 0
 """
