@@ -13,12 +13,12 @@ import contextlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, TypeAlias
+from typing import Any, NoReturn, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-__all__ = ["Checkout", "Conn", "Connector", "PoolConnector", "connect_failed"]
+__all__ = ["Checkout", "Conn", "Connector", "PoolConnector", "checkout_timed_out"]
 
 logger = logging.getLogger("sanic_cookies.postgres")
 
@@ -112,10 +112,10 @@ class Connector(ABC):
         """
 
 
-def connect_failed(
+def checkout_timed_out(
     timer: asyncio.Timeout | None, exc: TimeoutError, limit: float | None = None
-) -> Exception:
-    """What a `TimeoutError` in a checkout means.
+) -> NoReturn:
+    """Raise what a `TimeoutError` in a checkout means.
 
     `exc` itself if `timer` (the checkout's wait limit) ran out: every connection
     was lent. Otherwise a `ConnectionError`: making a connection took longer than
@@ -123,9 +123,9 @@ def connect_failed(
     is a store failure (an ERROR and a 503), not a busy session lock.
     """
     if timer is not None and timer.expired():
-        return exc
+        raise exc
     within = "" if limit is None else f" ({limit:g}s)"
-    return ConnectionError(f"no answer from PostgreSQL within the connect timeout{within}")
+    raise ConnectionError(f"no answer from PostgreSQL within the connect timeout{within}") from exc
 
 
 async def _keep_session(conn: Any) -> None:
@@ -237,10 +237,7 @@ class PoolConnector(Connector):
                     conn = await pool.acquire()
         except TimeoutError as exc:
             self.returned(pool)  # (a given pool is never counted)
-            error = connect_failed(timer, exc, self._options["timeout"])
-            if error is exc:
-                raise
-            raise error from exc
+            checkout_timed_out(timer, exc, self._options["timeout"])
         except BaseException:
             self.returned(pool)
             raise
