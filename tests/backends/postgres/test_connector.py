@@ -12,7 +12,6 @@ import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -277,14 +276,10 @@ async def test_a_close_cancelled_midway_still_gives_the_connection_back(
 
 
 class _Cable:
-    """A TCP relay to PostgreSQL that can go silent, like a network that drops packets.
+    """A TCP relay to PostgreSQL that can go silent, like a network that drops packets."""
 
-    ``async with _Cable(dsn) as relayed:`` gives `dsn` with the relay as its host.
-    """
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn = urlsplit(dsn)
-        self.target = (self.dsn.hostname or "127.0.0.1", self.dsn.port or 5432)
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
         self.cut = asyncio.Event()
         self.server: asyncio.Server | None = None
         self.writers: list[asyncio.StreamWriter] = []
@@ -308,12 +303,9 @@ class _Cable:
             self._pump(reader, up_writer), self._pump(up_reader, writer), return_exceptions=True
         )
 
-    async def __aenter__(self) -> str:
+    async def __aenter__(self) -> int:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        port = int(self.server.sockets[0].getsockname()[1])
-        netloc = self.dsn.netloc
-        user = netloc.rsplit("@", 1)[0] + "@" if "@" in netloc else ""
-        return urlunsplit(self.dsn._replace(netloc=f"{user}127.0.0.1:{port}"))
+        return int(self.server.sockets[0].getsockname()[1])
 
     async def __aexit__(self, *exc: object) -> None:
         assert self.server is not None
@@ -329,10 +321,15 @@ async def test_a_locked_save_on_a_silent_network_fails_within_twice_command_time
     # docs/backend-postgres.md, "Down later": on a network that goes silent a locked
     # write fails after at most twice command_timeout: the statement's, then the wait
     # for the server to answer the cancellation (which never comes).
+    from urllib.parse import urlsplit, urlunsplit
+
     from sanic_cookies.backends.postgres import PostgresBackend
 
-    cable = _Cable(postgres_dsn)
-    async with cable as dsn:
+    parts = urlsplit(postgres_dsn)
+    cable = _Cable((parts.hostname or "127.0.0.1", parts.port or 5432))
+    async with cable as port:
+        user = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+        dsn = urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{port}"))
         backend = PostgresBackend.from_url(
             dsn,
             table=f"silent_{scope}",
@@ -408,10 +405,15 @@ async def test_a_lock_whose_database_stops_answering_fails_as_a_store_error(
 ) -> None:
     # The database goes silent after start-up, and the lock must make a new connection:
     # a store failure (ConnectionError), within connect_timeout, not a LockTimeout.
+    from urllib.parse import urlsplit, urlunsplit
+
     from sanic_cookies.backends.postgres import PostgresBackend
 
-    cable = _Cable(postgres_dsn)
-    async with cable as dsn:
+    parts = urlsplit(postgres_dsn)
+    cable = _Cable((parts.hostname or "127.0.0.1", parts.port or 5432))
+    async with cable as port:
+        user = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+        dsn = urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{port}"))
         backend = PostgresBackend.from_url(
             dsn,
             table="silent_connect",

@@ -13,12 +13,12 @@ import contextlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, NoReturn, TypeAlias
+from typing import Any, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-__all__ = ["Checkout", "Conn", "Connector", "PoolConnector", "checkout_timed_out"]
+__all__ = ["Checkout", "Conn", "Connector", "PoolConnector", "connect_failed"]
 
 logger = logging.getLogger("sanic_cookies.postgres")
 
@@ -112,10 +112,10 @@ class Connector(ABC):
         """
 
 
-def checkout_timed_out(
+def connect_failed(
     timer: asyncio.Timeout | None, exc: TimeoutError, limit: float | None = None
-) -> NoReturn:
-    """Raise what a `TimeoutError` in a checkout means.
+) -> Exception:
+    """What a `TimeoutError` in a checkout means.
 
     `exc` itself if `timer` (the checkout's wait limit) ran out: every connection
     was lent. Otherwise a `ConnectionError`: making a connection took longer than
@@ -123,9 +123,9 @@ def checkout_timed_out(
     is a store failure (an ERROR and a 503), not a busy session lock.
     """
     if timer is not None and timer.expired():
-        raise exc
+        return exc
     within = "" if limit is None else f" ({limit:g}s)"
-    raise ConnectionError(f"no answer from PostgreSQL within the connect timeout{within}") from exc
+    return ConnectionError(f"no answer from PostgreSQL within the connect timeout{within}")
 
 
 async def _keep_session(conn: Any) -> None:
@@ -237,7 +237,10 @@ class PoolConnector(Connector):
                     conn = await pool.acquire()
         except TimeoutError as exc:
             self.returned(pool)  # (a given pool is never counted)
-            checkout_timed_out(timer, exc, self._options["timeout"])
+            error = connect_failed(timer, exc, self._options["timeout"])
+            if error is exc:
+                raise
+            raise error from exc
         except BaseException:
             self.returned(pool)
             raise
