@@ -33,8 +33,6 @@ from sanic.cookies.request import parse_cookie
 from sanic_cookies.backends.cookie import CookieBackend
 from sanic_cookies.backends.memory import MemoryBackend
 
-# (test_fuzz_total counts what every test of the module sent: under pytest-xdist the
-# module runs on one process, see noxfile.PARALLEL.)
 pytestmark = pytest.mark.cookie
 in_module_loop = pytest.mark.asyncio(loop_scope="module")
 

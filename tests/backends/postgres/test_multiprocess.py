@@ -27,7 +27,9 @@ from sanic_cookies.backends.postgres import sessions_table
 from sanic_cookies.backends.postgres._schema import qualified_name
 from sanic_cookies.backends.postgres._sql import Queries
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+# One at a time under pytest-xdist: each runs multi-worker apps with a pool per worker
+# against the shared server (max_connections 100).
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.xdist_group("postgres-fleet")]
 
 INCREMENTS = 400
 CONCURRENCY = 100  # client connections at once: enough to pile up on one lock

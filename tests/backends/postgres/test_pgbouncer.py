@@ -36,7 +36,8 @@ from sanic_cookies._ids import new_session_id, store_key
 from sanic_cookies.backends.postgres import PostgresBackend, PostgresStore, SQLAlchemyBackend
 from sanic_cookies.backends.postgres._pooling import Pooling, detect_pooling
 
-pytestmark = pytest.mark.postgres
+# (With the multi-worker tests of test_multiprocess.py, one at a time: see there.)
+pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("postgres-fleet")]
 
 NO_CACHE = "?statement_cache_size=0"
 
