@@ -74,9 +74,10 @@ WHEEL_TESTS = [
 # Test processes (pytest-xdist). Most of a test's time is spent waiting on a server, a
 # subprocess or a socket, so four share two cores well (the full suite: about 20 minutes
 # in one process, about 8 in four). ``nox -s tests -- -n 0 tests/...`` runs in one.
-# ``--dist loadgroup``: the tests marked ``xdist_group`` (multi-worker apps on the shared
-# PostgreSQL) run one at a time.
-PARALLEL = ["-n", "4", "--dist", "loadgroup"]
+# The multi-worker PostgreSQL tests take turns through a file lock (one_fleet_at_a_time in
+# tests/backends/postgres/conftest.py): pytest-xdist's ``xdist_group`` has no effect
+# under pytest 9 (xdist 3.8 renames ``item._nodeid``, which pytest 9 no longer reads).
+PARALLEL = ["-n", "4"]
 
 LINT_PATHS = ["packages", "tests", "noxfile.py", "examples", "bench"]
 

@@ -10,8 +10,9 @@ the property for every request is:
   answer carries that token's marker; otherwise the session is anonymous and
   no cookie is set. Never another session's marker or user.
 
-The strategies below sum to 10,000 examples; `test_fuzz_total` checks the
-number of requests actually sent when the whole module runs.
+The strategies below sum to 10,000 examples; each test checks that it sent
+its own share (`sends_its_budget`), so the count holds however pytest-xdist
+spreads the module over processes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import base64
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,7 @@ BUDGET = {
 assert sum(BUDGET.values()) == 10_000
 
 SENT: dict[str, int] = dict.fromkeys(BUDGET, 0)
+STRATEGY_OF: dict[str, str] = {}  # test function name -> its BUDGET key (see fuzz_settings)
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
@@ -63,13 +65,31 @@ class Corpus:
 
 
 def fuzz_settings(name: str) -> Callable[[Any], Any]:
-    return settings(
+    """Hypothesis settings for strategy `name`, whose test must send BUDGET[name] values."""
+    apply = settings(
         max_examples=BUDGET[name],
         deadline=None,
         database=None,
         derandomize=False,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
+
+    def register(test: Any) -> Any:
+        STRATEGY_OF[test.__name__] = name
+        return apply(test)
+
+    return register
+
+
+@pytest.fixture(autouse=True)
+def sends_its_budget(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fails a fuzz test that sent fewer generated values than its budget."""
+    strategy = STRATEGY_OF.get(request.function.__name__)
+    before = SENT[strategy] if strategy else 0
+    yield
+    if strategy:
+        sent = SENT[strategy] - before
+        assert sent >= BUDGET[strategy], f"{strategy}: {sent} of {BUDGET[strategy]} sent"
 
 
 async def _login(client: Client, user: str, marker: str) -> str:
@@ -287,11 +307,3 @@ async def test_live_tokens_are_the_positive_control(corpus: Corpus) -> None:
         marker, user = corpus.live[token]
         assert reply.json == {"m": marker, "user": user, "new": False}
 
-
-def test_fuzz_total() -> None:
-    """Runs last: the number of generated cookie values actually sent."""
-    if any(count == 0 for count in SENT.values()):
-        pytest.skip(f"only part of the fuzz module ran: {SENT}")
-    total = sum(SENT.values())
-    print(f"\ncookie fuzz: {total} generated values sent: {SENT}")
-    assert total >= 10_000, SENT

@@ -8,6 +8,7 @@ other's rows and nothing shared is dropped.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -53,3 +54,20 @@ def make_backend(postgres_dsn: str, pg_schema: str) -> Callable[..., PostgresSto
         raise ValueError(kind)
 
     return make
+
+
+@pytest.fixture
+def one_fleet_at_a_time(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Holds a file lock shared by this run's pytest-xdist workers for the test's length.
+
+    Tests that run multi-worker apps (a pool per worker) use it, so that no two of
+    them share the PostgreSQL server's 100 connections. The others wait their turn.
+    """
+    # Under xdist each worker's base temp is <run's base temp>/popen-gwN.
+    path = tmp_path_factory.getbasetemp().parent / "postgres-fleet.lock"
+    with path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

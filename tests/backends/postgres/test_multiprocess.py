@@ -27,9 +27,12 @@ from sanic_cookies.backends.postgres import sessions_table
 from sanic_cookies.backends.postgres._schema import qualified_name
 from sanic_cookies.backends.postgres._sql import Queries
 
-# One at a time under pytest-xdist: each runs multi-worker apps with a pool per worker
-# against the shared server (max_connections 100).
-pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.xdist_group("postgres-fleet")]
+# One at a time under pytest-xdist (see one_fleet_at_a_time).
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.slow,
+    pytest.mark.usefixtures("one_fleet_at_a_time"),
+]
 
 INCREMENTS = 400
 CONCURRENCY = 100  # client connections at once: enough to pile up on one lock

@@ -36,8 +36,8 @@ from sanic_cookies._ids import new_session_id, store_key
 from sanic_cookies.backends.postgres import PostgresBackend, PostgresStore, SQLAlchemyBackend
 from sanic_cookies.backends.postgres._pooling import Pooling, detect_pooling
 
-# (With the multi-worker tests of test_multiprocess.py, one at a time: see there.)
-pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("postgres-fleet")]
+# One at a time under pytest-xdist, with test_multiprocess.py (see one_fleet_at_a_time).
+pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("one_fleet_at_a_time")]
 
 NO_CACHE = "?statement_cache_size=0"
 
