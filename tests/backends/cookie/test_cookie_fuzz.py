@@ -306,4 +306,3 @@ async def test_live_tokens_are_the_positive_control(corpus: Corpus) -> None:
         reply = await corpus.client.request("GET", "/whoami" if locked else "/peek", token)
         marker, user = corpus.live[token]
         assert reply.json == {"m": marker, "user": user, "new": False}
-
