@@ -457,13 +457,21 @@ async def test_cleanup_function_for_cron(postgres_dsn: str, pg_schema: str) -> N
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_a_database_that_refuses_fails_the_start_up(kind: str, postgres_dsn: str) -> None:
-    """Unreachable is waited out (503s); a wrong database name is a mistake to show at once."""
-    dsn = postgres_dsn.rsplit("/", 1)[0] + "/sctest_no_such_database"
+@pytest.mark.parametrize("wrong", ["database", "user"])
+async def test_a_database_that_refuses_fails_the_start_up(
+    kind: str, wrong: str, postgres_dsn: str
+) -> None:
+    """Unreachable is waited out (503s); a wrong database or user is a mistake to show at once."""
+    if wrong == "database":
+        dsn = postgres_dsn.rsplit("/", 1)[0] + "/sctest_no_such_database"
+    else:
+        dsn = "postgresql://sctest_no_such_user:pw-7d1e@" + postgres_dsn.partition("@")[2]
     url = dsn if kind == "asyncpg" else sqlalchemy_url(dsn)
     backend = backend_from_url(url)
-    with pytest.raises(Exception, match="sctest_no_such_database"):
+    refused = f"refused at start-up.*sctest_no_such_{wrong}"
+    with pytest.raises(ConfigurationError, match=refused) as e:
         await backend.open()
+    assert "pw-7d1e" not in str(e.value)
     await backend.close()
 
 

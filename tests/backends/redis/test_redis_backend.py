@@ -94,6 +94,22 @@ def test_bad_settings_are_configuration_errors() -> None:
         RedisBackend(client=aioredis.Redis(), socket_timeout=1)
 
 
+@pytest.mark.parametrize(
+    "url", ["redis://:secret@h:99999/0", "redis://:secret@h:abc/0", "redis+cluster://h:70000"]
+)
+def test_a_bad_port_is_a_configuration_error_that_hides_the_password(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="port") as raised:
+        backend_from_url(url)
+    assert "secret" not in str(raised.value)
+
+
+def test_a_db_path_that_is_not_a_number_is_a_configuration_error() -> None:
+    # redis-py alone would use db 0 without a word.
+    with pytest.raises(ConfigurationError, match="db number"):
+        _ = RedisBackend.from_url("redis://127.0.0.1:6379/sessions").client
+    assert RedisBackend.from_url("redis://127.0.0.1:6379/").client
+
+
 async def test_wrapped_client_is_used_and_not_closed(redis_url: str, unique_prefix: str) -> None:
     client = aioredis.Redis.from_url(redis_url)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
@@ -38,18 +38,29 @@ logger = logging.getLogger("sanic_cookies.postgres")
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "57")
 
 
-def is_unreachable(exc: BaseException) -> bool:
-    """Tell whether `exc` means the database is down or unreachable (worth waiting out)."""
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, then what it wraps (SQLAlchemy's ``orig``, or ``__cause__``), once each."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, OSError | TimeoutError | asyncpg.InterfaceError):
-            return True
-        if isinstance(current, asyncpg.PostgresError):
-            return str(current.sqlstate or "")[:2] in _TRANSIENT_SQLSTATE_CLASSES
+        yield current
         current = getattr(current, "orig", None) or current.__cause__
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Tell whether `exc` means the database is down or unreachable (worth waiting out)."""
+    for cause in _causes(exc):
+        if isinstance(cause, OSError | TimeoutError | asyncpg.InterfaceError):
+            return True
+        if isinstance(cause, asyncpg.PostgresError):
+            return str(cause.sqlstate or "")[:2] in _TRANSIENT_SQLSTATE_CLASSES
     return False
+
+
+def _server_refusal(exc: BaseException) -> asyncpg.PostgresError | None:
+    """The server's own error behind `exc` (unknown database, bad password, ...), if any."""
+    return next((c for c in _causes(exc) if isinstance(c, asyncpg.PostgresError)), None)
 
 
 class PostgresStore(Backend):
@@ -148,7 +159,14 @@ class PostgresStore(Backend):
             raise ConfigurationError(self._refusal) from exc
         except Exception as exc:
             if not is_unreachable(exc):
-                raise
+                refusal = _server_refusal(exc)
+                if refusal is None:
+                    raise
+                raise ConfigurationError(
+                    f"{self.label}: PostgreSQL refused at start-up: {refusal} "
+                    f"({type(refusal).__name__}); check the database, user and password "
+                    "of the DSN, and the role's rights on the schema"
+                ) from exc
             logger.warning(
                 "%s: database unreachable at start-up (%s: %s); sessions answer 503 until it "
                 "is back",

@@ -76,6 +76,7 @@ def build_client(url: str, *, cluster: bool, options: dict[str, Any]) -> AnyRedi
         if is_sentinel_url(url):
             client = build_sentinel_client(url, kwargs)
         else:
+            _check_db(url)
             client = Redis.from_url(url, **kwargs)
         # Connection options are only used when a connection is made: make one now
         # (unconnected) so a misspelt option fails at start-up, not as "Redis unreachable".
@@ -87,14 +88,30 @@ def build_client(url: str, *, cluster: bool, options: dict[str, Any]) -> AnyRedi
     return client
 
 
+def _check_db(url: str) -> None:
+    # redis-py reads a path that is not a number as db 0, without a word.
+    db = urlsplit(url).path.strip("/")
+    if db and not db.isdigit():
+        raise ConfigurationError(
+            f"The path of a Redis URL is the db number, got {db!r} in {public_location(url)}"
+        )
+
+
 def public_location(url: str) -> str:
     """`url` without its credentials or query, for log lines."""
     if is_sentinel_url(url):  # several hosts: urlsplit cannot read the port
         return sentinel_location(url)
     parts = urlsplit(url)
     host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    try:
+        port = parts.port
+    except ValueError:  # out of range, or not a number
+        port_text = parts.netloc.rpartition(":")[2]
+        raise ConfigurationError(
+            f"Bad port in the Redis URL {parts.scheme}://{host}: {port_text!r}"
+        ) from None
+    if port:
+        host = f"{host}:{port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
