@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from core_support import CountingBackend, get, new_app
-from sanic import Request, text
+from sanic import Request, Sanic, text
 from sanic.response import HTTPResponse
 
 from sanic_cookies import (
@@ -232,6 +232,16 @@ async def test_unknown_backend_fails_the_app_at_start_up_not_per_request() -> No
     assert handled == []
 
 
+async def _serve_once(app: Sanic[Any, Any]) -> None:
+    """Start `app` (its sessions resolve their backend then) and answer one request."""
+
+    @app.get("/")
+    async def index(request: Request) -> HTTPResponse:
+        return text("ok")
+
+    await get(app, "/")
+
+
 async def test_backend_options_from_the_environment_are_json_text(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -241,12 +251,7 @@ async def test_backend_options_from_the_environment_are_json_text(
     app = new_app()
     assert isinstance(app.config.SESSION_BACKEND_OPTIONS, str)  # as Sanic loads it
     session = Session(app)
-
-    @app.get("/")
-    async def index(request: Request) -> HTTPResponse:
-        return text("ok")
-
-    await get(app, "/")
+    await _serve_once(app)
     assert isinstance(session.backend, MemoryBackend)
     assert session.backend.max_entries == 7
 
@@ -257,13 +262,8 @@ async def test_backend_options_text_that_is_not_a_json_object_is_refused(text_: 
     app.config.SESSION_BACKEND = "memory://"
     app.config.SESSION_BACKEND_OPTIONS = text_
     Session(app)
-
-    @app.get("/")
-    async def index(request: Request) -> HTTPResponse:
-        return text("ok")
-
     with pytest.raises(ConfigurationError, match="not a JSON object") as info:
-        await get(app, "/")
+        await _serve_once(app)
     assert text_ not in str(info.value)  # never echoed: it may hold a password
 
 
@@ -272,11 +272,6 @@ async def test_backend_options_from_app_config() -> None:
     app.config.SESSION_BACKEND = "memory://"
     app.config.SESSION_BACKEND_OPTIONS = {"max_entries": 7}
     session = Session(app)
-
-    @app.get("/")
-    async def index(request: Request) -> HTTPResponse:
-        return text("ok")
-
-    await get(app, "/")
+    await _serve_once(app)
     assert isinstance(session.backend, MemoryBackend)
     assert session.backend.max_entries == 7

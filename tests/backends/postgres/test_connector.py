@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -276,10 +277,15 @@ async def test_a_close_cancelled_midway_still_gives_the_connection_back(
 
 
 class _Cable:
-    """A TCP relay to PostgreSQL that can go silent, like a network that drops packets."""
+    """A TCP relay to PostgreSQL that can go silent, like a network that drops packets.
 
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
+    ``async with _Cable(dsn) as cable:`` relays to the server of `dsn`; `cable.dsn`
+    is `dsn` with the relay as its host.
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self.parts = urlsplit(dsn)
+        self.target = (self.parts.hostname or "127.0.0.1", self.parts.port or 5432)
         self.cut = asyncio.Event()
         self.server: asyncio.Server | None = None
         self.writers: list[asyncio.StreamWriter] = []
@@ -303,9 +309,18 @@ class _Cable:
             self._pump(reader, up_writer), self._pump(up_reader, writer), return_exceptions=True
         )
 
-    async def __aenter__(self) -> int:
+    @property
+    def dsn(self) -> str:
+        """The DSN it was given, with the relay (once started) as its host."""
+        assert self.server is not None, "the relay is not started"
+        port = int(self.server.sockets[0].getsockname()[1])
+        netloc = self.parts.netloc
+        user = netloc.rsplit("@", 1)[0] + "@" if "@" in netloc else ""
+        return urlunsplit(self.parts._replace(netloc=f"{user}127.0.0.1:{port}"))
+
+    async def __aenter__(self) -> _Cable:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return int(self.server.sockets[0].getsockname()[1])
+        return self
 
     async def __aexit__(self, *exc: object) -> None:
         assert self.server is not None
@@ -321,17 +336,11 @@ async def test_a_locked_save_on_a_silent_network_fails_within_twice_command_time
     # docs/backend-postgres.md, "Down later": on a network that goes silent a locked
     # write fails after at most twice command_timeout: the statement's, then the wait
     # for the server to answer the cancellation (which never comes).
-    from urllib.parse import urlsplit, urlunsplit
-
     from sanic_cookies.backends.postgres import PostgresBackend
 
-    parts = urlsplit(postgres_dsn)
-    cable = _Cable((parts.hostname or "127.0.0.1", parts.port or 5432))
-    async with cable as port:
-        user = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
-        dsn = urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{port}"))
+    async with _Cable(postgres_dsn) as cable:
         backend = PostgresBackend.from_url(
-            dsn,
+            cable.dsn,
             table=f"silent_{scope}",
             schema=pg_schema,
             create_table=True,
@@ -405,17 +414,11 @@ async def test_a_lock_whose_database_stops_answering_fails_as_a_store_error(
 ) -> None:
     # The database goes silent after start-up, and the lock must make a new connection:
     # a store failure (ConnectionError), within connect_timeout, not a LockTimeout.
-    from urllib.parse import urlsplit, urlunsplit
-
     from sanic_cookies.backends.postgres import PostgresBackend
 
-    parts = urlsplit(postgres_dsn)
-    cable = _Cable((parts.hostname or "127.0.0.1", parts.port or 5432))
-    async with cable as port:
-        user = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
-        dsn = urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{port}"))
+    async with _Cable(postgres_dsn) as cable:
         backend = PostgresBackend.from_url(
-            dsn,
+            cable.dsn,
             table="silent_connect",
             schema=pg_schema,
             create_table=True,

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import pytest
@@ -52,32 +53,57 @@ async def test_a_voided_token_takes_nothing_when_its_acquire_runs_late(
         await backend.close()
 
 
-async def test_a_session_is_free_as_soon_as_a_stalled_redis_resumes(
-    own_redis: Callable[..., RedisServer], unique_prefix: str
-) -> None:
+@asynccontextmanager
+async def _session_on_own_redis(
+    own_redis: Callable[..., RedisServer], prefix: str
+) -> AsyncIterator[tuple[RedisServer, RedisBackend, str]]:
+    """A private redis-server, a backend on it (0.5 s reply timeout) and a saved session."""
     server = own_redis()
     assert server.process is not None
-    backend = RedisBackend.from_url(server.url, prefix=unique_prefix, socket_timeout=0.5)
+    backend = RedisBackend.from_url(server.url, prefix=prefix, socket_timeout=0.5)
     await backend.open()
     try:
         key = store_key(new_session_id())
         await backend.save(key, encode_value(1), 60)
-        server.process.send_signal(signal.SIGSTOP)
-        try:
-            for _ in range(3):  # requests that give up while Redis queues their scripts
-                with pytest.raises(Exception):  # noqa: B017 (a reply timeout, whatever its type)
-                    await asyncio.wait_for(
-                        backend.lock(key, timeout=1, lease=LEASE).acquire(), WITHIN
-                    )
-        finally:
-            server.process.send_signal(signal.SIGCONT)
-        # Without the void, a queued acquire that ran on resume would hold the lock for
-        # the whole lease: this lock would time out.
-        fresh = backend.lock(key, timeout=10, lease=LEASE)
-        assert decode_stored(await asyncio.wait_for(fresh.acquire(), WITHIN)) == 1
-        await fresh.release()
+        yield server, backend, key
     finally:
         await backend.close()
+
+
+@contextmanager
+def _stalled(server: RedisServer) -> Iterator[None]:
+    """Redis paused for the block (SIGSTOP: its connections stay open, nothing answers)."""
+    assert server.process is not None
+    server.process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+
+
+async def _gives_up(lock: RedisLock) -> None:
+    """`lock`'s acquire fails (no reply from the stalled Redis), within `WITHIN`."""
+    with pytest.raises(Exception):  # noqa: B017 (a reply timeout, whatever its type)
+        await asyncio.wait_for(lock.acquire(), WITHIN)
+
+
+async def _assert_free(backend: RedisBackend, key: str) -> None:
+    """The session `key` (saved as 1) is free at once: a fresh lock takes it."""
+    fresh = backend.lock(key, timeout=10, lease=LEASE)
+    assert decode_stored(await asyncio.wait_for(fresh.acquire(), WITHIN)) == 1
+    await fresh.release()
+
+
+async def test_a_session_is_free_as_soon_as_a_stalled_redis_resumes(
+    own_redis: Callable[..., RedisServer], unique_prefix: str
+) -> None:
+    async with _session_on_own_redis(own_redis, unique_prefix) as (server, backend, key):
+        with _stalled(server):
+            for _ in range(3):  # requests that give up while Redis queues their scripts
+                await _gives_up(backend.lock(key, timeout=1, lease=LEASE))
+        # Without the void, a queued acquire that ran on resume would hold the lock for
+        # the whole lease: this lock would time out.
+        await _assert_free(backend, key)
 
 
 async def test_the_void_outlasts_the_lease_and_the_spent_lock_cannot_be_taken_again(
@@ -87,28 +113,14 @@ async def test_the_void_outlasts_the_lease_and_the_spent_lock_cannot_be_taken_ag
     # keeps trying past the lease, since the late acquire's lease starts only when
     # Redis runs it. And a lock whose acquire got no answer is spent: acquiring it
     # again would be undone by its own void.
-    server = own_redis()
-    assert server.process is not None
-    backend = RedisBackend.from_url(server.url, prefix=unique_prefix, socket_timeout=0.5)
-    await backend.open()
-    try:
-        key = store_key(new_session_id())
-        await backend.save(key, encode_value(1), 60)
+    async with _session_on_own_redis(own_redis, unique_prefix) as (server, backend, key):
         lock = backend.lock(key, timeout=1, lease=5)
-        server.process.send_signal(signal.SIGSTOP)
-        try:
-            with pytest.raises(Exception):  # noqa: B017 (a reply timeout, whatever its type)
-                await asyncio.wait_for(lock.acquire(), WITHIN)
+        with _stalled(server):
+            await _gives_up(lock)
             with pytest.raises(RuntimeError, match="acquired once"):
                 await lock.acquire()
             manual_clock.advance(10)  # twice the lease: the void must still be trying
-        finally:
-            server.process.send_signal(signal.SIGCONT)
-        fresh = backend.lock(key, timeout=10, lease=LEASE)
-        assert decode_stored(await asyncio.wait_for(fresh.acquire(), WITHIN)) == 1
-        await fresh.release()
-    finally:
-        await backend.close()
+        await _assert_free(backend, key)
 
 
 class _ErrorReplies:

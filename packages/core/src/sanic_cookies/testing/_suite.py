@@ -257,13 +257,18 @@ class BackendConformance(CrossProcessTests, LapsedLeaseTests, DeclarationTests):
         manual_clock.advance(0.5 + self.ttl_resolution)
         assert await self._gone(backend, key)
 
-    async def test_expired_value_is_not_replaceable(
-        self, backend: Backend, manual_clock: ManualClock
-    ) -> None:
+    async def _expired_key(self, backend: Backend, manual_clock: ManualClock) -> str:
+        """A new key whose value was saved with ttl=0.5 and has expired since."""
         key = _key()
         await backend.save(key, encode_value(1), 0.5)
         manual_clock.advance(0.5 + self.ttl_resolution)
         assert await self._gone(backend, key)
+        return key
+
+    async def test_expired_value_is_not_replaceable(
+        self, backend: Backend, manual_clock: ManualClock
+    ) -> None:
+        key = await self._expired_key(backend, manual_clock)
         assert await backend.save(key, encode_value(2), 60, replace_only=True) is False
 
     async def test_touch_extends_ttl_without_rewriting(
@@ -281,10 +286,7 @@ class BackendConformance(CrossProcessTests, LapsedLeaseTests, DeclarationTests):
     async def test_touch_does_not_revive_an_expired_value(
         self, backend: Backend, manual_clock: ManualClock
     ) -> None:
-        key = _key()
-        await backend.save(key, encode_value(1), 0.5)
-        manual_clock.advance(0.5 + self.ttl_resolution)
-        assert await self._gone(backend, key)
+        key = await self._expired_key(backend, manual_clock)
         touched = await backend.touch(key, 60)
         if touched or await backend.load(key) is not None:
             pytest.fail(

@@ -13,12 +13,18 @@ import contextlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, TypeAlias
+from typing import Any, NoReturn, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-__all__ = ["Checkout", "Conn", "Connector", "PoolConnector", "connect_failed"]
+__all__ = [
+    "Checkout",
+    "Conn",
+    "Connector",
+    "PoolConnector",
+    "checkout_timed_out",
+]
 
 logger = logging.getLogger("sanic_cookies.postgres")
 
@@ -126,6 +132,20 @@ def connect_failed(
         return exc
     within = "" if limit is None else f" ({limit:g}s)"
     return ConnectionError(f"no answer from PostgreSQL within the connect timeout{within}")
+
+
+def checkout_timed_out(
+    timer: asyncio.Timeout | None, exc: TimeoutError, limit: float | None = None
+) -> NoReturn:
+    """Raise what a `TimeoutError` in a checkout means (see `connect_failed`).
+
+    Called from the ``except TimeoutError as exc`` block: re-raises `exc` when the
+    checkout's own wait limit ran out, otherwise raises the `ConnectionError` from it.
+    """
+    error = connect_failed(timer, exc, limit)
+    if error is exc:
+        raise exc
+    raise error from exc
 
 
 async def _keep_session(conn: Any) -> None:
@@ -237,10 +257,7 @@ class PoolConnector(Connector):
                     conn = await pool.acquire()
         except TimeoutError as exc:
             self.returned(pool)  # (a given pool is never counted)
-            error = connect_failed(timer, exc, self._options["timeout"])
-            if error is exc:
-                raise
-            raise error from exc
+            checkout_timed_out(timer, exc, self._options["timeout"])
         except BaseException:
             self.returned(pool)
             raise

@@ -22,7 +22,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from sanic_cookies import ConfigurationError
 
-from ._connector import Checkout, Conn, Connector, connect_failed
+from ._connector import Checkout, Conn, Connector, checkout_timed_out
 from ._lock import LockScope
 from ._options import split_url
 from ._schema import DEFAULT_TABLE
@@ -72,10 +72,7 @@ class EngineConnector(Connector):
         try:
             return await self._checkout(timer)
         except TimeoutError as exc:
-            error = connect_failed(timer, exc)
-            if error is exc:
-                raise
-            raise error from exc
+            checkout_timed_out(timer, exc)
 
     async def _checkout(self, timer: asyncio.Timeout) -> Checkout:
         async with timer:
