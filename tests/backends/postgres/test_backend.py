@@ -475,6 +475,21 @@ async def test_a_database_that_refuses_fails_the_start_up(
     await backend.close()
 
 
+async def test_a_role_without_rights_fails_the_start_up(postgres_dsn: str, pg_schema: str) -> None:
+    """No permission (SQLSTATE class 42) is a settings mistake too: ConfigurationError."""
+    role = f"{pg_schema}_norights"
+    await _sql(postgres_dsn, f'CREATE ROLE "{role}" LOGIN')
+    try:
+        dsn = f"postgresql://{role}@" + postgres_dsn.partition("@")[2]
+        # The role may not create a schema in this database, nor use this run's schema.
+        backend = PostgresBackend(dsn, schema=f"{pg_schema}_other", create_table=True)
+        with pytest.raises(ConfigurationError, match=r"refused at start-up.*permission denied"):
+            await backend.open()
+        await backend.close()
+    finally:
+        await _sql(postgres_dsn, f'DROP ROLE "{role}"')
+
+
 @pytest.mark.parametrize("scope", ["session", "transaction"])
 @pytest.mark.parametrize("isolation", ["repeatable read", "serializable"])
 async def test_locked_increments_hold_whatever_the_default_isolation(

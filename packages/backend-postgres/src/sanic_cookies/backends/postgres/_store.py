@@ -36,6 +36,9 @@ logger = logging.getLogger("sanic_cookies.postgres")
 
 # Server answers that mean "not reachable right now" rather than "misconfigured".
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "57")
+# Server answers that mean a mistake in the settings: the role or password (28), the
+# database (3D), the schema (3F), the role's rights (42).
+_CONFIGURATION_SQLSTATE_CLASSES = ("28", "3D", "3F", "42")
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
@@ -59,8 +62,13 @@ def is_unreachable(exc: BaseException) -> bool:
 
 
 def _server_refusal(exc: BaseException) -> asyncpg.PostgresError | None:
-    """The server's own error behind `exc` (unknown database, bad password, ...), if any."""
-    return next((c for c in _causes(exc) if isinstance(c, asyncpg.PostgresError)), None)
+    """The server's answer behind `exc` if it names a settings mistake (unknown database, ...)."""
+    for cause in _causes(exc):
+        if isinstance(cause, asyncpg.PostgresError):
+            if str(cause.sqlstate or "")[:2] in _CONFIGURATION_SQLSTATE_CLASSES:
+                return cause
+            return None
+    return None
 
 
 class PostgresStore(Backend):
