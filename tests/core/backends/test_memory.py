@@ -273,15 +273,13 @@ async def test_two_worker_server_warns_in_each_worker(tmp_path: Path) -> None:
         async def both_warned() -> bool:  # each worker runs before_server_start
             return log.read_text().count("but the app runs 2 workers") >= 2
 
-        await wait_until(both_warned, WITHIN)
+        assert await wait_until(both_warned, WITHIN), log.read_text()
     finally:
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 30)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-        kill_group(proc.pid)  # a worker or the resource tracker may outlive the main process
+        # Only the warnings matter here, so no graceful stop: a SIGTERM that reaches Sanic's
+        # main process before it has counted its workers' acknowledgements stops the
+        # workers but leaves it waiting for them (30 s, seen under load).
+        kill_group(proc.pid)  # the main process, its workers and the resource tracker
+        await proc.wait()
     output = log.read_text()
     assert output.count("but the app runs 2 workers") == 2, output
 
