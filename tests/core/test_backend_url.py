@@ -1,4 +1,8 @@
-"""parse_backend_url: a backend URL into typed parts; unknown or mistyped options refused."""
+"""parse_backend_url: a backend URL into typed parts; unknown or mistyped options refused.
+
+split_backend_url and redact_url: a URL that does not parse as written is refused, and
+no message shows a password.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,13 @@ from typing import Any
 
 import pytest
 
-from sanic_cookies import BackendURL, ConfigurationError, parse_backend_url
+from sanic_cookies import (
+    BackendURL,
+    ConfigurationError,
+    parse_backend_url,
+    redact_url,
+    split_backend_url,
+)
 
 ACCEPTS: dict[str, Any] = {"lease": 30.0, "pool": 4, "create": True, "table": "s", "tls": None}
 
@@ -46,7 +56,7 @@ def test_defaults_fill_in_and_keywords_override_the_query() -> None:
         ("s://h", {"lease": "soon"}, "'lease' must be float"),
         ("s://h", {"table": 3}, "'table' must be str"),
         ("s://h?pool=1&pool=2", {}, "given twice"),
-        ("s://h:99999", {}, "Malformed s:// URL"),
+        ("s://h:99999", {}, "Malformed URL 's://h:99999'"),
         ("no-scheme", {}, "scheme://"),
         ("s:///var/a#b.db", {}, "percent-encode it as %23"),  # else the path ends at "a"
     ],
@@ -62,3 +72,63 @@ def test_a_password_never_reaches_the_message() -> None:
         parse_backend_url("s://u:hunter2@h?nope=1", accepts={})
     assert "hunter2" not in str(caught.value)
     assert "it takes: none" in str(caught.value)
+
+
+# A password with '#', '/' or '?' left as it is: the parser would take part of it for a
+# port, or another host; and the text it quotes would be the password.
+MISREAD = [
+    "s://app:Tr0ub4dor#3@db:5432/x",
+    "s://app:Tr0/ub4dor@db:5432/x",
+    "s://app:Tr0?ub4dor@db:5432/x",
+    "s://app:12?Tr0ub4dor@db/x",  # "12" would read as a port: connects elsewhere
+    "s://:12345#Tr0ub4dor@db/x",
+    "s://app:Tr0ub4dor@db:abc/x",
+    "s://app:Tr0ub4dor@db:99999/x",
+    "s://app:Tr0＠ub4dor@db/x",  # a full-width @: the parser quotes the whole authority
+]
+
+
+@pytest.mark.parametrize("url", MISREAD)
+def test_a_url_that_does_not_parse_as_written_is_refused_without_its_password(url: str) -> None:
+    for parse in (split_backend_url, lambda u: parse_backend_url(u, accepts={})):
+        with pytest.raises(ConfigurationError) as caught:
+            parse(url)
+        message = str(caught.value)
+        assert "Tr0" not in message and "ub4dor" not in message, message
+        assert "percent-encode" in message
+
+
+def test_split_backend_url_passes_what_parses_and_leaves_several_hosts_to_the_driver() -> None:
+    assert split_backend_url("s://u:p%23w@db:5432/x?a=b@c").port == 5432
+    assert split_backend_url("s://[::1]:6379/0").hostname == "::1"
+    assert split_backend_url("s://h1:5432,h2:5433/db").netloc == "h1:5432,h2:5433"
+    assert split_backend_url("s:///var/run/x").path == "/var/run/x"
+
+
+def test_redact_url_hides_passwords_only() -> None:
+    assert redact_url("redis://:pw@h:6379/0") == "redis://:***@h:6379/0"
+    assert redact_url("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
+    assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert redact_url("memory://") == "memory://"
+    assert redact_url("redis://h:6379/0?socket_timeout=1") == "redis://h:6379/0?socket_timeout=1"
+    assert redact_url("s://h/0#x") == "s://h/0#x"  # no credentials: nothing to hide
+
+
+def test_redact_url_hides_every_credential_option() -> None:
+    """Sentinel's own password, and any option named like a credential (review 18)."""
+    url = "redis+sentinel://:secret@s1:26379,s2:26379/sessions/0?sentinel_password=spass&db=0"
+    shown = redact_url(url)
+    assert "secret" not in shown and "spass" not in shown, shown
+    assert shown == "redis+sentinel://:***@s1:26379,s2:26379/sessions/0?sentinel_password=***&db=0"
+    shown = redact_url(
+        "postgresql://u@h/db?api_token=t0k&client_secret=c5&replica=postgresql://r:rp@h2/db"
+    )
+    assert not any(word in shown for word in ("t0k", "c5", "rp@")), shown
+    assert "api_token=***" in shown and "client_secret=***" in shown and "r:***@h2" in shown
+
+
+@pytest.mark.parametrize("url", [*MISREAD[:5], "s:/app:Tr0ub4dor@db/x"])
+def test_redact_url_hides_all_before_the_last_at_of_a_url_that_does_not_parse(url: str) -> None:
+    shown = redact_url(url)
+    assert "Tr0" not in shown and "ub4dor" not in shown, shown
+    assert shown.startswith("s://***@db")

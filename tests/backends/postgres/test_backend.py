@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -457,6 +458,21 @@ async def test_cleanup_function_for_cron(postgres_dsn: str, pg_schema: str) -> N
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "authority",
+    ["app:s3#cret@h:5432", "app:s3/cret@h:5432", "app:s3?cret@h", "app:s3cret@h:99999"],
+)
+def test_a_url_that_does_not_parse_is_a_configuration_error_that_hides_the_password(
+    kind: str, authority: str
+) -> None:
+    # asyncpg alone raised ValueError quoting the part of the password it took for a port.
+    scheme = "postgresql" if kind == "asyncpg" else "postgresql+asyncpg"
+    with pytest.raises(ConfigurationError, match="percent-encode") as raised:
+        backend_from_url(f"{scheme}://{authority}/test")
+    assert "s3" not in str(raised.value) and "cret" not in str(raised.value), raised.value
+
+
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("wrong", ["database", "user"])
 async def test_a_database_that_refuses_fails_the_start_up(
     kind: str, wrong: str, postgres_dsn: str
@@ -475,19 +491,79 @@ async def test_a_database_that_refuses_fails_the_start_up(
     await backend.close()
 
 
+@asynccontextmanager
+async def _role(
+    postgres_dsn: str, role: str, *grants: str, options: str = ""
+) -> AsyncIterator[str]:
+    """A login role given `grants` (``GRANT <grant> TO role``), dropped after: its DSN."""
+    await _sql(postgres_dsn, f'CREATE ROLE "{role}" LOGIN {options}')
+    try:
+        for grant in grants:
+            await _sql(postgres_dsn, f'GRANT {grant} TO "{role}"')
+        yield f"postgresql://{role}@" + postgres_dsn.partition("@")[2]
+    finally:
+        await _sql(postgres_dsn, f'DROP OWNED BY "{role}"')
+        await _sql(postgres_dsn, f'DROP ROLE "{role}"')
+
+
+async def _sessions_table(postgres_dsn: str, schema: str, table: str) -> str:
+    """Create our table `schema`.`table` as the admin role: its quoted name."""
+    owner = PostgresBackend(postgres_dsn, schema=schema, table=table, create_table=True)
+    await owner.open()
+    await owner.close()
+    return f'"{schema}".{table}'
+
+
 async def test_a_role_without_rights_fails_the_start_up(postgres_dsn: str, pg_schema: str) -> None:
     """No permission (SQLSTATE class 42) is a settings mistake too: ConfigurationError."""
-    role = f"{pg_schema}_norights"
-    await _sql(postgres_dsn, f'CREATE ROLE "{role}" LOGIN')
-    try:
-        dsn = f"postgresql://{role}@" + postgres_dsn.partition("@")[2]
+    async with _role(postgres_dsn, f"{pg_schema}_norights") as dsn:
         # The role may not create a schema in this database, nor use this run's schema.
         backend = PostgresBackend(dsn, schema=f"{pg_schema}_other", create_table=True)
         with pytest.raises(ConfigurationError, match=r"refused at start-up.*permission denied"):
             await backend.open()
         await backend.close()
-    finally:
-        await _sql(postgres_dsn, f'DROP ROLE "{role}"')
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_role_that_may_not_write_the_table_fails_the_start_up(
+    kind: str, postgres_dsn: str, pg_schema: str
+) -> None:
+    """Rights on the table are checked at start-up, not found missing by every request."""
+    table = await _sessions_table(postgres_dsn, pg_schema, "rights")
+    role = f"{pg_schema}_reader"
+    grants = (f'USAGE ON SCHEMA "{pg_schema}"', f"SELECT ON {table}")
+    async with _role(postgres_dsn, role, *grants) as dsn:
+        url = f"{dsn if kind == 'asyncpg' else sqlalchemy_url(dsn)}?schema={pg_schema}&table=rights"
+        backend = backend_from_url(url)
+        with pytest.raises(ConfigurationError, match=r"may not read and write table .*GRANT"):
+            await backend.open()
+        await backend.close()
+        await _sql(postgres_dsn, f'GRANT INSERT, UPDATE, DELETE ON {table} TO "{role}"')
+        backend = backend_from_url(url)
+        await backend.open()  # now it may
+        await backend.close()
+
+
+async def test_too_many_connections_at_start_up_is_waited_out(
+    postgres_dsn: str, pg_schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not a settings mistake (a deploy's old and new workers may overlap): the app starts,
+    its calls fail (a 503 in an app) until a connection can be made."""
+    table = await _sessions_table(postgres_dsn, pg_schema, "limited")
+    role = f"{pg_schema}_limited"
+    grants = (f'USAGE ON SCHEMA "{pg_schema}"', f"ALL ON {table}")
+    async with _role(postgres_dsn, role, *grants, options="CONNECTION LIMIT 0") as dsn:
+        backend = PostgresBackend(dsn, schema=pg_schema, table="limited")
+        await backend.open()  # no raise: a WARNING
+        try:
+            assert "database unreachable at start-up" in caplog.text
+            assert "TooManyConnectionsError" in caplog.text
+            with pytest.raises(asyncpg.TooManyConnectionsError):
+                await backend.load(_key(1))
+            await _sql(postgres_dsn, f'ALTER ROLE "{role}" CONNECTION LIMIT -1')
+            assert await backend.load(_key(1)) is None  # the table is checked now
+        finally:
+            await backend.close()
 
 
 @pytest.mark.parametrize("scope", ["session", "transaction"])

@@ -95,19 +95,45 @@ def test_bad_settings_are_configuration_errors() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["redis://:secret@h:99999/0", "redis://:secret@h:abc/0", "redis+cluster://h:70000"]
+    "url",
+    [
+        "redis://:s3cret@h:99999/0",
+        "redis://:s3cret@h:abc/0",
+        "redis+cluster://:s3cret@h:70000",
+        "redis://app:s3#cret@h:6379/0",  # '#', '/' or '?' left as it is in the password
+        "rediss://app:s3/cret@h:6379/0",
+        "redis+cluster://app:s3?cret@h:7000",
+        "redis://:12?s3cret@h/0",  # else: port 12 of host "", without a word
+    ],
 )
-def test_a_bad_port_is_a_configuration_error_that_hides_the_password(url: str) -> None:
-    with pytest.raises(ConfigurationError, match="port") as raised:
-        backend_from_url(url)
-    assert "secret" not in str(raised.value)
+def test_a_url_that_does_not_parse_is_a_configuration_error_that_hides_the_password(
+    url: str,
+) -> None:
+    with pytest.raises(ConfigurationError, match="percent-encode") as raised:
+        _ = backend_from_url(url).client
+    assert "s3" not in str(raised.value) and "cret" not in str(raised.value), raised.value
 
 
-def test_a_db_path_that_is_not_a_number_is_a_configuration_error() -> None:
-    # redis-py alone would use db 0 without a word.
-    with pytest.raises(ConfigurationError, match="db number"):
-        _ = RedisBackend.from_url("redis://127.0.0.1:6379/sessions").client
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://127.0.0.1:6379/sessions", "db number"),  # redis-py alone: db 0, no word
+        ("redis://127.0.0.1:6379/\N{SUPERSCRIPT TWO}", "db number"),
+        ("redis+cluster://127.0.0.1:7000/abc", "only db 0"),
+        ("redis+cluster://127.0.0.1:7000/3", "only db 0"),
+        ("redis://127.0.0.1:7000/3?cluster=true", "only db 0"),
+    ],
+)
+def test_a_db_path_redis_cannot_use_is_a_configuration_error(url: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        _ = RedisBackend.from_url(url).client
+
+
+def test_the_db_paths_redis_reads() -> None:
+    pool = RedisBackend.from_url("redis://127.0.0.1:6379/%35").client.connection_pool
+    assert pool.connection_kwargs["db"] == 5  # type: ignore[union-attr]
     assert RedisBackend.from_url("redis://127.0.0.1:6379/").client
+    assert RedisBackend.from_url("redis+cluster://127.0.0.1:7000/0").client
 
 
 async def test_wrapped_client_is_used_and_not_closed(redis_url: str, unique_prefix: str) -> None:

@@ -50,7 +50,7 @@ from ._schema import SessionSchema
 from ._session import Session
 from ._session_dict import SessionDict
 from ._turns import KeyTurns, Turn
-from ._url import BackendURL, parse_backend_url
+from ._url import BackendURL, parse_backend_url, redact_url, split_backend_url
 from ._user_agent import user_agent_label
 
 __version__ = "1.0.0"
@@ -105,9 +105,11 @@ __all__ = [
     "is_safe_path",
     "login_required",
     "parse_backend_url",
+    "redact_url",
     "register",
     "registered_schemes",
     "safe_next",
     "served_over_asgi",
+    "split_backend_url",
     "user_agent_label",
 ]

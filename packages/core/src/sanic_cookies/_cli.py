@@ -22,7 +22,6 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
@@ -31,6 +30,7 @@ from ._discovery import backend_class, backend_from_url
 from ._errors import SanicCookiesError
 from ._ids import log_id, new_session_id, store_key
 from ._record import SessionRecord, encode_record
+from ._url import redact_url
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -190,43 +190,6 @@ def build_parser() -> argparse.ArgumentParser:
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _secret_option(name: str) -> bool:
-    """True for a query option that holds a credential (``password``, ``sentinel_password``...)."""
-    lowered = name.lower()
-    return any(word in lowered for word in _SECRET_WORDS)
-
-
-#: Query options whose name contains one of these are printed as ``***``.
-_SECRET_WORDS = ("password", "secret", "token")
-
-
-def redact(url: str) -> str:
-    """`url` with any password replaced by ``***`` (safe to print).
-
-    A URL inside the query (such as PostgreSQL's ``?replica=postgresql://...``) and
-    every option whose name contains ``password``, ``secret`` or ``token`` (such as
-    Sentinel's ``sentinel_password=``) are redacted too.
-    """
-    try:
-        parts = urlsplit(url)
-        pairs = parse_qsl(parts.query, keep_blank_values=True)
-        if any(_secret_option(name) or "://" in value for name, value in pairs):
-            query = urlencode(
-                [(name, "***" if _secret_option(name) else redact(value)) for name, value in pairs],
-                safe=":/@*",
-            )
-            if parts.password is None:
-                return urlunsplit(parts._replace(query=query))
-            parts = parts._replace(query=query)
-        if parts.password is None:
-            return url
-        netloc = parts.netloc.rpartition("@")[2]
-        user = parts.username or ""
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-    except ValueError:
-        return "<unparsable URL>"
-
-
 def _resolve(args: argparse.Namespace) -> Backend:
     url: str | None = args.backend
     if not url:
@@ -240,7 +203,7 @@ def _resolve(args: argparse.Namespace) -> Backend:
     except SanicCookiesError as exc:
         raise CommandFailed(str(exc)) from None
     except (TypeError, ValueError, ImportError) as exc:
-        raise CommandFailed(f"cannot build a backend for {redact(url)}: {exc}") from None
+        raise CommandFailed(f"cannot build a backend for {redact_url(url)}: {exc}") from None
 
 
 async def _timed(
@@ -482,7 +445,7 @@ def _run(args: argparse.Namespace) -> int:
         print(ddl_text(args.table, args.schema))
         return EXIT_OK
     backend = _resolve(args)
-    where = redact(args.backend)
+    where = redact_url(args.backend)
     if args.command == "cleanup":
         removed = asyncio.run(cleanup(backend, args.timeout))
         if removed is None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ._backend import Backend
 from ._errors import BackendNotFound, ConfigurationError, DuplicateBackend
+from ._url import redact_url
 
 __all__ = ["backend_class", "backend_from_url", "register", "registered_schemes"]
 
@@ -68,7 +69,7 @@ def backend_class(url: str) -> type[Backend]:
     if not sep or not scheme:
         raise ConfigurationError(
             "SESSION_BACKEND must be a URL such as 'memory://' or 'redis://host:6379/0', "
-            f"got {url!r}"
+            f"got {redact_url(url)!r}"
         )
     return _load(_entry_name(scheme.lower()))
 

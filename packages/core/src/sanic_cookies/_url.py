@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, NamedTuple
-from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from ._errors import ConfigurationError
 
-__all__ = ["BackendURL", "parse_backend_url"]
+__all__ = ["BackendURL", "parse_backend_url", "redact_url", "split_backend_url"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -89,13 +89,10 @@ def _split(url: str) -> tuple[str, SplitResult, int | None]:
     """``("scheme://", parts, port)`` of `url`, or `ConfigurationError` if it is malformed."""
     scheme, sep, _ = url.partition("://")
     if not sep or not scheme:
-        raise ConfigurationError(f"A backend URL looks like 'scheme://host/path', got {url!r}")
+        raise ConfigurationError(
+            f"A backend URL looks like 'scheme://host/path', got {redact_url(url)!r}"
+        )
     where = f"{scheme.lower()}://"
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigurationError(f"Malformed {where} URL: {exc}") from None
     if "#" in url:
         # Whatever follows a '#' is a fragment, silently dropped: a path or password
         # containing one would be cut short without a word.
@@ -103,6 +100,8 @@ def _split(url: str) -> tuple[str, SplitResult, int | None]:
             f"A {where} URL cannot contain '#': percent-encode it as %23 (in a path, a "
             "password, an option)"
         )
+    parts = split_backend_url(url)
+    port = parts.port
     return where, parts, port
 
 
@@ -162,3 +161,83 @@ def _parse(where: str, name: str, text: str, kind: type) -> Any:
         except ValueError:
             pass
     raise ConfigurationError(f"{where} option {name!r} must be {kind.__name__}, got {text!r}")
+
+
+def split_backend_url(url: str) -> SplitResult:
+    """`urllib.parse.urlsplit(url)`, checked: its port reads, and its ``@`` is where it ends
+    the credentials.
+
+    A ``#``, ``/`` or ``?`` left as it is in a password moves the rest of the
+    password and the host out of the authority: the URL would name another host
+    or port, and the text taken for a port may be the password. Such a URL, and
+    a port that is not a number from 0 to 65535, raise `ConfigurationError`
+    with the URL shown through `redact_url`. The ports of an authority that
+    lists several hosts (``h1:5432,h2:5433``) are left to the driver.
+    """
+    try:
+        parts = urlsplit(url)
+        if "," not in parts.netloc:  # (several hosts: their ports are the driver's to read)
+            parts.port  # noqa: B018 (raises ValueError for a bad port)
+        if parts.fragment or "@" in parts.path or "@" in parts.query.partition("=")[0]:
+            raise ValueError("an '@' after the authority")
+    except ValueError:
+        # Not the parser's own words: they may quote a password taken for a port.
+        raise ConfigurationError(
+            f"Malformed URL {redact_url(url)!r}: a port that is not a number from 0 to 65535, "
+            "or a character left as it is in a password (percent-encode '#', '/', '?', '@' "
+            "and ':' as %23, %2F, %3F, %40 and %3A)"
+        ) from None
+    return parts
+
+
+#: Query options whose name contains one of these are shown as ``***``.
+_SECRET_WORDS = ("password", "secret", "token")
+
+
+def redact_url(url: str) -> str:
+    """`url` with every password replaced by ``***``: safe for a log line or an error.
+
+    A URL inside the query (such as PostgreSQL's ``?replica=postgresql://...``) and
+    every option whose name contains ``password``, ``secret`` or ``token`` (such as
+    Sentinel's ``sentinel_password=``) are redacted too. A URL that does not parse
+    as written (a ``#``, ``/`` or ``?`` left unencoded in a password, a missing
+    slash) has everything before its last ``@`` hidden.
+
+    Use it in every message of a backend that shows its URL.
+    """
+    try:
+        parts = urlsplit(url)
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return "<unparsable URL>"
+    if _misread(url, parts, pairs):
+        scheme = f"{parts.scheme}://" if parts.scheme else ""
+        return f"{scheme}***@{url.rpartition('@')[2]}"
+    query = _redacted_query(pairs)
+    credentials, at, host = parts.netloc.rpartition("@")
+    user, colon, _ = credentials.partition(":")
+    if query is None and not colon:
+        return url  # nothing to hide (and nothing re-encoded)
+    netloc = f"{user}:***{at}{host}" if colon else parts.netloc
+    return urlunsplit((parts.scheme, netloc, parts.path, query or parts.query, parts.fragment))
+
+
+def _misread(url: str, parts: SplitResult, pairs: list[tuple[str, str]]) -> bool:
+    """Whether the '@' that ends `url`'s credentials is not where a parser looks for it."""
+    after = bool(parts.fragment) or "@" in parts.path or any("@" in n for n, _ in pairs)
+    return "@" in url and after
+
+
+def _redacted_query(pairs: list[tuple[str, str]]) -> str | None:
+    """The query with credential options and nested URLs redacted; None if it has none."""
+    if not any(_secret(name) or "://" in value for name, value in pairs):
+        return None
+    return urlencode(
+        [(name, "***" if _secret(name) else redact_url(value)) for name, value in pairs],
+        safe=":/@*",
+    )
+
+
+def _secret(option: str) -> bool:
+    lowered = option.lower()
+    return any(word in lowered for word in _SECRET_WORDS)

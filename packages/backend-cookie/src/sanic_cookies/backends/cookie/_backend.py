@@ -20,6 +20,7 @@ from sanic_cookies import (
     StoredSession,
     UnsupportedOperation,
     backend_from_url,
+    redact_url,
     served_over_asgi,
 )
 from sanic_cookies.backends.memory import MemoryBackend
@@ -260,9 +261,9 @@ class CookieBackend(ClientSideBackend):
             or (parts.query or parts.fragment)
         ):
             raise ConfigurationError(
-                f"The encrypted-cookie backend takes the URL 'cookie://' with no host, path or "
-                f"query (got {url!r}); pass keys through SESSION_KEYS and other options through "
-                "SESSION_BACKEND_OPTIONS"
+                "The encrypted-cookie backend takes the URL 'cookie://' with no host, path or "
+                f"query (got {redact_url(url)!r}); pass keys through SESSION_KEYS and other "
+                "options through SESSION_BACKEND_OPTIONS"
             )
         unknown = set(options) - _OPTIONS
         if unknown:

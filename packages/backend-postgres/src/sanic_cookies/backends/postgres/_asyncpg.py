@@ -54,7 +54,9 @@ class PostgresBackend(PostgresStore):
             transaction pooling). See `AdvisoryLock`.
         pool_options: More keyword arguments for `asyncpg.create_pool`
             (``ssl``, ``server_settings``, ``init``, ``statement_cache_size``, ...);
-            they apply to the replica's pool too.
+            they apply to the replica's pool too. A ``min_size`` above 0 (the
+            default is 0) makes asyncpg connect while creating the pool: a
+            database that is down at start-up then fails the start.
         replica: A read replica: its URL (a pool of the backend's own, with the
             same settings), or an asyncpg pool. Only `list_user_sessions` reads
             from it (``list_sessions`` and the CLI's listing); loads, locks and

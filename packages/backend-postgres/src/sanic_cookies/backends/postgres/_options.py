@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlunsplit
 
-from sanic_cookies import ConfigurationError
+from sanic_cookies import ConfigurationError, split_backend_url
 
 __all__ = ["split_url"]
 
@@ -61,9 +61,10 @@ def split_url(url: str, known: set[str], options: Mapping[str, Any]) -> tuple[st
         The URL without those options, and the merged options.
 
     Raises:
-        ConfigurationError: An option in the URL has a value of the wrong type.
+        ConfigurationError: An option in the URL has a value of the wrong type, or the
+            URL does not parse (see `sanic_cookies.split_backend_url`).
     """
-    parts = urlsplit(url)
+    parts = split_backend_url(url)
     kept: list[tuple[str, str]] = []
     found: dict[str, Any] = {}
     for name, raw in parse_qsl(parts.query, keep_blank_values=True):

@@ -153,6 +153,15 @@ class Queries:
         return "SELECT to_regclass($1) IS NOT NULL"
 
     @property
+    def table_rights(self) -> str:
+        """$1 the quoted table name → whether the current role may read and write its rows."""
+        # has_table_privilege with a list answers whether ANY is held: ask for each.
+        return "SELECT " + " AND ".join(
+            f"has_table_privilege(to_regclass($1), '{right}')"
+            for right in ("SELECT", "INSERT", "UPDATE", "DELETE")
+        )
+
+    @property
     def table_columns(self) -> str:
         """$1 the quoted table name → (name, type, not null, has default) of each column."""
         return (

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
-from sanic_cookies import ConfigurationError
+from sanic_cookies import ConfigurationError, redact_url
 
 from ._connector import Checkout, Conn, Connector, checkout_timed_out
 from ._lock import LockScope
@@ -177,7 +177,8 @@ class SQLAlchemyBackend(PostgresStore):
         """
         if url.partition("://")[0].lower() != "postgresql+asyncpg":
             raise ConfigurationError(
-                f"SQLAlchemyBackend.from_url takes postgresql+asyncpg:// URLs, got {url!r}"
+                "SQLAlchemyBackend.from_url takes postgresql+asyncpg:// URLs, "
+                f"got {redact_url(url)!r}"
             )
         known = {
             "table",

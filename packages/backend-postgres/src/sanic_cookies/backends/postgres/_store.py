@@ -28,14 +28,16 @@ from ._pooling import Pooling, detect_pooling
 from ._schema import ddl_statements, qualified_name
 from ._sql import Queries, rows_affected
 from ._sweeper import Sweeper
-from ._table_check import missing_table, table_problem
+from ._table_check import missing_table, no_rights, table_problem
 
 __all__ = ["PostgresStore", "is_unreachable"]
 
 logger = logging.getLogger("sanic_cookies.postgres")
 
-# Server answers that mean "not reachable right now" rather than "misconfigured".
-_TRANSIENT_SQLSTATE_CLASSES = ("08", "57")
+# Server answers that mean "not reachable right now" rather than "misconfigured": a
+# connection failure (08), insufficient resources (53: too many connections, as while a
+# deploy's old and new workers overlap; disk full), an operator's intervention (57).
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57")
 # Server answers that mean a mistake in the settings: the role or password (28), the
 # database (3D), the schema (3F), the role's rights (42).
 _CONFIGURATION_SQLSTATE_CLASSES = ("28", "3D", "3F", "42")
@@ -280,7 +282,8 @@ class PostgresStore(Backend):
             True if it is still to be created (it is missing and `create_table` is set).
 
         Raises:
-            ConfigurationError: It is missing without `create_table`, or is not ours.
+            ConfigurationError: It is missing without `create_table`, is not ours, or
+                the role may not read and write its rows.
         """
         async with self._connection() as conn:
             columns = await conn.fetch(
@@ -295,6 +298,9 @@ class PostgresStore(Backend):
                 columns = await conn.fetch(
                     self.queries.table_columns, self.queries.table, timeout=self.command_timeout
                 )
+            allowed = exists and await conn.fetchval(
+                self.queries.table_rights, self.queries.table, timeout=self.command_timeout
+            )
         if not exists:
             if self.create_table:
                 return True
@@ -302,6 +308,8 @@ class PostgresStore(Backend):
         problem = table_problem(self.label, self.queries.table, [tuple(c) for c in columns])
         if problem is not None:
             raise problem
+        if not allowed:
+            raise no_rights(self.label, self.queries.table)
         return False
 
     @asynccontextmanager

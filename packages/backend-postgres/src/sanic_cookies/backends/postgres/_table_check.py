@@ -12,7 +12,7 @@ from typing import Any
 
 from sanic_cookies import ConfigurationError
 
-__all__ = ["EXPECTED_COLUMNS", "missing_table", "table_problem"]
+__all__ = ["EXPECTED_COLUMNS", "missing_table", "no_rights", "table_problem"]
 
 #: Our columns and their types as `format_type` spells them.
 EXPECTED_COLUMNS = {
@@ -82,6 +82,14 @@ def _blocking(columns: Sequence[tuple[Any, ...]]) -> list[str]:
         str(r[0]) for r in columns if str(r[0]) not in EXPECTED_COLUMNS and r[2] and not r[3]
     ]
     return [", ".join(blocking) + " NOT NULL without a default"] if blocking else []
+
+
+def no_rights(label: str, table: str) -> ConfigurationError:
+    """The error for a table the backend's role may not read and write."""
+    return ConfigurationError(
+        f"{label}: the database role may not read and write table {table}: "
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO <the role of the URL>."
+    )
 
 
 def missing_table(label: str, table: str) -> ConfigurationError:

@@ -12,7 +12,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import AuthenticationError, AuthorizationError, ResponseError
-from sanic_cookies import Backend, ConfigurationError, KeyTurns, LockLost, StoredSession, clock
+from sanic_cookies import (
+    Backend,
+    ConfigurationError,
+    KeyTurns,
+    LockLost,
+    StoredSession,
+    clock,
+    redact_url,
+)
 
 from ._client import AnyRedis, Runner, Scripts, build_client, ms, public_location
 from ._cluster_pipeline import ClusterAutoPipeline
@@ -228,11 +236,13 @@ class RedisBackend(Backend):
         Raises:
             ConfigurationError: An unknown scheme or a bad option value.
         """
+        public_location(url)  # a URL that does not parse fails here, shown redacted
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in _SCHEMES:
             raise ConfigurationError(
-                f"RedisBackend serves {', '.join(s + '://' for s in _SCHEMES)} URLs, got {url!r}"
+                f"RedisBackend serves {', '.join(s + '://' for s in _SCHEMES)} URLs, "
+                f"got {redact_url(url)!r}"
             )
         real_scheme, cluster = _SCHEMES[scheme]
         kwargs: dict[str, Any] = {"cluster": cluster}
@@ -252,7 +262,9 @@ class RedisBackend(Backend):
                 query.append((name, value))
         kwargs.update(options)
         if kwargs["cluster"] and scheme.endswith("+sentinel"):
-            raise ConfigurationError(f"A Sentinel URL cannot also be a cluster: {url!r}")
+            raise ConfigurationError(
+                f"A Sentinel URL cannot also be a cluster: {redact_url(url)!r}"
+            )
         redis_url = urlunsplit(
             (real_scheme, parts.netloc, parts.path, urlencode(query), parts.fragment)
         )

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
-from sanic_cookies import ConfigurationError
+from sanic_cookies import ConfigurationError, split_backend_url
 
 from . import _scripts
 from ._sentinel import build_sentinel_client, is_sentinel_url, sentinel_location
@@ -71,6 +72,7 @@ def build_client(url: str, *, cluster: bool, options: dict[str, Any]) -> AnyRedi
     kwargs.update(options)
     try:
         if cluster:
+            _check_db(url, cluster=True)
             return RedisCluster.from_url(url, **kwargs)
         client: Redis
         if is_sentinel_url(url):
@@ -88,29 +90,33 @@ def build_client(url: str, *, cluster: bool, options: dict[str, Any]) -> AnyRedi
     return client
 
 
-def _check_db(url: str) -> None:
+def _check_db(url: str, *, cluster: bool = False) -> None:
     # redis-py reads a path that is not a number as db 0, without a word.
-    db = urlsplit(url).path.strip("/")
-    if db and not db.isdigit():
+    db = unquote(urlsplit(url).path.strip("/"))
+    if cluster and db not in ("", "0"):
+        raise ConfigurationError(
+            f"Redis Cluster has only db 0, got {db!r} in {public_location(url)}"
+        )
+    if db and not re.fullmatch("[0-9]+", db):
         raise ConfigurationError(
             f"The path of a Redis URL is the db number, got {db!r} in {public_location(url)}"
         )
 
 
 def public_location(url: str) -> str:
-    """`url` without its credentials or query, for log lines."""
+    """`url` without its credentials or query, for log lines.
+
+    Raises:
+        ConfigurationError: `url` does not parse (its message shows it redacted).
+    """
     if is_sentinel_url(url):  # several hosts: urlsplit cannot read the port
         return sentinel_location(url)
-    parts = urlsplit(url)
+    parts = split_backend_url(url)
+    port = parts.port
     host = parts.hostname or ""
-    try:
-        port = parts.port
-    except ValueError:  # out of range, or not a number
-        port_text = parts.netloc.rpartition(":")[2]
-        raise ConfigurationError(
-            f"Bad port in the Redis URL {parts.scheme}://{host}: {port_text!r}"
-        ) from None
-    if port:
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    if port is not None:
         host = f"{host}:{port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
