@@ -544,6 +544,14 @@ async def test_a_role_that_may_not_write_the_table_fails_the_start_up(
         await backend.close()
 
 
+async def test_a_connection_option_asyncpg_refuses_fails_the_start_up(postgres_dsn: str) -> None:
+    # asyncpg's ClientConfigurationError is an InterfaceError: it once read as "unreachable".
+    backend = backend_from_url(f"{postgres_dsn}?sslmode=bogus")
+    with pytest.raises(ConfigurationError, match="asyncpg refused at start-up.*sslmode"):
+        await backend.open()
+    await backend.close()
+
+
 async def test_too_many_connections_at_start_up_is_waited_out(
     postgres_dsn: str, pg_schema: str, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -56,6 +56,8 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 def is_unreachable(exc: BaseException) -> bool:
     """Tell whether `exc` means the database is down or unreachable (worth waiting out)."""
     for cause in _causes(exc):
+        if isinstance(cause, asyncpg.ClientConfigurationError):  # (an InterfaceError)
+            return False  # sslmode=bogus and the like: the settings, not the network
         if isinstance(cause, OSError | TimeoutError | asyncpg.InterfaceError):
             return True
         if isinstance(cause, asyncpg.PostgresError):
@@ -63,9 +65,11 @@ def is_unreachable(exc: BaseException) -> bool:
     return False
 
 
-def _server_refusal(exc: BaseException) -> asyncpg.PostgresError | None:
-    """The server's answer behind `exc` if it names a settings mistake (unknown database, ...)."""
+def _settings_mistake(exc: BaseException) -> Exception | None:
+    """What behind `exc` names a settings mistake (unknown database, bad sslmode, ...), if any."""
     for cause in _causes(exc):
+        if isinstance(cause, asyncpg.ClientConfigurationError):
+            return cause
         if isinstance(cause, asyncpg.PostgresError):
             if str(cause.sqlstate or "")[:2] in _CONFIGURATION_SQLSTATE_CLASSES:
                 return cause
@@ -169,13 +173,14 @@ class PostgresStore(Backend):
             raise ConfigurationError(self._refusal) from exc
         except Exception as exc:
             if not is_unreachable(exc):
-                refusal = _server_refusal(exc)
-                if refusal is None:
+                mistake = _settings_mistake(exc)
+                if mistake is None:
                     raise
+                who = "PostgreSQL" if isinstance(mistake, asyncpg.PostgresError) else "asyncpg"
                 raise ConfigurationError(
-                    f"{self.label}: PostgreSQL refused at start-up: {refusal} "
-                    f"({type(refusal).__name__}); check the database, user and password "
-                    "of the DSN, and the role's rights on the schema"
+                    f"{self.label}: {who} refused at start-up: {mistake} "
+                    f"({type(mistake).__name__}); check the database, user, password and "
+                    "options of the URL, and the role's rights on the schema"
                 ) from exc
             logger.warning(
                 "%s: database unreachable at start-up (%s: %s); sessions answer 503 until it "
@@ -229,7 +234,7 @@ class PostgresStore(Backend):
                     # The server runs: like a store that is down, not a bug of the
                     # handler (a 500); checked again next time, so fixing the table
                     # (python -m sanic_cookies ddl) needs no restart.
-                    logger.error("%s: %s", self.label, exc)
+                    logger.error("%s", exc)  # (its message names the backend)
                     raise BackendUnavailable(str(exc)) from exc
                 if exists and self.create_table:
                     await self._create()
