@@ -75,6 +75,20 @@ def test_urls_select_this_backend_with_their_options() -> None:
     assert retry.get_retries() == 0
 
 
+def test_keyword_options_win_over_the_url() -> None:
+    # As from_url says (redis-py alone lets the URL's query and db win).
+    backend = RedisBackend.from_url(
+        "redis://127.0.0.1:6379/0?socket_timeout=0.5&prefix=url:", socket_timeout=1.5, db=3
+    )
+    kwargs = backend.client.connection_pool.connection_kwargs  # type: ignore[union-attr]
+    assert (kwargs["socket_timeout"], kwargs["db"]) == (1.5, 3)
+    assert backend._keys.prefix == "url:"  # no keyword: the URL's
+    kwargs = RedisBackend.from_url(
+        "redis://127.0.0.1:6379/2"
+    ).client.connection_pool.connection_kwargs  # type: ignore[union-attr]
+    assert kwargs["db"] == 2
+
+
 def test_bad_settings_are_configuration_errors() -> None:
     with pytest.raises(ConfigurationError, match="prefix"):
         RedisBackend(prefix="{tagged}:")

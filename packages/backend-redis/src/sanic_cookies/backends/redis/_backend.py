@@ -258,16 +258,17 @@ class RedisBackend(Backend):
                 kwargs["min_replicas"] = _number(name, value, int)
             elif name == "min_replicas_timeout":
                 kwargs["min_replicas_timeout"] = _number(name, value, float)
-            else:
+            elif name not in options:  # (redis-py lets the URL win: the keyword must)
                 query.append((name, value))
         kwargs.update(options)
         if kwargs["cluster"] and scheme.endswith("+sentinel"):
             raise ConfigurationError(
                 f"A Sentinel URL cannot also be a cluster: {redact_url(url)!r}"
             )
-        redis_url = urlunsplit(
-            (real_scheme, parts.netloc, parts.path, urlencode(query), parts.fragment)
-        )
+        path = parts.path
+        if "db" in options and not scheme.endswith("+sentinel"):
+            path = ""  # the keyword's db, not the path's
+        redis_url = urlunsplit((real_scheme, parts.netloc, path, urlencode(query), parts.fragment))
         if not parts.netloc:
             # urlunsplit drops an empty authority ("scheme:/path"); keep it, so the URL
             # parsers below name the real problem (no host, no sentinel).
