@@ -214,6 +214,35 @@ async def test_wrong_password_fails_the_start(
     await good.close()
 
 
+async def test_a_user_without_the_rights_to_run_scripts_fails_the_start(
+    own_redis: Callable[..., RedisServer], unique_prefix: str
+) -> None:
+    server = own_redis("--save", "", "--appendonly", "no")
+    admin = aioredis.Redis.from_url(server.url)
+    try:
+        await admin.execute_command("ACL", "SETUSER", "limited", "on", ">s3cr3t-acl", "~*", "+@all")
+        await admin.execute_command("ACL", "SETUSER", "limited", "-@scripting")
+    finally:
+        await admin.aclose()
+    url = f"redis://limited:s3cr3t-acl@127.0.0.1:{server.port}/0"
+    backend = RedisBackend(url, prefix=unique_prefix)
+    with pytest.raises(ConfigurationError, match=r"refused.*NoPermissionError") as raised:
+        await backend.open()  # not "unreachable": waiting will not grant the right
+    await backend.close()
+    assert "s3cr3t" not in str(raised.value)
+
+
+@pytest.mark.parametrize("db", ["16", "99999999999999999999"])
+async def test_a_db_redis_does_not_have_fails_the_start(
+    redis_url: str, db: str, unique_prefix: str
+) -> None:
+    url = redis_url.rsplit("/", 1)[0] + f"/{db}"
+    backend = RedisBackend(url, prefix=unique_prefix)
+    with pytest.raises(ConfigurationError, match="refused"):
+        await backend.open()
+    await backend.close()
+
+
 # -- TTLs and the lock ---------------------------------------------------------------------
 
 

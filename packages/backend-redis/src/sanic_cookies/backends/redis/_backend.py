@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import time
 from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import AuthenticationError, AuthorizationError, ResponseError
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    NoPermissionError,
+    ResponseError,
+)
 from sanic_cookies import (
     Backend,
     ConfigurationError,
@@ -35,6 +41,9 @@ from ._wakeup import Wakeups
 __all__ = ["RedisBackend"]
 
 logger = logging.getLogger("sanic_cookies.redis")
+
+# Redis's answers to a SELECT of a db it does not have (out of range, or not a number).
+_REFUSED_DB = re.compile("DB index|value is not an integer or out of range")
 
 T = TypeVar("T")
 
@@ -329,7 +338,8 @@ class RedisBackend(Backend):
         further writes (see `_sentinel`).
 
         Raises:
-            ConfigurationError: Redis refused the credentials or the database,
+            ConfigurationError: Redis refused the credentials, the user's rights
+                (an ACL without EVALSHA, SCRIPT or PING) or the database,
                 or (behind Sentinel) the sentinels refused their credentials or
                 monitor no service of the URL's name.
         """
@@ -358,9 +368,9 @@ class RedisBackend(Backend):
         except ConfigurationError:
             raise
         except Exception as exc:
-            refused = isinstance(exc, AuthenticationError | AuthorizationError) or (
-                isinstance(exc, ResponseError) and "DB index" in str(exc)
-            )
+            refused = isinstance(
+                exc, AuthenticationError | AuthorizationError | NoPermissionError
+            ) or (isinstance(exc, ResponseError) and _REFUSED_DB.search(str(exc)) is not None)
             if refused:  # a mistake in the settings, which waiting will not fix
                 raise ConfigurationError(
                     f"Redis at {self._where} refused the session store: {type(exc).__name__}: {exc}"
