@@ -13,6 +13,7 @@ import pytest
 from sanic_cookies import (
     BackendURL,
     ConfigurationError,
+    backend_from_url,
     parse_backend_url,
     redact_url,
     split_backend_url,
@@ -56,7 +57,7 @@ def test_defaults_fill_in_and_keywords_override_the_query() -> None:
         ("s://h", {"lease": "soon"}, "'lease' must be float"),
         ("s://h", {"table": 3}, "'table' must be str"),
         ("s://h?pool=1&pool=2", {}, "given twice"),
-        ("s://h:99999", {}, "Malformed URL 's://h:99999'"),
+        ("s://h:99999", {}, "Malformed URL 's://h:***'"),
         ("no-scheme", {}, "scheme://"),
         ("s:///var/a#b.db", {}, "percent-encode it as %23"),  # else the path ends at "a"
     ],
@@ -85,6 +86,7 @@ MISREAD = [
     "s://app:Tr0ub4dor@db:abc/x",
     "s://app:Tr0ub4dor@db:99999/x",
     "s://app:Tr0＠ub4dor@db/x",  # a full-width @: the parser quotes the whole authority
+    "s://app:Tr0ub4dor",  # no "@host": the password reads as a port
 ]
 
 
@@ -132,3 +134,38 @@ def test_redact_url_hides_all_before_the_last_at_of_a_url_that_does_not_parse(ur
     shown = redact_url(url)
     assert "Tr0" not in shown and "ub4dor" not in shown, shown
     assert shown.startswith("s://***@db")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "s://app:p/w@db/app?sslpassword=Tr0ub4dor",  # a URL that does not parse, with an option
+        "s://app:p/w@db/0?prefix=a@b&password=Tr0ub4dor",  # ... and an '@' in the query
+        "s://app:Tr0ub4dor",  # "user:password" with no "@host"
+        "s://app:Tr0,ub4dor",
+    ],
+)
+def test_redact_url_hides_what_a_misread_url_holds_after_its_host_too(url: str) -> None:
+    shown = redact_url(url)
+    assert "Tr0" not in shown and "ub4dor" not in shown, shown
+
+
+@pytest.mark.parametrize(
+    ("url", "options"), [("s://h?password=x654321", {}), ("s://h", {"password": 6.54321})]
+)
+def test_an_option_named_like_a_secret_is_not_shown_when_it_is_refused(
+    url: str, options: dict[str, Any]
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        parse_backend_url(url, options, accepts={"password": 1})
+    assert "654321" not in str(caught.value)
+    assert "'password' must be int" in str(caught.value)
+
+
+def test_the_memory_backend_checks_its_url_too() -> None:
+    with pytest.raises(ConfigurationError, match="percent-encode") as caught:
+        backend_from_url("memory://admin:Tr0/ub4dor@h/")
+    assert "Tr0" not in str(caught.value) and "ub4dor" not in str(caught.value)
+    with pytest.raises(ConfigurationError) as caught:
+        backend_from_url("memory://admin:Tr0ub4dor@h/?max_entries=many")
+    assert "Tr0ub4dor" not in str(caught.value)

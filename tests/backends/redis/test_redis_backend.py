@@ -75,18 +75,34 @@ def test_urls_select_this_backend_with_their_options() -> None:
     assert retry.get_retries() == 0
 
 
+def _client_options(url: str, **options: Any) -> dict[str, Any]:
+    pool: Any = RedisBackend.from_url(url, **options).client.connection_pool
+    return dict(pool.connection_kwargs)
+
+
 def test_keyword_options_win_over_the_url() -> None:
-    # As from_url says (redis-py alone lets the URL's query and db win).
+    # As from_url says (redis-py alone lets the URL's query, db and credentials win).
     backend = RedisBackend.from_url(
         "redis://127.0.0.1:6379/0?socket_timeout=0.5&prefix=url:", socket_timeout=1.5, db=3
     )
     kwargs = backend.client.connection_pool.connection_kwargs  # type: ignore[union-attr]
     assert (kwargs["socket_timeout"], kwargs["db"]) == (1.5, 3)
     assert backend._keys.prefix == "url:"  # no keyword: the URL's
-    kwargs = RedisBackend.from_url(
-        "redis://127.0.0.1:6379/2"
-    ).client.connection_pool.connection_kwargs  # type: ignore[union-attr]
-    assert kwargs["db"] == 2
+    assert _client_options("redis://127.0.0.1:6379/2")["db"] == 2
+    url = "redis://user:urlpw@127.0.0.1:6379/0"
+    kwargs = _client_options(url, password="kwpw")
+    assert (kwargs["username"], kwargs["password"]) == ("user", "kwpw")
+    kwargs = _client_options(url, username="kw")
+    assert (kwargs["username"], kwargs["password"]) == ("kw", "urlpw")
+    kwargs = _client_options(
+        "redis+sentinel://:urlpw@127.0.0.1:26379/mymaster/0", password="kwpw", db=4
+    )
+    assert (kwargs["password"], kwargs["db"]) == ("kwpw", 4)
+
+
+def test_a_redis_url_with_several_hosts_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="one host"):
+        backend_from_url("redis+cluster://127.0.0.1:7000,127.0.0.1:7001")
 
 
 def test_bad_settings_are_configuration_errors() -> None:
@@ -118,6 +134,11 @@ def test_bad_settings_are_configuration_errors() -> None:
         "rediss://app:s3/cret@h:6379/0",
         "redis+cluster://app:s3?cret@h:7000",
         "redis://:12?s3cret@h/0",  # else: port 12 of host "", without a word
+        "redis+sentinel://:s3/cret@s1:26379,s2:26379/mymaster/0",
+        "redis+sentinel://:s3?cret@s1:26379/mymaster",
+        "redis+sentinel://:s3#cret@s1:26379/mymaster",
+        "redis+sentinel://:s3＠cret@s1:26379/mymaster",  # a full-width @
+        "redis://default:s3cret",  # no "@host": "s3cret" reads as a port
     ],
 )
 def test_a_url_that_does_not_parse_is_a_configuration_error_that_hides_the_password(

@@ -9,6 +9,7 @@ and rejects any option the backend does not take, all with `ConfigurationError`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -139,8 +140,9 @@ def _convert(where: str, name: str, value: Any, default: Any) -> Any:
         return float(value)
     if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
         return value  # already of its type (True is no int here)
+    shown = "" if _secret(name) else f" {value!r}"
     raise ConfigurationError(
-        f"{where} option {name!r} must be {kind.__name__}, got {type(value).__name__} {value!r}"
+        f"{where} option {name!r} must be {kind.__name__}, got {type(value).__name__}{shown}"
     )
 
 
@@ -160,7 +162,8 @@ def _parse(where: str, name: str, text: str, kind: type) -> Any:
             return kind(text)
         except ValueError:
             pass
-    raise ConfigurationError(f"{where} option {name!r} must be {kind.__name__}, got {text!r}")
+    shown = "another value" if _secret(name) else repr(text)
+    raise ConfigurationError(f"{where} option {name!r} must be {kind.__name__}, got {shown}")
 
 
 def split_backend_url(url: str) -> SplitResult:
@@ -171,13 +174,13 @@ def split_backend_url(url: str) -> SplitResult:
     password and the host out of the authority: the URL would name another host
     or port, and the text taken for a port may be the password. Such a URL, and
     a port that is not a number from 0 to 65535, raise `ConfigurationError`
-    with the URL shown through `redact_url`. The ports of an authority that
-    lists several hosts (``h1:5432,h2:5433``) are left to the driver.
+    with the URL shown through `redact_url`. An authority may list several
+    hosts (``h1:5432,h2:5433``): each port must read.
     """
     try:
         parts = urlsplit(url)
-        if "," not in parts.netloc:  # (several hosts: their ports are the driver's to read)
-            parts.port  # noqa: B018 (raises ValueError for a bad port)
+        if not _port_reads(parts):
+            raise ValueError("a bad port")
         if parts.fragment or "@" in parts.path or "@" in parts.query.partition("=")[0]:
             raise ValueError("an '@' after the authority")
     except ValueError:
@@ -199,9 +202,10 @@ def redact_url(url: str) -> str:
 
     A URL inside the query (such as PostgreSQL's ``?replica=postgresql://...``) and
     every option whose name contains ``password``, ``secret`` or ``token`` (such as
-    Sentinel's ``sentinel_password=``) are redacted too. A URL that does not parse
-    as written (a ``#``, ``/`` or ``?`` left unencoded in a password, a missing
-    slash) has everything before its last ``@`` hidden.
+    Sentinel's ``sentinel_password=``) are redacted too. Of a URL that does not
+    parse as written (a ``#``, ``/`` or ``?`` left unencoded in a password, a
+    missing slash, ``user:password`` with no ``@host``) only the scheme and the
+    host after the last ``@`` are shown.
 
     Use it in every message of a backend that shows its URL.
     """
@@ -210,9 +214,8 @@ def redact_url(url: str) -> str:
         pairs = parse_qsl(parts.query, keep_blank_values=True)
     except ValueError:
         return "<unparsable URL>"
-    if _misread(url, parts, pairs):
-        scheme = f"{parts.scheme}://" if parts.scheme else ""
-        return f"{scheme}***@{url.rpartition('@')[2]}"
+    if _misread(url, parts, pairs) or not _port_reads(parts):
+        return _misread_shown(url, parts)
     query = _redacted_query(pairs)
     credentials, at, host = parts.netloc.rpartition("@")
     user, colon, _ = credentials.partition(":")
@@ -220,6 +223,31 @@ def redact_url(url: str) -> str:
         return url  # nothing to hide (and nothing re-encoded)
     netloc = f"{user}:***{at}{host}" if colon else parts.netloc
     return urlunsplit((parts.scheme, netloc, parts.path, query or parts.query, parts.fragment))
+
+
+def _misread_shown(url: str, parts: SplitResult) -> str:
+    """What of a URL that does not parse as written is safe to show."""
+    scheme = f"{parts.scheme}://" if parts.scheme else ""
+    if "@" not in parts.netloc and "@" not in url:
+        # "user:password" with no "@host" reads as host:port: the "port" may be a password.
+        return f"{scheme}{parts.hostname or ''}:***{parts.path}"
+    # After the last '@', up to the first character a host or path cannot hold.
+    where = re.match(r"[^?#&=;]*", url.rpartition("@")[2])
+    return f"{scheme}***@{where[0] if where else ''}" + ("?***" if "?" in url else "")
+
+
+def _port_reads(parts: SplitResult) -> bool:
+    """Whether every port of the authority is a number from 0 to 65535 (or absent).
+
+    Each host of a list (``h1:5432,h2:5433``, as PostgreSQL and Sentinel URLs
+    have) is read on its own.
+    """
+    try:
+        for host in parts.netloc.rpartition("@")[2].split(","):
+            urlsplit(f"//{host}").port  # noqa: B018 (raises ValueError for a bad port)
+    except ValueError:
+        return False
+    return True
 
 
 def _misread(url: str, parts: SplitResult, pairs: list[tuple[str, str]]) -> bool:

@@ -14,7 +14,7 @@ import logging
 import struct
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Self
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from sanic_cookies._backend import (
     Backend,
@@ -25,6 +25,7 @@ from sanic_cookies._backend import (
     now,
 )
 from sanic_cookies._errors import ConfigurationError
+from sanic_cookies._url import redact_url, split_backend_url
 
 __all__ = ["DEFAULT_MAX_ENTRIES", "MemoryBackend"]
 
@@ -113,7 +114,7 @@ class MemoryBackend(Backend):
 
         ``max_entries=none`` turns the cap off.
         """
-        query = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+        query = dict(parse_qsl(split_backend_url(url).query, keep_blank_values=True))
         kwargs: dict[str, Any] = {}
         try:
             if "max_entries" in query:
@@ -122,7 +123,9 @@ class MemoryBackend(Backend):
             if "sweep_interval" in query:
                 kwargs["sweep_interval"] = float(query.pop("sweep_interval"))
         except ValueError as exc:
-            raise ConfigurationError(f"Bad memory:// option in {url!r}: {exc}") from None
+            raise ConfigurationError(
+                f"Bad memory:// option in {redact_url(url)!r}: {exc}"
+            ) from None
         unknown = sorted(set(query) | (set(options) - _OPTIONS))
         if unknown:
             raise ConfigurationError(

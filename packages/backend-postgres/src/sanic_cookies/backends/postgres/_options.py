@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlunsplit
 
-from sanic_cookies import ConfigurationError, split_backend_url
+from sanic_cookies import ConfigurationError, redact_url, split_backend_url
 
-__all__ = ["split_url"]
+__all__ = ["check_dsn", "split_url"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -64,7 +64,7 @@ def split_url(url: str, known: set[str], options: Mapping[str, Any]) -> tuple[st
         ConfigurationError: An option in the URL has a value of the wrong type, or the
             URL does not parse (see `sanic_cookies.split_backend_url`).
     """
-    parts = split_backend_url(url)
+    parts = check_dsn(url)
     kept: list[tuple[str, str]] = []
     found: dict[str, Any] = {}
     for name, raw in parse_qsl(parts.query, keep_blank_values=True):
@@ -76,4 +76,24 @@ def split_url(url: str, known: set[str], options: Mapping[str, Any]) -> tuple[st
         else:
             kept.append((name, raw))
     stripped = urlunsplit(parts._replace(query=urlencode(kept)))
-    return stripped, {**found, **options}
+    merged = {**found, **options}
+    if isinstance(merged.get("replica"), str):
+        check_dsn(merged["replica"])
+    return stripped, merged
+
+
+def check_dsn(url: str) -> SplitResult:
+    """`url` split, if asyncpg and SQLAlchemy will read it as it reads.
+
+    Raises:
+        ConfigurationError: It does not parse (see `sanic_cookies.split_backend_url`),
+            or its password holds an '@' left as it is: both drivers end the password
+            at the first '@', where `urlsplit` takes the last.
+    """
+    parts = split_backend_url(url)
+    if parts.netloc.count("@") > 1:
+        raise ConfigurationError(
+            f"Malformed URL {redact_url(url)!r}: percent-encode '@' in a password as %40 "
+            "(in a replica= URL inside the query, as %2540)"
+        )
+    return parts

@@ -91,13 +91,13 @@ async def cleanup(url: str, **options: Any) -> int:
         url: A ``postgresql://``, ``postgres://`` or ``postgresql+asyncpg://`` URL.
         **options: The backend's options (``table``, ``schema``, ...).
     """
-    from sanic_cookies import backend_from_url
+    from sanic_cookies import backend_from_url, redact_url
 
     from ._store import PostgresStore
 
     backend = backend_from_url(url, **{"sweep_interval": None, **options})
     if not isinstance(backend, PostgresStore):
-        raise TypeError(f"{url!r} does not select a PostgreSQL session backend")
+        raise TypeError(f"{redact_url(url)!r} does not select a PostgreSQL session backend")
     await backend.open()
     try:
         return await backend.cleanup()

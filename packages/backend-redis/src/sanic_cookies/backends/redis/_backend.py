@@ -274,10 +274,8 @@ class RedisBackend(Backend):
             raise ConfigurationError(
                 f"A Sentinel URL cannot also be a cluster: {redact_url(url)!r}"
             )
-        path = parts.path
-        if "db" in options and not scheme.endswith("+sentinel"):
-            path = ""  # the keyword's db, not the path's
-        redis_url = urlunsplit((real_scheme, parts.netloc, path, urlencode(query), parts.fragment))
+        netloc, path = _without_keywords(parts.netloc, parts.path, options, scheme)
+        redis_url = urlunsplit((real_scheme, netloc, path, urlencode(query), parts.fragment))
         if not parts.netloc:
             # urlunsplit drops an empty authority ("scheme:/path"); keep it, so the URL
             # parsers below name the real problem (no host, no sentinel).
@@ -670,6 +668,25 @@ def _number(name: str, value: str, kind: type[int] | type[float]) -> Any:
         return kind(value)
     except ValueError:
         raise ConfigurationError(f"Redis URL option {name}={value!r} is not a number") from None
+
+
+def _without_keywords(
+    netloc: str, path: str, options: Mapping[str, Any], scheme: str
+) -> tuple[str, str]:
+    """The URL's authority and path without the db and credentials a keyword sets.
+
+    redis-py lets the URL win over its keyword arguments; `from_url` says the
+    keyword wins.
+    """
+    if "db" in options:  # a Sentinel URL's path is /service[/db]
+        path = "/" + path.strip("/").split("/")[0] if scheme.endswith("+sentinel") else ""
+    if "username" in options or "password" in options:
+        credentials, _, hosts = netloc.rpartition("@")
+        user, _, password = credentials.partition(":")
+        user = "" if "username" in options else user
+        password = "" if "password" in options else password
+        netloc = (f"{user}:{password}@" if password else f"{user}@" if user else "") + hosts
+    return netloc, path
 
 
 def _flag(name: str, value: str) -> bool:

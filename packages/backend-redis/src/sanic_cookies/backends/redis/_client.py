@@ -14,7 +14,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
-from sanic_cookies import ConfigurationError, split_backend_url
+from sanic_cookies import ConfigurationError, redact_url, split_backend_url
 
 from . import _scripts
 from ._sentinel import build_sentinel_client, is_sentinel_url, sentinel_location
@@ -109,9 +109,14 @@ def public_location(url: str) -> str:
     Raises:
         ConfigurationError: `url` does not parse (its message shows it redacted).
     """
+    parts = split_backend_url(url)
     if is_sentinel_url(url):  # several hosts: urlsplit cannot read the port
         return sentinel_location(url)
-    parts = split_backend_url(url)
+    if "," in parts.netloc:
+        raise ConfigurationError(
+            f"A Redis URL names one host: for Redis Cluster, one node (the others are "
+            f"found from it); for Sentinel, redis+sentinel:// (got {redact_url(url)!r})"
+        )
     port = parts.port
     host = parts.hostname or ""
     if ":" in host:

@@ -128,8 +128,8 @@ def _service_and_db(scheme: str, path: str, url: str) -> tuple[str, str]:
             f"{sentinel_location(url)!r} must name the service (and optionally the db) "
             f"in its path: {scheme}://host:port/service_name/db"
         )
-    db = segments[1] if len(segments) == 2 else "0"
-    if not db.isdigit():
+    db = segments[1] if len(segments) == 2 else ""  # none: the keyword's, or redis-py's 0
+    if db and not db.isdigit():
         raise ConfigurationError(f"Database {db!r} in {sentinel_location(url)!r} is not a number")
     return segments[0], db
 
@@ -236,7 +236,8 @@ def build_sentinel_client(url: str, options: dict[str, Any]) -> SentinelRedis:
     """A client of the current master of the service `url` names.
 
     `options` (the backend's defaults and keyword options) go to the Redis
-    connections and lose to the URL's query options, as for ``redis://``.
+    connections and lose to what the URL holds, as for ``redis://``
+    (`RedisBackend.from_url` takes out of the URL what a keyword option sets).
     The sentinels get the same timeouts and TLS settings, no retries (redis-py
     already asks the next sentinel when one fails), and the
     ``sentinel_username`` / ``sentinel_password`` of the URL or of `options`.
