@@ -21,6 +21,7 @@ import httpx
 import pytest
 from pg_support import AppServer, sqlalchemy_url, wait_until
 from sqlalchemy import MetaData
+from workers import client_on_several_workers
 
 from sanic_cookies._ids import store_key
 from sanic_cookies.backends.postgres import sessions_table
@@ -63,12 +64,15 @@ def _env(setup: str, dsn: str, schema: str, table: str, **extra: str) -> dict[st
 
 async def _hammer(server: AppServer, path: str, cookie: str) -> tuple[list[int], set[str]]:
     """`INCREMENTS` concurrent GETs of `path`: their statuses, and the workers that answered."""
-    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    async with httpx.AsyncClient(base_url=server.url, timeout=180, limits=limits) as client:
+    async with client_on_several_workers(server.url, CONCURRENCY, _worker) as client:
         responses = await asyncio.gather(
             *(client.get(path, headers={"cookie": cookie}) for _ in range(INCREMENTS))
         )
-    return [r.status_code for r in responses], {r.headers.get("x-worker", "") for r in responses}
+    return [r.status_code for r in responses], {_worker(r) for r in responses}
+
+
+def _worker(response: httpx.Response) -> str:
+    return response.headers.get("x-worker", "")
 
 
 async def _start_session(client: httpx.AsyncClient) -> str:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from redis_procs import AppServer, app_env, session_cookie
+from workers import client_on_several_workers
 
 from sanic_cookies._ids import store_key
 
@@ -29,8 +30,9 @@ async def hammer(base: str, total: int = TOTAL) -> tuple[int, Counter[int], set[
     Returns:
         (the counter read back at the end, response statuses, worker pids that answered)
     """
-    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
+    async with client_on_several_workers(
+        base, CONCURRENCY, lambda reply: reply.json()["pid"], path="/read", request_timeout=120
+    ) as client:
         first = await client.get("/incr")
         assert first.status_code == 200 and first.json()["n"] == 1
         cookie = {"Cookie": session_cookie(first)}
