@@ -169,3 +169,46 @@ def test_the_memory_backend_checks_its_url_too() -> None:
     with pytest.raises(ConfigurationError) as caught:
         backend_from_url("memory://admin:Tr0ub4dor@h/?max_entries=many")
     assert "Tr0ub4dor" not in str(caught.value)
+
+
+def test_a_url_with_several_hosts_is_refused_by_parse_backend_url() -> None:
+    # BackendURL holds one host; split_backend_url passes the list on (PostgreSQL takes it).
+    with pytest.raises(ConfigurationError, match="names one host") as caught:
+        parse_backend_url("s://u:Tr0ub4dor@h1:7000,h2:7001/ns", accepts={})
+    assert "Tr0ub4dor" not in str(caught.value)
+    assert split_backend_url("s://u:Tr0ub4dor@h1:7000,h2:7001/ns").path == "/ns"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "s://app:7?prefix=Tr0ub4dor@kv.local:7000/ns",  # '?' in the password, then an '='
+        "s://app:7?Tr0ub4dor=x@kv.local/ns",
+    ],
+)
+def test_an_at_sign_in_an_option_s_value_with_no_credentials_is_taken_for_a_misread(
+    url: str,
+) -> None:
+    with pytest.raises(ConfigurationError, match="percent-encode") as caught:
+        split_backend_url(url)
+    assert "Tr0ub4dor" not in str(caught.value)
+    assert "Tr0ub4dor" not in redact_url(url)
+
+
+def test_an_at_sign_where_no_password_can_be() -> None:
+    assert split_backend_url("s:///srv/ops@example.com/sessions.json").path.endswith(".json")
+    assert split_backend_url("s://u:p@h/0?prefix=app@v2:").query == "prefix=app@v2:"
+    assert split_backend_url("s://h/0?replica=s://u:p@h2/db").hostname == "h"
+    with pytest.raises(ConfigurationError, match="percent-encode"):
+        split_backend_url("s://h/team@corp")  # an '@' after a host: written %40
+
+
+def test_redaction_of_option_values_and_host_less_credentials() -> None:
+    assert "Tr0ub4dor" not in redact_url("s://u:pa/Tr0ub4dor")
+    assert redact_url("s://h/0?api_key=k3y&auth=a&passwd=p") == (
+        "s://h/0?api_key=***&auth=***&passwd=***"
+    )
+    assert "Tr0ub4dor" not in redact_url("s://h/0?replica=//u:Tr0ub4dor@h2")
+    with pytest.raises(ConfigurationError) as caught:
+        parse_backend_url("s://h/ns?db=s://u:Tr0ub4dor@replica/ns", accepts={"db": 1})
+    assert "Tr0ub4dor" not in str(caught.value)

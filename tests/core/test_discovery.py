@@ -84,7 +84,9 @@ def test_register_a_class(installed: Installed) -> None:
 def test_register_a_dotted_target_and_a_plus_scheme(installed: Installed) -> None:
     register("counting+tls", COUNTING)
     assert type(backend_from_url("counting+tls://host")).__name__ == "CountingBackend"
-    assert "counting.tls" in registered_schemes()
+    assert "counting+tls" in registered_schemes()  # as URLs spell it
+    register("Counting2", COUNTING)  # schemes are not case-sensitive
+    assert type(backend_from_url("COUNTING2://host")).__name__ == "CountingBackend"
 
 
 def test_registration_wins_over_an_installed_entry_point(installed: Installed) -> None:

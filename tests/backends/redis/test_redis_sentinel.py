@@ -91,7 +91,7 @@ def test_sentinel_url_is_parsed() -> None:
         ("redis+sentinel://h:1", "must name the service"),
         ("redis+sentinel://h:1/svc/x", "Database 'x' in .* is not a number"),
         ("redis+sentinel://h:1/svc/0/extra", "must name the service"),
-        ("redis+sentinel://h:port/svc/0", r"Malformed URL '.*//h:\*\*\*/svc/0'"),
+        ("redis+sentinel://h:port/svc/0", r"Malformed URL '.*//h:\*\*\*'"),
         ("redis+sentinel://h:1/svc/0?socket_timeout=soon", "Bad Redis option"),
     ],
 )

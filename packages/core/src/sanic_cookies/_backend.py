@@ -167,8 +167,9 @@ class Backend(ABC):
         name: A short label for logs and metrics (defaults to the class name).
         supports_user_index: True if `list_user_sessions` and
             `delete_user_sessions` are implemented ("log out everywhere").
-        per_process: True if each worker process has its own data (the
-            in-memory backend); the core warns when Sanic runs several workers.
+        per_process: True if each backend instance has its own data, inside
+            its worker process (the in-memory backend); the core warns when
+            Sanic runs several workers.
         expires_entries_itself: True if the store drops expired entries by
             itself (Redis TTLs, a cookie): `cleanup` may then keep its no-op
             default. False (the default): `cleanup` must remove them, and

@@ -42,14 +42,16 @@ def register(scheme: str, target: type[Backend] | str) -> None:
     """Serve URLs of `scheme` with `target` (a Backend subclass or ``"module:Class"``).
 
     Runtime registrations take precedence over installed entry points. Useful
-    for in-app backends and tests.
+    for in-app backends and tests. Schemes are not case-sensitive (``MyKV://`` is
+    ``mykv://``), as in URLs.
     """
-    _runtime[_entry_name(scheme)] = target
+    _runtime[_entry_name(scheme.lower())] = target
 
 
 def registered_schemes() -> list[str]:
-    """Every scheme a backend is available for (installed or registered)."""
-    return sorted(set(_entry_points()) | set(_runtime))
+    """Every scheme a backend is available for (installed or registered), as URLs spell
+    it (``redis+cluster``)."""
+    return sorted(name.replace(".", "+") for name in set(_entry_points()) | set(_runtime))
 
 
 def backend_from_url(url: str, **options: Any) -> Backend:
@@ -141,7 +143,7 @@ def _missing_message(name: str) -> str:
             f"No session backend is installed for {scheme}:// URLs. "
             f'Install it with: pip install "sanic-cookies[{extra}]"'
         )
-    known = ", ".join(s.replace(".", "+") for s in registered_schemes()) or "none"
+    known = ", ".join(registered_schemes()) or "none"
     return (
         f"No session backend is installed for {scheme}:// URLs (installed: {known}). "
         "Install the package that provides it, or call sanic_cookies.register()."

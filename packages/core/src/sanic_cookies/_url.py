@@ -102,8 +102,11 @@ def _split(url: str) -> tuple[str, SplitResult, int | None]:
             "password, an option)"
         )
     parts = split_backend_url(url)
-    port = parts.port
-    return where, parts, port
+    if "," in parts.netloc.rpartition("@")[2]:
+        raise ConfigurationError(
+            f"A {where} URL names one host, got several in {redact_url(url)!r}"
+        )
+    return where, parts, parts.port
 
 
 def _given_options(
@@ -162,7 +165,7 @@ def _parse(where: str, name: str, text: str, kind: type) -> Any:
             return kind(text)
         except ValueError:
             pass
-    shown = "another value" if _secret(name) else repr(text)
+    shown = "another value" if _secret(name) else repr(redact_url(text) if "@" in text else text)
     raise ConfigurationError(f"{where} option {name!r} must be {kind.__name__}, got {shown}")
 
 
@@ -181,27 +184,28 @@ def split_backend_url(url: str) -> SplitResult:
         parts = urlsplit(url)
         if not _port_reads(parts):
             raise ValueError("a bad port")
-        if parts.fragment or "@" in parts.path or "@" in parts.query.partition("=")[0]:
+        if _misread(url, parts):
             raise ValueError("an '@' after the authority")
     except ValueError:
         # Not the parser's own words: they may quote a password taken for a port.
         raise ConfigurationError(
             f"Malformed URL {redact_url(url)!r}: a port that is not a number from 0 to 65535, "
-            "or a character left as it is in a password (percent-encode '#', '/', '?', '@' "
-            "and ':' as %23, %2F, %3F, %40 and %3A)"
+            "or a character left as it is in a password, or an '@' in the path or an "
+            "option (percent-encode '#', '/', '?', '@' and ':' as %23, %2F, %3F, %40 and %3A)"
         ) from None
     return parts
 
 
 #: Query options whose name contains one of these are shown as ``***``.
-_SECRET_WORDS = ("password", "secret", "token")
+_SECRET_WORDS = ("password", "passwd", "secret", "token", "auth", "credential", "api_key")
 
 
 def redact_url(url: str) -> str:
     """`url` with every password replaced by ``***``: safe for a log line or an error.
 
     A URL inside the query (such as PostgreSQL's ``?replica=postgresql://...``) and
-    every option whose name contains ``password``, ``secret`` or ``token`` (such as
+    every option whose name contains ``password``, ``passwd``, ``secret``, ``token``,
+    ``auth``, ``credential`` or ``api_key`` (such as
     Sentinel's ``sentinel_password=``) are redacted too. Of a URL that does not
     parse as written (a ``#``, ``/`` or ``?`` left unencoded in a password, a
     missing slash, ``user:password`` with no ``@host``) only the scheme and the
@@ -214,7 +218,7 @@ def redact_url(url: str) -> str:
         pairs = parse_qsl(parts.query, keep_blank_values=True)
     except ValueError:
         return "<unparsable URL>"
-    if _misread(url, parts, pairs) or not _port_reads(parts):
+    if _misread(url, parts) or not _port_reads(parts):
         return _misread_shown(url, parts)
     query = _redacted_query(pairs)
     credentials, at, host = parts.netloc.rpartition("@")
@@ -228,9 +232,10 @@ def redact_url(url: str) -> str:
 def _misread_shown(url: str, parts: SplitResult) -> str:
     """What of a URL that does not parse as written is safe to show."""
     scheme = f"{parts.scheme}://" if parts.scheme else ""
-    if "@" not in parts.netloc and "@" not in url:
-        # "user:password" with no "@host" reads as host:port: the "port" may be a password.
-        return f"{scheme}{parts.hostname or ''}:***{parts.path}"
+    if "@" not in url:
+        # "user:password" with no "@host" reads as host:port: the "port" may be a password,
+        # and what follows a '/' in it the path.
+        return f"{scheme}{parts.hostname or ''}:***"
     # After the last '@', up to the first character a host or path cannot hold.
     where = re.match(r"[^?#&=;]*", url.rpartition("@")[2])
     return f"{scheme}***@{where[0] if where else ''}" + ("?***" if "?" in url else "")
@@ -250,15 +255,29 @@ def _port_reads(parts: SplitResult) -> bool:
     return True
 
 
-def _misread(url: str, parts: SplitResult, pairs: list[tuple[str, str]]) -> bool:
-    """Whether the '@' that ends `url`'s credentials is not where a parser looks for it."""
-    after = bool(parts.fragment) or "@" in parts.path or any("@" in n for n, _ in pairs)
-    return "@" in url and after
+def _misread(url: str, parts: SplitResult) -> bool:
+    """Whether the '@' that ends `url`'s credentials may not be where a parser looks for it.
+
+    A ``#``, ``/`` or ``?`` left in a password moves the '@' into the fragment, the path or
+    the query, and leaves an authority with no '@'. So, with no '@' in the authority, an
+    '@' in the fragment, in a path after a host, or in the query outside a URL given as
+    an option's value (``replica=postgresql://u:p@h``) is taken for one.
+    """
+    if "@" not in url or "@" in parts.netloc:
+        return False
+    no_slashes = not url.partition(":")[2].startswith("//")  # (scheme:/user:pw@host)
+    if "@" in parts.fragment or ("@" in parts.path and (parts.netloc or no_slashes)):
+        return True
+    for pair in parts.query.split("&"):
+        name, _, value = pair.partition("=")
+        if "@" in name or ("@" in value and "//" not in value.partition("@")[0]):
+            return True
+    return False
 
 
 def _redacted_query(pairs: list[tuple[str, str]]) -> str | None:
     """The query with credential options and nested URLs redacted; None if it has none."""
-    if not any(_secret(name) or "://" in value for name, value in pairs):
+    if not any(_secret(name) or "@" in value for name, value in pairs):
         return None
     return urlencode(
         [(name, "***" if _secret(name) else redact_url(value)) for name, value in pairs],
