@@ -212,3 +212,8 @@ def test_redaction_of_option_values_and_host_less_credentials() -> None:
     with pytest.raises(ConfigurationError) as caught:
         parse_backend_url("s://h/ns?db=s://u:Tr0ub4dor@replica/ns", accepts={"db": 1})
     assert "Tr0ub4dor" not in str(caught.value)
+
+
+def test_the_host_is_percent_decoded_like_the_other_parts() -> None:
+    parsed = parse_backend_url("s://%2Fvar%2Frun%2Fkv.sock/ns", accepts={})
+    assert parsed.host == "/var/run/kv.sock"

@@ -29,7 +29,8 @@ class BackendURL(NamedTuple):
         scheme: The URL scheme, lower case (``sqlite``).
         username: The user before ``@``, percent-decoded, or None.
         password: The password after ``user:``, percent-decoded, or None.
-        host: The host name, or None.
+        host: The host name, percent-decoded (a socket path may be written
+            ``%2Fvar%2Frun%2Fkv.sock``), or None.
         port: The port number, or None.
         path: The path, percent-decoded, with its leading ``/`` (``""`` if none).
         options: Every accepted option: its given value (query string or keyword,
@@ -79,7 +80,7 @@ def parse_backend_url(
         scheme=parts.scheme.lower(),
         username=_unquoted(parts.username),
         password=_unquoted(parts.password),
-        host=parts.hostname,
+        host=_unquoted(parts.hostname),
         port=port,
         path=unquote(parts.path),
         options=typed,
