@@ -478,6 +478,14 @@ def test_a_url_that_does_not_parse_is_a_configuration_error_that_hides_the_passw
     assert "s3" not in str(raised.value) and "cret" not in str(raised.value), raised.value
 
 
+def test_sqlalchemy_takes_several_hosts_in_the_query_only() -> None:
+    # SQLAlchemy's URL parser reads one host in the authority (a raw ValueError before).
+    with pytest.raises(ConfigurationError, match=r"\?host=h1:5432&host=h2:5432") as raised:
+        backend_from_url("postgresql+asyncpg://u:s3,cret@h1:5432,h2:5432/db")
+    assert "s3,cret" not in str(raised.value)
+    backend_from_url("postgresql+asyncpg://u:s3,cret@h1/db?host=h1:5432&host=h2:5432")
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("wrong", ["database", "user"])
 async def test_a_database_that_refuses_fails_the_start_up(

@@ -196,6 +196,11 @@ class SQLAlchemyBackend(PostgresStore):
             "replica",
         }
         engine_url, merged = split_url(url, known, options)
+        if "," in engine_url.partition("://")[2].partition("/")[0].rpartition("@")[2]:
+            raise ConfigurationError(
+                "SQLAlchemy reads one host in a URL's authority: list several in the query "
+                f"(?host=h1:5432&host=h2:5432), got {redact_url(url)!r}"
+            )
         engine_options: dict[str, Any] = dict(merged.pop("engine_options", None) or {})
         command_timeout = float(merged.get("command_timeout", 5.0))
         connect_timeout = float(merged.pop("connect_timeout", 2.0))
