@@ -40,11 +40,18 @@ def _bindable(port: int) -> bool:
     return True
 
 
+# Ports of the range that browsers refuse to open (Chromium: net::ERR_UNSAFE_PORT, seen
+# in CI for a demo app on 10080).
+_UNSAFE_FOR_BROWSERS = {10080}
+
+
 def free_port(*, with_bus: bool = False) -> int:
     """A loopback TCP port nothing uses now (and port + 10000 too, for a cluster bus)."""
     first = _FIRST + _worker() * _PER_WORKER
     for _ in range(_PER_WORKER):
         port = first + next(_next) % _PER_WORKER
+        if port in _UNSAFE_FOR_BROWSERS:
+            continue
         if _bindable(port) and (not with_bus or _bindable(port + 10000)):
             return port
     raise RuntimeError(f"no free loopback port in {first}-{first + _PER_WORKER - 1}")

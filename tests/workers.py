@@ -30,7 +30,12 @@ async def client_on_several_workers(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client with up to `connections` keep-alive connections, opened by concurrent GETs
     of `path` until their answers name (by `worker_of`) more than one worker."""
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    # No client-side expiry of idle connections (httpx's default is 5 s): on a busy
+    # machine a connection to the second worker can sit idle that long before the load
+    # reaches it, and its replacement may go to the first worker again.
+    limits = httpx.Limits(
+        max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=None
+    )
     for _ in range(attempts):
         client = httpx.AsyncClient(base_url=base_url, timeout=request_timeout, limits=limits)
         try:

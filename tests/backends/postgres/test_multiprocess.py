@@ -71,6 +71,24 @@ async def _hammer(server: AppServer, path: str, cookie: str) -> tuple[list[int],
     return [r.status_code for r in responses], {_worker(r) for r in responses}
 
 
+async def _hammer_on_several_workers(
+    server: AppServer, path: str, cookie: str
+) -> tuple[list[int], set[str]]:
+    """`_hammer` once, again (same session) while only one worker answered: at most 3 times.
+
+    Even over connections that reached several workers, one worker can answer a whole
+    round on a busy machine (seen in CI); the test is about several. Every round counts:
+    the session ends at INCREMENTS times the rounds.
+    """
+    statuses, workers = await _hammer(server, path, cookie)
+    for _ in range(2):
+        if len(workers) > 1:
+            break
+        more, more_workers = await _hammer(server, path, cookie)
+        statuses, workers = statuses + more, workers | more_workers
+    return statuses, workers
+
+
 def _worker(response: httpx.Response) -> str:
     return response.headers.get("x-worker", "")
 
@@ -102,7 +120,7 @@ async def test_locked_increments_across_four_workers_lose_nothing(
             control_cookie = await _start_session(client)
 
         started = time.monotonic()
-        locked, pids = await _hammer(server, "/incr", locked_cookie)
+        locked, pids = await _hammer_on_several_workers(server, "/incr", locked_cookie)
         locked_seconds = time.monotonic() - started
         control, _ = await _hammer(server, "/incr-unlocked", control_cookie)
 
@@ -114,8 +132,8 @@ async def test_locked_increments_across_four_workers_lose_nothing(
         f"\n[{kind}] {INCREMENTS} locked increments in {locked_seconds:.2f}s -> {locked_final}; "
         f"unlocked control -> {control_final}; workers answering: {len(pids)}"
     )
-    assert locked == [200] * INCREMENTS, server.output()[-3000:]
-    assert locked_final == INCREMENTS
+    assert locked == [200] * len(locked), server.output()[-3000:]
+    assert locked_final == len(locked)  # INCREMENTS per round
     assert control == [200] * INCREMENTS
     assert control_final < INCREMENTS, "the unlocked control lost nothing: the test proves nothing"
     assert len(pids) > 1, "only one worker answered"

@@ -26,6 +26,7 @@ from test_multiprocess import (
     INCREMENTS,
     _env,
     _hammer,
+    _hammer_on_several_workers,
     _read,
     _start_session,
     kill_the_lock_holder,
@@ -154,7 +155,7 @@ async def test_locked_increments_across_four_workers_through_pgbouncer(
             control_cookie = await _start_session(client)
 
         started = time.monotonic()
-        locked, pids = await _hammer(server, "/incr", locked_cookie)
+        locked, pids = await _hammer_on_several_workers(server, "/incr", locked_cookie)
         locked_seconds = time.monotonic() - started
         control, _ = await _hammer(server, "/incr-unlocked", control_cookie)
 
@@ -167,8 +168,8 @@ async def test_locked_increments_across_four_workers_through_pgbouncer(
         f"{locked_seconds:.2f}s -> {locked_final}; unlocked control -> {control_final}; "
         f"workers answering: {len(pids)}"
     )
-    assert locked == [200] * INCREMENTS, server.output()[-3000:]
-    assert locked_final == INCREMENTS
+    assert locked == [200] * len(locked), server.output()[-3000:]
+    assert locked_final == len(locked)  # INCREMENTS per round
     assert control == [200] * INCREMENTS
     assert control_final < INCREMENTS, "the unlocked control lost nothing: the test proves nothing"
     assert len(pids) > 1, "only one worker answered"

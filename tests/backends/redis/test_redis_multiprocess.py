@@ -57,11 +57,15 @@ async def test_locked_increments_across_4_workers_lose_nothing(
     redis_url: str, unique_prefix: str, app_server: Callable[..., AppServer]
 ) -> None:
     server = app_server(app_env(redis_url, unique_prefix, SCT_LOCK="1"), workers=4)
-    final, statuses, pids = await hammer(server.base)
-    print(f"locked: {TOTAL} increments -> {final}; statuses {dict(statuses)}; {len(pids)} workers")
-    assert statuses == {200: TOTAL}, server.tail()
-    assert final == TOTAL
-    # One session, served by several processes: it lives in Redis, not in a worker.
+    # One session, served by several processes: it lives in Redis, not in a worker. On a
+    # busy machine one worker can answer a whole round: then a new session, at most 3 times.
+    for _ in range(3):
+        final, statuses, pids = await hammer(server.base)
+        print(f"locked: {TOTAL} increments -> {final}; statuses {dict(statuses)}; {len(pids)}")
+        assert statuses == {200: TOTAL}, server.tail()
+        assert final == TOTAL
+        if len(pids) >= 2:
+            break
     assert len(pids) >= 2
 
 
