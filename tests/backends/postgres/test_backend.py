@@ -478,6 +478,23 @@ def test_a_url_that_does_not_parse_is_a_configuration_error_that_hides_the_passw
     assert "s3" not in str(raised.value) and "cret" not in str(raised.value), raised.value
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql:/u:s3cret@h/db", "postgresql:u:s3cret@h/db", "postgresql//u:s3cret@h/db"],
+)
+def test_a_url_without_its_slashes_is_refused_without_its_password(url: str) -> None:
+    for build in (PostgresBackend.from_url, SQLAlchemyBackend.from_url, backend_from_url):
+        with pytest.raises(ConfigurationError) as raised:
+            build(url)
+        assert "s3cret" not in str(raised.value), raised.value
+
+
+def test_sqlalchemy_refuses_an_empty_port_with_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="SQLAlchemy cannot read") as raised:
+        SQLAlchemyBackend.from_url("postgresql+asyncpg://u:s3cret@h:/db")
+    assert "s3cret" not in str(raised.value)
+
+
 def test_sqlalchemy_takes_several_hosts_in_the_query_only() -> None:
     # SQLAlchemy's URL parser reads one host in the authority (a raw ValueError before).
     with pytest.raises(ConfigurationError, match=r"\?host=h1:5432&host=h2:5432") as raised:

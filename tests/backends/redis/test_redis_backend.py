@@ -100,6 +100,19 @@ def test_keyword_options_win_over_the_url() -> None:
     assert (kwargs["password"], kwargs["db"]) == ("kwpw", 4)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "rediss://h/0?ssl_cert_reqs=bogus",  # redis-py raised RedisError
+        "redis://h/0?protocol=9",  # ... and ConnectionError, though nothing connects
+        "redis+sentinel://s1/mymaster?protocol=9",
+    ],
+)
+def test_an_option_redis_py_refuses_is_a_configuration_error(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="Bad Redis option"):
+        _ = RedisBackend.from_url(url).client
+
+
 def test_a_redis_url_with_several_hosts_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="one host"):
         backend_from_url("redis+cluster://127.0.0.1:7000,127.0.0.1:7001")

@@ -191,8 +191,8 @@ def split_backend_url(url: str) -> SplitResult:
         # Not the parser's own words: they may quote a password taken for a port.
         raise ConfigurationError(
             f"Malformed URL {redact_url(url)!r}: a port that is not a number from 0 to 65535, "
-            "or a character left as it is in a password, or an '@' in the path or an "
-            "option (percent-encode '#', '/', '?', '@' and ':' as %23, %2F, %3F, %40 and %3A)"
+            "or a character left as it is in a password, or an '@' in the path or an option's "
+            "name (percent-encode '#', '/', '?', '@' and ':' as %23, %2F, %3F, %40 and %3A)"
         ) from None
     return parts
 
@@ -261,24 +261,21 @@ def _misread(url: str, parts: SplitResult) -> bool:
 
     A ``#``, ``/`` or ``?`` left in a password moves the '@' into the fragment, the path or
     the query, and leaves an authority with no '@'. So, with no '@' in the authority, an
-    '@' in the fragment, in a path after a host, or in the query outside a URL given as
-    an option's value (``replica=postgresql://u:p@h``) is taken for one.
+    '@' in the fragment, in a path after a host, or in an option's name is taken for one.
+    An '@' in an option's value is not (``?user=admin@server``, ``?prefix=app@v2:``): so a
+    password of digits, then a '?', then an '=' before its '@' is not caught.
     """
     if "@" not in url or "@" in parts.netloc:
         return False
     no_slashes = not url.partition(":")[2].startswith("//")  # (scheme:/user:pw@host)
     if "@" in parts.fragment or ("@" in parts.path and (parts.netloc or no_slashes)):
         return True
-    for pair in parts.query.split("&"):
-        name, _, value = pair.partition("=")
-        if "@" in name or ("@" in value and "//" not in value.partition("@")[0]):
-            return True
-    return False
+    return any("@" in pair.partition("=")[0] for pair in parts.query.split("&"))
 
 
 def _redacted_query(pairs: list[tuple[str, str]]) -> str | None:
     """The query with credential options and nested URLs redacted; None if it has none."""
-    if not any(_secret(name) or "@" in value for name, value in pairs):
+    if not any(_secret(name) or "//" in value for name, value in pairs):
         return None
     return urlencode(
         [(name, "***" if _secret(name) else redact_url(value)) for name, value in pairs],

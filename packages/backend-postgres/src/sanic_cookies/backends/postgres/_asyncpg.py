@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Self
 import asyncpg
 from sqlalchemy import Table
 
-from sanic_cookies import ConfigurationError
+from sanic_cookies import ConfigurationError, redact_url
 
 from ._connector import Connector, PoolConnector
 from ._lock import LockScope
@@ -126,10 +126,10 @@ class PostgresBackend(PostgresStore):
         transaction mode); the rest of the URL goes to asyncpg unchanged. Keyword
         `options` win over the URL's.
         """
-        scheme = url.partition("://")[0].lower()
-        if scheme not in _SCHEMES:
+        scheme, sep, _ = url.partition("://")
+        if not sep or scheme.lower() not in _SCHEMES:
             raise ConfigurationError(
-                f"PostgresBackend takes postgresql:// or postgres:// URLs, got {scheme}://"
+                f"PostgresBackend takes postgresql:// or postgres:// URLs, got {redact_url(url)!r}"
             )
         known = {
             "table",

@@ -219,9 +219,14 @@ class SQLAlchemyBackend(PostgresStore):
             **connect_args,
         }
         replica_url = merged.pop("replica", None)
-        engine = create_async_engine(engine_url, **engine_options)
-        if replica_url is not None:
-            merged["replica"] = create_async_engine(replica_url, **engine_options)
+        try:
+            engine = create_async_engine(engine_url, **engine_options)
+            if replica_url is not None:
+                merged["replica"] = create_async_engine(replica_url, **engine_options)
+        except ValueError:  # SQLAlchemy's URL parser: its words may quote the URL
+            raise ConfigurationError(
+                f"SQLAlchemy cannot read the URL {redact_url(url)!r} (an empty port?)"
+            ) from None
         try:
             return cls(engine, _owned=True, **merged)
         except TypeError as exc:

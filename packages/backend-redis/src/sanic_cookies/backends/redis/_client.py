@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 from sanic_cookies import ConfigurationError, redact_url, split_backend_url
 
 from . import _scripts
@@ -85,7 +85,9 @@ def build_client(url: str, *, cluster: bool, options: dict[str, Any]) -> AnyRedi
         client.connection_pool.make_connection()  # type: ignore[no-untyped-call]
     except ConfigurationError:
         raise
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RedisError) as exc:
+        # (No connection is made here: a RedisError is redis-py refusing an option, such
+        # as ssl_cert_reqs=bogus or protocol=9.)
         raise ConfigurationError(f"Bad Redis option for {public_location(url)}: {exc}") from None
     return client
 
