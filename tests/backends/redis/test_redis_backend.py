@@ -116,6 +116,8 @@ def test_an_option_redis_py_refuses_is_a_configuration_error(url: str) -> None:
 def test_a_redis_url_with_several_hosts_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="one host"):
         backend_from_url("redis+cluster://127.0.0.1:7000,127.0.0.1:7001")
+    # A comma in the password is not a list of hosts.
+    assert _client_options("redis://:p,w@127.0.0.1:6379/0")["password"] == "p,w"
 
 
 def test_bad_settings_are_configuration_errors() -> None:

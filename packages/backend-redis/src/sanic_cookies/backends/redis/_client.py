@@ -114,7 +114,7 @@ def public_location(url: str) -> str:
     parts = split_backend_url(url)
     if is_sentinel_url(url):  # several hosts: urlsplit cannot read the port
         return sentinel_location(url)
-    if "," in parts.netloc:
+    if "," in parts.netloc.rpartition("@")[2]:  # (a password may hold a comma)
         raise ConfigurationError(
             f"A Redis URL names one host: for Redis Cluster, one node (the others are "
             f"found from it); for Sentinel, redis+sentinel:// (got {redact_url(url)!r})"
