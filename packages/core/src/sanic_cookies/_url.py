@@ -182,18 +182,15 @@ def split_backend_url(url: str) -> SplitResult:
     hosts (``h1:5432,h2:5433``): each port must read.
     """
     try:
-        parts = urlsplit(url)
-        if not _port_reads(parts):
-            raise ValueError("a bad port")
-        if _misread(url, parts):
-            raise ValueError("an '@' after the authority")
-    except ValueError:
-        # Not the parser's own words: they may quote a password taken for a port.
+        parts: SplitResult | None = urlsplit(url)
+    except ValueError:  # (its words may quote a password: not shown)
+        parts = None
+    if parts is None or not _port_reads(parts) or _misread(url, parts):
         raise ConfigurationError(
             f"Malformed URL {redact_url(url)!r}: a port that is not a number from 0 to 65535, "
             "or a character left as it is in a password, or an '@' in the path or an option's "
             "name (percent-encode '#', '/', '?', '@' and ':' as %23, %2F, %3F, %40 and %3A)"
-        ) from None
+        )
     return parts
 
 

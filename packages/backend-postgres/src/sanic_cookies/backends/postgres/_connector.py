@@ -118,34 +118,21 @@ class Connector(ABC):
         """
 
 
-def connect_failed(
-    timer: asyncio.Timeout | None, exc: TimeoutError, limit: float | None = None
-) -> Exception:
-    """What a `TimeoutError` in a checkout means.
-
-    `exc` itself if `timer` (the checkout's wait limit) ran out: every connection
-    was lent. Otherwise a `ConnectionError`: making a connection took longer than
-    the connect timeout (`limit` seconds, if known). A server that does not answer
-    is a store failure (an ERROR and a 503), not a busy session lock.
-    """
-    if timer is not None and timer.expired():
-        return exc
-    within = "" if limit is None else f" ({limit:g}s)"
-    return ConnectionError(f"no answer from PostgreSQL within the connect timeout{within}")
-
-
 def checkout_timed_out(
     timer: asyncio.Timeout | None, exc: TimeoutError, limit: float | None = None
 ) -> NoReturn:
-    """Raise what a `TimeoutError` in a checkout means (see `connect_failed`).
+    """Raise what a `TimeoutError` in a checkout means.
 
-    Called from the ``except TimeoutError as exc`` block: re-raises `exc` when the
-    checkout's own wait limit ran out, otherwise raises the `ConnectionError` from it.
+    Called from the ``except TimeoutError as exc`` block. `exc` itself if `timer`
+    (the checkout's wait limit) ran out: every connection was lent. Otherwise a
+    `ConnectionError` from it: making a connection took longer than the connect
+    timeout (`limit` seconds, if known). A server that does not answer is a store
+    failure (an ERROR and a 503), not a busy session lock.
     """
-    error = connect_failed(timer, exc, limit)
-    if error is exc:
+    if timer is not None and timer.expired():
         raise exc
-    raise error from exc
+    within = "" if limit is None else f" ({limit:g}s)"
+    raise ConnectionError(f"no answer from PostgreSQL within the connect timeout{within}") from exc
 
 
 async def _keep_session(conn: Any) -> None:
