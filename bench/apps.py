@@ -9,12 +9,16 @@ Every app answers the same four paths, one per scenario:
 * ``/read``: read-only (``await request.ctx.session.load()`` for sanic-cookies).
 
 The floors are what a careful developer writes by hand, with no library: a dict
-keyed by the cookie, redis-py GET+SET, asyncpg SELECT+upsert.
+keyed by the cookie, redis-py GET+SET, asyncpg SELECT+upsert. One more, ``dict-locked``,
+is the memory backend's own work written by hand in one place: how fast the library's
+design could be with every layer fused away.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import re
 import secrets
 import time
 from collections import deque
@@ -24,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sanic import Request, Sanic
+from sanic.cookies.request import parse_cookie
 from sanic.response import BaseHTTPResponse, HTTPResponse, text
 
 if TYPE_CHECKING:
@@ -69,6 +74,14 @@ def _routes(app: Sanic[Any, Any], rmw: Handler, untouched: Handler, read: Handle
 
 async def _ok(request: Request) -> HTTPResponse:
     return text("ok")
+
+
+async def _locked_rmw(request: Request) -> HTTPResponse:
+    """The read-modify-write of a session used through ``async with`` (sanic-cookies' way)."""
+    async with request.ctx.session as sess:
+        n = sess.get("n", 0) + 1
+        sess["n"] = n
+    return text(str(n))
 
 
 def _new_cookie(response: HTTPResponse, sid: str) -> None:
@@ -145,6 +158,125 @@ def dict_app(options: StoreOptions) -> Sanic[Any, Any]:
     return app
 
 
+# -- floor: the memory backend's work, by hand in one place -------------------------------
+
+#: What a session id this floor issues looks like (``secrets.token_urlsafe(32)``).
+_ID = re.compile(r"[A-Za-z0-9_-]{43}")
+#: The sliding expiry moves at most this often (the library's default refresh interval).
+_REFRESH_AFTER = 60.0
+#: The absolute lifetime of a session (the library's default).
+_LIFETIME = 86400.0
+
+
+class _Record(msgspec.Struct, array_like=True):
+    """What the ``dict-locked`` floor stores: the data as raw JSON and three timestamps."""
+
+    data: msgspec.Raw
+    created: float
+    deadline: float
+    expires_at: float
+
+
+_record_json = msgspec.json.Decoder(_Record)
+
+
+async def _take(locks: dict[bytes, list[asyncio.Future[None]]], key: bytes) -> None:
+    """Lock `key`: wait while another request holds it."""
+    while key in locks:
+        waiter = asyncio.get_running_loop().create_future()
+        locks[key].append(waiter)
+        await waiter
+    locks[key] = []
+
+
+def _give(locks: dict[bytes, list[asyncio.Future[None]]], key: bytes) -> None:
+    """Unlock `key`: wake whoever waits for it."""
+    for waiter in locks.pop(key):
+        if not waiter.done():
+            waiter.set_result(None)
+
+
+def dict_locked_app(options: StoreOptions) -> Sanic[Any, Any]:
+    """The memory backend's work by hand, with no layers: how fast the library could be.
+
+    What the library does on a memory backend and the ``dict`` floor skips: the session
+    is made lazily per request (an untouched one costs no lookup), the id's shape is
+    checked, the session is stored under the SHA-256 of its id (a store dump holds no
+    cookie that works) and locked per key for the length of ``async with``; the record
+    holds the data as raw JSON, the creation time, an absolute deadline and a sliding
+    expiry; it is rewritten only when the data changed or the expiry is due, and then a
+    cookie with Max-Age goes out. Left out: logins, typed data, metrics, store errors,
+    settings, destroy and regenerate. The request and response middleware are the
+    library's own cost too: it is one.
+    """
+    app = _app("dict-locked")
+    store: dict[bytes, bytes] = {}
+    locks: dict[bytes, list[asyncio.Future[None]]] = {}
+
+    class LockedSession:
+        """One request's session: ``async with`` locks, loads and writes it."""
+
+        # (The headers, not the request: request -> ctx -> session -> request is a cycle.)
+        __slots__ = ("_headers", "_key", "_orig", "_record", "data", "send", "sid")
+
+        def __init__(self, headers: Any) -> None:
+            self._headers = headers
+            self.send = False
+            self.sid = ""
+
+        async def __aenter__(self) -> dict[str, Any]:
+            t = time.time()
+            sid = parse_cookie(self._headers.getone("cookie", "")).get(COOKIE, [""])[0]
+            record = None
+            if _ID.fullmatch(sid):
+                self._key = hashlib.sha256(sid.encode()).digest()
+                await _take(locks, self._key)
+                raw = store.get(self._key)
+                record = None if raw is None else _record_json.decode(raw)
+                if record is None or min(record.expires_at, record.deadline) <= t:
+                    _give(locks, self._key)
+                    record = None
+            if record is None:  # no cookie, or an unknown or expired one: a new session
+                sid = secrets.token_urlsafe(32)
+                self._key = hashlib.sha256(sid.encode()).digest()
+                await _take(locks, self._key)
+                record = _Record(msgspec.Raw(b"{}"), t, t + _LIFETIME, 0.0)
+            self.sid, self._record, self._orig = sid, record, bytes(record.data)
+            self.data = _json_dict.decode(record.data)
+            return self.data
+
+        async def __aexit__(self, *exc_info: object) -> None:
+            try:
+                data = _json.encode(self.data)
+                record = self._record
+                expires_at = min(time.time() + TTL, record.deadline)
+                refresh = expires_at - record.expires_at >= _REFRESH_AFTER
+                if exc_info[0] is None and (data != self._orig or refresh):
+                    record = _Record(msgspec.Raw(data), record.created, record.deadline, expires_at)
+                    store[self._key] = _json.encode(record)
+                    self._record, self._orig, self.send = record, data, refresh
+            finally:
+                _give(locks, self._key)
+
+    async def on_request(request: Request) -> None:
+        request.ctx.session = LockedSession(request.headers)
+
+    async def on_response(request: Request, response: BaseHTTPResponse) -> None:
+        session = request.ctx.session
+        if session.send:
+            _new_cookie(response, session.sid)
+
+    app.register_middleware(on_request, "request")
+    app.register_middleware(on_response, "response")
+
+    async def read(request: Request) -> HTTPResponse:
+        async with request.ctx.session as sess:
+            return text(str(sess.get("n", 0)))
+
+    _routes(app, _locked_rmw, _ok, read)
+    return app
+
+
 # -- floor: redis-py GET + SET -----------------------------------------------------------------
 
 
@@ -197,7 +329,7 @@ def redis_raw_app(options: StoreOptions) -> Sanic[Any, Any]:
         data = _json_dict.decode(raw) if raw else {}
         return text(str(data.get("n", 0)))
 
-    _routes(app, rmw, _ok, read)
+    _routes(app, _locked_rmw, _ok, read)
     return app
 
 
@@ -421,12 +553,6 @@ def _session_app(
         app, backend=backend, backend_options=backend_options, warn_lock=False, autoload=autoload
     )
 
-    async def rmw(request: Request) -> HTTPResponse:
-        async with request.ctx.session as sess:
-            n = sess.get("n", 0) + 1
-            sess["n"] = n
-        return text(str(n))
-
     async def read(request: Request) -> HTTPResponse:
         sess = await request.ctx.session.load()
         return text(str(sess.get("n", 0)))
@@ -435,7 +561,7 @@ def _session_app(
         # What autoload is for: 0.4-style plain access, loaded by the middleware.
         return text(str(request.ctx.session.get("n", 0)))
 
-    _routes(app, rmw, _ok, plain_read if autoload else read)
+    _routes(app, _locked_rmw, _ok, plain_read if autoload else read)
     return app
 
 
@@ -507,6 +633,7 @@ APPS: dict[str, AppFactory] = {
     "bare": bare_app,
     "middleware": middleware_app,
     "dict": dict_app,
+    "dict-locked": dict_locked_app,
     "redis-raw": redis_raw_app,
     "redis-pipe": redis_pipe_app,
     "pg-raw": pg_raw_app,

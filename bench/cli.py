@@ -79,8 +79,14 @@ class Target:
 
 
 TARGETS = {
+    # dict-locked: the memory backend's own work, by hand in one place (how fast it could be).
     "memory": Target(
-        "memory", "sanic_cookies.backends.memory", "dict", None, ("sanic-session-memory",)
+        "memory",
+        "sanic_cookies.backends.memory",
+        "dict",
+        None,
+        ("sanic-session-memory",),
+        ("dict-locked",),
     ),
     # redis-pipe: the floor that also pipelines concurrent requests on one connection (issue 15).
     "redis": Target(
@@ -104,6 +110,7 @@ TARGETS = {
 }
 FLOOR_STORES = {
     "dict": None,
+    "dict-locked": None,
     "redis-raw": "redis",
     "redis-pipe": "redis",
     "pg-raw": "postgres",

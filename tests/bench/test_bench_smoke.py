@@ -58,13 +58,14 @@ def test_memory_target_gives_a_table_with_numbers(tmp_path: Path) -> None:
     )
     assert "**rmw**" in report
     table = rows(report)
-    assert set(table) == {"bare", "dict", "memory"}
+    assert set(table) == {"bare", "dict", "dict-locked", "memory"}
     for numbers in table.values():
         assert numbers["rps"] > 0 and numbers["p50"] > 0 and numbers["p99"] >= numbers["p50"]
     assert re.search(r"^- memory rmw ≥ 0\.85× bare: \d+\.\d\d×", report, re.M)
     assert re.search(r"bytes per session by tracemalloc", report)
-    (run,) = raw["results"]["rmw"]["memory"]
-    assert run["requests"] > 0 and run["errors"] == 0
+    for app in ("memory", "dict-locked"):
+        (run,) = raw["results"]["rmw"][app]
+        assert run["requests"] > 0 and run["errors"] == 0, app
     assert raw["memory"]["memory"]["sessions"] == 2000
 
 
@@ -75,7 +76,7 @@ def test_peer_library_is_measured_beside_ours(tmp_path: Path) -> None:
         *("--targets", "memory", "--scenarios", "rmw", "--rounds", "1", "--duration", "1"),
         *("--warmup", "0", "--sessions", "32", "--connections", "8", "--no-memory"),
     )
-    assert set(rows(report)) == {"bare", "dict", "memory", "sanic-session-memory"}
+    assert set(rows(report)) == {"bare", "dict", "dict-locked", "memory", "sanic-session-memory"}
     # The run took its sessions from the peer's Set-Cookie (the patched method); none failed.
     (run,) = raw["results"]["rmw"]["sanic-session-memory"]
     assert run["requests"] > 0 and run["errors"] == 0

@@ -113,7 +113,7 @@ def test_redact_url_hides_passwords_only() -> None:
     assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
     assert redact_url("memory://") == "memory://"
     assert redact_url("redis://h:6379/0?socket_timeout=1") == "redis://h:6379/0?socket_timeout=1"
-    assert redact_url("s://h/0#x") == "s://h/0#x"  # no credentials: nothing to hide
+    assert redact_url("s://h/0?prefix=app:&db=0") == "s://h/0?prefix=app:&db=0"
 
 
 def test_redact_url_hides_every_credential_option() -> None:
@@ -213,3 +213,43 @@ def test_redaction_of_option_values_and_host_less_credentials() -> None:
 def test_the_host_is_percent_decoded_like_the_other_parts() -> None:
     parsed = parse_backend_url("s://%2Fvar%2Frun%2Fkv.sock/ns", accepts={})
     assert parsed.host == "/var/run/kv.sock"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("s://h/0?apikey=Tr0ub4dor&db=0", "s://h/0?apikey=***&db=0"),
+        ("s://h/0?pwd=Tr0ub4dor", "s://h/0?pwd=***"),
+        ("s://h/0?ssl_passphrase=Tr0ub4dor", "s://h/0?ssl_passphrase=***"),
+        ("s://h/0?api-key=Tr0ub4dor", "s://h/0?api-key=***"),
+        ("s://h/0?private_key=Tr0ub4dor", "s://h/0?private_key=***"),
+        # ';' separates options for some parsers: split there too.
+        ("s://h/0?db=0;password=Tr0ub4dor", "s://h/0?db=0&password=***"),
+        ("s://u@h/db?replica=s://r:Tr0ub4dor@h2/db;x=1", "s://u@h/db?replica=s://r:***@h2/db&x=1"),
+        # A fragment is never a part the library reads: whatever it holds is not shown.
+        ("s://:pw@h/0#Tr0ub4dor", "s://:***@h/0#***"),
+        ("s://h/0#Tr0ub4dor", "s://h/0#***"),
+    ],
+)
+def test_redact_url_hides_more_spellings_of_a_secret(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize("value", [123, None, b"redis://:Tr0ub4dor@h/0", ["memory://"]])
+def test_what_is_not_a_str_is_a_configuration_error_and_redaction_never_raises(
+    value: Any,
+) -> None:
+    assert redact_url(value) == f"<{type(value).__name__}, not a URL>"
+    with pytest.raises(ConfigurationError, match="must be a str"):
+        split_backend_url(value)
+    with pytest.raises(ConfigurationError) as caught:
+        backend_from_url(value)
+    assert "Tr0ub4dor" not in str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["s://h/0?prefix=app#2", "s://h/0#x", "s://u:pw@h/db#", "s://h#"])
+def test_split_backend_url_refuses_a_hash_sign(url: str) -> None:
+    # A fragment is read by no backend: ?prefix=app#2 would silently be prefix "app".
+    with pytest.raises(ConfigurationError, match="cannot contain '#'") as raised:
+        split_backend_url(url)
+    assert "pw" not in str(raised.value)

@@ -458,6 +458,16 @@ async def test_cleanup_function_for_cron(postgres_dsn: str, pg_schema: str) -> N
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("tail", ["?table=app#2", "#s3cret", "?application_name=a#s3cret"])
+def test_a_hash_sign_anywhere_is_a_configuration_error(kind: str, tail: str) -> None:
+    # A fragment is dropped by the drivers: ?table=app#2 would read as table "app".
+    scheme = "postgresql" if kind == "asyncpg" else "postgresql+asyncpg"
+    with pytest.raises(ConfigurationError, match="cannot contain '#'") as raised:
+        backend_from_url(f"{scheme}://app:s3cret@h:5432/test{tail}")
+    assert "s3" not in str(raised.value) and "cret" not in str(raised.value), raised.value
+
+
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize(
     "authority",
     [

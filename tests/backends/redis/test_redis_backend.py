@@ -165,6 +165,21 @@ def test_a_url_that_does_not_parse_is_a_configuration_error_that_hides_the_passw
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:s3cret@h:6379/0?prefix=app#2",  # else prefix "app", shared with app#1
+        "redis://h:6379/0#s3cret",
+        "redis+cluster://h:7000?prefix=a#b",
+        "redis+sentinel://s1:26379/mymaster/0#s3cret",
+    ],
+)
+def test_a_hash_sign_anywhere_is_a_configuration_error(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="cannot contain '#'") as raised:
+        _ = backend_from_url(url).client
+    assert "s3" not in str(raised.value) and "cret" not in str(raised.value), raised.value
+
+
+@pytest.mark.parametrize(
     ("url", "message"),
     [
         ("redis://127.0.0.1:6379/sessions", "db number"),  # redis-py alone: db 0, no word

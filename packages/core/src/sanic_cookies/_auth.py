@@ -766,7 +766,7 @@ class AuthSession(Session):
         """Create a logged-in session straight in the store; return its session id."""
         async with self._backend_ready():
             uid, lifetime = self._check_login(user, remember, duration)
-            sess = SessionDict(self, None)
+            sess = SessionDict(self)
             async with sess:
                 self._apply_login(sess, user, uid, remember=remember, lifetime=lifetime, keep=False)
             sid = sess.sid

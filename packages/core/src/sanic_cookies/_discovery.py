@@ -58,7 +58,7 @@ def backend_from_url(url: str, **options: Any) -> Backend:
     """Build the backend for `url` by its scheme.
 
     Raises:
-        ConfigurationError: `url` has no scheme.
+        ConfigurationError: `url` is not a str, or has no scheme.
         BackendNotFound: nothing serves the scheme (the message says what to install).
         DuplicateBackend: two distributions serve the scheme.
     """
@@ -67,7 +67,7 @@ def backend_from_url(url: str, **options: Any) -> Backend:
 
 def backend_class(url: str) -> type[Backend]:
     """The `Backend` subclass serving `url`'s scheme (errors as for `backend_from_url`)."""
-    scheme, sep, _ = url.partition("://")
+    scheme, sep, _ = url.partition("://") if isinstance(url, str) else ("", "", "")
     if not sep or not scheme:
         raise ConfigurationError(
             "SESSION_BACKEND must be a URL such as 'memory://' or 'redis://host:6379/0', "

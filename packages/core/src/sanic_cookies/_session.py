@@ -355,7 +355,7 @@ class Session(Generic[S]):
             await WebsocketSessionDict.attach(self, request)
             return await guard_upgrade(self, request)
         # The cookie is read when the session is first used (most requests never do).
-        sess = SessionDict(self, None, request.headers)
+        sess = SessionDict(self, request.headers)
         setattr(request.ctx, self.name, sess)
         if self.config.autoload:
             await sess.autoload()

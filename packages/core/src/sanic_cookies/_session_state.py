@@ -104,13 +104,9 @@ class SessionState:
     _ttl: float = 0.0
     _persistent: bool = True
 
-    def __init__(
-        self, session: Session, cookie_value: str | None, headers: Header | None = None
-    ) -> None:
+    def __init__(self, session: Session, headers: Header | None = None) -> None:
         self._session = session
-        self._headers = headers
-        if cookie_value is not None:
-            self._cookie_value = cookie_value
+        self._headers = headers  # None: no cookie (a session made outside a request)
 
     def _resolve(self) -> SessionSide:
         """Read the cookie and work out the id and store key (once per request)."""

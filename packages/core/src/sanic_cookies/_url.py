@@ -176,11 +176,14 @@ def split_backend_url(url: str) -> SplitResult:
 
     A ``#``, ``/`` or ``?`` left as it is in a password moves the rest of the
     password and the host out of the authority: the URL would name another host
-    or port, and the text taken for a port may be the password. Such a URL, and
-    a port that is not a number from 0 to 65535, raise `ConfigurationError`
-    with the URL shown through `redact_url`. An authority may list several
-    hosts (``h1:5432,h2:5433``): each port must read.
+    or port, and the text taken for a port may be the password. Such a URL, a
+    port that is not a number from 0 to 65535, and a ``#`` anywhere (a fragment,
+    which would cut an option or a path short) raise `ConfigurationError` with
+    the URL shown through `redact_url`. An authority may list several hosts
+    (``h1:5432,h2:5433``): each port must read.
     """
+    if not isinstance(url, str):
+        raise ConfigurationError(f"A backend URL must be a str, got {type(url).__name__}")
     try:
         parts: SplitResult | None = urlsplit(url)
     except ValueError:  # (its words may quote a password: not shown)
@@ -191,29 +194,52 @@ def split_backend_url(url: str) -> SplitResult:
             "or a character left as it is in a password, or an '@' in the path or an option's "
             "name (percent-encode '#', '/', '?', '@' and ':' as %23, %2F, %3F, %40 and %3A)"
         )
+    if "#" in url:
+        # What follows a '#' is a fragment, which no backend reads: an option or a path
+        # holding one would be cut short without a word (``?prefix=app#2`` reads as "app").
+        raise ConfigurationError(
+            f"A backend URL cannot contain '#': percent-encode it as %23, got {redact_url(url)!r}"
+        )
     return parts
 
 
-#: Query options whose name contains one of these are shown as ``***``.
-_SECRET_WORDS = ("password", "passwd", "secret", "token", "auth", "credential", "api_key")
+#: Query options whose name contains one of these are shown as ``***`` ("pass" covers
+#: password, passwd and passphrase; over-redacting an option is harmless).
+_SECRET_WORDS = (
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "auth",
+    "credential",
+    "apikey",
+    "api_key",
+    "api-key",
+    "private",
+)
 
 
-def redact_url(url: str) -> str:
+def redact_url(url: object) -> str:
     """`url` with every password replaced by ``***``: safe for a log line or an error.
 
     A URL inside the query (such as PostgreSQL's ``?replica=postgresql://...``) and
-    every option whose name contains ``password``, ``passwd``, ``secret``, ``token``,
-    ``auth``, ``credential`` or ``api_key`` (such as
-    Sentinel's ``sentinel_password=``) are redacted too. Of a URL that does not
-    parse as written (a ``#``, ``/`` or ``?`` left unencoded in a password, a
-    missing slash, ``user:password`` with no ``@host``) only the scheme and the
-    host after the last ``@`` are shown.
+    every option whose name contains ``pass`` (password, passwd, passphrase), ``pwd``,
+    ``secret``, ``token``, ``auth``, ``credential``, ``apikey``, ``api_key``, ``api-key``
+    or ``private`` (such as Sentinel's ``sentinel_password=``) are redacted too, in a
+    query split by ``&`` or by ``;``; a fragment (``#...``) is shown as ``#***``. Of a
+    URL that does not parse as written (a ``#``, ``/`` or ``?`` left unencoded in a
+    password, a missing slash, ``user:password`` with no ``@host``) only the scheme and
+    the host after the last ``@`` are shown. Never raises: what is not a str is shown
+    as its type.
 
     Use it in every message of a backend that shows its URL.
     """
+    if not isinstance(url, str):
+        return f"<{type(url).__name__}, not a URL>"
     try:
         parts = urlsplit(url)
-        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        # (';' separates options too for some parsers: split on both, to hide more, not less.)
+        pairs = parse_qsl(parts.query.replace(";", "&"), keep_blank_values=True)
     except ValueError:
         return "<unparsable URL>"
     if _misread(url, parts) or not _port_reads(parts):
@@ -221,10 +247,11 @@ def redact_url(url: str) -> str:
     query = _redacted_query(pairs)
     credentials, at, host = parts.netloc.rpartition("@")
     user, colon, _ = credentials.partition(":")
-    if query is None and not colon:
+    fragment = "***" if parts.fragment else ""
+    if query is None and not colon and not fragment:
         return url  # nothing to hide (and nothing re-encoded)
     netloc = f"{user}:***{at}{host}" if colon else parts.netloc
-    return urlunsplit((parts.scheme, netloc, parts.path, query or parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, query or parts.query, fragment))
 
 
 def _misread_shown(url: str, parts: SplitResult) -> str:

@@ -126,7 +126,7 @@ class WebsocketSessionDict(SessionDict):
     @classmethod
     async def attach(cls, session: Session, request: Request) -> WebsocketSessionDict:
         """Give `request` (a websocket's upgrade request) its session, as the middleware does."""
-        self = cls(session, None, request.headers)
+        self = cls(session, request.headers)
         setattr(request.ctx, session.name, self)
         if session.config.autoload:
             await self.autoload()
