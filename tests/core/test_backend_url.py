@@ -16,6 +16,7 @@ from sanic_cookies import (
     backend_from_url,
     parse_backend_url,
     redact_url,
+    register,
     split_backend_url,
 )
 
@@ -133,7 +134,8 @@ def test_redact_url_hides_every_credential_option() -> None:
 def test_redact_url_hides_all_before_the_last_at_of_a_url_that_does_not_parse(url: str) -> None:
     shown = redact_url(url)
     assert "Tr0" not in shown and "ub4dor" not in shown, shown
-    assert shown.startswith("s://***@db")
+    # (Of one without its '://', only the scheme.)
+    assert shown.startswith("s://***@db") or shown == "s://***"
 
 
 @pytest.mark.parametrize(
@@ -188,7 +190,15 @@ def test_an_at_sign_in_an_option_s_name_with_no_credentials_is_taken_for_a_misre
 
 
 def test_an_at_sign_where_no_password_can_be() -> None:
-    assert split_backend_url("s:///srv/ops@example.com/sessions.json").path.endswith(".json")
+    # In a path, an '@' is written %40: with no host, a raw one may end a password that
+    # lost its host ("redis:///:pw@h:6379/0", one slash too many).
+    with pytest.raises(ConfigurationError, match="percent-encode"):
+        split_backend_url("s:///srv/ops@example.com/sessions.json")
+    with pytest.raises(ConfigurationError, match="percent-encode") as caught:
+        split_backend_url("s:///:Tr0ub4dor@127.0.0.1:6379/0")
+    assert "Tr0ub4dor" not in str(caught.value)
+    parsed = parse_backend_url("s:///srv/ops%40example.com/sessions.json", accepts={})
+    assert parsed.path == "/srv/ops@example.com/sessions.json"
     assert split_backend_url("s://u:p@h/0?prefix=app@v2:").query == "prefix=app@v2:"
     # In an option's value, with or without credentials (an Azure-style user, a prefix).
     assert split_backend_url("s:///db?user=admin@server&host=/tmp").query.startswith("user=")
@@ -253,3 +263,57 @@ def test_split_backend_url_refuses_a_hash_sign(url: str) -> None:
     with pytest.raises(ConfigurationError, match="cannot contain '#'") as raised:
         split_backend_url(url)
     assert "pw" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        # An '@' left in a password, then a '/' or a '?': the host after it was lost.
+        "postgresql://postgres:Tr0u@localhost?b4dor@10.1.1.1:5432/test",
+        "redis://:Tr0u@b4?dor@127.0.0.1:6379/0",
+        "redis://:Tr0u@b4/dor@127.0.0.1:6379/0",
+        "redis:///:Tr0ub4dor@127.0.0.1:6379/0",  # one slash too many
+        "my_kv://admin:Tr0ub4dor@db1/x",  # a scheme urlsplit cannot read: all of it a path
+        "redis ://:Tr0ub4dor@h/0",
+        "redis://:Tr0ub\tdor@127.0.0.1:6379/0",  # urlsplit deletes the tab without a word
+        "redis://:Tr0ub\ndor@127.0.0.1:6379/0",
+        "redis://:Tr0ub dor@127.0.0.1:6379/0",
+    ],
+)
+def test_more_urls_that_do_not_read_as_written_are_refused_without_their_password(
+    url: str,
+) -> None:
+    shown = redact_url(url)
+    assert "Tr0" not in shown and "dor" not in shown and "b4" not in shown, shown
+    with pytest.raises(ConfigurationError) as caught:
+        split_backend_url(url)
+    assert "Tr0" not in str(caught.value) and "dor" not in str(caught.value), caught.value
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("host=db user=app password=Tr0ub4dor dbname=app", "***"),  # libpq key=value
+        ("db:6379,password=Tr0ub4dor,ssl=True", "db://***"),  # StackExchange.Redis
+        ("redis://h/0?password=x&a=\udce9", "<unparsable URL>"),  # a lone surrogate
+        ("redis://h/0?" + "a=x://h?" * 400 + "password=Tr0ub4dor", None),  # deep nesting
+        ("cookie://?keys=Tr0ub4dor", "cookie://?keys=***"),
+    ],
+)
+def test_redact_url_shows_nothing_of_what_is_not_a_url_and_never_raises(
+    text: str, shown: str | None
+) -> None:
+    redacted = redact_url(text)
+    assert "Tr0ub4dor" not in redacted
+    if shown is not None:
+        assert redacted == shown
+    with pytest.raises(ConfigurationError) as caught:
+        backend_from_url(text)
+    assert "Tr0ub4dor" not in str(caught.value)
+
+
+def test_register_refuses_what_is_not_a_url_scheme() -> None:
+    with pytest.raises(ConfigurationError, match="URL scheme"):
+        register("my_kv", "x:Y")
+    with pytest.raises(ConfigurationError, match="URL scheme"):
+        register("1kv", "x:Y")

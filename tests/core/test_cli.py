@@ -197,6 +197,24 @@ def test_check_passes_backend_options(capsys: pytest.CaptureFixture[str]) -> Non
     assert code == EXIT_OK, err
 
 
+def test_a_mistyped_option_is_not_echoed(capsys: pytest.CaptureFixture[str]) -> None:
+    # "password:..." for "password=...": the value may be a secret.
+    code, out, err = run(capsys, "check", "--backend", "memory://", "-o", "password:Tr0ub4dor")
+    assert code != EXIT_OK
+    assert "NAME=VALUE" in err and "Tr0ub4dor" not in out + err
+
+
+@pytest.mark.parametrize(
+    "backend", ["host=db password=Tr0ub4dor dbname=app", "db:6379,password=Tr0ub4dor"]
+)
+def test_a_connection_string_that_is_not_a_url_is_not_echoed(
+    capsys: pytest.CaptureFixture[str], backend: str
+) -> None:
+    code, out, err = run(capsys, "check", "--backend", backend)
+    assert code != EXIT_OK
+    assert "Tr0ub4dor" not in out + err
+
+
 def test_check_unknown_scheme_fails_with_install_hint(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "check", "--backend", f"nosuch{uuid.uuid4().hex[:6]}://x")
     assert code == EXIT_FAILURE

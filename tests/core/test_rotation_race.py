@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -68,3 +69,71 @@ async def test_plain_rotation_moves_the_record_to_the_new_id() -> None:
     assert await backend.load(store_key(old)) is None
     assert await backend.load(store_key(new)) is not None
     assert set(await backend.list_user_sessions("alice")) == {store_key(new)}
+
+
+class _SlowDeleteBackend(MemoryBackend):
+    """Holds every delete until `gate` opens: the gap between a rotation's two store calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def delete(self, key: str) -> None:
+        await self.gate.wait()
+        await super().delete(key)
+
+
+async def test_a_request_queued_behind_a_rotation_never_reads_the_old_record() -> None:
+    """The old id is retired in two store calls (fenced rewrite, then delete). A request
+    that had queued on the old id's lock gets the lock between them: it must find no
+    session there, not the data from before the rotation (whose write would be dropped
+    after a 200: an acknowledged update, lost). Found by an outside review on PostgreSQL."""
+    backend = _SlowDeleteBackend()
+    app: Sanic[Any, Any] = Sanic(f"rot{uuid.uuid4().hex[:8]}")
+    Session(app, backend=backend, secure=False)
+    holding, proceed = asyncio.Event(), asyncio.Event()
+
+    @app.get("/inc")
+    async def inc(request: Request) -> Any:
+        async with request.ctx.session as sess:
+            sess["n"] = n = sess.get("n", 0) + 1
+        return json({"n": n})
+
+    @app.get("/rotate")
+    async def rotate(request: Request) -> Any:
+        async with request.ctx.session as sess:
+            holding.set()
+            await proceed.wait()
+            sess.regenerate()
+            sess["n"] = 101
+        return json({"sid": sess.sid})
+
+    app.get("/peek")(_peek)
+    _, resp = await app.asgi_client.get("/inc")
+    old = resp.cookies["session"]
+    headers = {"Cookie": f"session={old}"}
+    rotation = asyncio.create_task(app.asgi_client.get("/rotate", headers=headers))
+    await holding.wait()
+    queued = asyncio.create_task(app.asgi_client.get("/inc", headers=headers))
+    for _ in range(50):  # (no time passes: the queued request reaches the lock and waits)
+        await asyncio.sleep(0)
+    assert not queued.done()
+    proceed.set()
+    _, answer = await queued  # it ran in the gap: the delete is still held
+    assert not rotation.done()
+    assert answer.json == {"n": 1}  # a fresh session, not the old record's n=1 made 2
+    backend.gate.set()
+    _, rotated = await rotation
+    new = rotated.json["sid"]
+    assert new and new != old
+    stored = await backend.load(store_key(new))
+    assert stored is not None and b'"n":101' in stored.value
+    assert await backend.load(store_key(old)) is None
+    # What docs/authentication.md advises for requests that may race a login: a read
+    # with the retired cookie sends no cookie that would replace the new one.
+    _, peek = await app.asgi_client.get("/peek", headers=headers)
+    assert peek.json == {"n": None} and "set-cookie" not in peek.headers
+
+
+async def _peek(request: Request) -> Any:
+    return json({"n": await request.ctx.session.peek("n")})

@@ -169,6 +169,12 @@ def test_from_url_refuses_anything_but_the_bare_scheme(url: str) -> None:
         CookieBackend.from_url(url, keys=[new_key()])
 
 
+def test_a_key_put_in_the_url_is_not_echoed() -> None:
+    with pytest.raises(ConfigurationError, match="SESSION_KEYS") as caught:
+        CookieBackend.from_url("cookie://?keys=Tr0ub4dorKEY", keys=[new_key()])
+    assert "Tr0ub4dor" not in str(caught.value)
+
+
 def test_from_url_refuses_unknown_options() -> None:
     with pytest.raises(ConfigurationError, match="secret"):
         CookieBackend.from_url("cookie://", keys=[new_key()], secret="x")

@@ -143,6 +143,16 @@ def test_url_options_configure_the_backend_and_the_rest_goes_to_the_driver(
     assert sqla.engine.pool.size() == 3  # type: ignore[attr-defined]
 
 
+def test_a_sqlalchemy_url_without_a_host_keeps_its_slashes() -> None:
+    # The host in the query, libpq style: the URL keeps its '//' when the backend's own
+    # options are taken out of it (urlunsplit dropped it: SQLAlchemy then refused it).
+    sqla = backend_from_url("postgresql+asyncpg:///test?host=127.0.0.1&user=postgres&table=t")
+    assert isinstance(sqla, SQLAlchemyBackend)
+    assert sqla.queries.table == "t"
+    assert sqla.engine.url.database == "test"
+    assert sqla.engine.url.query["host"] == "127.0.0.1"
+
+
 @pytest.mark.parametrize(
     "url_tail",
     ["?create_table=maybe", "?sweep_batch=many", "?command_timeout=-1", "?sweep_batch=0"],

@@ -120,6 +120,13 @@ def test_a_redis_url_with_several_hosts_is_a_configuration_error() -> None:
     assert _client_options("redis://:p,w@127.0.0.1:6379/0")["password"] == "p,w"
 
 
+def test_a_db_in_the_path_and_in_the_query_is_a_configuration_error() -> None:
+    # redis-py lets ?db= win over the path without a word.
+    with pytest.raises(ConfigurationError, match="db once"):
+        backend_from_url("redis://127.0.0.1:6379/3?db=5")
+    assert _client_options("redis://127.0.0.1:6379?db=5")["db"] == 5
+
+
 def test_bad_settings_are_configuration_errors() -> None:
     with pytest.raises(ConfigurationError, match="prefix"):
         RedisBackend(prefix="{tagged}:")

@@ -272,3 +272,41 @@ async def test_custom_user_id_function_indexes_sessions(auth_backend: Any) -> No
         assert len(response.json) == 1
     else:
         assert response.status == 501
+
+
+async def test_a_plain_session_on_the_same_store_reaches_only_the_clients_own_login() -> None:
+    """docs/authentication.md: beside an AuthSession on one shared store, a client that
+    copies its login cookie into the plain session's cookie reaches its own login's record
+    (nobody else's); each with its own prefix keeps them apart."""
+    from sanic_cookies import Session
+    from sanic_cookies.backends.memory import MemoryBackend
+
+    shared = MemoryBackend()
+    app, _ = build_app(shared)
+    Session(app, backend=shared)
+
+    @app.get("/plain")
+    async def plain(request: Request) -> Any:
+        sess = await request.ctx.session.load()
+        return json({"new": sess.is_new, "user": None if sess.auth is None else sess.auth.user})
+
+    alice = Browser(app)
+    await alice.login("alice")
+    assert alice.cookie is not None
+    copied = await Browser(app, {"session": alice.cookie}).get("/plain")
+    assert copied.json == {"new": False, "user": {"id": "alice", "name": "Alice"}}
+    bob = Browser(app)
+    await bob.login("bob")
+    assert bob.cookie is not None
+    own = await Browser(app, {"session": bob.cookie}).get("/plain")
+    assert own.json["user"] == {"id": "bob", "name": "Bob"}  # his own, never alice's
+
+    # Apart: one prefix each (here, two stores).
+    app2, _ = build_app(MemoryBackend())
+    Session(app2, backend=MemoryBackend())
+    app2.get("/plain")(plain)
+    carol = Browser(app2)
+    await carol.login("carol")
+    assert carol.cookie is not None
+    apart = await Browser(app2, {"session": carol.cookie}).get("/plain")
+    assert apart.json == {"new": True, "user": None}

@@ -93,7 +93,8 @@ def _positive_float(text: str) -> float:
 def _option(text: str) -> tuple[str, Any]:
     name, sep, raw = text.partition("=")
     if not sep or not name.isidentifier():
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+        # (Not the text: "password:s3cret" is a typo of an option that may be a secret.)
+        raise argparse.ArgumentTypeError("expected NAME=VALUE, with NAME an identifier")
     try:
         value: Any = json.loads(raw)
     except ValueError:

@@ -9,6 +9,7 @@ read once per process; `register` adds schemes at runtime.
 from __future__ import annotations
 
 import importlib
+import re
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
@@ -44,7 +45,15 @@ def register(scheme: str, target: type[Backend] | str) -> None:
     Runtime registrations take precedence over installed entry points. Useful
     for in-app backends and tests. Schemes are not case-sensitive (``MyKV://`` is
     ``mykv://``), as in URLs.
+
+    Raises:
+        ConfigurationError: `scheme` is not a URL scheme: a letter, then letters, digits,
+            ``+``, ``-`` or ``.`` (``my_kv`` is not: URL parsers read such a URL as a path).
     """
+    if not isinstance(scheme, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        raise ConfigurationError(
+            f"A URL scheme is a letter, then letters, digits, '+', '-' or '.'; got {scheme!r}"
+        )
     _runtime[_entry_name(scheme.lower())] = target
 
 

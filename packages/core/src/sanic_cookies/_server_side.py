@@ -5,16 +5,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+import msgspec
+
 from ._backend import Backend, SessionLock, StoredSession, now
 from ._config import SessionConfig
 from ._errors import BackendError
 from ._ids import is_session_id, log_id, new_session_id, store_key
-from ._record import AuthInfo, encoded_size
+from ._record import EMPTY_DATA, AuthInfo, SessionRecord, encode_record, encoded_size
 from ._session_side import DataSizeCheck, Held, NewId, SessionSide, release_quietly
 from ._store_call import StoreCaller, StoreCalls
 from ._write_plan import REPLACE, WritePlan
 
 __all__ = ["ServerSide"]
+
+#: What a retired id holds until its delete: a record already past its deadline, so a
+#: request that was waiting for the old id's lock finds no session there, never the data
+#: from before the rotation (whose write would then be dropped after its 200).
+_RETIRED = encode_record(SessionRecord(msgspec.Raw(EMPTY_DATA), 0.0, 0.0, 0.0))
 
 logger = logging.getLogger("sanic_cookies")
 
@@ -92,6 +99,8 @@ class ServerSide(SessionSide):
         deleted it while this request held the session would otherwise live on under
         the new id. So the old record is first rewritten with `replace_only` (which
         fails if it is gone), only then deleted; if it was gone, the new one goes too.
+        The rewrite releases the lock and holds an expired record (`_RETIRED`): what a
+        request queued on the old id then reads, before the delete, is no session.
 
         Returns:
             False if the session had been ended concurrently (it is ended here too).
@@ -103,11 +112,11 @@ class ServerSide(SessionSide):
         try:
             if lock is not None:
                 write = lock.save_and_release(
-                    stored.value, grace, user_id=held.old_user, replace_only=True
+                    _RETIRED, grace, user_id=held.old_user, replace_only=True
                 )
             else:
                 write = backend.save(
-                    held.key, stored.value, grace, user_id=held.old_user, replace_only=True
+                    held.key, _RETIRED, grace, user_id=held.old_user, replace_only=True
                 )
             alive = await self.calls.call("save", write, who)
         except BaseException:

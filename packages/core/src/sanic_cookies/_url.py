@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
-from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit
 
 from ._errors import ConfigurationError
 
@@ -184,6 +184,15 @@ def split_backend_url(url: str) -> SplitResult:
     """
     if not isinstance(url, str):
         raise ConfigurationError(f"A backend URL must be a str, got {type(url).__name__}")
+    if not url.isascii() and not _encodes(url):
+        # (A byte that is not UTF-8 in the environment or argv arrives as a lone surrogate.)
+        raise ConfigurationError("A backend URL must be UTF-8 text: it holds a byte that is not")
+    if _UNSAFE.search(url):
+        # urlsplit deletes tabs and newlines without a word (a password would change).
+        raise ConfigurationError(
+            f"A backend URL cannot contain spaces or control characters, got {redact_url(url)!r}: "
+            "percent-encode them (a space as %20, a tab as %09)"
+        )
     try:
         parts: SplitResult | None = urlsplit(url)
     except ValueError:  # (its words may quote a password: not shown)
@@ -203,20 +212,25 @@ def split_backend_url(url: str) -> SplitResult:
     return parts
 
 
+def _encodes(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeError:
+        return False
+    return True
+
+
 #: Query options whose name contains one of these are shown as ``***`` ("pass" covers
-#: password, passwd and passphrase; over-redacting an option is harmless).
-_SECRET_WORDS = (
-    "pass",
-    "pwd",
-    "secret",
-    "token",
-    "auth",
-    "credential",
-    "apikey",
-    "api_key",
-    "api-key",
-    "private",
-)
+#: password, passwd and passphrase, "key" apikey, api_key and the cookie backend's keys;
+#: over-redacting an option is harmless).
+_SECRET_WORDS = ("pass", "pwd", "secret", "token", "auth", "credential", "key", "private")
+
+#: What a URL scheme may hold (RFC 3986): urlsplit takes a URL with any other for a path.
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+#: Spaces and control characters, which a URL never holds as they are.
+_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
+#: How deep URLs inside a query are redacted; deeper ones are hidden whole.
+_NESTING = 3
 
 
 def redact_url(url: object) -> str:
@@ -224,39 +238,53 @@ def redact_url(url: object) -> str:
 
     A URL inside the query (such as PostgreSQL's ``?replica=postgresql://...``) and
     every option whose name contains ``pass`` (password, passwd, passphrase), ``pwd``,
-    ``secret``, ``token``, ``auth``, ``credential``, ``apikey``, ``api_key``, ``api-key``
-    or ``private`` (such as Sentinel's ``sentinel_password=``) are redacted too, in a
+    ``secret``, ``token``, ``auth``, ``credential``, ``key`` (apikey, keys) or
+    ``private`` (such as Sentinel's ``sentinel_password=``) are redacted too, in a
     query split by ``&`` or by ``;``; a fragment (``#...``) is shown as ``#***``. Of a
-    URL that does not parse as written (a ``#``, ``/`` or ``?`` left unencoded in a
-    password, a missing slash, ``user:password`` with no ``@host``) only the scheme and
-    the host after the last ``@`` are shown. Never raises: what is not a str is shown
-    as its type.
+    URL that does not parse as written (a ``#``, ``/``, ``?`` or ``@`` left unencoded
+    in a password, a missing slash, a scheme urlsplit cannot read, ``user:password``
+    with no ``@host``, text that is not a URL at all) only the scheme and the host
+    after the last ``@`` are shown. Never raises: what is not a str is shown as its
+    type, what cannot be read as ``<unparsable URL>``.
 
     Use it in every message of a backend that shows its URL.
     """
     if not isinstance(url, str):
         return f"<{type(url).__name__}, not a URL>"
     try:
-        parts = urlsplit(url)
-        # (';' separates options too for some parsers: split on both, to hide more, not less.)
-        pairs = parse_qsl(parts.query.replace(";", "&"), keep_blank_values=True)
-    except ValueError:
+        return _redacted(url, _NESTING)
+    except Exception:  # (a lone surrogate, say): a redactor must not raise in an error path
         return "<unparsable URL>"
-    if _misread(url, parts) or not _port_reads(parts):
+
+
+def _redacted(url: str, depth: int) -> str:
+    """`redact_url` of `url`, with URLs in its query redacted `depth` levels down."""
+    parts = urlsplit(url)
+    if _misread(url, parts) or not _port_reads(parts) or _UNSAFE.search(url):
         return _misread_shown(url, parts)
-    query = _redacted_query(pairs)
+    # (';' separates options too for some parsers: split on both, to hide more, not less.)
+    pairs = parse_qsl(parts.query.replace(";", "&"), keep_blank_values=True)
+    query = _redacted_query(pairs, depth)
     credentials, at, host = parts.netloc.rpartition("@")
     user, colon, _ = credentials.partition(":")
     fragment = "***" if parts.fragment else ""
     if query is None and not colon and not fragment:
         return url  # nothing to hide (and nothing re-encoded)
     netloc = f"{user}:***{at}{host}" if colon else parts.netloc
-    return urlunsplit((parts.scheme, netloc, parts.path, query or parts.query, fragment))
+    # (Not urlunsplit: it drops the '//' of an empty authority, 'cookie://?x' -> 'cookie:?x'.)
+    query = query or parts.query
+    return (
+        f"{parts.scheme}://{netloc}{parts.path}"
+        + (f"?{query}" if query else "")
+        + (f"#{fragment}" if fragment else "")
+    )
 
 
 def _misread_shown(url: str, parts: SplitResult) -> str:
     """What of a URL that does not parse as written is safe to show."""
     scheme = f"{parts.scheme}://" if parts.scheme else ""
+    if "://" not in url:  # not a URL as written (a connection string, say): nothing of it
+        return f"{scheme}***"
     if "@" not in url:
         # "user:password" with no "@host" reads as host:port: the "port" may be a password,
         # and what follows a '/' in it the path.
@@ -281,30 +309,39 @@ def _port_reads(parts: SplitResult) -> bool:
 
 
 def _misread(url: str, parts: SplitResult) -> bool:
-    """Whether the '@' that ends `url`'s credentials may not be where a parser looks for it.
+    """Whether `url` may not be read as written: its '@' or its scheme may be elsewhere.
 
-    A ``#``, ``/`` or ``?`` left in a password moves the '@' into the fragment, the path or
-    the query, and leaves an authority with no '@'. So, with no '@' in the authority, an
-    '@' in the fragment, in a path after a host, or in an option's name is taken for one.
-    An '@' in an option's value is not (``?user=admin@server``, ``?prefix=app@v2:``): so a
-    password of digits, then a '?', then an '=' before its '@' is not caught.
+    A ``#``, ``/``, ``?`` or a second ``@`` left in a password moves an '@' into the
+    fragment, the path or the query. So an '@' in the fragment, in the path, or in an
+    option's name is taken for one. An '@' in an option's value is not
+    (``?user=admin@server``, ``?prefix=app@v2:``): so a password of digits, then a
+    '?', then an '=' before its '@' is not caught. A URL whose scheme urlsplit does not
+    read as written (no ``://``, a space or a character a scheme cannot hold) is read
+    whole as a path.
     """
-    if "@" not in url or "@" in parts.netloc:
+    scheme, sep, _ = url.partition("://")
+    if not sep or not _SCHEME.fullmatch(scheme):
+        return True
+    if "@" not in url:
         return False
-    no_slashes = not url.partition(":")[2].startswith("//")  # (scheme:/user:pw@host)
-    if "@" in parts.fragment or ("@" in parts.path and (parts.netloc or no_slashes)):
+    if "@" in parts.fragment or "@" in parts.path:
         return True
     return any("@" in pair.partition("=")[0] for pair in parts.query.split("&"))
 
 
-def _redacted_query(pairs: list[tuple[str, str]]) -> str | None:
+def _redacted_query(pairs: list[tuple[str, str]], depth: int) -> str | None:
     """The query with credential options and nested URLs redacted; None if it has none."""
     if not any(_secret(name) or "//" in value for name, value in pairs):
         return None
     return urlencode(
-        [(name, "***" if _secret(name) else redact_url(value)) for name, value in pairs],
-        safe=":/@*",
+        [(name, _redacted_value(name, value, depth)) for name, value in pairs], safe=":/@*"
     )
+
+
+def _redacted_value(name: str, value: str, depth: int) -> str:
+    if _secret(name) or ("//" in value and depth <= 1):
+        return "***"
+    return _redacted(value, depth - 1) if "//" in value else value
 
 
 def _secret(option: str) -> bool:

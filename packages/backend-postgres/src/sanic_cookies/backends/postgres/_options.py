@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import SplitResult, parse_qsl, urlencode, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode
 
 from sanic_cookies import ConfigurationError, redact_url, split_backend_url
 
@@ -75,7 +75,10 @@ def split_url(url: str, known: set[str], options: Mapping[str, Any]) -> tuple[st
                 raise ConfigurationError(f"Bad option {name}={raw!r} in the URL: {exc}") from None
         else:
             kept.append((name, raw))
-    stripped = urlunsplit(parts._replace(query=urlencode(kept)))
+    # (Not urlunsplit: it drops the '//' of an empty authority, which SQLAlchemy needs:
+    # 'postgresql+asyncpg:///db?host=...' would become 'postgresql+asyncpg:/db?host=...'.)
+    query = urlencode(kept)
+    stripped = f"{parts.scheme}://{parts.netloc}{parts.path}" + (f"?{query}" if query else "")
     merged = {**found, **options}
     if isinstance(merged.get("replica"), str):
         check_dsn(merged["replica"])

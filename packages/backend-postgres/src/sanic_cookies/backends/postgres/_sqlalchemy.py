@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
 from sqlalchemy import Table
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
@@ -223,7 +224,7 @@ class SQLAlchemyBackend(PostgresStore):
             engine = create_async_engine(engine_url, **engine_options)
             if replica_url is not None:
                 merged["replica"] = create_async_engine(replica_url, **engine_options)
-        except ValueError:  # SQLAlchemy's URL parser: its words may quote the URL
+        except (ValueError, ArgumentError):  # SQLAlchemy's URL parser: its words may quote it
             raise ConfigurationError(
                 f"SQLAlchemy cannot read the URL {redact_url(url)!r} (an empty port?)"
             ) from None

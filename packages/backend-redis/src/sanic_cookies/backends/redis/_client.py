@@ -7,7 +7,7 @@ import math
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -94,7 +94,14 @@ def build_client(url: str, *, cluster: bool, options: dict[str, Any]) -> AnyRedi
 
 def _check_db(url: str, *, cluster: bool = False) -> None:
     # redis-py reads a path that is not a number as db 0, without a word.
-    db = unquote(urlsplit(url).path.strip("/"))
+    parts = urlsplit(url)
+    db = unquote(parts.path.strip("/"))
+    if db and "db" in dict(parse_qsl(parts.query)):
+        # (redis-py lets ?db= win over the path, without a word.)
+        raise ConfigurationError(
+            "A Redis URL gives its db once, in the path or as ?db=, not both: "
+            f"{public_location(url)}"
+        )
     if cluster and db not in ("", "0"):
         raise ConfigurationError(
             f"Redis Cluster has only db 0, got {db!r} in {public_location(url)}"
