@@ -30,7 +30,6 @@ _STDLIB = "a documented standard-library API whose name starts with an underscor
 
 #: (path under packages/, expression) -> why it is allowed.
 ALLOWED: dict[tuple[str, str], str] = {
-    ("backend-postgres/src/sanic_cookies/backends/postgres/_options.py", "parts._replace"): _STDLIB,
     ("core/src/sanic_cookies/_session_dict.py", "sys._getframe"): _STDLIB,
     ("core/src/sanic_cookies/_config.py", "config._checked"): (
         "a classmethod of SessionConfig finishing the instance it just built (same class)"

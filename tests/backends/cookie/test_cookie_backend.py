@@ -169,6 +169,17 @@ def test_from_url_refuses_anything_but_the_bare_scheme(url: str) -> None:
         CookieBackend.from_url(url, keys=[new_key()])
 
 
+@pytest.mark.parametrize(
+    "revocation",
+    ["redis://:Tr0ub[4dor]x@127.0.0.1:6379/0", "postgresql://u:Tr0ub4dor\uff0fx@127.0.0.1/test"],
+)
+def test_a_revocation_url_that_does_not_parse_hides_its_password(revocation: str) -> None:
+    # urlsplit's own ValueError quoted part of the password (outside review).
+    with pytest.raises(ConfigurationError) as caught:
+        CookieBackend(keys=[new_key()], revocation=revocation)
+    assert "Tr0ub" not in str(caught.value) and "4dor" not in str(caught.value)
+
+
 def test_a_key_put_in_the_url_is_not_echoed() -> None:
     with pytest.raises(ConfigurationError, match="SESSION_KEYS") as caught:
         CookieBackend.from_url("cookie://?keys=Tr0ub4dorKEY", keys=[new_key()])

@@ -143,6 +143,19 @@ def test_url_options_configure_the_backend_and_the_rest_goes_to_the_driver(
     assert sqla.engine.pool.size() == 3  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize(
+    "dsn", ["postgresql://u:Tr0ub[4dor]@127.0.0.1/test", "postgresql://u:Tr0ub4dor\uff0fx@h/test"]
+)
+def test_the_constructor_checks_its_dsn_as_from_url_does(dsn: str) -> None:
+    # asyncpg's ValueError at open() quoted part of the password (outside review).
+    with pytest.raises(ConfigurationError) as caught:
+        PostgresBackend(dsn)
+    assert "Tr0ub" not in str(caught.value) and "4dor" not in str(caught.value)
+    with pytest.raises(ConfigurationError) as caught:
+        PostgresBackend("postgresql://u@h/test", replica=dsn)
+    assert "Tr0ub" not in str(caught.value) and "4dor" not in str(caught.value)
+
+
 def test_a_sqlalchemy_url_without_a_host_keeps_its_slashes() -> None:
     # The host in the query, libpq style: the URL keeps its '//' when the backend's own
     # options are taken out of it (urlunsplit dropped it: SQLAlchemy then refused it).

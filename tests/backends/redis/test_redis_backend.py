@@ -122,8 +122,14 @@ def test_a_redis_url_with_several_hosts_is_a_configuration_error() -> None:
 
 def test_a_db_in_the_path_and_in_the_query_is_a_configuration_error() -> None:
     # redis-py lets ?db= win over the path without a word.
-    with pytest.raises(ConfigurationError, match="db once"):
-        backend_from_url("redis://127.0.0.1:6379/3?db=5")
+    for url in (
+        "redis://127.0.0.1:6379/3?db=5",
+        "redis://127.0.0.1:6379?db=1&db=2",  # redis-py: the first
+        "redis+sentinel://h1:26379/mymaster/5?db=2",
+        "redis+sentinel://h1:26379/mymaster?db=1&db=2",
+    ):
+        with pytest.raises(ConfigurationError, match="db once"):
+            backend_from_url(url)
     assert _client_options("redis://127.0.0.1:6379?db=5")["db"] == 5
 
 

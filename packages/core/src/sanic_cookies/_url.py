@@ -190,8 +190,8 @@ def split_backend_url(url: str) -> SplitResult:
     if _UNSAFE.search(url):
         # urlsplit deletes tabs and newlines without a word (a password would change).
         raise ConfigurationError(
-            f"A backend URL cannot contain spaces or control characters, got {redact_url(url)!r}: "
-            "percent-encode them (a space as %20, a tab as %09)"
+            f"A backend URL cannot contain control characters, got {redact_url(url)!r}: "
+            "percent-encode them (a tab as %09, a newline as %0A)"
         )
     try:
         parts: SplitResult | None = urlsplit(url)
@@ -227,8 +227,9 @@ _SECRET_WORDS = ("pass", "pwd", "secret", "token", "auth", "credential", "key", 
 
 #: What a URL scheme may hold (RFC 3986): urlsplit takes a URL with any other for a path.
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
-#: Spaces and control characters, which a URL never holds as they are.
-_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
+#: Control characters, which a URL never holds as they are (urlsplit deletes tabs and
+#: newlines without a word; a space it keeps, and a scheme cannot hold one).
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 #: How deep URLs inside a query are redacted; deeper ones are hidden whole.
 _NESTING = 3
 
@@ -267,17 +268,17 @@ def _redacted(url: str, depth: int) -> str:
     query = _redacted_query(pairs, depth)
     credentials, at, host = parts.netloc.rpartition("@")
     user, colon, _ = credentials.partition(":")
-    fragment = "***" if parts.fragment else ""
-    if query is None and not colon and not fragment:
+    if query is None and not colon and not parts.fragment:
         return url  # nothing to hide (and nothing re-encoded)
     netloc = f"{user}:***{at}{host}" if colon else parts.netloc
-    # (Not urlunsplit: it drops the '//' of an empty authority, 'cookie://?x' -> 'cookie:?x'.)
     query = query or parts.query
-    return (
-        f"{parts.scheme}://{netloc}{parts.path}"
-        + (f"?{query}" if query else "")
-        + (f"#{fragment}" if fragment else "")
-    )
+    # (Not urlunsplit: it drops the '//' of an empty authority, 'cookie://?x' -> 'cookie:?x'.)
+    return f"{parts.scheme}://{netloc}{parts.path}" + _tail(query, parts.fragment)
+
+
+def _tail(query: str, fragment: str) -> str:
+    """``?query#***`` as far as there is a query and a fragment (never shown)."""
+    return (f"?{query}" if query else "") + ("#***" if fragment else "")
 
 
 def _misread_shown(url: str, parts: SplitResult) -> str:

@@ -49,10 +49,15 @@ CHEAP_RELEASE_RULE = (
 async def wait_out_the_lease(
     backend: Backend, clock: ManualClock, lease: float, resolution: float, limit: float
 ) -> None:
-    """Return once a lock acquired just before this call has expired on the store's clock."""
+    """Return once a lock acquired just before this call has expired on the store's clock.
+
+    A marker saved with twice the lease's TTL is waited out: a store that ends leases on
+    its own clock (PostgreSQL's idle-in-transaction timeout) may act late on a busy
+    machine, and a marker of the lease's TTL alone could expire first.
+    """
     marker = new_key()
-    await backend.save(marker, encode_value(0), lease)
-    clock.advance(lease + resolution)
+    await backend.save(marker, encode_value(0), 2 * lease)
+    clock.advance(2 * lease + resolution)
 
     async def gone() -> bool:
         return await backend.load(marker) is None

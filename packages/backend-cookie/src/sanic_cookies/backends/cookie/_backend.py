@@ -7,7 +7,7 @@ import logging
 import math
 import os
 from typing import Any, ClassVar, Self
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import msgspec
 
@@ -22,6 +22,7 @@ from sanic_cookies import (
     backend_from_url,
     redact_url,
     served_over_asgi,
+    split_backend_url,
 )
 from sanic_cookies.backends.memory import MemoryBackend
 from sanic_cookies.clock import now
@@ -253,7 +254,7 @@ class CookieBackend(ClientSideBackend):
         ``revocation``, ``max_cookie_size``, ``allow_logged_out_cookie_replay``,
         ``single_process``.
         """
-        parts = urlsplit(url)
+        parts = split_backend_url(url)
         if (
             parts.scheme.lower() != "cookie"
             or parts.netloc
@@ -554,7 +555,7 @@ def _revocation_key(sid: bytes) -> str:
 
 def _uncapped_memory(url: str) -> dict[str, Any]:
     """``max_entries=None`` for a ``memory://`` revocation URL that sets no cap itself."""
-    parts = urlsplit(url)
+    parts = split_backend_url(url)  # (urlsplit's own errors may quote a password)
     if parts.scheme.lower() == "memory" and "max_entries" not in parse_qs(parts.query):
         return {"max_entries": None}
     return {}

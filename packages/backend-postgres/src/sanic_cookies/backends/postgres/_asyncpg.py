@@ -12,7 +12,7 @@ from sanic_cookies import ConfigurationError, redact_url
 
 from ._connector import Connector, PoolConnector
 from ._lock import LockScope
-from ._options import split_url
+from ._options import check_dsn, split_url
 from ._schema import DEFAULT_TABLE
 from ._store import PostgresStore
 
@@ -84,6 +84,9 @@ class PostgresBackend(PostgresStore):
     ) -> None:
         if (dsn is None) == (pool is None):
             raise ConfigurationError("PostgresBackend needs either a dsn or a pool, not both")
+        for url in (dsn, replica):
+            if isinstance(url, str):
+                check_dsn(url)  # as from_url does (asyncpg's own errors may quote a password)
         if max_size < 1:
             raise ConfigurationError(f"max_size must be at least 1, got {max_size}")
         if connect_timeout <= 0:

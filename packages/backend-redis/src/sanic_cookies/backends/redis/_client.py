@@ -7,7 +7,7 @@ import math
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
-from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -17,7 +17,12 @@ from redis.exceptions import NoScriptError, RedisError
 from sanic_cookies import ConfigurationError, redact_url, split_backend_url
 
 from . import _scripts
-from ._sentinel import build_sentinel_client, is_sentinel_url, sentinel_location
+from ._sentinel import (
+    build_sentinel_client,
+    check_db_once,
+    is_sentinel_url,
+    sentinel_location,
+)
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -96,12 +101,7 @@ def _check_db(url: str, *, cluster: bool = False) -> None:
     # redis-py reads a path that is not a number as db 0, without a word.
     parts = urlsplit(url)
     db = unquote(parts.path.strip("/"))
-    if db and "db" in dict(parse_qsl(parts.query)):
-        # (redis-py lets ?db= win over the path, without a word.)
-        raise ConfigurationError(
-            "A Redis URL gives its db once, in the path or as ?db=, not both: "
-            f"{public_location(url)}"
-        )
+    check_db_once(db, parts.query, public_location(url))
     if cluster and db not in ("", "0"):
         raise ConfigurationError(
             f"Redis Cluster has only db 0, got {db!r} in {public_location(url)}"

@@ -114,10 +114,24 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
             f"{scheme}://host:port[,host:port...]/service_name/db"
         )
     service, db = _service_and_db(scheme, parts.path, url)
+    check_db_once(db, parts.query, sentinel_location(url))
     sentinel_options, query = _split_query(parts.query)
     options = _redis_options(userinfo, db, query, url)
     tls = scheme == "rediss+sentinel"
     return SentinelTarget(sentinels, service, tls, options, sentinel_options)
+
+
+def check_db_once(path_db: str, query: str, location: str) -> None:
+    """Refuse a db given twice: in the path and as ``?db=``, or as ``?db=`` twice.
+
+    redis-py would take one of them without a word (``?db=`` over the path, the first
+    of two ``?db=``).
+    """
+    given = [value for name, value in parse_qsl(query, keep_blank_values=True) if name == "db"]
+    if len(given) + bool(path_db) > 1:
+        raise ConfigurationError(
+            f"A Redis URL gives its db once, in the path or as ?db=, not both: {location}"
+        )
 
 
 def _service_and_db(scheme: str, path: str, url: str) -> tuple[str, str]:
