@@ -171,6 +171,8 @@ def test_the_memory_backend_checks_its_url_too() -> None:
     with pytest.raises(ConfigurationError) as caught:
         backend_from_url("memory://admin:Tr0ub4dor@h/?max_entries=many")
     assert "Tr0ub4dor" not in str(caught.value)
+    with pytest.raises(ConfigurationError, match="each option once"):
+        backend_from_url("memory://?max_entries=10&max_entries=20")
 
 
 def test_a_url_with_several_hosts_is_refused_by_parse_backend_url() -> None:

@@ -156,6 +156,13 @@ def test_the_constructor_checks_its_dsn_as_from_url_does(dsn: str) -> None:
     assert "Tr0ub" not in str(caught.value) and "4dor" not in str(caught.value)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_option_of_the_backend_given_twice_is_refused(kind: str) -> None:
+    scheme = "postgresql" if kind == "asyncpg" else "postgresql+asyncpg"
+    with pytest.raises(ConfigurationError, match="table twice"):
+        backend_from_url(f"{scheme}://u@h/test?table=a&table=b")
+
+
 def test_a_sqlalchemy_url_without_a_host_keeps_its_slashes() -> None:
     # The host in the query, libpq style: the URL keeps its '//' when the backend's own
     # options are taken out of it (urlunsplit dropped it: SQLAlchemy then refused it).

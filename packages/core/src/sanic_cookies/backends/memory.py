@@ -114,7 +114,10 @@ class MemoryBackend(Backend):
 
         ``max_entries=none`` turns the cap off.
         """
-        query = dict(parse_qsl(split_backend_url(url).query, keep_blank_values=True))
+        pairs = parse_qsl(split_backend_url(url).query, keep_blank_values=True)
+        query = dict(pairs)
+        if len(query) < len(pairs):  # (dict() would keep the last without a word)
+            raise ConfigurationError("A memory:// URL gives each option once")
         kwargs: dict[str, Any] = {}
         try:
             if "max_entries" in query:

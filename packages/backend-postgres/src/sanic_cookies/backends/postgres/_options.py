@@ -68,6 +68,8 @@ def split_url(url: str, known: set[str], options: Mapping[str, Any]) -> tuple[st
     kept: list[tuple[str, str]] = []
     found: dict[str, Any] = {}
     for name, raw in parse_qsl(parts.query, keep_blank_values=True):
+        if name in known and name in found:  # (the last would win without a word)
+            raise ConfigurationError(f"The URL gives the option {name} twice")
         if name in known and name in _PARSERS:
             try:
                 found[name] = _PARSERS[name](raw)
