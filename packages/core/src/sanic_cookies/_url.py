@@ -174,13 +174,16 @@ def split_backend_url(url: str) -> SplitResult:
     """`urllib.parse.urlsplit(url)`, checked: its port reads, and its ``@`` is where it ends
     the credentials.
 
-    A ``#``, ``/`` or ``?`` left as it is in a password moves the rest of the
-    password and the host out of the authority: the URL would name another host
-    or port, and the text taken for a port may be the password. Such a URL, a
-    port that is not a number from 0 to 65535, and a ``#`` anywhere (a fragment,
-    which would cut an option or a path short) raise `ConfigurationError` with
-    the URL shown through `redact_url`. An authority may list several hosts
-    (``h1:5432,h2:5433``): each port must read.
+    A ``#``, ``/``, ``?`` or second ``@`` left as it is in a password moves the
+    rest of the password and the host out of the authority: the URL would name
+    another host or port, and the text taken for a port may be the password. Such a
+    URL (an ``@`` in the path or in an option's name), a port that is not a number
+    from 0 to 65535, a scheme urlsplit cannot read (``my_kv://``: the whole URL
+    would be a path), a control character (urlsplit deletes tabs and newlines), text
+    that is not UTF-8, and a ``#`` anywhere (a fragment, which would cut an option
+    or a path short) raise `ConfigurationError` with the URL shown through
+    `redact_url`. An authority may list several hosts (``h1:5432,h2:5433``): each
+    port must read.
     """
     if not isinstance(url, str):
         raise ConfigurationError(f"A backend URL must be a str, got {type(url).__name__}")
@@ -200,8 +203,9 @@ def split_backend_url(url: str) -> SplitResult:
     if parts is None or not _port_reads(parts) or _misread(url, parts):
         raise ConfigurationError(
             f"Malformed URL {redact_url(url)!r}: a port that is not a number from 0 to 65535, "
-            "or a character left as it is in a password, or an '@' in the path or an option's "
-            "name (percent-encode '#', '/', '?', '@' and ':' as %23, %2F, %3F, %40 and %3A)"
+            "a scheme that is not letters, digits, '+', '-' and '.', or a character left as it "
+            "is in a password, or an '@' in the path or an option's name (percent-encode '#', "
+            "'/', '?', '@' and ':' as %23, %2F, %3F, %40 and %3A)"
         )
     if "#" in url:
         # What follows a '#' is a fragment, which no backend reads: an option or a path
