@@ -9,13 +9,12 @@ read once per process; `register` adds schemes at runtime.
 from __future__ import annotations
 
 import importlib
-import re
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from ._backend import Backend
 from ._errors import BackendNotFound, ConfigurationError, DuplicateBackend
-from ._url import redact_url
+from ._url import is_url_scheme, redact_url
 
 __all__ = ["backend_class", "backend_from_url", "register", "registered_schemes"]
 
@@ -50,7 +49,7 @@ def register(scheme: str, target: type[Backend] | str) -> None:
         ConfigurationError: `scheme` is not a URL scheme: a letter, then letters, digits,
             ``+``, ``-`` or ``.`` (``my_kv`` is not: URL parsers read such a URL as a path).
     """
-    if not isinstance(scheme, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+    if not isinstance(scheme, str) or not is_url_scheme(scheme):
         raise ConfigurationError(
             f"A URL scheme is a letter, then letters, digits, '+', '-' or '.'; got {scheme!r}"
         )

@@ -231,6 +231,13 @@ _SECRET_WORDS = ("pass", "pwd", "secret", "token", "auth", "credential", "key", 
 
 #: What a URL scheme may hold (RFC 3986): urlsplit takes a URL with any other for a path.
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+
+
+def is_url_scheme(text: str) -> bool:
+    """Whether `text` can be a URL's scheme (`register` refuses any other)."""
+    return _SCHEME.fullmatch(text) is not None
+
+
 #: Control characters, which a URL never holds as they are (urlsplit deletes tabs and
 #: newlines without a word; a space it keeps, and a scheme cannot hold one).
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
@@ -325,7 +332,7 @@ def _misread(url: str, parts: SplitResult) -> bool:
     whole as a path.
     """
     scheme, sep, _ = url.partition("://")
-    if not sep or not _SCHEME.fullmatch(scheme):
+    if not sep or not is_url_scheme(scheme):
         return True
     if "@" not in url:
         return False
